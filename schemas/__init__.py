@@ -1,0 +1,1 @@
+"""Versioned message contracts of h200-orderbook: every command and event the services exchange."""

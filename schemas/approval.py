@@ -1,0 +1,80 @@
+"""The two-gate decisions on orders and their later changes."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from schemas.base import Event, PolicyRef, Quantity, Reason, Reference, Slug
+
+
+class Decision(Event):
+    """Every decision names the order, the policy revisions it applied and the event that caused it."""
+
+    order_id: UUID
+    buyer_id: Slug
+    pool_id: Slug
+    policy_refs: tuple[PolicyRef, ...]
+    cause_event_id: UUID
+    decided_at: AwareDatetime
+
+
+class OrderApproved(Decision):
+    """Both gates passed, possibly for less than requested and with conditions."""
+
+    TYPE: ClassVar[str] = "OrderApproved"
+    VERSION: ClassVar[int] = 1
+    requested_quantity: Quantity
+    approved_quantity: Quantity
+    licence_id: Reference
+    tranche_id: Reference
+    conditions: tuple[Reason, ...] = ()
+
+
+class OrderDenied(Decision):
+    """At least one gate refused the order; every failed check is listed."""
+
+    TYPE: ClassVar[str] = "OrderDenied"
+    VERSION: ClassVar[int] = 1
+    reasons: Annotated[tuple[Reason, ...], Field(min_length=1)]
+
+
+class OrderHeld(Decision):
+    """The order waits for information (a document, a licence, a quota) before it can be decided."""
+
+    TYPE: ClassVar[str] = "OrderHeld"
+    VERSION: ClassVar[int] = 1
+    reasons: Annotated[tuple[Reason, ...], Field(min_length=1)]
+
+
+class ApprovalSuspended(Decision):
+    TYPE: ClassVar[str] = "ApprovalSuspended"
+    VERSION: ClassVar[int] = 1
+    reason: Reason
+
+
+class ApprovalReinstated(Decision):
+    TYPE: ClassVar[str] = "ApprovalReinstated"
+    VERSION: ClassVar[int] = 1
+    reason: Reason
+
+
+class ApprovalRevoked(Decision):
+    """An approval is withdrawn for good; chips not yet delivered return to the pool."""
+
+    TYPE: ClassVar[str] = "ApprovalRevoked"
+    VERSION: ClassVar[int] = 1
+    reason: Reason
+
+
+class ApprovalReleased(Decision):
+    """Licence and quota use held by an order is given back (the order was cancelled, revoked or closed)."""
+
+    TYPE: ClassVar[str] = "ApprovalReleased"
+    VERSION: ClassVar[int] = 1
+    licence_id: Reference
+    tranche_id: Reference
+    quantity: Annotated[int, Field(ge=0)]
+    why: Literal["cancelled", "revoked", "closed"]

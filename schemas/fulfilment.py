@@ -1,0 +1,54 @@
+"""The physical life of an allocation: packed, shipped, cleared by customs, delivered, or failed."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime
+
+from schemas.base import Command, Event, Quantity, Reference, Slug, Text
+
+Step = Literal["packed", "shipped", "customs_cleared", "delivered", "held", "released", "lost", "refused"]
+
+
+class RecordFulfilmentStep(Command):
+    """A logistics system or an operator reports what happened to an allocation's shipment."""
+
+    TYPE: ClassVar[str] = "RecordFulfilmentStep"
+    VERSION: ClassVar[int] = 1
+    allocation_id: UUID
+    step: Step
+    at: AwareDatetime
+    note: Text | None = None
+
+
+class FulfilmentStepRecorded(Event):
+    TYPE: ClassVar[str] = "FulfilmentStepRecorded"
+    VERSION: ClassVar[int] = 1
+    allocation_id: UUID
+    pool_id: Slug
+    order_id: UUID
+    buyer_id: Slug
+    batch_id: Reference
+    quantity: Quantity
+    step: Step
+    note: Text | None = None
+    cause_event_id: UUID
+    at: AwareDatetime
+
+
+class DeliveryFailed(Event):
+    """A shipment was lost or refused: its chips return to the pool for reallocation."""
+
+    TYPE: ClassVar[str] = "DeliveryFailed"
+    VERSION: ClassVar[int] = 1
+    allocation_id: UUID
+    pool_id: Slug
+    order_id: UUID
+    buyer_id: Slug
+    batch_id: Reference
+    quantity: Quantity
+    outcome: Literal["lost", "refused"]
+    cause_event_id: UUID
+    at: AwareDatetime

@@ -1,0 +1,158 @@
+"""Writes the JSON Schema of every message and the AsyncAPI 3 document of the topics; `--check` compares.
+
+    python -m schemas.generate          # rewrite schemas/json/*.schema.json and schemas/asyncapi.json
+    python -m schemas.generate --check  # exit 1 and name the files that drifted from the models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from schemas.base import Message
+from schemas.envelope import Envelope
+from schemas.registry import ALL_MESSAGES, CURRENT
+from schemas.samples import sample_envelopes
+from schemas.topics import CATALOGUE, DEAD_LETTER_HEADERS, Topic
+
+HERE = Path(__file__).parent
+JSON_DIR = HERE / "json"
+ASYNCAPI = HERE / "asyncapi.json"
+CONTRACT_VERSION = "1.0.0"
+
+
+def message_schema(message: type[Message]) -> dict[str, Any]:
+    """The JSON Schema of a whole record value: the envelope with this payload, type and version fixed."""
+    schema = Envelope[message].model_json_schema(mode="validation")  # type: ignore[valid-type]
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"urn:h200-orderbook:schema:{message.schema_name()}"
+    schema["title"] = message.schema_name()
+    schema["description"] = (message.__doc__ or message.TYPE).strip().splitlines()[0]
+    schema["properties"]["type"] = {"const": message.TYPE, "type": "string"}
+    schema["properties"]["version"] = {"const": message.VERSION, "type": "integer"}
+    if message is not CURRENT[message.TYPE]:
+        schema["deprecated"] = True
+    return schema
+
+
+def _channel_id(topic: Topic) -> str:
+    return topic.name.replace(".", "_")
+
+
+def _operations(topic: Topic) -> dict[str, Any]:
+    operations: dict[str, Any] = {}
+    refs = [{"$ref": f"#/channels/{_channel_id(topic)}/messages/{m.schema_name()}"} for m in topic.messages]
+    for action, parties in (("send", topic.producers), ("receive", topic.consumers)):
+        for party in parties:
+            operations[f"{party}_{action}_{_channel_id(topic)}"] = {
+                "action": action,
+                "channel": {"$ref": f"#/channels/{_channel_id(topic)}"},
+                "summary": f"{party} {'publishes to' if action == 'send' else 'consumes'} {topic.name}",
+                **({"messages": refs} if refs else {}),
+            }
+    return operations
+
+
+def asyncapi_document() -> dict[str, Any]:
+    examples = {e.type: json.loads(e.model_dump_json()) for e in sample_envelopes()}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for topic in CATALOGUE:
+        channel: dict[str, Any] = {
+            "address": topic.name,
+            "description": topic.description,
+            "messages": {m.schema_name(): {"$ref": f"#/components/messages/{m.schema_name()}"} for m in topic.messages},
+            "bindings": {
+                "kafka": {
+                    "topic": topic.name,
+                    "partitions": topic.partitions,
+                    "replicas": 1,
+                    "topicConfiguration": {
+                        "cleanup.policy": [topic.config["cleanup.policy"]],
+                        "retention.ms": int(topic.config["retention.ms"]),
+                        "retention.bytes": int(topic.config["retention.bytes"]),
+                    },
+                    "bindingVersion": "0.5.0",
+                }
+            },
+            "x-key": topic.key,
+        }
+        if topic.dead_letter:
+            channel["x-dead-letter-headers"] = DEAD_LETTER_HEADERS
+        channels[_channel_id(topic)] = channel
+        operations.update(_operations(topic))
+    messages = {
+        m.schema_name(): {
+            "name": m.TYPE,
+            "title": m.schema_name(),
+            "summary": (m.__doc__ or m.TYPE).strip().splitlines()[0],
+            "contentType": "application/json",
+            "payload": {"$ref": f"json/{m.schema_name()}.schema.json"},
+            "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": "0.5.0"}},
+            "x-kind": m.KIND,
+            **({"examples": [{"payload": examples[m.TYPE]}]} if m is CURRENT[m.TYPE] else {}),
+        }
+        for m in ALL_MESSAGES
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "h200-orderbook",
+            "version": CONTRACT_VERSION,
+            "description": "Purchase orders for NVIDIA H200 chips through US export and Chinese import approval, "
+            "allocation of manufactured batches and fulfilment. Every record value is a JSON envelope "
+            "(id, type, version, occurred_at, producer, key, correlation_id, causation_id, payload).",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {"host": "127.0.0.1:9092", "protocol": "kafka", "description": "single-node Apache Kafka 4.x"}
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }
+
+
+def rendered() -> dict[Path, str]:
+    """Every generated file and its exact text."""
+    files = {
+        JSON_DIR / f"{m.schema_name()}.schema.json": json.dumps(message_schema(m), indent=2, sort_keys=True) + "\n"
+        for m in ALL_MESSAGES
+    }
+    files[ASYNCAPI] = json.dumps(asyncapi_document(), indent=2, sort_keys=True, default=str) + "\n"
+    return files
+
+
+def drifted() -> list[str]:
+    """Files whose committed text differs from what the models generate, plus stale extra schema files."""
+    files = rendered()
+    problems = [str(p.relative_to(HERE.parent)) for p, text in files.items() if not p.exists() or p.read_text() != text]
+    extra = [p for p in JSON_DIR.glob("*.schema.json") if p not in files] if JSON_DIR.exists() else []
+    return problems + [f"{p.relative_to(HERE.parent)} (no model generates it)" for p in extra]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 if any file drifted")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = drifted()
+        for problem in problems:
+            print(f"drifted: {problem}", file=sys.stderr)
+        if problems:
+            print("run `make schemas` and commit the result", file=sys.stderr)
+        return 1 if problems else 0
+    JSON_DIR.mkdir(exist_ok=True)
+    for stale in JSON_DIR.glob("*.schema.json"):
+        stale.unlink()
+    for path, text in rendered().items():
+        path.write_text(text)
+    print(f"wrote {len(ALL_MESSAGES)} JSON Schemas to {JSON_DIR} and {ASYNCAPI}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

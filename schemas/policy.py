@@ -1,0 +1,135 @@
+"""Policy events: the rules of both governments and of allocation, published by ops as versioned data.
+
+Every policy event names the policy it changes (`policy_id`) and its `revision`, which must grow by one
+per policy; decisions cite the revisions they applied.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from schemas.base import Event, Percent, Quantity, Reference, Slug, Text
+
+
+class PolicyEvent(Event):
+    policy_id: Reference
+    revision: Annotated[int, Field(ge=1)]
+    effective_at: AwareDatetime
+    issued_by: Text = Field(examples=["US Department of Commerce, BIS"])
+
+
+class ExportLicenceIssued(PolicyEvent):
+    """The US grants (or amends) an export licence for a buyer: quantity and validity window."""
+
+    TYPE: ClassVar[str] = "ExportLicenceIssued"
+    VERSION: ClassVar[int] = 1
+    licence_id: Reference
+    buyer_id: Slug
+    quantity: Quantity
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> ExportLicenceIssued:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until: must be later than valid_from")
+        return self
+
+
+class ExportLicenceRevoked(PolicyEvent):
+    TYPE: ClassVar[str] = "ExportLicenceRevoked"
+    VERSION: ClassVar[int] = 1
+    licence_id: Reference
+    buyer_id: Slug
+    reason: Text
+
+
+class DeniedPartyListed(PolicyEvent):
+    TYPE: ClassVar[str] = "DeniedPartyListed"
+    VERSION: ClassVar[int] = 1
+    buyer_id: Slug
+    reason: Text
+
+
+class DeniedPartyDelisted(PolicyEvent):
+    TYPE: ClassVar[str] = "DeniedPartyDelisted"
+    VERSION: ClassVar[int] = 1
+    buyer_id: Slug
+    reason: Text
+
+
+class ImporterAuthorised(PolicyEvent):
+    """China authorises a company to import H200 chips."""
+
+    TYPE: ClassVar[str] = "ImporterAuthorised"
+    VERSION: ClassVar[int] = 1
+    buyer_id: Slug
+    buyer_name: Text
+
+
+class ImporterSuspended(PolicyEvent):
+    """China pauses an importer: its approvals stop receiving chips until reinstated."""
+
+    TYPE: ClassVar[str] = "ImporterSuspended"
+    VERSION: ClassVar[int] = 1
+    buyer_id: Slug
+    reason: Text
+
+
+class ImporterReinstated(PolicyEvent):
+    TYPE: ClassVar[str] = "ImporterReinstated"
+    VERSION: ClassVar[int] = 1
+    buyer_id: Slug
+    reason: Text
+
+
+class ImporterRevoked(PolicyEvent):
+    """China withdraws an importer's authorisation: its open approvals are revoked, quota released."""
+
+    TYPE: ClassVar[str] = "ImporterRevoked"
+    VERSION: ClassVar[int] = 1
+    buyer_id: Slug
+    reason: Text
+
+
+class TrancheQuotaSet(PolicyEvent):
+    """The import quota of one buyer in one tranche (a period of approvals)."""
+
+    TYPE: ClassVar[str] = "TrancheQuotaSet"
+    VERSION: ClassVar[int] = 1
+    tranche_id: Reference
+    buyer_id: Slug
+    quantity: Annotated[int, Field(ge=0, le=100_000_000)]
+    opens_at: AwareDatetime
+    closes_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> TrancheQuotaSet:
+        if self.closes_at <= self.opens_at:
+            raise ValueError("closes_at: must be later than opens_at")
+        return self
+
+
+class ImportUseRulesSet(PolicyEvent):
+    """China's rules on declared uses, documents, inference share and domestic-chip commitment."""
+
+    TYPE: ClassVar[str] = "ImportUseRulesSet"
+    VERSION: ClassVar[int] = 1
+    necessary_uses: Annotated[tuple[Slug, ...], Field(min_length=1)]
+    required_document_kinds: tuple[Slug, ...] = ()
+    max_inference_share_pct: Percent
+    min_domestic_commitment_pct: Annotated[int, Field(ge=0, le=1000)] = Field(
+        description="domestic chips committed, as a percent of the H200 quantity ordered"
+    )
+    inference_use: Slug = "inference"
+
+
+class AllocationPolicySet(PolicyEvent):
+    """How a pool's scarce batches are shared among approved orders."""
+
+    TYPE: ClassVar[str] = "AllocationPolicySet"
+    VERSION: ClassVar[int] = 1
+    pool_id: Slug
+    rule: Literal["first_approved_first_served", "pro_rata"]

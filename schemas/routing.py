@@ -1,0 +1,28 @@
+"""Where each message is first published and which payload field is its record key."""
+
+from __future__ import annotations
+
+from schemas.base import Message
+from schemas.topics import CATALOGUE, Topic
+
+HOME: dict[str, Topic] = {}
+for _topic in CATALOGUE:
+    for _message in _topic.messages:
+        HOME.setdefault(_message.TYPE, _topic)
+
+
+def home_topic(message: Message | type[Message]) -> Topic:
+    """The topic a message type is published to by its producer (a re-keyed copy may travel elsewhere)."""
+    try:
+        return HOME[message.TYPE]
+    except KeyError:
+        raise LookupError(f"{message.TYPE} is carried by no topic of the catalogue") from None
+
+
+def record_key(payload: Message, topic: Topic | None = None) -> str:
+    """The Kafka key of a payload on a topic: the value of the field the catalogue names as its key."""
+    topic = topic or home_topic(payload)
+    value = getattr(payload, topic.key, None)
+    if value is None:
+        raise LookupError(f"{payload.TYPE} has no field {topic.key!r}, the key of topic {topic.name}")
+    return str(value)
