@@ -6,7 +6,7 @@ from schemas.base import Message
 from schemas.topics import CATALOGUE, Topic
 
 HOME: dict[str, Topic] = {}
-for _topic in CATALOGUE:
+for _topic in (topic for topic in CATALOGUE if not topic.carries_copies):
     for _message in _topic.messages:
         HOME.setdefault(_message.TYPE, _topic)
 

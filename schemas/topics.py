@@ -22,6 +22,8 @@ class Topic:
     consumers: tuple[str, ...]
     config: dict[str, str] = field(default_factory=lambda: dict(KEEP_FOREVER))
     dead_letter: bool = False
+    carries_copies: bool = False
+    """True for a topic that re-keys messages first published elsewhere (their home is another topic)."""
 
 
 POLICY_MESSAGES: tuple[type[Message], ...] = (
@@ -81,7 +83,7 @@ CATALOGUE: tuple[Topic, ...] = (
         "h200.allocation.inbox", "pool_id", 3,
         "Everything allocation decides on, re-keyed by pool so one writer sees one pool in one order.",
         (*APPROVAL_MESSAGES, supply.BatchManufactured, policy.AllocationPolicySet, fulfilment.DeliveryFailed),
-        ("allocation",), ("allocation",),
+        ("allocation",), ("allocation",), carries_copies=True,
     ),
     Topic(
         "h200.allocations", "pool_id", 3,

@@ -1,0 +1,86 @@
+# h200-orderbook: every target sets up what it needs; `make` alone lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PYTHON  ?= python3
+STAMP   := $(VENV)/.installed
+export H200_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(or $(KAFKA_PORT),9092)
+export H200_REDIS_URL ?= redis://127.0.0.1:$(or $(REDIS_PORT),6379)/0
+
+.PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics schemas \
+        schemas-check lint unit integration test demo down clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+system: ## install the Debian packages the project runs (docker.io, debootstrap, redis-server) where missing
+	@bash infra/system-packages.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: system $(STAMP) jars ## everything: Debian packages, Python venv with pinned deps, Kafka jars
+
+jars: ## fetch the Apache Kafka 4.4.0 jars from Maven Central into infra/kafka/.cache (once)
+	@bash infra/kafka/fetch-jars.sh
+
+kafka-up: jars $(STAMP) ## start a single-node KRaft broker on 127.0.0.1 (port: KAFKA_PORT, default 9092)
+	@bash infra/kafka/kafka.sh start
+
+kafka-down: ## stop that broker (`make kafka-down PURGE=1` also deletes its data)
+	@bash infra/kafka/kafka.sh stop $(if $(PURGE),--purge,)
+
+redis-up: ## start redis-server on 127.0.0.1 (port: REDIS_PORT, default 6379)
+	@bash infra/redis/redis.sh start
+
+redis-down: ## stop that redis-server
+	@bash infra/redis/redis.sh stop
+
+engine: ## make sure a Docker engine answers (installs docker.io and starts dockerd if needed)
+	@bash infra/images/docker-engine.sh ensure
+
+images: engine jars ## build the Kafka and Redis images locally (no registry needed; reuses what exists)
+	@bash infra/images/build.sh
+
+topics: $(STAMP) ## create the topic catalogue on H200_BOOTSTRAP_SERVERS (safe to repeat)
+	@$(PY) -m services.ops topics create
+
+schemas: $(STAMP) ## regenerate schemas/json/*.schema.json and schemas/asyncapi.json from the models
+	@$(PY) -m schemas.generate
+
+schemas-check: $(STAMP) ## fail if the generated schemas drifted from the models
+	@$(PY) -m schemas.generate --check
+
+lint: $(STAMP) ## ruff, mypy, import contracts and the schema drift check
+	@$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy schemas services
+	$(VENV)/bin/lint-imports
+	$(PY) -m schemas.generate --check
+
+unit: $(STAMP) ## pure tests: no broker, no Docker, seconds
+	@$(PY) -m pytest tests/unit -q
+
+integration: install images ## adapters against Kafka and Redis in containers started by testcontainers
+	@$(PY) -m pytest tests/integration -q
+
+test: install images ## the whole suite: unit and integration tiers (what CI runs)
+	@$(PY) -m pytest tests/unit tests/integration -q
+
+demo: install ## start Kafka and Redis, create the topics, send and read back every message kind, stop
+	@bash infra/demo.sh
+
+down: ## stop everything this project started (broker, redis, dockerd)
+	@bash infra/kafka/kafka.sh stop || true
+	bash infra/redis/redis.sh stop || true
+	bash infra/images/docker-engine.sh stop || true
+
+clean: down ## also delete local state: .run/ (broker and redis data)
+	@rm -rf .run

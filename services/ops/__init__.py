@@ -1,0 +1,1 @@
+"""Operator tooling: topic administration, samples, and (later) policy, supply and order commands."""

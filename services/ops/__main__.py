@@ -1,0 +1,3 @@
+from services.ops.cli import main
+
+raise SystemExit(main())
