@@ -52,7 +52,8 @@ def make_envelope(
         if cause is None:
             raise ValueError("make_envelope: give message_id for a message without a cause")
         message_id = derive_id(cause.id, payload.TYPE, discriminator)
-    return Envelope[type(payload)].model_validate(  # type: ignore[misc]
+    model: type[Envelope[M]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+    return model.model_validate(
         {
             "id": message_id,
             "type": payload.TYPE,

@@ -1,7 +1,7 @@
 """Writes the JSON Schema of every message and the AsyncAPI 3 document of the topics; `--check` compares.
 
-    python -m schemas.generate          # rewrite schemas/json/*.schema.json and schemas/asyncapi.json
-    python -m schemas.generate --check  # exit 1 and name the files that drifted from the models
+python -m schemas.generate          # rewrite schemas/json/*.schema.json and schemas/asyncapi.json
+python -m schemas.generate --check  # exit 1 and name the files that drifted from the models
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ from schemas.routing import record_key
 AT = datetime(2026, 1, 28, 9, 0, tzinfo=UTC)
 ORDER_ID = order_id_for("bytedance", "BD-PO-2026-0001")
 ALLOCATION_ID = derive_id("allocation", "h200", "TSMC-B001", ORDER_ID)
-POLICY_REFS = (PolicyRef(policy_id="us-licence/BIS-H200-0001", revision=1), PolicyRef(policy_id="cn-use-rules", revision=1))
+POLICY_REFS = (
+    PolicyRef(policy_id="us-licence/BIS-H200-0001", revision=1),
+    PolicyRef(policy_id="cn-use-rules", revision=1),
+)
 _DOC = intake.SupportingDocument(document_id="DOC-1", kind="end_use_statement", sha256="a" * 64)
 _TERMS: dict[str, Any] = {
     "buyer_id": "bytedance",
@@ -28,12 +31,21 @@ _TERMS: dict[str, Any] = {
 }
 _POLICY: dict[str, Any] = {"revision": 1, "effective_at": AT, "issued_by": "sample authority"}
 _DECISION: dict[str, Any] = {
-    "order_id": ORDER_ID, "buyer_id": "bytedance", "pool_id": "h200", "policy_refs": POLICY_REFS,
-    "cause_event_id": derive_id("sample-cause"), "decided_at": AT,
+    "order_id": ORDER_ID,
+    "buyer_id": "bytedance",
+    "pool_id": "h200",
+    "policy_refs": POLICY_REFS,
+    "cause_event_id": derive_id("sample-cause"),
+    "decided_at": AT,
 }
 _LINE: dict[str, Any] = {
-    "allocation_id": ALLOCATION_ID, "pool_id": "h200", "order_id": ORDER_ID, "buyer_id": "bytedance",
-    "batch_id": "TSMC-B001", "quantity": 20_000, "cause_event_id": derive_id("sample-cause"),
+    "allocation_id": ALLOCATION_ID,
+    "pool_id": "h200",
+    "order_id": ORDER_ID,
+    "buyer_id": "bytedance",
+    "batch_id": "TSMC-B001",
+    "quantity": 20_000,
+    "cause_event_id": derive_id("sample-cause"),
 }
 _REASON = Reason(code="policy_change", message="sample reason", gate="cn_import")
 
@@ -42,51 +54,96 @@ def sample_payloads() -> list[Message]:
     """A valid instance of every current message type."""
     return [
         intake.SubmitOrder(**_TERMS, submitted_at=AT),
-        intake.CancelOrder(buyer_id="bytedance", upstream_ref="BD-PO-2026-0001", reason="plan changed", requested_at=AT),
-        intake.AddOrderDocuments(buyer_id="bytedance", upstream_ref="BD-PO-2026-0001", documents=[_DOC], requested_at=AT),
+        intake.CancelOrder(
+            buyer_id="bytedance", upstream_ref="BD-PO-2026-0001", reason="plan changed", requested_at=AT
+        ),
+        intake.AddOrderDocuments(
+            buyer_id="bytedance", upstream_ref="BD-PO-2026-0001", documents=[_DOC], requested_at=AT
+        ),
         intake.OrderPlaced(**_TERMS, order_id=ORDER_ID, placed_at=AT),
         intake.OrderSubmissionRejected(
-            buyer_id="bytedance", upstream_ref="BD-PO-2026-0002", rejected_at=AT,
-            reasons=[Reason(code="quantity_invalid", message="quantity must be positive", field="quantity", gate="intake")],
+            buyer_id="bytedance",
+            upstream_ref="BD-PO-2026-0002",
+            rejected_at=AT,
+            reasons=[
+                Reason(code="quantity_invalid", message="quantity must be positive", field="quantity", gate="intake")
+            ],
         ),
         intake.OrderDocumentsAdded(order_id=ORDER_ID, buyer_id="bytedance", documents=[_DOC], added_at=AT),
         intake.OrderCancelled(order_id=ORDER_ID, buyer_id="bytedance", reason="plan changed", cancelled_at=AT),
         policy.ExportLicenceIssued(
-            **_POLICY, policy_id="us-licence/BIS-H200-0001", licence_id="BIS-H200-0001", buyer_id="bytedance",
-            quantity=200_000, valid_from=AT, valid_until=datetime(2027, 1, 28, tzinfo=UTC),
+            **_POLICY,
+            policy_id="us-licence/BIS-H200-0001",
+            licence_id="BIS-H200-0001",
+            buyer_id="bytedance",
+            quantity=200_000,
+            valid_from=AT,
+            valid_until=datetime(2027, 1, 28, tzinfo=UTC),
         ),
         policy.ExportLicenceRevoked(
-            **_POLICY, policy_id="us-licence/BIS-H200-0001", licence_id="BIS-H200-0001", buyer_id="bytedance",
+            **_POLICY,
+            policy_id="us-licence/BIS-H200-0001",
+            licence_id="BIS-H200-0001",
+            buyer_id="bytedance",
             reason="sample",
         ),
         policy.DeniedPartyListed(**_POLICY, policy_id="us-denied-parties", buyer_id="shady-ai", reason="sample"),
         policy.DeniedPartyDelisted(**_POLICY, policy_id="us-denied-parties", buyer_id="shady-ai", reason="sample"),
-        policy.ImporterAuthorised(**_POLICY, policy_id="cn-importer/bytedance", buyer_id="bytedance", buyer_name="ByteDance Ltd."),
+        policy.ImporterAuthorised(
+            **_POLICY, policy_id="cn-importer/bytedance", buyer_id="bytedance", buyer_name="ByteDance Ltd."
+        ),
         policy.ImporterSuspended(**_POLICY, policy_id="cn-importer/bytedance", buyer_id="bytedance", reason="sample"),
         policy.ImporterReinstated(**_POLICY, policy_id="cn-importer/bytedance", buyer_id="bytedance", reason="sample"),
         policy.ImporterRevoked(**_POLICY, policy_id="cn-importer/bytedance", buyer_id="bytedance", reason="sample"),
         policy.TrancheQuotaSet(
-            **_POLICY, policy_id="cn-quota/T1/bytedance", tranche_id="T1", buyer_id="bytedance", quantity=150_000,
-            opens_at=AT, closes_at=datetime(2026, 7, 1, tzinfo=UTC),
+            **_POLICY,
+            policy_id="cn-quota/T1/bytedance",
+            tranche_id="T1",
+            buyer_id="bytedance",
+            quantity=150_000,
+            opens_at=AT,
+            closes_at=datetime(2026, 7, 1, tzinfo=UTC),
         ),
         policy.ImportUseRulesSet(
-            **_POLICY, policy_id="cn-use-rules", necessary_uses=["ai_research", "model_training", "inference"],
-            required_document_kinds=["end_use_statement"], max_inference_share_pct=40, min_domestic_commitment_pct=20,
+            **_POLICY,
+            policy_id="cn-use-rules",
+            necessary_uses=["ai_research", "model_training", "inference"],
+            required_document_kinds=["end_use_statement"],
+            max_inference_share_pct=40,
+            min_domestic_commitment_pct=20,
         ),
-        policy.AllocationPolicySet(**_POLICY, policy_id="allocation/h200", pool_id="h200", rule="first_approved_first_served"),
-        supply.BatchManufactured(batch_id="TSMC-B001", pool_id="h200", quantity=60_000, site="TSMC Fab 18, Tainan", ready_at=AT),
+        policy.AllocationPolicySet(
+            **_POLICY, policy_id="allocation/h200", pool_id="h200", rule="first_approved_first_served"
+        ),
+        supply.BatchManufactured(
+            batch_id="TSMC-B001", pool_id="h200", quantity=60_000, site="TSMC Fab 18, Tainan", ready_at=AT
+        ),
         approval.OrderApproved(
-            **_DECISION, requested_quantity=150_000, approved_quantity=120_000, licence_id="BIS-H200-0001", tranche_id="T1",
+            **_DECISION,
+            requested_quantity=150_000,
+            approved_quantity=120_000,
+            licence_id="BIS-H200-0001",
+            tranche_id="T1",
             conditions=[Reason(code="reduced_to_quota", message="approved up to the tranche quota", gate="cn_import")],
         ),
-        approval.OrderDenied(**_DECISION, reasons=[Reason(code="denied_party", message="buyer is on the denied-party list", gate="us_export")]),
-        approval.OrderHeld(**_DECISION, reasons=[Reason(code="document_missing", message="end_use_statement missing", gate="cn_import")]),
+        approval.OrderDenied(
+            **_DECISION,
+            reasons=[Reason(code="denied_party", message="buyer is on the denied-party list", gate="us_export")],
+        ),
+        approval.OrderHeld(
+            **_DECISION,
+            reasons=[Reason(code="document_missing", message="end_use_statement missing", gate="cn_import")],
+        ),
         approval.ApprovalSuspended(**_DECISION, reason=_REASON),
         approval.ApprovalReinstated(**_DECISION, reason=_REASON),
         approval.ApprovalRevoked(**_DECISION, reason=_REASON),
-        approval.ApprovalReleased(**_DECISION, licence_id="BIS-H200-0001", tranche_id="T1", quantity=100_000, why="revoked"),
+        approval.ApprovalReleased(
+            **_DECISION, licence_id="BIS-H200-0001", tranche_id="T1", quantity=100_000, why="revoked"
+        ),
         allocation.ChipsAllocated(
-            **_LINE, rule="first_approved_first_served", policy_ref=PolicyRef(policy_id="allocation/h200", revision=1),
+            **_LINE,
+            rule="first_approved_first_served",
+            policy_ref=PolicyRef(policy_id="allocation/h200", revision=1),
             allocated_at=AT,
         ),
         allocation.AllocationReleased(**_LINE, why="delivery_failed", released_at=AT),
@@ -99,7 +156,10 @@ def sample_payloads() -> list[Message]:
 def sample_envelopes() -> list[Envelope[Message]]:
     return [
         make_envelope(
-            payload, key=record_key(payload), producer="samples", occurred_at=AT,
+            payload,
+            key=record_key(payload),
+            producer="samples",
+            occurred_at=AT,
             message_id=derive_id("sample", payload.TYPE, payload.VERSION),
         )
         for payload in sample_payloads()

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from schemas.topics import CATALOGUE
-from services.ops.kafka_clients import BrokerUnavailable, admin_client
+from services.ops.kafka_clients import BrokerUnavailableError, admin_client
 from services.ops.samples import send_and_read_back
 from services.ops.settings import OpsSettings
 from services.ops.topics import ensure_topics
@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     topic_commands.add_parser(
         "create", help="create missing topics and restore their settings (safe to run again)"
     ).set_defaults(run=_topics_create)
-    commands.add_parser(
-        "samples", help="send one sample of every message kind and read each back"
-    ).set_defaults(run=_samples)
+    commands.add_parser("samples", help="send one sample of every message kind and read each back").set_defaults(
+        run=_samples
+    )
     return parser
 
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
         return int(args.run(args, OpsSettings()))
-    except BrokerUnavailable as exc:
+    except BrokerUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,16 +8,15 @@ from contextlib import contextmanager
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
-
 BOOTSTRAP_TIMEOUT_MS = 10_000
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailableError(RuntimeError):
     pass
 
 
-def _unreachable(bootstrap: str) -> BrokerUnavailable:
-    return BrokerUnavailable(
+def _unreachable(bootstrap: str) -> BrokerUnavailableError:
+    return BrokerUnavailableError(
         f"no Kafka broker answers at {bootstrap}: start one with `make kafka-up`, "
         "or point H200_BOOTSTRAP_SERVERS at a running cluster"
     )

@@ -27,9 +27,7 @@ def send_and_read_back(bootstrap: str, timeout_s: float = 30.0) -> list[Echo]:
     envelopes = sample_envelopes()
     positions: list[tuple[Envelope[Message], TopicPartition, int]] = []
     with producer(bootstrap) as client:
-        futures = [
-            (e, client.send(home_topic(e.payload).name, key=e.key.encode(), value=encode(e))) for e in envelopes
-        ]
+        futures = [(e, client.send(home_topic(e.payload).name, key=e.key.encode(), value=encode(e))) for e in envelopes]
         for envelope, future in futures:
             metadata = future.get(timeout=timeout_s)
             positions.append((envelope, TopicPartition(metadata.topic, metadata.partition), metadata.offset))
