@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime
 
-from schemas.base import Command, Event, Quantity, Reference, Slug, Text
+from schemas.base import Command, Event, Quantity, Reason, Reference, Slug, Text
 
 Step = Literal["packed", "shipped", "customs_cleared", "delivered", "held", "released", "lost", "refused"]
 
@@ -50,5 +50,17 @@ class DeliveryFailed(Event):
     batch_id: Reference
     quantity: Quantity
     outcome: Literal["lost", "refused"]
+    cause_event_id: UUID
+    at: AwareDatetime
+
+
+class FulfilmentStepRejected(Event):
+    """A reported step does not fit the shipment's history (e.g. delivered before shipped, unknown allocation)."""
+
+    TYPE: ClassVar[str] = "FulfilmentStepRejected"
+    VERSION: ClassVar[int] = 1
+    allocation_id: UUID
+    step: Step
+    reason: Reason
     cause_event_id: UUID
     at: AwareDatetime

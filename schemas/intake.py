@@ -128,3 +128,16 @@ class OrderCancelled(Event):
     buyer_id: Slug
     reason: Text
     cancelled_at: AwareDatetime
+
+
+class CommandRejected(Event):
+    """Intake refused a cancellation or a document filing (e.g. the order is unknown or already closed)."""
+
+    TYPE: ClassVar[str] = "CommandRejected"
+    VERSION: ClassVar[int] = 1
+    command_id: UUID
+    command_type: str
+    buyer_id: str
+    upstream_ref: str
+    reasons: Annotated[tuple[Reason, ...], Field(min_length=1)]
+    rejected_at: AwareDatetime

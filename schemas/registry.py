@@ -18,6 +18,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     intake.OrderSubmissionRejected,
     intake.OrderDocumentsAdded,
     intake.OrderCancelled,
+    intake.CommandRejected,
     policy.ExportLicenceIssued,
     policy.ExportLicenceRevoked,
     policy.DeniedPartyListed,
@@ -43,6 +44,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     fulfilment.RecordFulfilmentStep,
     fulfilment.FulfilmentStepRecorded,
     fulfilment.DeliveryFailed,
+    fulfilment.FulfilmentStepRejected,
 )
 
 BY_TYPE_AND_VERSION: dict[tuple[str, int], type[Message]] = {

@@ -71,6 +71,14 @@ def sample_payloads() -> list[Message]:
         ),
         intake.OrderDocumentsAdded(order_id=ORDER_ID, buyer_id="bytedance", documents=[_DOC], added_at=AT),
         intake.OrderCancelled(order_id=ORDER_ID, buyer_id="bytedance", reason="plan changed", cancelled_at=AT),
+        intake.CommandRejected(
+            command_id=derive_id("sample-command"),
+            command_type="CancelOrder",
+            buyer_id="bytedance",
+            upstream_ref="BD-PO-2026-0404",
+            rejected_at=AT,
+            reasons=[Reason(code="unknown_order", message="no order BD-PO-2026-0404 for bytedance", gate="intake")],
+        ),
         policy.ExportLicenceIssued(
             **_POLICY,
             policy_id="us-licence/BIS-H200-0001",
@@ -150,6 +158,13 @@ def sample_payloads() -> list[Message]:
         fulfilment.RecordFulfilmentStep(allocation_id=ALLOCATION_ID, step="shipped", at=AT),
         fulfilment.FulfilmentStepRecorded(**_LINE, step="shipped", at=AT),
         fulfilment.DeliveryFailed(**_LINE, outcome="refused", at=AT),
+        fulfilment.FulfilmentStepRejected(
+            allocation_id=ALLOCATION_ID,
+            step="delivered",
+            cause_event_id=derive_id("sample-cause"),
+            at=AT,
+            reason=Reason(code="step_out_of_order", message="delivered before shipped", gate="fulfilment"),
+        ),
     ]
 
 

@@ -162,8 +162,10 @@ def test_every_current_message_travels_on_a_topic_keyed_by_one_of_its_fields() -
     carried: set[type[Message]] = set()
     for topic in CATALOGUE:
         for message in topic.messages:
-            assert topic.key in message.model_fields, f"{message.TYPE} lacks {topic.key}, key of {topic.name}"
             carried.add(message)
+            if message in topic.broadcast:
+                continue
+            assert topic.key in message.model_fields, f"{message.TYPE} lacks {topic.key}, key of {topic.name}"
     assert carried == set(CURRENT.values())
 
 

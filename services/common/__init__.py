@@ -1,0 +1,1 @@
+"""What every service shares: the decider runner, the Kafka edge, dead letters and settings."""

@@ -1,0 +1,68 @@
+"""The decider shape every service core follows, and the one function that runs it.
+
+A core is a module (or object) with:
+    NAME: str                                        the producer name written into envelopes
+    initial_state() -> State
+    decide(state, message) -> Sequence[Message]      payloads of the facts `message` causes; never mutates state
+    evolve(state, message) -> State                  folds an observed input or one of its own events
+
+`evolve` may reuse the previous state object (updating it in place) and return it: replays fold millions of
+events and copying a whole book per event would make them quadratic. Callers therefore never keep an old
+state after calling `evolve`. Neither function does I/O, reads a clock or makes random ids: time and ids come
+from the envelopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+from schemas.base import Message
+from schemas.envelope import Envelope, make_envelope
+from schemas.routing import record_key
+
+S = TypeVar("S")
+
+
+class Core(Protocol[S]):
+    NAME: str
+
+    def initial_state(self) -> S: ...
+
+    def decide(self, state: S, message: Envelope[Any]) -> Sequence[Message]: ...
+
+    def evolve(self, state: S, message: Envelope[Any]) -> S: ...
+
+
+def wrap(core_name: str, cause: Envelope[Any], payloads: Sequence[Message]) -> list[Envelope[Message]]:
+    """Envelopes for the facts a message caused: ids derived from the cause, time taken from it."""
+    return [
+        make_envelope(
+            payload,
+            key=record_key(payload),
+            producer=core_name,
+            occurred_at=cause.occurred_at,
+            cause=cause,
+            discriminator=index,
+        )
+        for index, payload in enumerate(payloads)
+    ]
+
+
+def step(core: Any, state: S, message: Envelope[Any]) -> tuple[S, list[Envelope[Message]]]:
+    """Decide on one input, then fold the input and every resulting event into the state."""
+    outputs = wrap(core.NAME, message, core.decide(state, message))
+    state = core.evolve(state, message)
+    for output in outputs:
+        state = core.evolve(state, output)
+    return state, outputs
+
+
+def fold(core: Any, messages: Sequence[Envelope[Any]], state: S | None = None) -> tuple[S, list[Envelope[Message]]]:
+    """Run a sequence of inputs through a core: the final state and every event decided on the way."""
+    current: S = core.initial_state() if state is None else state
+    decided: list[Envelope[Message]] = []
+    for message in messages:
+        current, outputs = step(core, current, message)
+        decided.extend(outputs)
+    return current, decided
