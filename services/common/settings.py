@@ -1,0 +1,41 @@
+"""Typed settings, read once: the cluster's (prefix H200_) and each service's own (prefix H200_<SERVICE>_)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.codec import MAX_MESSAGE_BYTES
+
+
+class ClusterSettings(BaseSettings):
+    """Where Kafka and Redis are: shared by every process of the system."""
+
+    model_config = SettingsConfigDict(env_prefix="H200_", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    max_message_bytes: int = Field(MAX_MESSAGE_BYTES, gt=0)
+
+
+class WorkerSettings(BaseSettings):
+    """One worker process of a service; read with `WorkerSettings.for_service(name)`."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    datadir: Path = Path(".run/workers")
+    web_port: int = Field(0, ge=0, le=65535, description="0 disables the worker's HTTP endpoint")
+    # A killed worker's partitions wait this long before another worker takes them (faust's default is 60 s).
+    session_timeout_s: float = Field(10.0, gt=0)
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0)
+    send_retry_s: float = Field(1.0, gt=0)
+
+    @classmethod
+    def for_service(cls, service: str) -> WorkerSettings:
+        return cls(_env_prefix=f"H200_{service.upper()}_")

@@ -1,0 +1,136 @@
+"""A core's state per partition: applied once, rebuilt from the partition after a restart or a gap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from schemas.base import Message
+from schemas.codec import encode
+from schemas.envelope import Envelope, derive_id, make_envelope
+from schemas.intake import OrderPlaced, SubmitOrder
+from schemas.samples import AT, sample_payloads
+from services.common.partitions import PartitionedCore
+from services.common.records import Record
+
+SUBMIT: SubmitOrder = next(p for p in sample_payloads() if isinstance(p, SubmitOrder))
+
+
+class PlaceOnce:
+    """A toy core: places each (buyer, reference) once."""
+
+    NAME = "toy"
+
+    @staticmethod
+    def initial_state() -> set[str]:
+        return set()
+
+    @staticmethod
+    def decide(state: set[str], message: Envelope[Any]) -> Sequence[Message]:
+        payload = message.payload
+        if not isinstance(payload, SubmitOrder) or payload.upstream_ref in state:
+            return []
+        if payload.upstream_ref == "BOOM":
+            raise RuntimeError("defect in the core")
+        fields = payload.model_dump(exclude={"submitted_at"})
+        return [OrderPlaced(**fields, order_id=derive_id("order", payload.upstream_ref), placed_at=AT)]
+
+    @staticmethod
+    def evolve(state: set[str], message: Envelope[Any]) -> set[str]:
+        if isinstance(message.payload, OrderPlaced):
+            state.add(message.payload.upstream_ref)
+        return state
+
+
+def submission(ref: str, message_id: str | None = None) -> bytes:
+    payload = SUBMIT.model_copy(update={"upstream_ref": ref})
+    envelope = make_envelope(
+        payload, key="bytedance", producer="test", occurred_at=AT, message_id=derive_id(message_id or ref)
+    )
+    return encode(envelope)
+
+
+def records(values: list[bytes]) -> list[Record]:
+    return [Record("inbox", 0, offset, b"bytedance", value) for offset, value in enumerate(values)]
+
+
+class Log:
+    """An in-memory partition log standing in for Kafka in this pure test."""
+
+    def __init__(self, log: list[Record]) -> None:
+        self.log = log
+        self.replays: list[int] = []
+
+    async def replay(self, topic: str, partition: int, until: int) -> AsyncIterator[Record]:
+        self.replays.append(until)
+        for record in self.log[:until]:
+            yield record
+
+
+def run(core: PartitionedCore, log: list[Record]) -> list[list[str]]:
+    async def go() -> list[list[str]]:
+        return [[o.payload.TYPE for o in (await core.handle(record)).outputs] for record in log]
+
+    return asyncio.run(go())
+
+
+def test_a_fresh_partition_is_processed_without_replay() -> None:
+    log = records([submission("A"), submission("B")])
+    fake = Log(log)
+    core = PartitionedCore(PlaceOnce, fake.replay, 1_000_000)
+    assert run(core, log) == [["OrderPlaced"], ["OrderPlaced"]]
+    assert fake.replays == [0]
+
+
+def test_a_restarted_worker_rebuilds_state_and_does_not_decide_again() -> None:
+    log = records([submission("A"), submission("B"), submission("A", "A-resent"), submission("C")])
+    fake = Log(log)
+    restarted = PartitionedCore(PlaceOnce, fake.replay, 1_000_000)
+    # The worker crashed after offset 1: it resumes at offset 2 and must know A and B are placed.
+    outputs = run(restarted, log[2:])
+    assert outputs == [[], ["OrderPlaced"]]
+    assert fake.replays == [2]
+    assert restarted.state_of("inbox", 0) == {"A", "B", "C"}
+
+
+def test_the_same_record_id_twice_is_applied_once() -> None:
+    log = records([submission("A"), submission("A")])
+    core = PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000)
+    asyncio.run(core.handle(log[0]))
+    second = asyncio.run(core.handle(log[1]))
+    assert second.duplicate and second.outputs == []
+
+
+def test_a_gap_in_offsets_triggers_a_rebuild() -> None:
+    log = records([submission("A"), submission("B"), submission("C")])
+    fake = Log(log)
+    core = PartitionedCore(PlaceOnce, fake.replay, 1_000_000)
+    asyncio.run(core.handle(log[0]))
+    asyncio.run(core.handle(log[2]))  # another worker had offset 1 meanwhile
+    assert fake.replays == [0, 2]
+    assert core.state_of("inbox", 0) == {"A", "B", "C"}
+
+
+def test_undecodable_bytes_are_rejected_with_a_reason_and_processing_goes_on() -> None:
+    log = records([b"{oops", submission("A")])
+    core = PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000)
+    first = asyncio.run(core.handle(log[0]))
+    assert first.rejected is not None and first.rejected.code == "malformed_json"
+    assert [o.payload.TYPE for o in asyncio.run(core.handle(log[1])).outputs] == ["OrderPlaced"]
+
+
+def test_a_defect_in_the_core_is_rejected_as_processing_failed() -> None:
+    log = records([submission("BOOM"), submission("A")])
+    core = PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000)
+    failed = asyncio.run(core.handle(log[0]))
+    assert failed.rejected is not None and failed.rejected.code == "processing_failed"
+    assert "defect in the core" in failed.rejected.detail
+    assert [o.payload.TYPE for o in asyncio.run(core.handle(log[1])).outputs] == ["OrderPlaced"]
+
+
+def test_outputs_of_a_replayed_decision_have_the_same_ids() -> None:
+    log = records([submission("A")])
+    first = asyncio.run(PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000).handle(log[0]))
+    again = asyncio.run(PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000).handle(log[0]))
+    assert [o.id for o in first.outputs] == [o.id for o in again.outputs]
