@@ -1,0 +1,26 @@
+"""Composition root of the allocation service: approvals, batches and returns in, ledger lines out."""
+
+from __future__ import annotations
+
+import faust
+
+from schemas import fulfilment, policy, supply
+from schemas.topics import APPROVAL_MESSAGES
+from services.allocation import domain
+from services.common.settings import ClusterSettings, WorkerSettings
+from services.common.worker import Route, ServiceWorker, make_faust_app
+
+ROUTES = (
+    Route("h200.approvals", APPROVAL_MESSAGES),
+    Route("h200.supply", (supply.BatchManufactured,)),
+    Route("h200.policy", (policy.AllocationPolicySet,)),
+    Route("h200.fulfilment", (fulfilment.FulfilmentStepRecorded, fulfilment.DeliveryFailed)),
+)
+
+
+def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | None = None) -> faust.App:
+    cluster = cluster or ClusterSettings()
+    worker = worker or WorkerSettings.for_service("allocation")
+    app = make_faust_app("allocation", cluster, worker)
+    ServiceWorker(app, "allocation", domain, "h200.allocation.inbox", ROUTES, cluster, worker)
+    return app

@@ -1,0 +1,24 @@
+"""Composition root of the approval service: orders and both governments' policies in, decisions out."""
+
+from __future__ import annotations
+
+import faust
+
+from schemas import intake, policy
+from schemas.topics import POLICY_MESSAGES
+from services.approval import domain
+from services.common.settings import ClusterSettings, WorkerSettings
+from services.common.worker import Route, ServiceWorker, make_faust_app
+
+ROUTES = (
+    Route("h200.orders", (intake.OrderPlaced, intake.OrderDocumentsAdded, intake.OrderCancelled)),
+    Route("h200.policy", tuple(m for m in POLICY_MESSAGES if m is not policy.AllocationPolicySet)),
+)
+
+
+def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | None = None) -> faust.App:
+    cluster = cluster or ClusterSettings()
+    worker = worker or WorkerSettings.for_service("approval")
+    app = make_faust_app("approval", cluster, worker)
+    ServiceWorker(app, "approval", domain, "h200.approval.inbox", ROUTES, cluster, worker)
+    return app

@@ -1,0 +1,20 @@
+"""Composition root of the fulfilment service: ledger lines and logistics reports in, shipment facts out."""
+
+from __future__ import annotations
+
+import faust
+
+from schemas import allocation
+from services.common.settings import ClusterSettings, WorkerSettings
+from services.common.worker import Route, ServiceWorker, make_faust_app
+from services.fulfilment import domain
+
+ROUTES = (Route("h200.allocations", (allocation.ChipsAllocated, allocation.AllocationReleased)),)
+
+
+def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | None = None) -> faust.App:
+    cluster = cluster or ClusterSettings()
+    worker = worker or WorkerSettings.for_service("fulfilment")
+    app = make_faust_app("fulfilment", cluster, worker)
+    ServiceWorker(app, "fulfilment", domain, "h200.fulfilment.commands", ROUTES, cluster, worker)
+    return app

@@ -1,0 +1,244 @@
+"""What each event changes in the read models, as Redis commands: a pure function of the event alone.
+
+Counters move by increments, so applying events in any order that respects each order's history gives the
+same totals; the store applies each event at most once (by id) and records its position with it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from schemas import allocation, approval, fulfilment, intake, policy, supply
+from schemas.base import Message
+from schemas.envelope import Envelope, order_id_for
+
+Op = list[str]
+
+STATUS_BY_DECISION = {
+    approval.OrderApproved: "approved",
+    approval.OrderDenied: "denied",
+    approval.OrderHeld: "held",
+    approval.ApprovalSuspended: "suspended",
+    approval.ApprovalReinstated: "approved",
+    approval.ApprovalRevoked: "revoked",
+}
+
+
+def _trail(ns: str, order_id: object, envelope: Envelope[Message], summary: str) -> Op:
+    entry = {"at": envelope.occurred_at.isoformat(), "type": envelope.type, "id": str(envelope.id), "what": summary}
+    return ["RPUSH", f"{ns}:order:{order_id}:trail", json.dumps(entry, sort_keys=True)]
+
+
+def _counts(ns: str, p: Any, field: str, delta: int) -> list[Op]:
+    """The same counter moved on the order, its buyer and its batch."""
+    return [
+        ["HINCRBY", f"{ns}:order:{p.order_id}", field, str(delta)],
+        ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", field, str(delta)],
+        ["HINCRBY", f"{ns}:batch:{p.batch_id}", field, str(delta)],
+    ]
+
+
+def _reasons(reasons: Any) -> str:
+    return "; ".join(f"{r.code}: {r.message}" for r in reasons)
+
+
+def _intake(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
+    if isinstance(p, intake.OrderPlaced):
+        key = f"{ns}:order:{p.order_id}"
+        return [
+            [
+                "HSET",
+                key,
+                "order_id",
+                str(p.order_id),
+                "buyer_id",
+                p.buyer_id,
+                "buyer_name",
+                p.buyer_name,
+                "upstream_ref",
+                p.upstream_ref,
+                "pool_id",
+                p.pool_id,
+                "quantity",
+                str(p.quantity),
+                "unit_price_cents",
+                str(p.unit_price_cents),
+                "status",
+                "placed",
+                "placed_at",
+                p.placed_at.isoformat(),
+            ],
+            ["SADD", f"{ns}:orders", str(p.order_id)],
+            ["SADD", f"{ns}:buyers", p.buyer_id],
+            ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", "requested", str(p.quantity)],
+            ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", "orders", "1"],
+            _trail(ns, p.order_id, e, f"placed for {p.quantity} chips"),
+        ]
+    if isinstance(p, intake.OrderSubmissionRejected):
+        order_id = order_id_for(p.buyer_id, p.upstream_ref)
+        return [
+            [
+                "HSET",
+                f"{ns}:order:{order_id}",
+                "order_id",
+                str(order_id),
+                "buyer_id",
+                p.buyer_id,
+                "upstream_ref",
+                p.upstream_ref,
+                "status",
+                "rejected_at_intake",
+            ],
+            ["SADD", f"{ns}:orders", str(order_id)],
+            _trail(ns, order_id, e, f"rejected at intake: {_reasons(p.reasons)}"),
+        ]
+    if isinstance(p, intake.OrderCancelled):
+        return [
+            ["HSET", f"{ns}:order:{p.order_id}", "status", "cancelled"],
+            _trail(ns, p.order_id, e, f"cancelled: {p.reason}"),
+        ]
+    if isinstance(p, intake.OrderDocumentsAdded):
+        return [_trail(ns, p.order_id, e, f"{len(p.documents)} document(s) added")]
+    return []
+
+
+def _approval(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
+    if not isinstance(p, approval.Decision):
+        return []
+    key = f"{ns}:order:{p.order_id}"
+    refs = ",".join(str(ref) for ref in p.policy_refs)
+    ops: list[Op] = [["HSET", key, "decided_at", p.decided_at.isoformat(), "policy_refs", refs]]
+    status = STATUS_BY_DECISION.get(type(p))
+    if status:
+        ops.append(["HSET", key, "status", status])
+    if isinstance(p, approval.OrderApproved):
+        ops += [
+            [
+                "HSET",
+                key,
+                "approved_quantity",
+                str(p.approved_quantity),
+                "licence_id",
+                p.licence_id,
+                "tranche_id",
+                p.tranche_id,
+            ],
+            ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", "approved", str(p.approved_quantity)],
+            _trail(ns, p.order_id, e, f"approved {p.approved_quantity} of {p.requested_quantity} [{refs}]"),
+        ]
+    elif isinstance(p, approval.OrderDenied | approval.OrderHeld):
+        ops += [["HSET", key, "reasons", _reasons(p.reasons)], _trail(ns, p.order_id, e, _reasons(p.reasons))]
+    elif isinstance(p, approval.ApprovalReleased):
+        ops += [
+            ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", "released", str(p.quantity)],
+            _trail(ns, p.order_id, e, f"licence and quota use of {p.quantity} released ({p.why})"),
+        ]
+    elif isinstance(p, approval.ApprovalSuspended | approval.ApprovalReinstated | approval.ApprovalRevoked):
+        ops.append(_trail(ns, p.order_id, e, f"{p.reason.code}: {p.reason.message}"))
+    return ops
+
+
+def _ledger(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
+    if isinstance(p, allocation.ChipsAllocated):
+        line = f"{ns}:line:{p.allocation_id}"
+        return [
+            [
+                "HSET",
+                line,
+                "allocation_id",
+                str(p.allocation_id),
+                "buyer_id",
+                p.buyer_id,
+                "order_id",
+                str(p.order_id),
+                "batch_id",
+                p.batch_id,
+                "pool_id",
+                p.pool_id,
+                "quantity",
+                str(p.quantity),
+                "allocated_at",
+                p.allocated_at.isoformat(),
+                "status",
+                "allocated",
+                "rule",
+                p.rule,
+                "policy_version",
+                str(p.policy_ref) if p.policy_ref else "default",
+                "cause_event_id",
+                str(p.cause_event_id),
+            ],
+            ["ZADD", f"{ns}:ledger", str(p.allocated_at.timestamp()), str(p.allocation_id)],
+            *_counts(ns, p, "allocated", p.quantity),
+            _trail(ns, p.order_id, e, f"{p.quantity} chips from batch {p.batch_id}"),
+        ]
+    if isinstance(p, allocation.AllocationReleased):
+        ops = [
+            [
+                "HSET",
+                f"{ns}:line:{p.allocation_id}",
+                "status",
+                "released",
+                "released_at",
+                p.released_at.isoformat(),
+                "released_why",
+                p.why,
+            ],
+            *_counts(ns, p, "allocated", -p.quantity),
+            _trail(ns, p.order_id, e, f"{p.quantity} chips of batch {p.batch_id} back to the pool ({p.why})"),
+        ]
+        if p.why == "delivery_failed":
+            # Only a shipped allocation can fail delivery: its chips leave the shipped count with it.
+            ops += _counts(ns, p, "shipped", -p.quantity)
+        return ops
+    return []
+
+
+def _fulfilment(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
+    if isinstance(p, fulfilment.FulfilmentStepRecorded):
+        line = f"{ns}:line:{p.allocation_id}"
+        ops: list[Op] = [["HSET", line, "shipment", p.step, f"{p.step}_at", p.at.isoformat()]]
+        if p.step == "shipped":
+            ops += _counts(ns, p, "shipped", p.quantity)
+        if p.step == "delivered":
+            ops += _counts(ns, p, "delivered", p.quantity)
+        ops.append(_trail(ns, p.order_id, e, f"shipment of {p.quantity} from {p.batch_id}: {p.step}"))
+        return ops
+    if isinstance(p, fulfilment.FulfilmentStepRejected):
+        return [["HINCRBY", f"{ns}:rejected_steps", p.reason.code, "1"]]
+    return []
+
+
+def _supply_and_policy(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
+    if isinstance(p, supply.BatchManufactured):
+        return [
+            [
+                "HSET",
+                f"{ns}:batch:{p.batch_id}",
+                "batch_id",
+                p.batch_id,
+                "pool_id",
+                p.pool_id,
+                "quantity",
+                str(p.quantity),
+                "site",
+                p.site,
+                "ready_at",
+                p.ready_at.isoformat(),
+            ],
+            ["ZADD", f"{ns}:batches", str(p.ready_at.timestamp()), p.batch_id],
+        ]
+    if isinstance(p, policy.PolicyEvent):
+        return [["HSET", f"{ns}:policies", p.policy_id, str(p.revision)]]
+    return []
+
+
+def project(ns: str, envelope: Envelope[Message]) -> list[Op]:
+    """The Redis commands that apply one event to the read models under namespace `ns`."""
+    p = envelope.payload
+    for part in (_intake, _approval, _ledger, _fulfilment, _supply_and_policy):
+        ops = part(ns, envelope, p)
+        if ops:
+            return ops
+    return []
