@@ -5,12 +5,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
 
+import redis
+
+from schemas.envelope import order_id_for
+from schemas.fulfilment import RecordFulfilmentStep
+from schemas.policy import AllocationPolicySet
+from schemas.supply import BatchManufactured
 from schemas.topics import CATALOGUE
 from services.ops.kafka_clients import BrokerUnavailableError, admin_client
+from services.ops.publish import InputFileError, load_file, publish, summarise
 from services.ops.samples import send_and_read_back
 from services.ops.settings import OpsSettings
 from services.ops.topics import ensure_topics
+from services.ops.views import ledger_view, order_view, totals_view
+from services.projector.store import ReadModelStore
 
 
 def _catalogue(_: argparse.Namespace, __: OpsSettings) -> int:
@@ -42,6 +54,123 @@ def _samples(_: argparse.Namespace, settings: OpsSettings) -> int:
     return 1 if failed else 0
 
 
+def _when(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (e.g. 2026-02-01T09:00:00+00:00)") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add +00:00 or Z")
+    return moment
+
+
+def _report_sent(sent: list, settings: OpsSettings) -> int:  # type: ignore[type-arg]
+    print(f"published {summarise(sent)} to {settings.bootstrap_servers}")
+    return 0
+
+
+def _publish(args: argparse.Namespace, settings: OpsSettings) -> int:
+    return _report_sent(publish(settings.bootstrap_servers, load_file(args.file), args.producer), settings)
+
+
+def _supply(args: argparse.Namespace, settings: OpsSettings) -> int:
+    batch = BatchManufactured(
+        batch_id=args.batch, pool_id=args.pool, quantity=args.quantity, site=args.site, ready_at=_when(args.ready_at)
+    )
+    return _report_sent(publish(settings.bootstrap_servers, [batch]), settings)
+
+
+def _rule(args: argparse.Namespace, settings: OpsSettings) -> int:
+    rule = AllocationPolicySet(
+        policy_id=f"allocation/{args.pool}",
+        revision=args.revision,
+        effective_at=_when(args.at),
+        issued_by=args.issued_by,
+        pool_id=args.pool,
+        rule=args.rule,
+    )
+    return _report_sent(publish(settings.bootstrap_servers, [rule]), settings)
+
+
+def _fulfil(args: argparse.Namespace, settings: OpsSettings) -> int:
+    step = RecordFulfilmentStep(allocation_id=args.allocation, step=args.step, at=_when(args.at), note=args.note)
+    return _report_sent(publish(settings.bootstrap_servers, [step], "logistics"), settings)
+
+
+def _store(settings: OpsSettings, namespace: str) -> ReadModelStore:
+    return ReadModelStore(redis.Redis.from_url(settings.redis_url, decode_responses=True), namespace)
+
+
+def _show(args: argparse.Namespace, settings: OpsSettings) -> int:
+    order_id = str(args.order) if args.order else str(order_id_for(args.buyer, args.ref))
+    store = _store(settings, args.namespace)
+    print(order_view(store, order_id))
+    return 0 if store.order(order_id) else 1
+
+
+def _ledger(args: argparse.Namespace, settings: OpsSettings) -> int:
+    store = _store(settings, args.namespace)
+    print(ledger_view(store))
+    print()
+    print(totals_view(store))
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _add_read_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    show = commands.add_parser("show", help="an order's status and decision trail (from the read model)")
+    which = show.add_mutually_exclusive_group(required=True)
+    which.add_argument("--order", type=UUID, help="order id")
+    which.add_argument("--buyer", help="buyer id, with --ref")
+    show.add_argument("--ref", help="the buyer's own order reference")
+    show.add_argument("--namespace", default="h200", help="read-model namespace in Redis")
+    show.set_defaults(run=_show)
+    ledger = commands.add_parser("ledger", help="who got which batches, how many and when (from the read model)")
+    ledger.add_argument("--namespace", default="h200", help="read-model namespace in Redis")
+    ledger.set_defaults(run=_ledger)
+
+
+def _add_write_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    pub = commands.add_parser(
+        "publish", help="publish messages from a file: JSON array, JSON lines (each with `type`), or a CSV of orders"
+    )
+    pub.add_argument("file", type=Path)
+    pub.add_argument("--producer", default="ops", help="producer name written into the envelopes")
+    pub.set_defaults(run=_publish)
+    supply = commands.add_parser("supply", help="announce a manufactured batch")
+    supply.add_argument("--batch", required=True)
+    supply.add_argument("--quantity", required=True, type=_positive)
+    supply.add_argument("--site", required=True)
+    supply.add_argument("--pool", default="h200")
+    supply.add_argument("--ready-at", help="ISO 8601 time (default: now)")
+    supply.set_defaults(run=_supply)
+    rule = commands.add_parser("allocation-rule", help="choose a pool's allocation rule (a versioned policy event)")
+    rule.add_argument("--pool", default="h200")
+    rule.add_argument("--rule", required=True, choices=["first_approved_first_served", "pro_rata"])
+    rule.add_argument("--revision", required=True, type=_positive, help="must be greater than the current one")
+    rule.add_argument("--at", help="effective time, ISO 8601 (default: now)")
+    rule.add_argument("--issued-by", default="h200 operations")
+    rule.set_defaults(run=_rule)
+    fulfil = commands.add_parser("fulfil", help="record a shipment step of an allocation")
+    fulfil.add_argument("--allocation", required=True, type=UUID)
+    fulfil.add_argument(
+        "--step",
+        required=True,
+        choices=["packed", "shipped", "customs_cleared", "delivered", "held", "released", "lost", "refused"],
+    )
+    fulfil.add_argument("--at", help="ISO 8601 time (default: now)")
+    fulfil.add_argument("--note")
+    fulfil.set_defaults(run=_fulfil)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="h200", description="Operate the h200-orderbook system.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the clients do")
@@ -55,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("samples", help="send one sample of every message kind and read each back").set_defaults(
         run=_samples
     )
+    _add_write_commands(commands)
+    _add_read_commands(commands)
     return parser
 
 
@@ -67,8 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
         return int(args.run(args, OpsSettings()))
-    except BrokerUnavailableError as exc:
+    except (BrokerUnavailableError, InputFileError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except redis.ConnectionError as exc:
+        print(
+            f"error: Redis does not answer ({exc}); start it with `make redis-up` or set H200_REDIS_URL",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Runs a single-node Apache Kafka 4.x broker (KRaft, broker+controller in one JVM) for development:
+# start | stop [--purge] | status | wait | logs | bootstrap.  See --help.
+set -euo pipefail
+
+PROG="kafka.sh"
+# shellcheck source=../lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+KAFKA_DIR="$REPO_ROOT/infra/kafka"
+LIBS_DIR="$KAFKA_DIR/.cache/libs"
+TEMPLATE="$KAFKA_DIR/server.properties"
+LOG4J_CONFIG="$KAFKA_DIR/log4j2.yaml"
+
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_RUN_DIR="$(realpath -m "${KAFKA_RUN_DIR:-$REPO_ROOT/.run/kafka}")"
+KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$KAFKA_RUN_DIR/data}"
+KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
+KAFKA_OPTS="${KAFKA_OPTS:-}"
+KAFKA_PYTHON="${KAFKA_PYTHON:-$REPO_ROOT/.venv/bin/python}"
+
+usage() {
+    cat <<EOF
+Usage: infra/kafka/kafka.sh COMMAND [options]
+
+Runs one Apache Kafka 4.x broker (KRaft; broker and controller in one JVM, node.id=1) from the jars
+in infra/kafka/.cache/libs (fetched by fetch-jars.sh on first use), listening on 127.0.0.1 only.
+
+Commands:
+  start [--timeout S]   format the data directory if it is new, start the broker in the background
+                        (own session, survives the calling shell), wait until it serves metadata,
+                        then print "Kafka <version> ready on 127.0.0.1:<port>". Exit 0 if our broker
+                        is already running.
+  stop [--purge]        stop our broker (SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT s); exit 0 if
+                        it is not running. --purge also deletes the data directory (all topics).
+  status                print whether our broker runs and answers. Exit 0 = running and serving
+                        metadata, 1 = running but not answering, 3 = not running.
+  wait [--timeout S]    wait until a broker on 127.0.0.1:KAFKA_PORT serves metadata (default 60 s).
+  logs [-f] [-n N]      show the last N (default 100) lines of the broker log; -f follows it.
+  bootstrap             print the bootstrap address, e.g. 127.0.0.1:9092.
+  -h, --help            show this help
+
+Environment (defaults in brackets):
+  KAFKA_PORT              client (PLAINTEXT) listener port [9092]
+  KAFKA_CONTROLLER_PORT   KRaft controller listener port [9093]
+  KAFKA_RUN_DIR           pid file, rendered config and logs [<repo>/.run/kafka]
+  KAFKA_DATA_DIR          Kafka log/metadata directory [\$KAFKA_RUN_DIR/data]
+  KAFKA_START_TIMEOUT     seconds to wait for readiness in start/wait [60]
+  KAFKA_STOP_TIMEOUT      seconds between SIGTERM and SIGKILL in stop [30]
+  KAFKA_HEAP_OPTS         JVM heap options [-Xms256m -Xmx1g]
+  KAFKA_JVM_PERFORMANCE_OPTS  GC/JVM options [G1, as Kafka's own scripts]
+  KAFKA_OPTS              extra JVM options (e.g. -D system properties) []
+  KAFKA_PYTHON            Python with kafka-python, used for the readiness probe
+                          [<repo>/.venv/bin/python; falls back to Kafka's Java tool]
+  JAVA_HOME               Java 17+ to run (else java on PATH)
+
+Files in \$KAFKA_RUN_DIR: kafka.pid, server.properties (rendered from infra/kafka/server.properties),
+server.log (broker log, via infra/kafka/log4j2.yaml), kafka.out (JVM stdout/stderr), data/.
+EOF
+}
+
+PID_FILE="$KAFKA_RUN_DIR/kafka.pid"
+CONFIG="$KAFKA_RUN_DIR/server.properties"
+SERVER_LOG="$KAFKA_RUN_DIR/server.log"
+OUT_LOG="$KAFKA_RUN_DIR/kafka.out"
+LOCK_FILE="$KAFKA_RUN_DIR/kafka.lock"
+
+kafka_version() {
+    local jar
+    jar="$(compgen -G "$LIBS_DIR/kafka_2.13-*.jar" | head -n 1 || true)"
+    jar="$(basename "${jar:-unknown}" .jar)"
+    printf '%s\n' "${jar#kafka_2.13-}"
+}
+
+# our_pid : print the pid of the broker this script started (per the pid file), if it still runs.
+# A pid is ours only if that process is a kafka.Kafka JVM started with our rendered config, so a
+# recycled pid is never mistaken for (and never signalled as) our broker.
+our_pid() {
+    local pid
+    pid="$(read_pidfile "$PID_FILE")"
+    [[ -n "$pid" ]] && pid_alive "$pid" || return 1
+    local cmd
+    cmd="$(proc_cmdline "$pid")"
+    [[ "$cmd" == *" kafka.Kafka $CONFIG" ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+# running_port : the client port of the running broker (from the rendered config), else KAFKA_PORT.
+running_port() {
+    local p=""
+    [[ -f "$CONFIG" ]] && p="$(sed -n 's/^listeners=PLAINTEXT:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$CONFIG" | head -n 1)"
+    printf '%s\n' "${p:-$KAFKA_PORT}"
+}
+
+# probe PORT : succeed when the broker on 127.0.0.1:PORT serves cluster metadata with an active
+# controller and at least one unfenced broker (i.e. it can take requests), not merely an open port.
+PROBE_MODE=""
+probe() {
+    local port="$1"
+    if [[ -z "$PROBE_MODE" ]]; then
+        if [[ -x "$KAFKA_PYTHON" ]] && "$KAFKA_PYTHON" -c 'import kafka' 2>/dev/null; then
+            PROBE_MODE=python
+        else
+            PROBE_MODE=java
+        fi
+    fi
+    port_in_use "$port" || return 1
+    if [[ "$PROBE_MODE" == python ]]; then
+        timeout 15 "$KAFKA_PYTHON" - "$port" <<'PY' >/dev/null 2>&1
+import logging, sys
+logging.disable(logging.CRITICAL)
+from kafka import KafkaAdminClient
+admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:" + sys.argv[1], client_id="kafka.sh-probe",
+                         bootstrap_timeout_ms=3000, request_timeout_ms=3000)
+try:
+    cluster = admin.describe_cluster()
+finally:
+    admin.close()
+brokers = [b for b in cluster.get("brokers", []) if not b.get("is_fenced", False)]
+sys.exit(0 if brokers and cluster.get("controller_id", -1) >= 0 else 1)
+PY
+    else
+        local out
+        out="$(timeout 20 "$JAVA" -cp "$LIBS_DIR/*" -Dlog4j2.level=OFF \
+            org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "127.0.0.1:$port" 2>/dev/null)" || return 1
+        [[ "$out" == *"(id: "* ]]
+    fi
+}
+
+# wait_ready PORT TIMEOUT [PID] : poll until probe succeeds; fail early if PID dies.
+# Returns 0 ready, 1 timeout, 2 process died.
+wait_ready() {
+    local port="$1" timeout_s="$2" pid="${3:-}" deadline
+    deadline=$((SECONDS + timeout_s))
+    while ((SECONDS < deadline)); do
+        if [[ -n "$pid" ]] && ! pid_alive "$pid"; then return 2; fi
+        if probe "$port"; then return 0; fi
+        if [[ -n "$pid" ]] && ! pid_alive "$pid"; then return 2; fi
+        sleep 0.5
+    done
+    return 1
+}
+
+# Offsets of the log files when this invocation began, so failures show only this run's lines.
+SERVER_LOG_FROM=0
+OUT_LOG_FROM=0
+show_logs_on_failure() {
+    tail_file "$SERVER_LOG" 30 "broker log" "$SERVER_LOG_FROM"
+    tail_file "$OUT_LOG" 30 "JVM stdout/stderr" "$OUT_LOG_FROM"
+}
+
+check_timeout_value() {
+    is_uint "$2" && (($2 > 0)) || die "$1='$2' is not a positive number of seconds."
+}
+
+sed_escape() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
+
+render_config() {
+    local tmp="$CONFIG.tmp.$$"
+    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+        -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+        -e "s|@KAFKA_DATA_DIR@|$(sed_escape "$KAFKA_DATA_DIR")|g" \
+        "$TEMPLATE" >"$tmp"
+    mv "$tmp" "$CONFIG"
+}
+
+format_storage_if_needed() {
+    if [[ -f "$KAFKA_DATA_DIR/meta.properties" ]]; then
+        return 0
+    fi
+    if [[ -d "$KAFKA_DATA_DIR" ]] && [[ -n "$(ls -A "$KAFKA_DATA_DIR" 2>/dev/null)" ]]; then
+        die "KAFKA_DATA_DIR=$KAFKA_DATA_DIR is not empty but holds no meta.properties, so it is not a formatted Kafka data directory." \
+            "Point KAFKA_DATA_DIR at an empty or a Kafka data directory, or empty this one if its contents are not needed."
+    fi
+    mkdir -p "$KAFKA_DATA_DIR"
+    # A cluster id is a base64url-encoded random 128-bit UUID (22 characters). Kafka avoids ids that
+    # start with '-' (they look like options on command lines), so do we.
+    local cluster_id
+    while :; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+        [[ "$cluster_id" != -* ]] && break
+    done
+    info "formatting new data directory $KAFKA_DATA_DIR (cluster id $cluster_id, standalone KRaft quorum)"
+    local rc=0
+    # shellcheck disable=SC2086   # option lists are word lists by design
+    timeout 120 "$JAVA" $KAFKA_HEAP_OPTS -cp "$LIBS_DIR/*" \
+        -Dlog4j2.configurationFile="$LOG4J_CONFIG" -Dkafka.logs.dir="$KAFKA_RUN_DIR" \
+        kafka.tools.StorageTool format --standalone --cluster-id "$cluster_id" --config "$CONFIG" \
+        >>"$OUT_LOG" 2>&1 </dev/null || rc=$?
+    if ((rc != 0)) || [[ ! -f "$KAFKA_DATA_DIR/meta.properties" ]]; then
+        show_logs_on_failure
+        die "formatting $KAFKA_DATA_DIR with kafka.tools.StorageTool failed (exit $rc); see the output above."
+    fi
+}
+
+# explain_busy_port NAME PORT : die with a message naming who holds PORT and how to pick another one.
+explain_busy_port() {
+    local var="$1" port="$2" owner free
+    local -a lines=()
+    owner="$(port_owner "$port")"
+    free="$(suggest_free_port "$KAFKA_PORT")"
+    if [[ "$owner" == *kafka.Kafka* ]]; then
+        lines+=("It looks like another Kafka broker (e.g. started from another checkout or with another KAFKA_RUN_DIR); stop that one first.")
+    fi
+    lines+=("Stop that process, or choose free ports, e.g.: KAFKA_PORT=$free KAFKA_CONTROLLER_PORT=$((free + 1)) $0 start"
+        "(clients then use bootstrap servers 127.0.0.1:\$KAFKA_PORT).")
+    die "port $port on 127.0.0.1 ($var) is already in use by $owner, so Kafka cannot listen there." "${lines[@]}"
+}
+
+with_lock() {
+    mkdir -p "$KAFKA_RUN_DIR"
+    exec 8>"$LOCK_FILE"
+    flock -w 180 8 || die "another kafka.sh start/stop has held $LOCK_FILE for 3 minutes; wait for it or check for a stuck kafka.sh."
+}
+
+cmd_start() {
+    local timeout_s="$KAFKA_START_TIMEOUT"
+    while (($#)); do
+        case "$1" in
+            --timeout) (($# >= 2)) || die "--timeout needs a number of seconds."; timeout_s="$2"; shift ;;
+            --timeout=*) timeout_s="${1#*=}" ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown option '$1' for start (see --help)." ;;
+        esac
+        shift
+    done
+    check_timeout_value KAFKA_START_TIMEOUT "$timeout_s"
+    check_port KAFKA_PORT "$KAFKA_PORT"
+    check_port KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+    [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT are both $KAFKA_PORT; they must differ."
+    [[ -f "$TEMPLATE" ]] || die "$TEMPLATE is missing." "Restore it with git checkout infra/kafka/server.properties."
+    [[ -f "$LOG4J_CONFIG" ]] || die "$LOG4J_CONFIG is missing." "Restore it with git checkout infra/kafka/log4j2.yaml."
+
+    with_lock
+    local pid
+    if pid="$(our_pid)"; then
+        local port
+        port="$(running_port)"
+        info "Kafka is already running (pid $pid) on 127.0.0.1:$port; not starting another."
+        [[ "$port" == "$KAFKA_PORT" ]] || warn "it listens on $port, not on KAFKA_PORT=$KAFKA_PORT; run '$0 stop' first to change ports."
+        resolve_java
+        if wait_ready "$port" "$timeout_s" "$pid"; then
+            info "Kafka $(kafka_version) ready on 127.0.0.1:$port"
+            return 0
+        fi
+        die "the running broker (pid $pid) does not answer on 127.0.0.1:$port within ${timeout_s} s." \
+            "See '$0 logs'; restart it with '$0 stop && $0 start'."
+    fi
+    rm -f "$PID_FILE"
+
+    if port_in_use "$KAFKA_PORT"; then explain_busy_port KAFKA_PORT "$KAFKA_PORT"; fi
+    if port_in_use "$KAFKA_CONTROLLER_PORT"; then explain_busy_port KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"; fi
+
+    resolve_java
+    "$KAFKA_DIR/fetch-jars.sh" --quiet || die "the Kafka jars are not available (fetch-jars.sh failed; see above)."
+
+    KAFKA_DATA_DIR="$(realpath -m "$KAFKA_DATA_DIR")"
+    mkdir -p "$KAFKA_RUN_DIR"
+    SERVER_LOG_FROM="$(file_size "$SERVER_LOG")"
+    OUT_LOG_FROM="$(file_size "$OUT_LOG")"
+    render_config
+    format_storage_if_needed
+
+    printf '\n===== %s kafka.sh start (port %s) =====\n' "$(date '+%F %T')" "$KAFKA_PORT" >>"$OUT_LOG"
+    # setsid: own session and process group, no controlling terminal, so the broker survives the
+    # calling shell (make, a terminal) exiting and gets no SIGHUP/SIGINT meant for it. The inner
+    # shell writes its own pid, then execs java, so the pid file holds the JVM's pid.
+    # shellcheck disable=SC2016,SC2086
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
+        "$JAVA" $KAFKA_HEAP_OPTS $KAFKA_JVM_PERFORMANCE_OPTS $KAFKA_OPTS \
+        -Dlog4j2.configurationFile="$LOG4J_CONFIG" -Dkafka.logs.dir="$KAFKA_RUN_DIR" \
+        -cp "$LIBS_DIR/*" kafka.Kafka "$CONFIG" \
+        </dev/null >>"$OUT_LOG" 2>&1 8>&- &
+    local i
+    for ((i = 0; i < 100; i++)); do
+        pid="$(read_pidfile "$PID_FILE")"
+        [[ -n "$pid" ]] && break
+        sleep 0.05
+    done
+    [[ -n "$pid" ]] || { show_logs_on_failure; die "the broker process did not start (no pid written to $PID_FILE)."; }
+    info "started Kafka broker (pid $pid); waiting up to ${timeout_s} s for it to serve metadata on 127.0.0.1:$KAFKA_PORT ..."
+
+    local rc=0
+    wait_ready "$KAFKA_PORT" "$timeout_s" "$pid" || rc=$?
+    case "$rc" in
+        0) info "Kafka $(kafka_version) ready on 127.0.0.1:$KAFKA_PORT" ;;
+        2)
+            rm -f "$PID_FILE"
+            show_logs_on_failure
+            die "the Kafka broker exited during start-up; its log is shown above ($SERVER_LOG, $OUT_LOG)." ;;
+        *)
+            show_logs_on_failure
+            die "Kafka (pid $pid) did not serve metadata on 127.0.0.1:$KAFKA_PORT within ${timeout_s} s; it is left running." \
+                "Wait longer with '$0 wait --timeout 120', raise KAFKA_START_TIMEOUT, or stop it with '$0 stop'." ;;
+    esac
+}
+
+cmd_stop() {
+    local purge=0
+    while (($#)); do
+        case "$1" in
+            --purge) purge=1 ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown option '$1' for stop (see --help)." ;;
+        esac
+        shift
+    done
+    check_timeout_value KAFKA_STOP_TIMEOUT "$KAFKA_STOP_TIMEOUT"
+    with_lock
+    local pid
+    if pid="$(our_pid)"; then
+        info "stopping Kafka (pid $pid) ..."
+        if ! stop_pid "$pid" "$KAFKA_STOP_TIMEOUT" "Kafka"; then
+            die "Kafka (pid $pid) is still there after SIGKILL; check 'ps -o pid,stat,cmd -p $pid'."
+        fi
+        info "Kafka stopped."
+    else
+        info "Kafka is not running (nothing to stop)."
+    fi
+    rm -f "$PID_FILE"
+
+    if ((purge)); then
+        local dir
+        dir="$(realpath -m "$KAFKA_DATA_DIR")"
+        if [[ ! -e "$dir" ]]; then
+            info "data directory $dir does not exist (nothing to purge)."
+        elif [[ "$dir" == "/" || "$dir" == "$REPO_ROOT" || "$dir" == "$HOME" ]]; then
+            die "refusing to delete KAFKA_DATA_DIR=$dir."
+        elif [[ -f "$dir/meta.properties" || -z "$(ls -A "$dir")" || "$dir" == "$(realpath -m "$KAFKA_RUN_DIR")/"* ]]; then
+            rm -rf "$dir"
+            info "deleted data directory $dir."
+        else
+            die "refusing to delete KAFKA_DATA_DIR=$dir: it holds no meta.properties, so it does not look like a Kafka data directory." \
+                "Delete it yourself if that is really intended."
+        fi
+    fi
+}
+
+cmd_status() {
+    local pid port
+    port="$(running_port)"
+    if pid="$(our_pid)"; then
+        resolve_java
+        if probe "$port"; then
+            info "Kafka $(kafka_version) is running (pid $pid) and serving metadata on 127.0.0.1:$port (data: $(sed -n 's/^log.dirs=//p' "$CONFIG"))."
+            return 0
+        fi
+        info "Kafka is running (pid $pid) but does not answer on 127.0.0.1:$port (still starting, or stuck; see '$0 logs')."
+        return 1
+    fi
+    if port_in_use "$KAFKA_PORT"; then
+        info "Kafka is not running from this checkout ($KAFKA_RUN_DIR), but port $KAFKA_PORT is in use by $(port_owner "$KAFKA_PORT")."
+    else
+        info "Kafka is not running."
+    fi
+    return 3
+}
+
+cmd_wait() {
+    local timeout_s="$KAFKA_START_TIMEOUT"
+    while (($#)); do
+        case "$1" in
+            --timeout) (($# >= 2)) || die "--timeout needs a number of seconds."; timeout_s="$2"; shift ;;
+            --timeout=*) timeout_s="${1#*=}" ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown option '$1' for wait (see --help)." ;;
+        esac
+        shift
+    done
+    check_timeout_value KAFKA_START_TIMEOUT "$timeout_s"
+    local pid="" port="$KAFKA_PORT"
+    if pid="$(our_pid)"; then port="$(running_port)"; else pid=""; fi
+    resolve_java
+    local rc=0
+    wait_ready "$port" "$timeout_s" "$pid" || rc=$?
+    case "$rc" in
+        0) info "Kafka $(kafka_version) ready on 127.0.0.1:$port" ;;
+        2) show_logs_on_failure; die "the Kafka broker (pid $pid) exited while waiting for it." ;;
+        *) die "no Kafka broker served metadata on 127.0.0.1:$port within ${timeout_s} s." \
+            "Start one with '$0 start' (or check '$0 status' / '$0 logs')." ;;
+    esac
+}
+
+cmd_logs() {
+    local follow=0 nlines=100
+    while (($#)); do
+        case "$1" in
+            -f | --follow) follow=1 ;;
+            -n) (($# >= 2)) || die "-n needs a number of lines."; nlines="$2"; shift ;;
+            -n*) nlines="${1#-n}" ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown option '$1' for logs (see --help)." ;;
+        esac
+        shift
+    done
+    is_uint "$nlines" || die "-n '$nlines' is not a number of lines."
+    [[ -f "$SERVER_LOG" ]] || die "no broker log at $SERVER_LOG yet (has Kafka been started with this KAFKA_RUN_DIR?)."
+    if ((follow)); then exec tail -n "$nlines" -F "$SERVER_LOG"; fi
+    tail -n "$nlines" "$SERVER_LOG"
+}
+
+main() {
+    (($#)) || { usage >&2; exit 2; }
+    local cmd="$1"
+    shift
+    case "$cmd" in
+        start) cmd_start "$@" ;;
+        stop) cmd_stop "$@" ;;
+        status) cmd_status "$@" ;;
+        wait) cmd_wait "$@" ;;
+        logs) cmd_logs "$@" ;;
+        bootstrap) if our_pid >/dev/null; then echo "127.0.0.1:$(running_port)"; else echo "127.0.0.1:$KAFKA_PORT"; fi ;;
+        -h | --help | help) usage ;;
+        *) usage >&2; die "unknown command '$cmd' (expected start, stop, status, wait, logs or bootstrap)." ;;
+    esac
+}
+
+main "$@"
