@@ -37,11 +37,13 @@ class Route:
 
 
 def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSettings) -> faust.App:
+    datadir = worker.datadir / service / worker.worker_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
         f"h200-{service}",
         broker=f"kafka://{cluster.bootstrap_servers}",
         store="memory://",
-        datadir=str(worker.datadir / service / worker.worker_id),
+        datadir=str(datadir),
         web_enabled=worker.web_port > 0,
         web_port=worker.web_port or 6066,
         web_bind="127.0.0.1",

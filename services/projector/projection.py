@@ -124,6 +124,7 @@ def _approval(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
                 "tranche_id",
                 p.tranche_id,
             ],
+            ["HDEL", key, "reasons"],
             ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", "approved", str(p.approved_quantity)],
             _trail(ns, p.order_id, e, f"approved {p.approved_quantity} of {p.requested_quantity} [{refs}]"),
         ]

@@ -1,0 +1,80 @@
+"""Waiting for the system to settle: every service group and the projector have read every topic to its end.
+
+Nothing here sleeps a fixed time to hope work is done: it compares recorded positions with the log ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from schemas.topics import BY_NAME
+from services.projector.app import EVENT_TOPICS
+from services.projector.store import ReadModelStore
+
+SERVICE_INPUTS = {
+    "h200-intake": ("h200.intake.commands",),
+    "h200-approval": ("h200.orders", "h200.policy", "h200.approval.inbox"),
+    "h200-allocation": (
+        "h200.approvals",
+        "h200.supply",
+        "h200.policy",
+        "h200.fulfilment",
+        "h200.allocation.inbox",
+    ),
+    "h200-fulfilment": ("h200.allocations", "h200.fulfilment.commands"),
+}
+
+
+@dataclass(frozen=True)
+class Lag:
+    by_reader: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reader.values())
+
+
+def _ends(consumer: KafkaConsumer, topics: set[str]) -> dict[TopicPartition, int]:
+    partitions = [TopicPartition(t, p) for t in sorted(topics) for p in range(BY_NAME[t].partitions)]
+    return dict(consumer.end_offsets(partitions))
+
+
+def measure_lag(admin: KafkaAdminClient, consumer: KafkaConsumer, store: ReadModelStore) -> Lag:
+    topics = {t for inputs in SERVICE_INPUTS.values() for t in inputs} | set(EVENT_TOPICS)
+    ends = _ends(consumer, topics)
+    lag: dict[str, int] = {}
+    for group, inputs in SERVICE_INPUTS.items():
+        committed = {tp: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items()}
+        lag[group] = sum(end - max(committed.get(tp, 0), 0) for tp, end in ends.items() if tp.topic in inputs)
+    positions = store.positions()
+    lag["projector"] = sum(
+        end - positions.get((tp.topic, tp.partition), 0) for tp, end in ends.items() if tp.topic in EVENT_TOPICS
+    )
+    return Lag(lag)
+
+
+def wait_until_settled(
+    admin: KafkaAdminClient,
+    consumer: KafkaConsumer,
+    store: ReadModelStore,
+    timeout_s: float = 120.0,
+    progress: Callable[[Lag], None] | None = None,
+) -> Lag:
+    """Block until no reader lags twice in a row (work caused by work has had its turn); raise on timeout."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while True:
+        lag = measure_lag(admin, consumer, store)
+        if progress:
+            progress(lag)
+        quiet = quiet + 1 if lag.total == 0 else 0
+        if quiet >= 2:
+            return lag
+        if time.monotonic() > deadline:
+            behind = ", ".join(f"{k} {v}" for k, v in lag.by_reader.items() if v)
+            raise TimeoutError(f"the system did not settle in {timeout_s:.0f} s; still behind: {behind}")
+        time.sleep(0.5)
