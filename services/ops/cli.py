@@ -118,6 +118,12 @@ def _ledger(args: argparse.Namespace, settings: OpsSettings) -> int:
     return 0
 
 
+def _demo(_: argparse.Namespace, __: OpsSettings) -> int:
+    from services.ops.demo import main as demo_main
+
+    return demo_main()
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -184,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("samples", help="send one sample of every message kind and read each back").set_defaults(
         run=_samples
     )
+    commands.add_parser(
+        "demo", help="run the article's scenario through the four services (needs Kafka and Redis: see `make demo`)"
+    ).set_defaults(run=_demo)
     _add_write_commands(commands)
     _add_read_commands(commands)
     return parser
