@@ -77,6 +77,9 @@ def _intake(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
         ]
     if isinstance(p, intake.OrderSubmissionRejected):
         order_id = order_id_for(p.buyer_id, p.upstream_ref)
+        if any(reason.code == "conflicting_resubmission" for reason in p.reasons):
+            # A resend with other terms is refused; the order recorded under that reference stands.
+            return [_trail(ns, order_id, e, f"resubmission refused: {_reasons(p.reasons)}")]
         return [
             [
                 "HSET",

@@ -1,0 +1,1 @@
+"""Fulfilment: the shipment of each allocation, from packing to delivery, and the deliveries that failed."""

@@ -1,0 +1,1 @@
+"""Intake: validates, deduplicates and records purchase orders submitted by upstream buyer systems."""

@@ -1,0 +1,32 @@
+"""Intake's pure core, in the decider shape of services.common.decider: run it with `step` or `fold`.
+
+Inputs (h200.intake.commands): SubmitOrder, CancelOrder, AddOrderDocuments. Own outputs, folded back:
+OrderPlaced, OrderSubmissionRejected, OrderDocumentsAdded, OrderCancelled, CommandRejected.
+Every time intake writes into an event is the input envelope's `occurred_at` (see decisions.py for why).
+"""
+
+from __future__ import annotations
+
+from services.intake.domain.checks import (
+    MAX_CLOCK_SKEW,
+    MAX_DOMESTIC_COMMITMENT_RATIO,
+    MAX_UNIT_PRICE_CENTS,
+    MIN_UNIT_PRICE_CENTS,
+)
+from services.intake.domain.decisions import decide
+from services.intake.domain.records import State, Submission, evolve, initial_state
+
+NAME = "intake"
+
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "MAX_DOMESTIC_COMMITMENT_RATIO",
+    "MAX_UNIT_PRICE_CENTS",
+    "MIN_UNIT_PRICE_CENTS",
+    "NAME",
+    "State",
+    "Submission",
+    "decide",
+    "evolve",
+    "initial_state",
+]

@@ -1,0 +1,144 @@
+"""What intake decides on each command.
+
+Times: every event takes the input envelope's `occurred_at` (placed_at, rejected_at, cancelled_at, added_at),
+never the command's own submitted_at/requested_at. Those are the sender's claims: a backdated submitted_at
+would move an order ahead of others, and intake checks submitted_at against occurred_at, so occurred_at is
+the reference. It is also the time `services.common.decider.wrap` gives the events' envelopes.
+
+A reference is bound to its first submission for good: a resend with the same terms decides nothing, with
+other terms it is rejected as a conflict. That holds for a rejected first submission too (a fixed order
+needs a new upstream_ref), so every (buyer, reference) has exactly one outcome on h200.orders.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from schemas.base import Message, Reason
+from schemas.envelope import Envelope, order_id_for
+from schemas.intake import (
+    AddOrderDocuments,
+    CancelOrder,
+    CommandRejected,
+    OrderCancelled,
+    OrderDocumentsAdded,
+    OrderPlaced,
+    OrderSubmissionRejected,
+    OrderTerms,
+    SubmitOrder,
+)
+from services.intake.domain.checks import duplicate_documents, intake_reason, submission_problems
+from services.intake.domain.records import TERM_FIELDS, State, Submission, terms_of
+
+_UNORDERED_FIELDS = frozenset({"declared_uses", "documents"})
+
+
+def decide(state: State, message: Envelope[Any]) -> list[Message]:
+    """The events a command causes; none for an envelope already applied."""
+    if message.id in state.applied:
+        return []
+    payload = message.payload
+    match payload:
+        case SubmitOrder():
+            return _submit(state, payload, message.occurred_at)
+        case CancelOrder():
+            return _cancel(state, message, payload)
+        case AddOrderDocuments():
+            return _add_documents(state, message, payload)
+        case _:
+            raise TypeError(f"intake does not decide on {type(payload).__name__}")
+
+
+def _submit(state: State, command: SubmitOrder, at: datetime) -> list[Message]:
+    order_id = order_id_for(command.buyer_id, command.upstream_ref)
+    known = state.orders.get(order_id)
+    if known is not None:
+        conflicts = _conflicts(known, terms_of(command))
+        return [_rejected(command, conflicts, at)] if conflicts else []
+    problems = submission_problems(command, at)
+    if problems:
+        return [_rejected(command, problems, at)]
+    terms = {name: getattr(command, name) for name in TERM_FIELDS}
+    return [OrderPlaced.model_validate({**terms, "order_id": order_id, "placed_at": at})]
+
+
+def _conflicts(known: Submission, resent: OrderTerms) -> list[Reason]:
+    """One reason per term that differs from the reference's first submission (order of lists ignored)."""
+    ref = f"{known.buyer_id}/{known.upstream_ref}"
+    if known.terms is None:
+        return [intake_reason("conflicting_resubmission", f"{ref} was already used by a rejected submission")]
+    return [
+        intake_reason("conflicting_resubmission", f"{ref} was already submitted with another {name}", name)
+        for name in TERM_FIELDS
+        if _comparable(known.terms, name) != _comparable(resent, name)
+    ]
+
+
+def _comparable(terms: OrderTerms, name: str) -> object:
+    value = getattr(terms, name)
+    return frozenset(value) if name in _UNORDERED_FIELDS else value
+
+
+def _rejected(command: SubmitOrder, reasons: list[Reason], at: datetime) -> OrderSubmissionRejected:
+    return OrderSubmissionRejected(
+        buyer_id=command.buyer_id, upstream_ref=command.upstream_ref, reasons=tuple(reasons), rejected_at=at
+    )
+
+
+def _cancel(state: State, message: Envelope[Any], command: CancelOrder) -> list[Message]:
+    order_id = order_id_for(command.buyer_id, command.upstream_ref)
+    order = state.orders.get(order_id)
+    if order is None or order.status not in ("open", "cancelled"):
+        return [_command_rejected(message, command, [_unknown_order(command, order)])]
+    if order.status == "cancelled":
+        return []
+    return [
+        OrderCancelled(
+            order_id=order_id, buyer_id=command.buyer_id, reason=command.reason, cancelled_at=message.occurred_at
+        )
+    ]
+
+
+def _add_documents(state: State, message: Envelope[Any], command: AddOrderDocuments) -> list[Message]:
+    order_id = order_id_for(command.buyer_id, command.upstream_ref)
+    order = state.orders.get(order_id)
+    if order is None or order.status not in ("open", "cancelled"):
+        return [_command_rejected(message, command, [_unknown_order(command, order)])]
+    if order.status == "cancelled":
+        cancelled = intake_reason(
+            "order_cancelled",
+            f"order {command.buyer_id}/{command.upstream_ref} is cancelled: no documents may be added",
+        )
+        return [_command_rejected(message, command, [cancelled])]
+    new = [document for document in command.documents if order.documents.get(document.document_id) != document]
+    if not new:
+        return []
+    # Ids and contents stay unique across everything on file: a revised document needs a new id.
+    problems = duplicate_documents([*order.documents.values(), *new])
+    if problems:
+        return [_command_rejected(message, command, problems)]
+    return [
+        OrderDocumentsAdded(
+            order_id=order_id, buyer_id=command.buyer_id, documents=tuple(new), added_at=message.occurred_at
+        )
+    ]
+
+
+def _unknown_order(command: CancelOrder | AddOrderDocuments, order: Submission | None) -> Reason:
+    ref = f"{command.buyer_id}/{command.upstream_ref}"
+    why = "its submission was rejected" if order is not None else "it was never submitted"
+    return intake_reason("unknown_order", f"there is no order {ref}: {why}")
+
+
+def _command_rejected(
+    message: Envelope[Any], command: CancelOrder | AddOrderDocuments, reasons: list[Reason]
+) -> CommandRejected:
+    return CommandRejected(
+        command_id=message.id,
+        command_type=command.TYPE,
+        buyer_id=command.buyer_id,
+        upstream_ref=command.upstream_ref,
+        reasons=tuple(reasons),
+        rejected_at=message.occurred_at,
+    )

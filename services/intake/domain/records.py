@@ -1,0 +1,102 @@
+"""What intake remembers: every submission by order id, with its terms, documents on file and status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+from schemas.envelope import Envelope, order_id_for
+from schemas.intake import (
+    AddOrderDocuments,
+    CancelOrder,
+    CommandRejected,
+    OrderCancelled,
+    OrderDocumentsAdded,
+    OrderPlaced,
+    OrderSubmissionRejected,
+    OrderTerms,
+    SubmitOrder,
+    SupportingDocument,
+)
+
+Status = Literal["submitted", "open", "cancelled", "rejected"]
+"""`submitted` lasts only between folding a new SubmitOrder and folding the decision it caused."""
+
+TERM_FIELDS: tuple[str, ...] = tuple(OrderTerms.model_fields)
+
+
+@dataclass
+class Submission:
+    """One (buyer, upstream reference): the terms first submitted under it and what became of them."""
+
+    buyer_id: str
+    upstream_ref: str
+    terms: OrderTerms | None
+    """None only for a rejection rebuilt from intake's events alone: OrderSubmissionRejected carries no terms."""
+    status: Status
+    documents: dict[str, SupportingDocument] = field(default_factory=dict)
+    """Documents on file by document id: those submitted with the order and those added later."""
+
+
+@dataclass
+class State:
+    orders: dict[UUID, Submission] = field(default_factory=dict)
+    """By order id, which names (buyer_id, upstream_ref): see schemas.envelope.order_id_for."""
+    applied: set[UUID] = field(default_factory=set)
+    """Ids of the input envelopes already folded: a redelivered command decides nothing."""
+
+
+def initial_state() -> State:
+    return State()
+
+
+def terms_of(payload: OrderTerms) -> OrderTerms:
+    """The buyer's terms alone, without the fields of the command or event that carries them."""
+    return OrderTerms.model_construct(**{name: getattr(payload, name) for name in TERM_FIELDS})
+
+
+def evolve(state: State, message: Envelope[Any]) -> State:
+    """Fold an input command or one of intake's own events; updates `state` in place and returns it."""
+    payload = message.payload
+    match payload:
+        case SubmitOrder() | CancelOrder() | AddOrderDocuments():
+            if message.id not in state.applied:
+                state.applied.add(message.id)
+                if isinstance(payload, SubmitOrder):
+                    _remember_submission(state, payload)
+        case OrderPlaced():
+            known = state.orders.get(payload.order_id)
+            if known is None or known.status == "submitted":
+                documents = {document.document_id: document for document in payload.documents}
+                state.orders[payload.order_id] = Submission(
+                    payload.buyer_id, payload.upstream_ref, terms_of(payload), "open", documents
+                )
+        case OrderSubmissionRejected():
+            order_id = order_id_for(payload.buyer_id, payload.upstream_ref)
+            known = state.orders.get(order_id)
+            if known is None:
+                state.orders[order_id] = Submission(payload.buyer_id, payload.upstream_ref, None, "rejected")
+            elif known.status == "submitted":
+                known.status = "rejected"
+            # Otherwise it refused a conflicting resend of a recorded reference, which changes nothing.
+        case OrderDocumentsAdded():
+            order = state.orders.get(payload.order_id)
+            if order is not None:
+                order.documents.update((document.document_id, document) for document in payload.documents)
+        case OrderCancelled():
+            order = state.orders.get(payload.order_id)
+            if order is not None:
+                order.status = "cancelled"
+        case CommandRejected():
+            pass
+        case _:
+            raise TypeError(f"intake cannot fold {type(payload).__name__}")
+    return state
+
+
+def _remember_submission(state: State, command: SubmitOrder) -> None:
+    # The terms of a rejected submission exist only in the command: keep them so a resend can be compared.
+    order_id = order_id_for(command.buyer_id, command.upstream_ref)
+    if order_id not in state.orders:
+        state.orders[order_id] = Submission(command.buyer_id, command.upstream_ref, terms_of(command), "submitted")
