@@ -48,7 +48,9 @@ def ensure_topics(admin: KafkaAdminClient, catalogue: tuple[Topic, ...] = CATALO
             continue
         try:
             admin.create_topics(
-                [NewTopic(topic.name, topic.partitions, 1, topic_configs=dict(topic.config))], timeout_ms=30_000
+                [NewTopic(topic.name, topic.partitions, 1, topic_configs=dict(topic.config))],
+                timeout_ms=30_000,
+                wait_for_metadata=True,
             )
             report.created.append(topic.name)
         except TopicAlreadyExistsError:
