@@ -1,0 +1,90 @@
+"""How a policy event changes the policies in force. Pure: decide applies it to a copy, evolve for good."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from schemas.base import PolicyRef
+from schemas.policy import (
+    DeniedPartyDelisted,
+    DeniedPartyListed,
+    ExportLicenceIssued,
+    ExportLicenceRevoked,
+    ImporterAuthorised,
+    ImporterReinstated,
+    ImporterRevoked,
+    ImporterSuspended,
+    ImportUseRulesSet,
+    PolicyEvent,
+    TrancheQuotaSet,
+)
+from services.approval.domain.state import BuyerPolicy, Importer, Licence, SharedPolicy, Tranche
+
+BuyerPolicyEvent = (
+    ExportLicenceIssued
+    | ExportLicenceRevoked
+    | DeniedPartyListed
+    | DeniedPartyDelisted
+    | ImporterAuthorised
+    | ImporterSuspended
+    | ImporterReinstated
+    | ImporterRevoked
+    | TrancheQuotaSet
+)
+APPROVAL_POLICIES: tuple[type[PolicyEvent], ...] = (
+    ExportLicenceIssued,
+    ExportLicenceRevoked,
+    DeniedPartyListed,
+    DeniedPartyDelisted,
+    ImporterAuthorised,
+    ImporterSuspended,
+    ImporterReinstated,
+    ImporterRevoked,
+    TrancheQuotaSet,
+    ImportUseRulesSet,
+)
+"""The policy events approval applies (AllocationPolicySet is allocation's)."""
+
+
+def ref_of(event: PolicyEvent) -> PolicyRef:
+    return PolicyRef(policy_id=event.policy_id, revision=event.revision)
+
+
+def is_newer(revisions: dict[str, int], event: PolicyEvent) -> bool:
+    """Only a revision above the last applied one of its policy counts: stale and repeated ones are ignored."""
+    return isinstance(event, APPROVAL_POLICIES) and event.revision > revisions.get(event.policy_id, 0)
+
+
+def apply_to_shared(shared: SharedPolicy, event: PolicyEvent) -> SharedPolicy:
+    if isinstance(event, ImportUseRulesSet):
+        return replace(shared, use_rules=event)
+    if isinstance(event, DeniedPartyListed | DeniedPartyDelisted):
+        return replace(shared, denied_lists={**shared.denied_lists, event.policy_id: ref_of(event)})
+    return shared
+
+
+def apply_to_buyer(policy: BuyerPolicy, event: BuyerPolicyEvent) -> BuyerPolicy:
+    ref = ref_of(event)
+    match event:
+        case ExportLicenceIssued():
+            licence = Licence(event.licence_id, event.quantity, event.valid_from, event.valid_until, False, ref)
+            return replace(policy, licences={**policy.licences, event.licence_id: licence})
+        case ExportLicenceRevoked():
+            known = policy.licences.get(event.licence_id)
+            if known is None:
+                return policy
+            revoked = replace(known, revoked=True, ref=ref)
+            return replace(policy, licences={**policy.licences, event.licence_id: revoked})
+        case DeniedPartyListed():
+            return replace(policy, denied_party=True)
+        case DeniedPartyDelisted():
+            return replace(policy, denied_party=False)
+        case ImporterAuthorised() | ImporterReinstated():
+            return replace(policy, importer=Importer("authorised", ref))
+        case ImporterSuspended():
+            return replace(policy, importer=Importer("suspended", ref))
+        case ImporterRevoked():
+            return replace(policy, importer=Importer("revoked", ref))
+        case TrancheQuotaSet():
+            tranche = Tranche(event.tranche_id, event.quantity, event.opens_at, event.closes_at, ref)
+            return replace(policy, tranches={**policy.tranches, event.tranche_id: tranche})

@@ -1,0 +1,177 @@
+"""What approval remembers: the policies in force per buyer, the shared rules, and every order of the partition."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from schemas.base import PolicyRef, Reason
+from schemas.intake import OrderPlaced
+from schemas.policy import ImportUseRulesSet
+
+OrderStatus = Literal["placed", "held", "approved", "suspended", "revoked", "denied", "cancelled"]
+ImporterStatus = Literal["authorised", "suspended", "revoked"]
+
+
+@dataclass(frozen=True)
+class Licence:
+    """A US export licence as its latest revision states it."""
+
+    licence_id: str
+    quantity: int
+    valid_from: datetime
+    valid_until: datetime
+    revoked: bool
+    ref: PolicyRef
+
+    def covers(self, at: datetime) -> bool:
+        return self.valid_from <= at < self.valid_until
+
+
+@dataclass(frozen=True)
+class Tranche:
+    """A buyer's import quota for one tranche (a period of approvals)."""
+
+    tranche_id: str
+    quantity: int
+    opens_at: datetime
+    closes_at: datetime
+    ref: PolicyRef
+
+    def is_open(self, at: datetime) -> bool:
+        return self.opens_at <= at < self.closes_at
+
+
+@dataclass(frozen=True)
+class Importer:
+    status: ImporterStatus
+    ref: PolicyRef
+
+
+@dataclass(frozen=True)
+class BuyerPolicy:
+    """Every policy that names one buyer. Replaced, never mutated: decide tries a change on a copy."""
+
+    licences: Mapping[str, Licence] = field(default_factory=dict)
+    tranches: Mapping[str, Tranche] = field(default_factory=dict)
+    importer: Importer | None = None
+    denied_party: bool = False
+
+
+@dataclass(frozen=True)
+class SharedPolicy:
+    """Policies that concern every buyer: China's use rules and the denied-party lists consulted."""
+
+    use_rules: ImportUseRulesSet | None = None
+    denied_lists: Mapping[str, PolicyRef] = field(default_factory=dict)
+
+    @property
+    def use_rules_ref(self) -> PolicyRef | None:
+        rules = self.use_rules
+        return None if rules is None else PolicyRef(policy_id=rules.policy_id, revision=rules.revision)
+
+
+@dataclass
+class Usage:
+    """Chips held by a buyer's approvals that are not released, per licence and per tranche."""
+
+    licence: dict[str, int] = field(default_factory=dict)
+    tranche: dict[str, int] = field(default_factory=dict)
+
+    def copy(self) -> Usage:
+        return Usage(dict(self.licence), dict(self.tranche))
+
+    def commit(self, licence_id: str, tranche_id: str, quantity: int) -> None:
+        self.licence[licence_id] = self.licence.get(licence_id, 0) + quantity
+        self.tranche[tranche_id] = self.tranche.get(tranche_id, 0) + quantity
+
+    def release(self, licence_id: str, tranche_id: str, quantity: int) -> None:
+        self.commit(licence_id, tranche_id, -quantity)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What an approval holds: chips under one licence and one tranche."""
+
+    licence_id: str
+    tranche_id: str
+    quantity: int
+    approved_at: datetime
+
+
+@dataclass
+class OrderRecord:
+    placed: OrderPlaced
+    document_kinds: frozenset[str]
+    status: OrderStatus = "placed"
+    held_since: datetime | None = None
+    held_reasons: tuple[Reason, ...] = ()
+    grant: Grant | None = None
+    released: bool = False
+
+    @property
+    def order_id(self) -> UUID:
+        return self.placed.order_id
+
+    @property
+    def buyer_id(self) -> str:
+        return self.placed.buyer_id
+
+    @property
+    def is_open_approval(self) -> bool:
+        """Approved or suspended, and its chips still count against licence and quota."""
+        return self.status in ("approved", "suspended") and self.grant is not None and not self.released
+
+
+@dataclass
+class BuyerBook:
+    policy: BuyerPolicy = field(default_factory=BuyerPolicy)
+    orders: dict[UUID, OrderRecord] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+
+    def open_approvals(self) -> list[OrderRecord]:
+        """Open approvals, oldest first."""
+        found = [order for order in self.orders.values() if order.is_open_approval]
+        return sorted(found, key=approval_order)
+
+
+@dataclass
+class ApprovalState:
+    buyers: dict[str, BuyerBook] = field(default_factory=dict)
+    shared: SharedPolicy = field(default_factory=SharedPolicy)
+    revisions: dict[str, int] = field(default_factory=dict)
+    """The last applied revision of every policy_id."""
+    applied: set[UUID] = field(default_factory=set)
+    """Ids of every envelope folded: a repeated one is ignored."""
+    held: dict[UUID, str] = field(default_factory=dict)
+    """Held orders: order_id -> buyer_id."""
+    cancelled_unplaced: set[UUID] = field(default_factory=set)
+    """Orders cancelled before this partition saw them placed: never to be decided."""
+
+    def book_of(self, buyer_id: str) -> BuyerBook:
+        """The buyer's book, or an empty one (not stored: decide must not change the state)."""
+        return self.buyers.get(buyer_id) or BuyerBook()
+
+    def order(self, buyer_id: str, order_id: UUID) -> OrderRecord | None:
+        return self.book_of(buyer_id).orders.get(order_id)
+
+    def held_orders(self, buyer_id: str | None = None) -> list[OrderRecord]:
+        """Held orders of one buyer (or of all), in the order they are re-examined: held time, then order_id."""
+        found = [
+            self.buyers[buyer].orders[order_id]
+            for order_id, buyer in self.held.items()
+            if buyer_id is None or buyer == buyer_id
+        ]
+        return sorted(found, key=lambda order: (order.held_since or order.placed.placed_at, order.order_id))
+
+
+def approval_order(order: OrderRecord) -> tuple[datetime, UUID]:
+    approved_at = order.grant.approved_at if order.grant else order.placed.placed_at
+    return (approved_at, order.order_id)
+
+
+def initial_state() -> ApprovalState:
+    return ApprovalState()

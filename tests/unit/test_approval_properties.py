@@ -1,0 +1,344 @@
+"""Invariants of the approval core under any sequence of policies and orders (hypothesis).
+
+An oracle, written apart from the core, follows the policies in force (newer revisions only) and the open
+approvals stated by the core's own events; after every input the core must agree with the law.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import builders_approval as build
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as note
+from hypothesis import strategies as st
+
+from schemas.approval import ApprovalReleased, Decision, OrderApproved, OrderDenied, OrderHeld
+from schemas.base import Message
+from schemas.envelope import Envelope
+from schemas.intake import OrderCancelled, OrderPlaced
+from schemas.policy import (
+    DeniedPartyDelisted,
+    DeniedPartyListed,
+    ExportLicenceIssued,
+    ExportLicenceRevoked,
+    ImporterAuthorised,
+    ImporterReinstated,
+    ImporterRevoked,
+    ImporterSuspended,
+    ImportUseRulesSet,
+    PolicyEvent,
+    TrancheQuotaSet,
+)
+from services.approval import domain as approval
+from services.common.decider import fold, step
+
+BUYERS = ("bytedance", "baidu")
+WINDOWS = ((-100_000, 100_000), (0, 30), (20, 60), (50, 500))
+USES = (
+    {"ai_research": 100},
+    {"ai_research": 70, "inference": 30},
+    {"inference": 100},
+    {"ai_research": 50, "gaming": 50},
+)
+DOCUMENTS = ((), ("end_use_statement",), ("end_use_statement", "training_plan"))
+IMPORTER = {
+    "authorised": build.importer_authorised,
+    "suspended": build.importer_suspended,
+    "reinstated": build.importer_reinstated,
+    "revoked": build.importer_revoked,
+}
+
+buyer = st.sampled_from(BUYERS)
+window = st.sampled_from(WINDOWS)
+place = st.tuples(
+    st.just("place"),
+    buyer,
+    st.integers(1, 120),
+    st.sampled_from(USES),
+    st.sampled_from(DOCUMENTS),
+    st.sampled_from((0, 20, 60)),
+)
+compliant_place = st.tuples(
+    st.just("place"), buyer, st.integers(1, 120), st.sampled_from(USES[:2]), st.just(DOCUMENTS[2]), st.just(60)
+)
+single_actions = st.one_of(
+    place,
+    compliant_place,
+    compliant_place,
+    st.tuples(st.just("place_again"), st.integers(0, 50)),
+    st.tuples(st.just("documents"), st.integers(0, 50), st.sampled_from(DOCUMENTS[1:])),
+    st.tuples(st.just("cancel"), st.integers(0, 50)),
+    st.tuples(st.just("licence"), buyer, st.sampled_from(("L1", "L2")), st.integers(1, 200), window, st.booleans()),
+    # Amendments of the licence and the tranche the cleared buyers draw on, often below what is approved.
+    st.tuples(st.just("licence"), buyer, st.just("L1"), st.integers(1, 80), st.just(WINDOWS[0]), st.just(False)),
+    st.tuples(st.just("quota"), buyer, st.just("T1"), st.integers(0, 80), st.just(WINDOWS[0]), st.just(False)),
+    st.tuples(st.just("revoke_licence"), buyer, st.sampled_from(("L1", "L2")), st.booleans()),
+    st.tuples(st.just("denied"), buyer, st.booleans(), st.booleans()),
+    st.tuples(st.just("importer"), buyer, st.sampled_from(tuple(IMPORTER)), st.booleans()),
+    st.tuples(st.just("quota"), buyer, st.sampled_from(("T1", "T2")), st.integers(0, 200), window, st.booleans()),
+    st.tuples(
+        st.just("rules"),
+        st.sampled_from(DOCUMENTS),
+        st.sampled_from((30, 60)),
+        st.sampled_from((0, 20, 50)),
+        st.booleans(),
+    ),
+    st.tuples(st.just("repeat"), st.integers(0, 100)),
+)
+
+
+def clearing(who: str, licence: int = 100, quota: int = 100) -> list[tuple[Any, ...]]:
+    """The US licence, the import authorisation and the tranche quota a buyer needs, all in force now."""
+    return [
+        ("licence", who, "L1", licence, WINDOWS[0], False),
+        ("importer", who, "authorised", False),
+        ("quota", who, "T1", quota, WINDOWS[0], False),
+    ]
+
+
+actions = st.one_of(single_actions.map(lambda action: [action]), buyer.map(clearing))
+
+
+@st.composite
+def scripts(draw: st.DrawFn, max_size: int = 40) -> list[tuple[Any, ...]]:
+    """Random actions, after a start in which some buyers are cleared by both governments (else few approvals)."""
+    cleared = draw(st.lists(buyer, unique=True, min_size=1))
+    start: list[tuple[Any, ...]] = [("rules", DOCUMENTS[1], 60, 20, False)]
+    for who in cleared:
+        start += clearing(who, draw(st.integers(20, 300)), draw(st.integers(20, 300)))
+    return start + [action for group in draw(st.lists(actions, min_size=5, max_size=max_size)) for action in group]
+
+
+@dataclass
+class Script:
+    """Turns actions into inbox envelopes, one minute apart, with revisions that grow (or, if stale, do not)."""
+
+    revisions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    orders: list[tuple[str, str]] = field(default_factory=list)
+    sent: list[Envelope[Any]] = field(default_factory=list)
+
+    def revision(self, policy_id: str, stale: bool) -> int:
+        if not (stale and self.revisions[policy_id]):
+            self.revisions[policy_id] += 1
+        return self.revisions[policy_id]
+
+    def envelope(self, action: tuple[Any, ...], minute: int) -> Envelope[Any] | None:
+        kind, *args = action
+        if kind == "place":
+            who, quantity, uses, documents, domestic_pct = args
+            ref = f"PO-{len(self.orders)}"
+            self.orders.append((who, ref))
+            return build.order_placed(
+                who,
+                ref,
+                quantity,
+                minute=minute,
+                uses=uses,
+                documents=documents,
+                domestic=quantity * domestic_pct // 100,
+            )
+        if kind in ("place_again", "documents", "cancel"):
+            if not self.orders:
+                return None
+            who, ref = self.orders[args[0] % len(self.orders)]
+            if kind == "place_again":
+                return build.order_placed(who, ref, 10, minute=minute)
+            if kind == "documents":
+                return build.documents_added(who, ref, args[1], minute=minute)
+            return build.order_cancelled(who, ref, minute=minute)
+        if kind == "repeat":
+            return self.sent[args[0] % len(self.sent)] if self.sent else None
+        return self.policy(kind, args, minute)
+
+    def policy(self, kind: str, args: list[Any], minute: int) -> Envelope[Any]:
+        if kind == "licence":
+            who, name, quantity, (start, end), is_stale = args
+            rev = self.revision(f"us-licence/{who}-{name}", is_stale)
+            return build.licence_issued(
+                who,
+                quantity,
+                licence=f"{who}-{name}",
+                revision=rev,
+                minute=minute,
+                valid_from=build.at(start),
+                valid_until=build.at(end),
+            )
+        if kind == "revoke_licence":
+            who, name, is_stale = args
+            rev = self.revision(f"us-licence/{who}-{name}", is_stale)
+            return build.licence_revoked(who, licence=f"{who}-{name}", revision=rev, minute=minute)
+        if kind == "denied":
+            who, listed, is_stale = args
+            maker = build.denied_party_listed if listed else build.denied_party_delisted
+            return maker(who, revision=self.revision(build.DENIED_LIST, is_stale), minute=minute)
+        if kind == "importer":
+            who, status, is_stale = args
+            return IMPORTER[status](who, revision=self.revision(f"cn-importer/{who}", is_stale), minute=minute)
+        if kind == "quota":
+            who, tranche, quantity, (start, end), is_stale = args
+            rev = self.revision(f"cn-quota/{tranche}/{who}", is_stale)
+            return build.tranche_quota_set(
+                who,
+                quantity,
+                tranche=tranche,
+                revision=rev,
+                minute=minute,
+                opens_at=build.at(start),
+                closes_at=build.at(end),
+            )
+        documents, max_inference, min_domestic, is_stale = args
+        return build.use_rules_set(
+            revision=self.revision(build.USE_RULES, is_stale),
+            minute=minute,
+            documents=documents,
+            max_inference=max_inference,
+            min_domestic=min_domestic,
+        )
+
+    def inputs(self, script: list[tuple[Any, ...]]) -> list[Envelope[Any]]:
+        for minute, action in enumerate(script):
+            made = self.envelope(action, minute)
+            if made is not None:
+                self.sent.append(made)
+        return self.sent
+
+
+@dataclass
+class Law:
+    """The policies in force as the governments stated them, and the approvals the core says are open."""
+
+    revisions: dict[str, int] = field(default_factory=dict)
+    denied: set[str] = field(default_factory=set)
+    importer: dict[str, str] = field(default_factory=dict)
+    licences: dict[tuple[str, str], ExportLicenceIssued] = field(default_factory=dict)
+    revoked: set[tuple[str, str]] = field(default_factory=set)
+    tranches: dict[tuple[str, str], TrancheQuotaSet] = field(default_factory=dict)
+    rules: bool = False
+    open: dict[UUID, OrderApproved] = field(default_factory=dict)
+    decided: set[UUID] = field(default_factory=set)
+    cancelled: set[UUID] = field(default_factory=set)
+    placed: set[UUID] = field(default_factory=set)
+
+    def apply(self, event: PolicyEvent) -> bool:
+        if event.revision <= self.revisions.get(event.policy_id, 0):
+            return False
+        self.revisions[event.policy_id] = event.revision
+        match event:
+            case DeniedPartyListed():
+                self.denied.add(event.buyer_id)
+            case DeniedPartyDelisted():
+                self.denied.discard(event.buyer_id)
+            case ImporterAuthorised() | ImporterReinstated():
+                self.importer[event.buyer_id] = "authorised"
+            case ImporterSuspended():
+                self.importer[event.buyer_id] = "suspended"
+            case ImporterRevoked():
+                self.importer[event.buyer_id] = "revoked"
+            case ExportLicenceIssued():
+                self.licences[(event.buyer_id, event.licence_id)] = event
+                self.revoked.discard((event.buyer_id, event.licence_id))
+            case ExportLicenceRevoked():
+                self.revoked.add((event.buyer_id, event.licence_id))
+            case TrancheQuotaSet():
+                self.tranches[(event.buyer_id, event.tranche_id)] = event
+            case ImportUseRulesSet():
+                self.rules = True
+        return True
+
+    def knows_anything_about(self, who: str) -> bool:
+        return (
+            self.rules
+            or any(policy_id.startswith("us-denied") for policy_id in self.revisions)
+            or any(who in key for key in (*self.licences, *self.tranches, *((b, "") for b in self.importer)))
+        )
+
+    def check_approval(self, approved: OrderApproved, at: datetime) -> None:
+        who = approved.buyer_id
+        assert who not in self.denied, "approved a denied party"
+        assert self.importer.get(who) == "authorised", "approved a buyer that is not an authorised importer"
+        licence = self.licences[(who, approved.licence_id)]
+        assert (who, approved.licence_id) not in self.revoked, "approved under a revoked licence"
+        assert licence.valid_from <= at < licence.valid_until, "approved under a licence not valid at the time"
+        tranche = self.tranches[(who, approved.tranche_id)]
+        assert tranche.opens_at <= at < tranche.closes_at, "approved in a tranche that is not open"
+        assert 0 < approved.approved_quantity <= approved.requested_quantity
+        assert approved.order_id not in self.cancelled, "approved a cancelled order"
+        assert approved.order_id not in self.decided, "approved an order already decided"
+
+    def check_limits(self) -> None:
+        by_licence: dict[tuple[str, str], int] = defaultdict(int)
+        by_tranche: dict[tuple[str, str], int] = defaultdict(int)
+        for approved in self.open.values():
+            by_licence[(approved.buyer_id, approved.licence_id)] += approved.approved_quantity
+            by_tranche[(approved.buyer_id, approved.tranche_id)] += approved.approved_quantity
+        for key, used in by_licence.items():
+            assert used <= self.licences[key].quantity, f"licence {key} over-used: {used}"
+        for key, used in by_tranche.items():
+            assert used <= self.tranches[key].quantity, f"tranche {key} over-used: {used}"
+
+
+def observe(law: Law, message: Envelope[Any], outputs: list[Message], repeated: bool) -> None:
+    payload = message.payload
+    if repeated:
+        assert outputs == [], "a repeated input decided something"
+        return
+    if isinstance(payload, PolicyEvent) and not law.apply(payload):
+        assert outputs == [], "a stale policy revision decided something"
+    if isinstance(payload, OrderPlaced):
+        new = payload.order_id not in law.placed and payload.order_id not in law.cancelled
+        assert len(outputs) == (1 if new else 0)
+        law.placed.add(payload.order_id)
+    for event in outputs:
+        assert isinstance(event, Decision)
+        assert (event.cause_event_id, event.decided_at) == (message.id, message.occurred_at)
+        if law.knows_anything_about(event.buyer_id) or not isinstance(event, OrderHeld):
+            assert event.policy_refs, f"{event.TYPE} cites no policy"
+        if isinstance(event, OrderApproved):
+            law.check_approval(event, message.occurred_at)
+            law.open[event.order_id] = event
+        if isinstance(event, ApprovalReleased):
+            assert law.open.pop(event.order_id).approved_quantity == event.quantity
+        if isinstance(event, OrderApproved | OrderDenied):
+            law.decided.add(event.order_id)
+    if isinstance(payload, OrderCancelled):
+        law.cancelled.add(payload.order_id)
+        assert payload.order_id not in law.open, "a cancelled approval kept its chips"
+    law.check_limits()
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scripts())
+def test_no_buyer_exceeds_its_licence_or_quota_and_every_decision_is_lawful_and_traced(script: list[Any]) -> None:
+    inputs = Script().inputs(script)
+    state, law, seen = approval.initial_state(), Law(), set()
+    decided: set[str] = set()
+    for message in inputs:
+        state, outputs = step(approval, state, message)
+        observe(law, message, [output.payload for output in outputs], message.id in seen)
+        seen.add(message.id)
+        decided.update(output.type for output in outputs)
+    for kind in sorted(decided):
+        note(kind)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scripts(max_size=30))
+def test_replaying_the_same_inputs_decides_exactly_the_same_events(script: list[Any]) -> None:
+    inputs = Script().inputs(script)
+    _, first = fold(approval, inputs)
+    _, second = fold(approval, inputs)
+    assert first == second
+
+
+@settings(max_examples=100, deadline=None)
+@given(scripts(max_size=30))
+def test_every_input_delivered_twice_decides_the_same_as_once(script: list[Any]) -> None:
+    inputs = Script().inputs(script)
+    _, once = fold(approval, inputs)
+    _, twice = fold(approval, [message for message in inputs for _ in (1, 2)])
+    assert once == twice
