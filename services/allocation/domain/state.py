@@ -1,0 +1,161 @@
+"""The order book of each pool: approved orders, manufactured batches, the allocations between them, the rule."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from schemas.base import PolicyRef
+
+Rule = Literal["first_approved_first_served", "pro_rata"]
+DEFAULT_RULE: Rule = "first_approved_first_served"
+
+Status = Literal["approved", "suspended", "revoked", "cancelled", "closed"]
+"""approved: takes chips; suspended: keeps its chips, takes no new ones; the others have left the book."""
+
+IN_BOOK: frozenset[Status] = frozenset({"approved", "suspended"})
+
+OrderRank = tuple[datetime, str, UUID]
+"""Approval time, then order id as a string (the UUID itself rides along, never compared: ids are unique)."""
+BatchRank = tuple[datetime, str]
+"""Ready time, then batch id: the order in which batches are drawn from."""
+
+K = TypeVar("K", bound=tuple[Any, ...])
+
+
+@dataclass(slots=True)
+class Ranking(Generic[K]):
+    """Keys kept sorted, so a decision reads the book in rule order and stops as soon as it has enough."""
+
+    keys: list[K] = field(default_factory=list)
+
+    def add(self, key: K) -> None:
+        index = bisect_left(self.keys, key)
+        if index == len(self.keys) or self.keys[index] != key:
+            self.keys.insert(index, key)
+
+    def discard(self, key: K) -> None:
+        index = bisect_left(self.keys, key)
+        if index < len(self.keys) and self.keys[index] == key:
+            del self.keys[index]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass(slots=True)
+class Order:
+    order_id: UUID
+    buyer_id: str
+    approved_quantity: int
+    approved_at: datetime
+    status: Status = "approved"
+    allocated: int = 0
+    """Chips of live (not released) allocations, shipped or not."""
+    allocation_ids: list[UUID] = field(default_factory=list)
+    """Every allocation the order ever received, oldest first."""
+
+    @property
+    def rank(self) -> OrderRank:
+        return (self.approved_at, str(self.order_id), self.order_id)
+
+    @property
+    def eligible(self) -> bool:
+        """Approved by both gates right now: the only orders that may receive chips."""
+        return self.status == "approved"
+
+    @property
+    def unfilled(self) -> int:
+        """Chips still owed to the order; nothing is owed to an order that has left the book."""
+        return self.approved_quantity - self.allocated if self.status in IN_BOOK else 0
+
+
+@dataclass(slots=True)
+class Batch:
+    batch_id: str
+    quantity: int
+    ready_at: datetime
+    site: str
+    allocated: int = 0
+
+    @property
+    def rank(self) -> BatchRank:
+        return (self.ready_at, self.batch_id)
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.allocated
+
+
+@dataclass(slots=True)
+class Allocation:
+    allocation_id: UUID
+    order_id: UUID
+    buyer_id: str
+    batch_id: str
+    quantity: int
+    allocated_at: datetime
+    shipped: bool = False
+    """A shipped (or delivered) allocation is no longer released when its approval ends."""
+    released: bool = False
+
+
+@dataclass(slots=True)
+class Pool:
+    pool_id: str
+    rule: Rule = DEFAULT_RULE
+    policy_ref: PolicyRef | None = None
+    orders: dict[UUID, Order] = field(default_factory=dict)
+    batches: dict[str, Batch] = field(default_factory=dict)
+    allocations: dict[UUID, Allocation] = field(default_factory=dict)
+    demand: Ranking[OrderRank] = field(default_factory=Ranking)
+    """Eligible orders with unfilled quantity, first approved first."""
+    supply: Ranking[BatchRank] = field(default_factory=Ranking)
+    """Batches with chips left, in supply order."""
+    available: int = 0
+    """Chips left in all batches."""
+    toggles_seen: set[UUID] = field(default_factory=set)
+    """Ids of the suspensions and reinstatements seen: a later input can undo their effect, so a redelivered copy
+    is recognised by its id. Every other input is idempotent by its natural key (order, batch, revision,
+    allocation), which keeps this set small."""
+
+    @property
+    def policy_revision(self) -> int:
+        return self.policy_ref.revision if self.policy_ref else 0
+
+    def refresh_order(self, order: Order) -> None:
+        if order.eligible and order.unfilled > 0:
+            self.demand.add(order.rank)
+        else:
+            self.demand.discard(order.rank)
+
+    def refresh_batch(self, batch: Batch) -> None:
+        if batch.remaining > 0:
+            self.supply.add(batch.rank)
+        else:
+            self.supply.discard(batch.rank)
+
+
+@dataclass(slots=True)
+class AllocationState:
+    """Every pool of one inbox partition; pools never affect each other."""
+
+    pools: dict[str, Pool] = field(default_factory=dict)
+
+    def pool(self, pool_id: str) -> Pool:
+        """The pool, or an empty one that is not stored (deciding must not change the state)."""
+        return self.pools.get(pool_id) or Pool(pool_id)
+
+    def pool_for_update(self, pool_id: str) -> Pool:
+        return self.pools.setdefault(pool_id, Pool(pool_id))
+
+
+def initial_state() -> AllocationState:
+    return AllocationState()

@@ -1,0 +1,376 @@
+"""Invariants of the order book under random histories, checked against a small independent model of the book.
+
+A history is a list of actions (approvals, batches, policy switches, suspensions, reinstatements, revocations,
+cancellations, closings, shipments, failed deliveries, redelivered and re-announced inputs). Actions that
+name an order or an allocation pick one of those that exist at that moment, so every history is meaningful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from builders_allocation import (
+    AT,
+    approved,
+    batch,
+    delivery_failed,
+    denied,
+    policy,
+    reinstated,
+    released,
+    revoked,
+    step_recorded,
+    suspended,
+)
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from schemas.allocation import AllocationReleased, ChipsAllocated
+from schemas.base import Message
+from schemas.envelope import Envelope, derive_id
+from services.allocation import domain
+from services.allocation.domain import book_summary
+from services.allocation.domain.rules import Claim, Grant, Stock, first_approved_first_served, pro_rata
+from services.common.decider import fold, step
+
+POOLS = ("h200", "h200-south")
+RULES = ("first_approved_first_served", "pro_rata")
+pools = st.sampled_from(POOLS)
+pick = st.integers(0, 10_000)
+
+actions = st.lists(
+    st.one_of(
+        *[st.tuples(st.just("approve"), pools, st.integers(1, 60), st.integers(0, 3))] * 3,
+        st.tuples(st.just("batch"), pools, st.integers(1, 80), st.integers(0, 3)),
+        st.tuples(st.just("batch"), pools, st.integers(1, 80), st.integers(0, 3)),
+        st.tuples(st.just("policy"), pools, st.sampled_from(RULES), st.integers(-1, 2)),
+        st.tuples(st.sampled_from(["suspend", "reinstate", "revoke", "cancel", "close", "deny"]), pick),
+        st.tuples(st.sampled_from(["ship", "deliver", "fail"]), pick),
+        st.tuples(st.sampled_from(["redeliver", "approve_again", "batch_again"]), pick),
+    ),
+    min_size=5,
+    max_size=60,
+)
+
+
+@dataclass
+class ModelOrder:
+    pool: str
+    approved: int
+    approved_at: datetime
+    status: str = "approved"  # approved | suspended | gone | closed
+
+
+@dataclass
+class Model:
+    """What the book must look like, kept from the inputs and the ledger lines only."""
+
+    orders: dict[UUID, ModelOrder] = field(default_factory=dict)
+    batches: dict[tuple[str, str], int] = field(default_factory=dict)
+    live: dict[UUID, ChipsAllocated] = field(default_factory=dict)
+    ever: list[ChipsAllocated] = field(default_factory=list)
+    shipped: set[UUID] = field(default_factory=set)
+    policy: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def revision(self, pool: str) -> int:
+        return self.policy.get(pool, ("first_approved_first_served", 0))[1]
+
+    def rule(self, pool: str) -> str:
+        return self.policy.get(pool, ("first_approved_first_served", 0))[0]
+
+    def allocated_to(self, order_id: UUID) -> int:
+        return sum(line.quantity for line in self.live.values() if line.order_id == order_id)
+
+    def allocated_from(self, pool: str, batch_id: str) -> int:
+        return sum(line.quantity for line in self.live.values() if (line.pool_id, line.batch_id) == (pool, batch_id))
+
+    def claims(self, pool: str) -> dict[UUID, int]:
+        """Eligible orders of the pool and their unfilled quantity."""
+        return {
+            order_id: order.approved - self.allocated_to(order_id)
+            for order_id, order in self.orders.items()
+            if order.pool == pool and order.status == "approved"
+        }
+
+    def available(self, pool: str) -> int:
+        return sum(qty - self.allocated_from(p, b) for (p, b), qty in self.batches.items() if p == pool)
+
+
+class History:
+    """Turns actions into input envelopes, runs them through the core and checks every decision."""
+
+    def __init__(self) -> None:
+        self.model = Model()
+        self.state = domain.initial_state()
+        self.inputs: list[Envelope[Any]] = []
+        self.outputs: list[Envelope[Message]] = []
+
+    def run(self, action: tuple[Any, ...]) -> None:
+        index = len(self.inputs)
+        message = self._input(action, derive_id("property-input", index), AT + timedelta(seconds=index))
+        if message is None:
+            return
+        redelivered = any(message.id == earlier.id for earlier in self.inputs)
+        expected_releases = set() if redelivered else self._expected_releases(message)
+        if not redelivered:
+            self._observe(message)
+        self.state, outputs = step(domain, self.state, message)
+        self.inputs.append(message)
+        self.outputs.extend(outputs)
+        events = [output.payload for output in outputs]
+        if redelivered or action[0] in ("approve_again", "batch_again", "deny"):
+            assert events == []
+        self._check(message, events, expected_releases)
+
+    def _input(self, action: tuple[Any, ...], message_id: UUID, at: datetime) -> Envelope[Any] | None:
+        kind, model = action[0], self.model
+        if kind == "approve":
+            _, pool, quantity, minute = action
+            order_id = derive_id("property-order", message_id)
+            return approved(
+                order_id, quantity, decided_at=AT + timedelta(minutes=minute), pool=pool, message_id=message_id
+            )
+        if kind == "batch":
+            _, pool, quantity, minute = action
+            ready_at = AT + timedelta(minutes=minute)
+            return batch(f"B{len(self.inputs)}", quantity, ready_at=ready_at, pool=pool, at=at, message_id=message_id)
+        if kind == "policy":
+            _, pool, rule, delta = action
+            return policy(rule, max(1, model.revision(pool) + delta), pool=pool, at=at, message_id=message_id)
+        if kind == "redeliver":
+            return self.inputs[action[1] % len(self.inputs)] if self.inputs else None
+        if kind == "batch_again":
+            known = sorted(model.batches)
+            if not known:
+                return None
+            pool, batch_id = known[action[1] % len(known)]
+            return batch(batch_id, model.batches[(pool, batch_id)], pool=pool, at=at, message_id=message_id)
+        if kind in ("ship", "deliver", "fail"):
+            if not model.ever:
+                return None
+            line = model.ever[action[1] % len(model.ever)]
+            if kind == "fail":
+                return delivery_failed(line, at=at, message_id=message_id)
+            return step_recorded(line, "shipped" if kind == "ship" else "delivered", at=at, message_id=message_id)
+        if not model.orders:
+            return None
+        order_id = sorted(model.orders, key=str)[action[1] % len(model.orders)]
+        order = model.orders[order_id]
+        builders: dict[str, Callable[[], Envelope[Any]]] = {
+            "suspend": lambda: suspended(order_id, pool=order.pool, message_id=message_id),
+            "reinstate": lambda: reinstated(order_id, pool=order.pool, at=at, message_id=message_id),
+            "revoke": lambda: revoked(order_id, pool=order.pool, at=at, message_id=message_id),
+            "cancel": lambda: released(order_id, "cancelled", pool=order.pool, at=at, message_id=message_id),
+            "close": lambda: released(order_id, "closed", pool=order.pool, at=at, message_id=message_id),
+            "deny": lambda: denied(order_id, pool=order.pool),
+            "approve_again": lambda: approved(order_id, 7, pool=order.pool, message_id=message_id),
+        }
+        return builders[kind]()
+
+    def _expected_releases(self, message: Envelope[Any]) -> set[tuple[UUID, str]]:
+        """(allocation, why) of the releases this input must cause."""
+        payload, model = message.payload, self.model
+        if payload.TYPE == "DeliveryFailed":
+            return {(payload.allocation_id, "delivery_failed")} if payload.allocation_id in model.live else set()
+        leaving = payload.TYPE == "ApprovalRevoked" or (payload.TYPE == "ApprovalReleased" and payload.why != "closed")
+        order = model.orders.get(getattr(payload, "order_id", None))  # type: ignore[arg-type]
+        if not leaving or order is None or order.status not in ("approved", "suspended"):
+            return set()
+        why = "order_cancelled" if payload.TYPE == "ApprovalReleased" else "approval_revoked"
+        return {
+            (allocation_id, why)
+            for allocation_id, line in model.live.items()
+            if line.order_id == payload.order_id and allocation_id not in model.shipped
+        }
+
+    def _observe(self, message: Envelope[Any]) -> None:
+        """The input's own effect on the model (status, supply, policy, shipments), before any ledger line."""
+        payload, model = message.payload, self.model
+        kind = payload.TYPE
+        if kind == "OrderApproved" and payload.order_id not in model.orders:
+            model.orders[payload.order_id] = ModelOrder(payload.pool_id, payload.approved_quantity, payload.decided_at)
+        elif kind == "BatchManufactured":
+            model.batches.setdefault((payload.pool_id, payload.batch_id), payload.quantity)
+        elif kind == "AllocationPolicySet" and payload.revision > model.revision(payload.pool_id):
+            model.policy[payload.pool_id] = (payload.rule, payload.revision)
+        elif kind == "FulfilmentStepRecorded" and payload.allocation_id in model.live:
+            model.shipped.add(payload.allocation_id)
+        elif kind.startswith("Approval") and payload.order_id in model.orders:
+            order = model.orders[payload.order_id]
+            left_as = "closed" if kind == "ApprovalReleased" and payload.why == "closed" else "gone"
+            transitions = {
+                ("ApprovalSuspended", "approved"): "suspended",
+                ("ApprovalReinstated", "suspended"): "approved",
+                ("ApprovalRevoked", "approved"): "gone",
+                ("ApprovalRevoked", "suspended"): "gone",
+                ("ApprovalReleased", "approved"): left_as,
+                ("ApprovalReleased", "suspended"): left_as,
+            }
+            order.status = transitions.get((kind, order.status), order.status)
+
+    def _check(self, message: Envelope[Any], events: list[Message], expected_releases: set[tuple[UUID, str]]) -> None:
+        model = self.model
+        lines = [output for output in events if isinstance(output, ChipsAllocated)]
+        freed = [output for output in events if isinstance(output, AllocationReleased)]
+        assert events == [*freed, *lines]  # releases first, then allocations
+        assert {(release.allocation_id, release.why) for release in freed} == expected_releases
+        assert len(freed) == len(expected_releases)
+        for release in freed:
+            assert model.live.pop(release.allocation_id).quantity == release.quantity
+            event(f"chips released: {release.why}")
+        pools_touched = {line.pool_id for line in lines}
+        before = {pool: (model.claims(pool), model.available(pool)) for pool in pools_touched}
+        for line in lines:
+            order = model.orders[line.order_id]
+            assert order.pool == line.pool_id and order.status == "approved"  # eligible at that moment
+            assert line.allocation_id not in model.live and line.quantity > 0
+            assert (line.rule, line.cause_event_id, line.allocated_at) == (
+                model.rule(line.pool_id),
+                message.id,
+                message.occurred_at,
+            )
+            assert (line.policy_ref.revision if line.policy_ref else 0) == model.revision(line.pool_id)
+            model.live[line.allocation_id] = line
+            model.ever.append(line)
+        for pool, (claims, available) in before.items():
+            granted = [line for line in lines if line.pool_id == pool]
+            self._check_rule(model.rule(pool), claims, available, granted)
+        self._check_book()
+
+    def _check_rule(self, rule: str, claims: dict[UUID, int], available: int, lines: list[ChipsAllocated]) -> None:
+        got: dict[UUID, int] = {}
+        for line in lines:
+            got[line.order_id] = got.get(line.order_id, 0) + line.quantity
+        demand = sum(claims.values())
+        handed_out = min(available, demand)
+        assert sum(got.values()) == handed_out
+        event(f"{rule}: {'scarce' if available < demand else 'enough'} supply, {min(len(got), 3)}+ orders served")
+        if rule == "pro_rata":
+            for order_id, claim in claims.items():
+                share = got.get(order_id, 0)
+                assert share <= claim
+                assert abs(share * demand - handed_out * claim) < demand  # within one chip of the exact share
+        else:
+            model = self.model
+            priority = sorted(claims, key=lambda order_id: (model.orders[order_id].approved_at, str(order_id)))
+            served = [order_id for order_id in priority if order_id in got]
+            if served:  # everyone before the last order served was filled
+                last = priority.index(served[-1])
+                assert all(got.get(order_id, 0) == claims[order_id] for order_id in priority[:last])
+
+    def _check_book(self) -> None:
+        model = self.model
+        for (pool, batch_id), quantity in model.batches.items():
+            assert model.allocated_from(pool, batch_id) <= quantity
+        for order_id, order in model.orders.items():
+            assert model.allocated_to(order_id) <= order.approved
+        for pool in POOLS:
+            claims = model.claims(pool)
+            assert sum(claims.values()) == 0 or model.available(pool) == 0  # work-conserving
+            summary = book_summary(self.state, pool)
+            assert {o.order_id: o.allocated for o in summary.orders} == {
+                order_id: model.allocated_to(order_id) for order_id, o in model.orders.items() if o.pool == pool
+            }
+            assert {b.batch_id: b.remaining for b in summary.batches} == {
+                b: quantity - model.allocated_from(p, b) for (p, b), quantity in model.batches.items() if p == pool
+            }
+            assert {line.allocation_id for line in summary.allocations} == {
+                allocation_id for allocation_id, line in model.live.items() if line.pool_id == pool
+            }
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(st.sampled_from(RULES), st.sampled_from(RULES)), actions)
+def test_the_book_keeps_its_invariants_under_any_history(
+    starting_rules: tuple[str, str], history_actions: list[tuple[Any, ...]]
+) -> None:
+    history = History()
+    for pool, rule in zip(POOLS, starting_rules, strict=True):
+        history.run(("policy", pool, rule, 1))
+    for action in history_actions:
+        history.run(action)
+
+    first = [output.model_dump_json() for output in fold(domain, history.inputs)[1]]
+    second = [output.model_dump_json() for output in fold(domain, history.inputs)[1]]
+    assert first == second == [output.model_dump_json() for output in history.outputs]  # replay is byte-exact
+
+
+claims_strategy = st.lists(
+    st.builds(
+        Claim,
+        order_id=st.uuids(version=4),
+        buyer_id=st.just("bytedance"),
+        approved_at=st.integers(0, 3).map(lambda minute: AT + timedelta(minutes=minute)),
+        unfilled=st.integers(1, 10_000),
+    ),
+    min_size=1,
+    max_size=12,
+    unique_by=lambda claim: claim.order_id,
+)
+stock_strategy = st.lists(
+    st.builds(
+        Stock,
+        batch_id=st.sampled_from([f"B{n}" for n in range(8)]),
+        ready_at=st.integers(0, 3).map(lambda minute: AT + timedelta(minutes=minute)),
+        remaining=st.integers(1, 20_000),
+    ),
+    min_size=1,
+    max_size=6,
+    unique_by=lambda line: line.batch_id,
+)
+
+
+def assert_drawn_in_supply_order(grants: list[Grant], stock: list[Stock]) -> None:
+    """Batches are drawn earliest ready first (then by id), each emptied before the next is opened."""
+    ranked = sorted(stock, key=lambda line: (line.ready_at, line.batch_id))
+    drawn = {line.batch_id: 0 for line in stock}
+    for grant in grants:
+        drawn[grant.batch_id] += grant.quantity
+    opened = [line for line in ranked if drawn[line.batch_id] > 0]
+    assert opened == ranked[: len(opened)]
+    assert all(drawn[line.batch_id] == line.remaining for line in opened[:-1])
+    assert all(drawn[line.batch_id] <= line.remaining for line in opened[-1:])
+    used = [grant.batch_id for grant in grants]
+    assert used == sorted(used, key=[line.batch_id for line in ranked].index)
+
+
+@settings(max_examples=200, deadline=None)
+@given(claims_strategy, stock_strategy)
+def test_pro_rata_shares_are_exact_to_one_chip_and_drawn_in_supply_order(
+    claims: list[Claim], stock: list[Stock]
+) -> None:
+    available, demand = sum(line.remaining for line in stock), sum(claim.unfilled for claim in claims)
+    handed_out = min(available, demand)
+
+    grants = pro_rata(claims, stock)
+
+    shares = {claim.order_id: 0 for claim in claims}
+    for grant in grants:
+        shares[grant.order_id] += grant.quantity
+    assert sum(shares.values()) == handed_out
+    for claim in claims:
+        assert shares[claim.order_id] <= claim.unfilled
+        assert abs(shares[claim.order_id] * demand - handed_out * claim.unfilled) < demand
+    assert_drawn_in_supply_order(grants, stock)
+    assert pro_rata(list(reversed(claims)), list(reversed(stock))) == grants  # the input order does not matter
+
+
+@settings(max_examples=200, deadline=None)
+@given(claims_strategy, stock_strategy)
+def test_first_approved_first_served_fills_orders_strictly_by_priority(claims: list[Claim], stock: list[Stock]) -> None:
+    grants = first_approved_first_served(claims, stock)
+
+    got = {claim.order_id: 0 for claim in claims}
+    for grant in grants:
+        got[grant.order_id] += grant.quantity
+    priority = sorted(claims, key=lambda claim: (claim.approved_at, str(claim.order_id)))
+    assert sum(got.values()) == min(sum(line.remaining for line in stock), sum(c.unfilled for c in claims))
+    short = [claim for claim in priority if got[claim.order_id] < claim.unfilled]
+    if short:  # the first order left short took the last chips; nobody after it got anything
+        assert all(got[claim.order_id] == 0 for claim in priority[priority.index(short[0]) + 1 :])
+    assert_drawn_in_supply_order(grants, stock)
+    assert first_approved_first_served(list(reversed(claims)), list(reversed(stock))) == grants
