@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import RetriableError
 
 from schemas.topics import BY_NAME
 from services.projector.app import EVENT_TOPICS
@@ -48,7 +49,9 @@ def measure_lag(admin: KafkaAdminClient, consumer: KafkaConsumer, store: ReadMod
     ends = _ends(consumer, topics)
     lag: dict[str, int] = {}
     for group, inputs in SERVICE_INPUTS.items():
-        committed = {tp: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items()}
+        # kafka-python 3 names it list_group_offsets and answers {group: {partition: offset}}.
+        found = admin.list_group_offsets(group).get(group, {})
+        committed = {tp: meta.offset for tp, meta in found.items()}
         lag[group] = sum(end - max(committed.get(tp, 0), 0) for tp, end in ends.items() if tp.topic in inputs)
     positions = store.positions()
     lag["projector"] = sum(
@@ -68,7 +71,12 @@ def wait_until_settled(
     deadline = time.monotonic() + timeout_s
     quiet = 0
     while True:
-        lag = measure_lag(admin, consumer, store)
+        try:
+            lag = measure_lag(admin, consumer, store)
+        except RetriableError:
+            # A new broker creates __consumer_offsets on first use: its coordinator answers a moment later.
+            time.sleep(0.5)
+            continue
         if progress:
             progress(lag)
         quiet = quiet + 1 if lag.total == 0 else 0
