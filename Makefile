@@ -8,11 +8,9 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 STAMP   := $(VENV)/.installed
-export H200_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(or $(KAFKA_PORT),9092)
-export H200_REDIS_URL ?= redis://127.0.0.1:$(or $(REDIS_PORT),6379)/0
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics schemas \
-        schemas-check lint unit integration test demo down clean
+        schemas-check lint unit integration e2e test demo down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,10 +69,13 @@ unit: $(STAMP) ## pure tests: no broker, no Docker, seconds
 integration: install images ## adapters against Kafka and Redis in containers started by testcontainers
 	@$(PY) -m pytest tests/integration -q
 
-test: install images ## the whole suite: unit and integration tiers (what CI runs)
-	@$(PY) -m pytest tests/unit tests/integration -q
+e2e: install images ## the services as processes against a containerised broker: flow, workers, crashes, bad input
+	@$(PY) -m pytest tests/e2e -q
 
-demo: install ## start Kafka and Redis, create the topics, send and read back every message kind, stop
+test: install images ## the whole suite: unit, integration and end-to-end tiers (what CI runs)
+	@$(PY) -m pytest tests/unit tests/integration tests/e2e -q
+
+demo: install ## the main job: Kafka, Redis and the four services play the article's scenario; prints the ledger
 	@bash infra/demo.sh
 
 down: ## stop everything this project started (broker, redis, dockerd)

@@ -6,6 +6,7 @@ Containers (session scope, started on first use, removed at the end of the sessi
   (default ``h200/kafka:4.4.0``, built by ``make images``). A free host port P is chosen and the container
   listens on P *inside* the container too, advertising ``127.0.0.1:P``; the port is published as
   ``127.0.0.1:P -> P``, so the advertised address is valid on the host and inside the container alike.
+* ``module_kafka_bootstrap`` (module scope): the same, but a fresh broker per test module (the e2e tier).
 * ``redis_url`` -> ``"redis://127.0.0.1:P/0"`` from ``$H200_REDIS_IMAGE`` (default ``h200/redis:7``),
   published as ``127.0.0.1:P -> 6379``.
 * ``redis_client`` (function scope): a ``redis.Redis`` on that server, database flushed before each test.
@@ -20,7 +21,7 @@ Image environment contracts:
   factor 1 for the internal topics, ...), set below to the same single-node configuration;
 * any other Redis image must run ``redis-server`` reachable on container port 6379 (``redis:7`` does).
 
-Escape hatches: ``H200_KAFKA_BOOTSTRAP`` / ``H200_REDIS_URL`` use an already running broker / Redis instead
+Escape hatches: ``H200_TEST_KAFKA_BOOTSTRAP`` / ``H200_TEST_REDIS_URL`` use an already running broker / Redis instead
 of starting containers (then ``redis_client`` does not flush; it only hands out a client).
 
 If no Docker engine answers or a locally built image is missing, the fixtures FAIL (never skip) and name
@@ -348,10 +349,10 @@ def redis_image() -> str:
     return os.environ.get("H200_REDIS_IMAGE") or DEFAULT_REDIS_IMAGE
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(kafka_image: str) -> Iterator[str]:
-    """``"127.0.0.1:P"`` of a single-node Kafka broker running for this test session."""
-    external = os.environ.get("H200_KAFKA_BOOTSTRAP")
+@contextlib.contextmanager
+def running_kafka(image: str) -> Iterator[str]:
+    """A single-node broker in a new container (or ``$H200_TEST_KAFKA_BOOTSTRAP``): ``"127.0.0.1:P"``, removed on exit."""
+    external = os.environ.get("H200_TEST_KAFKA_BOOTSTRAP")
     timeout = float(os.environ.get("H200_KAFKA_START_TIMEOUT", "120"))
     if external:
         wait_for_kafka(external, timeout)
@@ -360,17 +361,17 @@ def kafka_bootstrap(kafka_image: str) -> Iterator[str]:
 
     client = _docker_client()
     try:
-        _require_image(client, kafka_image, "H200_KAFKA_IMAGE")
+        _require_image(client, image, "H200_KAFKA_IMAGE")
     finally:
         client.close()
     from testcontainers.core.container import DockerContainer
 
     port = free_port()
-    container = DockerContainer(kafka_image).with_name(f"{CONTAINER_NAME_PREFIX}kafka-{uuid.uuid4().hex[:8]}")
-    for key, value in kafka_container_env(kafka_image, port).items():
+    container = DockerContainer(image).with_name(f"{CONTAINER_NAME_PREFIX}kafka-{uuid.uuid4().hex[:8]}")
+    for key, value in kafka_container_env(image, port).items():
         container.with_env(key, value)
     publish_on_loopback(container, port, port)
-    _start(container, f"Kafka ({kafka_image})")
+    _start(container, f"Kafka ({image})")
     bootstrap = f"127.0.0.1:{port}"
     try:
         wait_for_kafka(bootstrap, timeout, container)
@@ -380,9 +381,24 @@ def kafka_bootstrap(kafka_image: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_image: str) -> Iterator[str]:
+    """``"127.0.0.1:P"`` of a single-node Kafka broker running for this test session."""
+    with running_kafka(kafka_image) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="module")
+def module_kafka_bootstrap(kafka_image: str) -> Iterator[str]:
+    """Like ``kafka_bootstrap``, but a fresh broker for each test module: its topics, groups and offsets start
+    empty. With ``$H200_TEST_KAFKA_BOOTSTRAP`` every module shares that broker instead (no isolation)."""
+    with running_kafka(kafka_image) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
 def _redis_server(redis_image: str) -> Iterator[tuple[str, bool]]:
     """(url, owned): owned means the fixture started the server, so tests may flush it."""
-    external = os.environ.get("H200_REDIS_URL")
+    external = os.environ.get("H200_TEST_REDIS_URL")
     timeout = float(os.environ.get("H200_REDIS_START_TIMEOUT", "60"))
     if external:
         wait_for_redis(external, timeout)
@@ -417,7 +433,7 @@ def redis_url(_redis_server: tuple[str, bool]) -> str:
 @pytest.fixture
 def redis_client(_redis_server: tuple[str, bool]) -> Iterator[Any]:
     """A ``redis.Redis`` (bytes responses) on the session server; its database is flushed first when the
-    session started the server. With ``H200_REDIS_URL`` nothing is flushed: use ``redis_key_prefix``."""
+    session started the server. With ``H200_TEST_REDIS_URL`` nothing is flushed: use ``redis_key_prefix``."""
     import redis
 
     url, owned = _redis_server
