@@ -351,7 +351,7 @@ def redis_image() -> str:
 
 @contextlib.contextmanager
 def running_kafka(image: str) -> Iterator[str]:
-    """A single-node broker in a new container (or ``$H200_TEST_KAFKA_BOOTSTRAP``): ``"127.0.0.1:P"``, removed on exit."""
+    """A single-node broker in a new container (or ``$H200_TEST_KAFKA_BOOTSTRAP``): ``"127.0.0.1:P"``."""
     external = os.environ.get("H200_TEST_KAFKA_BOOTSTRAP")
     timeout = float(os.environ.get("H200_KAFKA_START_TIMEOUT", "120"))
     if external:

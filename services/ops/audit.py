@@ -94,7 +94,7 @@ def check_invariants(log: Log) -> list[str]:
             ended.add(str(p.order_id))
     for e in log.of(approval.OrderApproved, approval.OrderDenied, approval.OrderHeld):
         p = e.payload
-        if not p.policy_refs:  # type: ignore[attr-defined]
+        if not p.policy_refs:
             problems.append(f"decision {e.id} ({e.type}) records no policy revision")
 
     lines = _net_lines(log)

@@ -66,7 +66,7 @@ class Demo:
                         line["allocation_id"],
                         RecordFulfilmentStep(allocation_id=line["allocation_id"], step=step, at=when),
                     )
-                )  # type: ignore[arg-type]
+                )
         # Report steps in the order they happened, as logistics would.
         ordered = [s for _, s in sorted(steps, key=lambda pair: (pair[1].at, pair[0]))]
         self.play(

@@ -63,10 +63,10 @@ def order(
         upstream_ref=ref,
         quantity=quantity,
         unit_price_cents=PRICE_CENTS,
-        declared_uses=tuple({"use": u, "share_pct": s} for u, s in uses.items()),  # type: ignore[misc]
+        declared_uses=tuple({"use": u, "share_pct": s} for u, s in uses.items()),
         documents=tuple(_doc(buyer, ref, kind) for kind in docs),
-        domestic_commitment={"supplier": "Huawei Ascend", "quantity": quantity // 4},  # type: ignore[arg-type]
-        delivery_site={"site_id": f"{buyer.upper()}-DC1", "city": "Ulanqab"},  # type: ignore[arg-type]
+        domestic_commitment={"supplier": "Huawei Ascend", "quantity": quantity // 4},
+        delivery_site={"site_id": f"{buyer.upper()}-DC1", "city": "Ulanqab"},
         submitted_at=when,
     )
 

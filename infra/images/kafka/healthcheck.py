@@ -1,4 +1,5 @@
 """Docker HEALTHCHECK: the broker answers a Kafka ApiVersions request on its client port."""
+
 import os
 import socket
 import struct
