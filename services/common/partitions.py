@@ -9,6 +9,7 @@ Record ids already applied are skipped, so a record written twice upstream is ap
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from services.common.decider import step
 from services.common.records import Record, decode_record
 
 log = logging.getLogger(__name__)
+
+RETRY_S = 1.0
 
 Replay = Callable[[str, int, int], AsyncIterator[Record]]
 """(topic, partition, until_offset) -> the records of offsets [0, until_offset) that are committed."""
@@ -83,8 +86,13 @@ class PartitionedCore:
         """Apply one live record; the outputs are the facts to publish for it."""
         key = (record.topic, record.partition)
         current = self._partitions.get(key)
-        if current is None or current.next_offset != record.offset:
-            current = self._partitions[key] = await self._rebuild(record.topic, record.partition, record.offset)
+        while current is None or current.next_offset != record.offset:
+            try:
+                current = self._partitions[key] = await self._rebuild(record.topic, record.partition, record.offset)
+            except Exception:
+                # Raising would end the agent and faust would skip this record (faust-streaming #315).
+                log.exception("could not rebuild %s[%s]; retrying in %s s", record.topic, record.partition, RETRY_S)
+                await asyncio.sleep(RETRY_S)
         return self._apply(current, record)
 
     def state_of(self, topic: str, partition: int) -> Any:

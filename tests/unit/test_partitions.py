@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import pytest
+
 from schemas.base import Message
 from schemas.codec import encode
 from schemas.envelope import Envelope, derive_id, make_envelope
@@ -134,3 +136,21 @@ def test_outputs_of_a_replayed_decision_have_the_same_ids() -> None:
     first = asyncio.run(PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000).handle(log[0]))
     again = asyncio.run(PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000).handle(log[0]))
     assert [o.id for o in first.outputs] == [o.id for o in again.outputs]
+
+
+def test_a_failed_rebuild_is_retried_not_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = records([submission("A"), submission("B")])
+    fake = Log(log)
+    failures = [ConnectionError("broker away")]
+
+    async def flaky(topic: str, partition: int, until: int) -> AsyncIterator[Record]:
+        if failures:
+            raise failures.pop()
+        async for record in fake.replay(topic, partition, until):
+            yield record
+
+    monkeypatch.setattr("services.common.partitions.RETRY_S", 0.01)
+    core = PartitionedCore(PlaceOnce, flaky, 1_000_000)
+    outcome = asyncio.run(core.handle(log[1]))
+    assert [o.payload.TYPE for o in outcome.outputs] == ["OrderPlaced"]
+    assert core.state_of("inbox", 0) == {"A", "B"}
