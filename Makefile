@@ -8,9 +8,10 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 STAMP   := $(VENV)/.installed
+COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics schemas \
-        schemas-check lint unit integration e2e test demo down clean
+        schemas-check lint unit integration e2e test demo down clean compose-up compose-down compose-logs
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,7 +45,7 @@ redis-down: ## stop that redis-server
 engine: ## make sure a Docker engine answers (installs docker.io and starts dockerd if needed)
 	@bash infra/images/docker-engine.sh ensure
 
-images: engine jars ## build the Kafka and Redis images locally (no registry needed; reuses what exists)
+images: engine jars $(STAMP) ## build the Kafka, Redis and services images locally (no registry; reuses what exists)
 	@bash infra/images/build.sh
 
 topics: $(STAMP) ## create the topic catalogue on H200_BOOTSTRAP_SERVERS (safe to repeat)
@@ -77,6 +78,16 @@ test: install images ## the whole suite: unit, integration and end-to-end tiers 
 
 demo: install ## the main job: Kafka, Redis and the four services play the article's scenario; prints the ledger
 	@bash infra/demo.sh
+
+compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
+	@$(COMPOSE) up -d
+	$(COMPOSE) ps
+
+compose-down: ## stop the compose stack and delete its data
+	@$(COMPOSE) down -v --remove-orphans
+
+compose-logs: ## follow the compose stack's logs
+	@$(COMPOSE) logs -f --tail 50
 
 down: ## stop everything this project started (broker, redis, dockerd)
 	@bash infra/kafka/kafka.sh stop || true

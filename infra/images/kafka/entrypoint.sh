@@ -50,12 +50,19 @@ if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then printf '%s\n' "$KAFKA_EXTRA_PROP
 
 if [[ ! -f "$KAFKA_DATA_DIR/meta.properties" ]]; then
     if [[ -z "${KAFKA_CLUSTER_ID:-}" ]]; then
-        KAFKA_CLUSTER_ID="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+        # Like Kafka's Uuid.randomUuid: never an id that starts with '-' (1 in 64 would; the storage tool's
+        # argument parser then takes it for an option and the first start fails).
+        KAFKA_CLUSTER_ID="$(python3 -c 'import base64, uuid
+while True:
+    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not cid.startswith("-"):
+        break
+print(cid)')"
     fi
     echo "entrypoint: formatting $KAFKA_DATA_DIR (cluster id $KAFKA_CLUSTER_ID, standalone controller)"
     # shellcheck disable=SC2086
     KAFKA_LOG_LEVEL=WARN java $LOG4J -cp "$CP" kafka.tools.StorageTool format --standalone --ignore-formatted \
-        --cluster-id "$KAFKA_CLUSTER_ID" --config "$CONF"
+        --cluster-id="$KAFKA_CLUSTER_ID" --config "$CONF"
 fi
 
 echo "entrypoint: starting Kafka node ${KAFKA_NODE_ID}, advertised PLAINTEXT://${KAFKA_ADVERTISED_HOST}:${KAFKA_PORT}"

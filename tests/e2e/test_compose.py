@@ -1,0 +1,265 @@
+"""The compose stack as shipped: docker-compose.yml under a random project name on free loopback ports, a small
+scenario published from the host, the ledger in Redis and the audit of the event log checked, everything
+removed afterwards (``docker-compose down -v``).
+
+Builds nothing: the images come from ``make images`` (infra/images/build.sh); a missing one fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from kafka import KafkaAdminClient, KafkaConsumer
+
+from schemas.base import Message
+from schemas.supply import BatchManufactured
+from services.ops import scenario
+from services.ops.audit import check_invariants, ledger_rows, read_log
+from services.ops.publish import publish
+from services.ops.settle import wait_until_settled
+from services.projector.store import ReadModelStore
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+IMAGES = {  # the variables docker-compose.yml and infra/images/build.sh read, with their defaults
+    "H200_KAFKA_IMAGE": "h200/kafka:4.4.0",
+    "H200_REDIS_IMAGE": "h200/redis:7",
+    "H200_SERVICES_IMAGE": "h200/services:dev",
+}
+LONG_RUNNING = ("kafka", "redis", "intake", "approval", "allocation", "fulfilment", "projector")
+UP_TIMEOUT_S = 180.0  # `up -d` returns once Kafka and Redis are healthy and the topics exist
+SETTLE_TIMEOUT_S = 90.0
+
+
+# ------------------------------------------------------------------------------------------------ the stack
+
+
+def _tool(variable: str, *candidates: str) -> str | None:
+    if os.environ.get(variable):
+        return os.environ[variable]
+    for candidate in candidates:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct TCP ports free on 127.0.0.1 right now (held together, so the OS cannot hand one out twice)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+
+
+@dataclass
+class ComposeStack:
+    """One `docker-compose -p <project>` instance of docker-compose.yml."""
+
+    docker: str
+    compose: str
+    project: str
+    kafka_port: int
+    controller_port: int
+    redis_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        command = [self.compose, "-p", self.project, "-f", str(COMPOSE_FILE), *args]
+        return subprocess.run(
+            command, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def logs(self, tail: int = 50) -> str:
+        try:
+            result = self.run("logs", "--no-color", "--tail", str(tail), timeout=60)
+        except subprocess.TimeoutExpired:
+            return "<docker-compose logs timed out>"
+        return result.stdout + result.stderr
+
+    def containers(self) -> dict[str, Any]:
+        """`docker inspect` of every container of the project, by compose service name."""
+        ids = self.run("ps", "-q", timeout=30).stdout.split()
+        if not ids:
+            return {}
+        found = subprocess.run([self.docker, "inspect", *ids], capture_output=True, text=True, timeout=30, check=False)
+        return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in json.loads(found.stdout or "[]")}
+
+    def problems(self) -> list[str]:
+        """What is not as `up -d` promised: a container not running, not healthy, restarted, or topics failed."""
+        containers = self.containers()
+        problems = []
+        for name in LONG_RUNNING:
+            state = containers.get(name, {}).get("State")
+            if state is None:
+                problems.append(f"{name}: no container")
+            elif state["Status"] != "running":
+                problems.append(f"{name}: {state['Status']} (exit code {state['ExitCode']})")
+            elif state.get("Health") and state["Health"]["Status"] != "healthy":
+                problems.append(f"{name}: {state['Health']['Status']}")
+            elif containers[name]["RestartCount"]:
+                problems.append(f"{name}: restarted {containers[name]['RestartCount']} time(s) by its restart policy")
+        topics = containers.get("topics", {}).get("State")
+        if topics is None or topics["Status"] != "exited" or topics["ExitCode"] != 0:
+            problems.append(f"topics: {topics and topics['Status']} (exit code {topics and topics['ExitCode']})")
+        return problems
+
+
+def _require_images(docker: str) -> None:
+    for variable, default in IMAGES.items():
+        image = os.environ.get(variable) or default
+        try:
+            found = subprocess.run(
+                [docker, "image", "inspect", image], capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.fail(
+                f"`{docker} image inspect` failed ({exc}): is a Docker engine running? `make images`", pytrace=False
+            )
+        if found.returncode != 0:
+            if "no such image" not in found.stderr.lower():
+                pytest.fail(f"`docker image inspect {image}`: {found.stderr.strip()}: run `make images`", pytrace=False)
+            pytest.fail(
+                f"Docker image {image} (${variable}) is missing: run `make images` (infra/images/build.sh), "
+                "which builds the Kafka, Redis and services images locally",
+                pytrace=False,
+            )
+
+
+def _show(request: pytest.FixtureRequest, text: str) -> None:
+    """Print past pytest's capture: teardown output of a passed teardown is otherwise never shown."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        print(text)
+        return
+    with capture.global_and_fixture_disabled():
+        print(text, flush=True)
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+    docker = _tool("DOCKER", "docker")
+    compose = _tool("DOCKER_COMPOSE", "docker-compose")
+    if docker is None or compose is None:
+        pytest.fail("the docker CLI and docker-compose (Debian: docker.io, docker-compose) are needed", pytrace=False)
+    _require_images(docker)
+    kafka_port, controller_port, redis_port = _free_ports(3)
+    env = {
+        **os.environ,
+        "H200_COMPOSE_KAFKA_PORT": str(kafka_port),
+        "H200_COMPOSE_CONTROLLER_PORT": str(controller_port),
+        "H200_COMPOSE_REDIS_PORT": str(redis_port),
+    }
+    stack = ComposeStack(
+        docker, compose, f"h200test{uuid.uuid4().hex[:10]}", kafka_port, controller_port, redis_port, env
+    )
+    failures_before = request.session.testsfailed
+    try:
+        try:
+            up = stack.run("up", "-d", timeout=UP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`docker-compose up -d` took over {UP_TIMEOUT_S:.0f} s\n{stack.logs()}", pytrace=False)
+        if up.returncode != 0:
+            pytest.fail(f"`docker-compose up -d` failed:\n{up.stderr}\n{stack.logs()}", pytrace=False)
+        problems = stack.problems()
+        if problems:
+            pytest.fail(f"the stack is not up: {'; '.join(problems)}\n{stack.logs()}", pytrace=False)
+        yield stack
+    finally:
+        if request.session.testsfailed > failures_before:
+            _show(request, f"\n===== docker-compose -p {stack.project} logs --tail 50 =====\n{stack.logs()}")
+        try:
+            down = stack.run("down", "-v", "--remove-orphans", "-t", "10", timeout=120)
+        except subprocess.TimeoutExpired:
+            _show(request, f"`docker-compose -p {stack.project} down -v` timed out: remove its containers by hand")
+        else:
+            if down.returncode != 0:
+                _show(request, f"`docker-compose -p {stack.project} down -v` failed:\n{down.stderr}")
+
+
+# ------------------------------------------------------------------------------------------------ the system
+
+
+@dataclass
+class Client:
+    """What ops does from the host: publish, then wait until every service and the projector have caught up."""
+
+    stack: ComposeStack
+    store: ReadModelStore
+    admin: KafkaAdminClient
+    consumer: KafkaConsumer
+
+    def play(self, messages: Sequence[Message]) -> None:
+        publish(self.stack.bootstrap, messages)
+        wait_until_settled(self.admin, self.consumer, self.store, timeout_s=SETTLE_TIMEOUT_S)
+
+
+@pytest.fixture
+def client(stack: ComposeStack) -> Iterator[Client]:
+    with (
+        closing(redis.Redis.from_url(stack.redis_url, decode_responses=True)) as client,
+        closing(KafkaAdminClient(bootstrap_servers=stack.bootstrap, client_id="h200-compose-test")) as admin,
+        closing(KafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None, enable_auto_commit=False)) as consumer,
+    ):
+        yield Client(stack, ReadModelStore(client), admin, consumer)
+
+
+# ------------------------------------------------------------------------------------------------ the test
+
+
+def three_orders() -> list[Message]:
+    """75,000 chips asked for, within every licence and quota; approved in submission order."""
+    return [
+        scenario.order("bytedance", "BD-C-001", 30_000, scenario.MIX, scenario.at(1, 26, 9)),
+        scenario.order("alibaba", "AL-C-001", 20_000, scenario.MIX, scenario.at(1, 26, 10)),
+        scenario.order("tencent", "TC-C-001", 25_000, scenario.MIX, scenario.at(1, 27, 9)),
+    ]
+
+
+def one_batch() -> list[Message]:
+    return [
+        BatchManufactured(
+            batch_id="TSMC-C01", pool_id="h200", quantity=60_000, site="TSMC Fab 18, Tainan", ready_at=scenario.at(2, 2)
+        )
+    ]
+
+
+def test_compose_stack_serves_one_batch_first_approved_first_served(client: Client) -> None:
+    # Phase by phase, as the demo does: the rules are known before the orders, the orders approved before supply.
+    client.play(scenario.rules())
+    client.play(three_orders())
+    client.play(one_batch())
+
+    ledger = [line for line in client.store.ledger() if line["status"] == "allocated"]
+    assert sorted((line["buyer_id"], line["batch_id"], int(line["quantity"])) for line in ledger) == [
+        ("alibaba", "TSMC-C01", 20_000),
+        ("bytedance", "TSMC-C01", 30_000),
+        ("tencent", "TSMC-C01", 10_000),  # what is left of 60,000 after the two earlier approvals
+    ]
+    assert {line["rule"] for line in ledger} == {"first_approved_first_served"}
+    log = read_log(client.stack.bootstrap)
+    assert check_invariants(log) == []
+    assert sorted(row["allocation_id"] for row in ledger_rows(log)) == sorted(line["allocation_id"] for line in ledger)
+    assert client.store.dead_letters() == {}
+    assert client.stack.problems() == []  # nothing crashed and was quietly restarted by `restart: on-failure`
