@@ -52,12 +52,18 @@ def measure_lag(admin: KafkaAdminClient, consumer: KafkaConsumer, store: ReadMod
         # kafka-python 3 names it list_group_offsets and answers {group: {partition: offset}}.
         found = admin.list_group_offsets(group).get(group, {})
         committed = {tp: meta.offset for tp, meta in found.items()}
-        lag[group] = sum(end - max(committed.get(tp, 0), 0) for tp, end in ends.items() if tp.topic in inputs)
+        lag[group] = sum(_behind(end, committed.get(tp, 0)) for tp, end in ends.items() if tp.topic in inputs)
     positions = store.positions()
     lag["projector"] = sum(
-        end - positions.get((tp.topic, tp.partition), 0) for tp, end in ends.items() if tp.topic in EVENT_TOPICS
+        _behind(end, positions.get((tp.topic, tp.partition), 0)) for tp, end in ends.items() if tp.topic in EVENT_TOPICS
     )
     return Lag(lag)
+
+
+def _behind(end: int, position: int) -> int:
+    # The ends are read first: a reader may have passed one since. That partition is not behind, and being
+    # ahead there must not cancel lag on another partition.
+    return max(end - max(position, 0), 0)
 
 
 def wait_until_settled(

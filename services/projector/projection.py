@@ -64,11 +64,11 @@ def _intake(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
                 str(p.quantity),
                 "unit_price_cents",
                 str(p.unit_price_cents),
-                "status",
-                "placed",
                 "placed_at",
                 p.placed_at.isoformat(),
             ],
+            # The decision travels on another topic and may be applied first: it must not be overwritten.
+            ["HSETNX", key, "status", "placed"],
             ["SADD", f"{ns}:orders", str(p.order_id)],
             ["SADD", f"{ns}:buyers", p.buyer_id],
             ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", "requested", str(p.quantity)],
