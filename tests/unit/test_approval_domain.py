@@ -451,3 +451,19 @@ def test_a_fresh_authorisation_of_a_suspended_importer_reinstates_its_approvals(
 def test_a_licence_issued_again_after_its_revocation_is_in_force_again() -> None:
     state = given(*ready(), licence_revoked("bytedance", revision=2), licence_issued("bytedance", 50, revision=3))
     assert only(when(state, order_placed("bytedance", "BD-1", 80)), OrderApproved).approved_quantity == 50
+
+
+def test_a_decision_triggered_by_an_older_policy_is_dated_no_earlier_than_the_order() -> None:
+    # The order reached approval before the importer's authorisation, which took effect earlier: the
+    # approval answers the order as it stands, so it cannot be dated before the order was placed.
+    state = given(
+        use_rules_set(), licence_issued("bytedance", 150_000), order_placed("bytedance", "BD-1", 1_000, minute=30)
+    )
+    state = given_more(state, tranche_quota_set("bytedance", 150_000, minute=5))
+    approved = only(when(state, importer_authorised("bytedance", minute=10)), OrderApproved)
+    assert approved.decided_at == at(30)
+
+
+def given_more(state: ApprovalState, *inputs: Envelope[Any]) -> ApprovalState:
+    folded: ApprovalState = fold(approval, list(inputs), state)[0]
+    return folded

@@ -10,7 +10,7 @@ from schemas.approval import ApprovalReleased
 from schemas.base import Message, PolicyRef
 from schemas.intake import SupportingDocument
 from services.approval.domain.state import ApprovalState, BuyerPolicy, OrderRecord, SharedPolicy, Usage
-from services.approval.domain.verdict import Cause, decision, decision_fields, evaluate
+from services.approval.domain.verdict import Cause, decision, decision_fields, decision_time, evaluate
 
 
 def kinds_of(documents: Iterable[SupportingDocument]) -> frozenset[str]:
@@ -47,7 +47,8 @@ class Trial:
         """Decide on an order now; None if it stays held for the very same reasons."""
         kinds = order.document_kinds if document_kinds is None else document_kinds
         buyer = order.buyer_id
-        found = evaluate(order.placed, kinds, self.policy(buyer), self.shared, self.usage(buyer), self.cause.at)
+        at = decision_time(order.placed, self.cause)
+        found = evaluate(order.placed, kinds, self.policy(buyer), self.shared, self.usage(buyer), at)
         if found.outcome == "hold" and found.reasons == order.held_reasons:
             return None
         if found.outcome == "approve":

@@ -48,6 +48,12 @@ def unique(refs: tuple[PolicyRef, ...]) -> tuple[PolicyRef, ...]:
     return tuple(dict.fromkeys(refs))
 
 
+def decision_time(order: OrderPlaced, cause: Cause) -> datetime:
+    """When a decision on an order is taken: at its cause, but never before the order was placed (a policy
+    effective earlier that reaches approval after the order is applied to the order as it stands)."""
+    return max(cause.at, order.placed_at)
+
+
 def decision_fields(order: OrderPlaced, refs: tuple[PolicyRef, ...], cause: Cause) -> DecisionFields:
     return DecisionFields(
         order_id=order.order_id,
@@ -55,7 +61,7 @@ def decision_fields(order: OrderPlaced, refs: tuple[PolicyRef, ...], cause: Caus
         pool_id=order.pool_id,
         policy_refs=unique(refs),
         cause_event_id=cause.event_id,
-        decided_at=cause.at,
+        decided_at=decision_time(order, cause),
     )
 
 
