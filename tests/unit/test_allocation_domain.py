@@ -62,6 +62,15 @@ def test_an_approval_takes_chips_left_in_the_pool_at_once() -> None:
     assert grants(events) == [(B, "B1", 30)]
 
 
+def test_a_line_is_never_dated_before_its_batch_was_ready_or_its_order_approved() -> None:
+    # The batch is announced before it is ready; an approval from before that moment finds it in the book.
+    book = Book().given(batch("B1", 80, ready_at=minutes(30), at=minutes(0)))
+
+    [line] = book.when(approved(A, 50, decided_at=minutes(10)))
+
+    assert isinstance(line, ChipsAllocated) and line.allocated_at == minutes(30)
+
+
 # ------------------------------------------------------------------------------------------------------ pro rata
 
 

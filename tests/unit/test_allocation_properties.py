@@ -228,11 +228,9 @@ class History:
             order = model.orders[line.order_id]
             assert order.pool == line.pool_id and order.status == "approved"  # eligible at that moment
             assert line.allocation_id not in model.live and line.quantity > 0
-            assert (line.rule, line.cause_event_id, line.allocated_at) == (
-                model.rule(line.pool_id),
-                message.id,
-                message.occurred_at,
-            )
+            assert (line.rule, line.cause_event_id) == (model.rule(line.pool_id), message.id)
+            # Dated at its cause, but never before the order was approved (or the batch ready).
+            assert line.allocated_at >= max(message.occurred_at, order.approved_at)
             assert (line.policy_ref.revision if line.policy_ref else 0) == model.revision(line.pool_id)
             model.live[line.allocation_id] = line
             model.ever.append(line)

@@ -8,6 +8,7 @@ read in rank order and only as far as the rule needs. Deciding never changes the
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from heapq import merge
 from typing import Any, Literal
 from uuid import UUID
@@ -27,6 +28,7 @@ from schemas.policy import AllocationPolicySet
 from schemas.supply import BatchManufactured
 from services.allocation.domain.rules import (
     Claim,
+    Grant,
     Stock,
     approval_rank,
     fill_in_order,
@@ -163,11 +165,20 @@ def _allocate(
             rule=rule,
             policy_ref=policy_ref,
             cause_event_id=cause.id,
-            allocated_at=cause.occurred_at,
+            allocated_at=_dated(pool, grant, cause.occurred_at, extra_stock, extra_claim),
         )
         for grant in grants
     ]
     return [*releases, *allocations]
+
+
+def _dated(pool: Pool, grant: Grant, at: datetime, stock: Stock | None, claim: Claim | None) -> datetime:
+    """A line is never dated before its batch was ready or its order approved, whatever order inputs came in."""
+    batch = pool.batches.get(grant.batch_id)
+    ready_at = batch.ready_at if batch else stock.ready_at if stock else at
+    order = pool.orders.get(grant.order_id)
+    approved_at = order.approved_at if order else claim.approved_at if claim else at
+    return max(at, ready_at, approved_at)
 
 
 def _stock(pool: Pool, returned: dict[str, int], extra: Stock | None) -> Iterator[Stock]:
