@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics schemas \
-        schemas-check lint unit integration e2e test demo down clean compose-up compose-down compose-logs
+        schemas-check lint unit integration e2e test demo down clean compose-up compose-down compose-logs bench-replay
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +78,10 @@ test: install images ## the whole suite: unit, integration and end-to-end tiers 
 
 demo: install ## the main job: Kafka, Redis and the four services play the article's scenario; prints the ledger
 	@bash infra/demo.sh
+
+bench-replay: jars $(STAMP) ## a million events: our replay against Kafka's ConsumerPerformance on an isolated broker (EVENTS=n)
+	@trap 'KAFKA_RUN_DIR=.run/bench/kafka bash infra/kafka/kafka.sh stop --purge >/dev/null 2>&1 || true' EXIT
+	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),)
 
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
 	@$(COMPOSE) up -d

@@ -395,6 +395,14 @@ def module_kafka_bootstrap(kafka_image: str) -> Iterator[str]:
         yield bootstrap
 
 
+@pytest.fixture(scope="module")
+def spare_kafka_bootstrap(kafka_image: str) -> Iterator[str]:
+    """A second fresh broker for a test module that needs an empty cluster beside ``module_kafka_bootstrap``
+    (e.g. to import an export into). With ``$H200_TEST_KAFKA_BOOTSTRAP`` it is that same broker."""
+    with running_kafka(kafka_image) as bootstrap:
+        yield bootstrap
+
+
 @pytest.fixture(scope="session")
 def _redis_server(redis_image: str) -> Iterator[tuple[str, bool]]:
     """(url, owned): owned means the fixture started the server, so tests may flush it."""

@@ -22,7 +22,9 @@ from services.ops.samples import send_and_read_back
 from services.ops.settings import OpsSettings
 from services.ops.topics import ensure_topics
 from services.ops.views import ledger_view, order_view, totals_view
-from services.projector.store import ReadModelStore
+from services.projector.store import ReadModelStore, current_store
+from services.replay.parsers import add_replay_commands
+from services.replay.records import ReplayError
 
 
 def _catalogue(_: argparse.Namespace, __: OpsSettings) -> int:
@@ -100,7 +102,8 @@ def _fulfil(args: argparse.Namespace, settings: OpsSettings) -> int:
 
 
 def _store(settings: OpsSettings, namespace: str) -> ReadModelStore:
-    return ReadModelStore(redis.Redis.from_url(settings.redis_url, decode_responses=True), namespace)
+    """The read models under `namespace` now: the alias `<namespace>:current` followed if a rebuild set it."""
+    return current_store(redis.Redis.from_url(settings.redis_url, decode_responses=True), namespace)
 
 
 def _show(args: argparse.Namespace, settings: OpsSettings) -> int:
@@ -177,6 +180,36 @@ def _add_write_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     fulfil.set_defaults(run=_fulfil)
 
 
+# --- rebuild (services/projector/rebuild.py) ---------------------------------------------------------------
+
+
+def _rebuild(args: argparse.Namespace, settings: OpsSettings) -> int:
+    from services.common.settings import ClusterSettings
+    from services.projector.rebuild import run_rebuild
+
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    options = {"switch": not args.no_switch, "keep_old": args.keep_old, "force": args.force}
+    return run_rebuild(
+        settings.bootstrap_servers, client, args.namespace, ClusterSettings().max_message_bytes, **options
+    )
+
+
+def _add_rebuild_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild the Redis read models from the log into a fresh namespace, compare, then switch over",
+        description="Projects the event log into <namespace>@<n> while the live projector keeps running, compares "
+        "it with the live read models at the same log positions (ledger, buyers, batches, orders, trails), then "
+        "points the alias <namespace>:current at it; readers and the live projector follow the alias. Exits 1 "
+        "if parity fails (nothing switched unless --force).",
+    )
+    rebuild.add_argument("--namespace", default="h200", help="the read models' alias (default: h200)")
+    rebuild.add_argument("--no-switch", action="store_true", help="report parity only; drop the rebuilt namespace")
+    rebuild.add_argument("--keep-old", action="store_true", help="keep the old namespace's keys after the switch")
+    rebuild.add_argument("--force", action="store_true", help="switch even if parity fails (a fixed projection)")
+    rebuild.set_defaults(run=_rebuild)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="h200", description="Operate the h200-orderbook system.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the clients do")
@@ -195,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(run=_demo)
     _add_write_commands(commands)
     _add_read_commands(commands)
+    add_replay_commands(commands)
+    _add_rebuild_command(commands)
     return parser
 
 
@@ -207,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
         return int(args.run(args, OpsSettings()))
-    except (BrokerUnavailableError, InputFileError, argparse.ArgumentTypeError) as exc:
+    except (BrokerUnavailableError, InputFileError, ReplayError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except redis.ConnectionError as exc:

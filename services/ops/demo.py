@@ -23,7 +23,7 @@ from services.ops.settle import Lag, wait_until_settled
 from services.ops.supervisor import Supervisor
 from services.ops.topics import ensure_topics
 from services.ops.views import ledger_view, order_view, totals_view
-from services.projector.store import ReadModelStore
+from services.projector.store import ReadModelStore, current_store
 
 BOLD, END = "\033[1m", "\033[0m"
 
@@ -38,9 +38,14 @@ class Demo:
     def __init__(self, settings: OpsSettings, log_dir: Path) -> None:
         self.settings = settings
         self.supervisor = Supervisor(log_dir)
-        self.store = ReadModelStore(redis.Redis.from_url(settings.redis_url, decode_responses=True))
+        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+
+    @property
+    def store(self) -> ReadModelStore:
+        """Resolved at each use: a rebuild may switch the read models to another namespace meanwhile."""
+        return current_store(self.redis)
 
     def settle(self) -> None:
         self.supervisor.check_alive()

@@ -1,7 +1,9 @@
 """The projector process: reads the event topics and keeps the Redis read models, resuming where it stopped.
 
 Positions live in Redis with the data (not in a consumer group), so the read model and its position can
-never disagree; undecodable records go to h200.dlq.projector and are counted.
+never disagree; undecodable records go to h200.dlq.projector and are counted. The namespace written is the one
+the alias `<namespace>:current` names (services.projector.namespace), resolved again before every batch: when a
+rebuild moves it, the projector goes on in the new namespace from that namespace's own positions.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from schemas.codec import ContractError
 from services.common.dead_letters import dead_letter_headers, dead_letter_topic
 from services.common.records import Record, decode_record
 from services.common.settings import ClusterSettings
+from services.projector.merge import TimeOrderedReader
+from services.projector.namespace import current_namespace
 from services.projector.projection import project
-from services.projector.store import Pending, ReadModelStore
+from services.projector.store import NamespaceMovedError, Pending, ReadModelStore
 
 log = logging.getLogger("h200.projector")
 
@@ -32,16 +36,42 @@ DEAD_LETTER_TOPICS = tuple(dead_letter_topic(s) for s in ("intake", "approval", 
 class ProjectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="H200_PROJECTOR_", extra="ignore", frozen=True)
 
-    namespace: str = "h200"
+    namespace: str = Field("h200", description="the alias base: the namespace is what `<namespace>:current` names")
     batch_size: int = Field(500, gt=0)
     poll_ms: int = Field(500, gt=0)
+
+
+def to_pending(record: Record, ns: str, max_bytes: int) -> tuple[Pending, ContractError | None]:
+    """What applying a record to namespace `ns` writes; an undecodable record is counted, with its error."""
+    if record.topic.startswith("h200.dlq."):
+        found = dict(record.headers)
+        field = f"{found.get('dlq.service', b'?').decode()}:{found.get('dlq.error_code', b'?').decode()}"
+        return Pending(
+            record.topic, record.partition, record.offset, "", [["HINCRBY", f"{ns}:dead_letters", field, "1"]]
+        ), None
+    try:
+        envelope = decode_record(record, max_bytes)
+    except ContractError as error:
+        ops = [["HINCRBY", f"{ns}:dead_letters", f"projector:{error.code}", "1"]]
+        return Pending(record.topic, record.partition, record.offset, "", ops), error
+    return Pending(record.topic, record.partition, record.offset, str(envelope.id), project(ns, envelope)), None
+
+
+def projected_partitions(consumer: KafkaConsumer) -> list[TopicPartition]:
+    return [
+        TopicPartition(topic, p)
+        for topic in (*EVENT_TOPICS, *DEAD_LETTER_TOPICS)
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
 
 
 class Projector:
     def __init__(self, cluster: ClusterSettings, settings: ProjectorSettings) -> None:
         self.cluster = cluster
         self.settings = settings
-        self.store = ReadModelStore(redis.Redis.from_url(cluster.redis_url, decode_responses=True), settings.namespace)
+        self.client = redis.Redis.from_url(cluster.redis_url, decode_responses=True)
+        # The namespace the alias names is resolved when projecting starts (_assign) and before every batch.
+        self.store = ReadModelStore(self.client, settings.namespace, settings.namespace)
         self.consumer = KafkaConsumer(
             bootstrap_servers=cluster.bootstrap_servers,
             group_id=None,
@@ -49,56 +79,52 @@ class Projector:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
         )
+        self.reader: TimeOrderedReader | None = None
         self.producer = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers, acks="all", enable_idempotence=True)
         self.running = True
         self.applied = 0
 
-    def _assign(self) -> None:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in (*EVENT_TOPICS, *DEAD_LETTER_TOPICS)
-            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
-        ]
-        self.consumer.assign(partitions)
-        positions = self.store.positions()
-        for tp in partitions:
-            self.consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+    def _assign(self) -> TimeOrderedReader:
+        self.reader = TimeOrderedReader(self.consumer, projected_partitions(self.consumer))
+        self._follow_alias(starting=True)
+        return self.reader
 
-    def _pending(self, record: Record) -> Pending | None:
-        if record.topic.startswith("h200.dlq."):
-            found = dict(record.headers)
-            field = f"{found.get('dlq.service', b'?').decode()}:{found.get('dlq.error_code', b'?').decode()}"
-            ops = [["HINCRBY", f"{self.store.ns}:dead_letters", field, "1"]]
-            return Pending(record.topic, record.partition, record.offset, "", ops)
-        try:
-            envelope = decode_record(record, self.cluster.max_message_bytes)
-        except ContractError as error:
+    def _follow_alias(self, starting: bool = False) -> None:
+        """Between batches: if a rebuild moved the alias, go on in the new namespace from its own positions."""
+        namespace = current_namespace(self.client, self.settings.namespace)
+        if namespace == self.store.ns and not starting:
+            return
+        if namespace != self.store.ns:
+            log.info("the read models are in namespace %s (was %s): following", namespace, self.store.ns)
+        self.store = ReadModelStore(self.client, namespace, self.settings.namespace)
+        if self.reader is not None:
+            self.reader.seek(self.store.positions())
+
+    def _pending(self, record: Record) -> Pending:
+        pending, error = to_pending(record, self.store.ns, self.cluster.max_message_bytes)
+        if error is not None:
             headers = dead_letter_headers("projector", record, error, datetime.now(UTC))
             self.producer.send(dead_letter_topic("projector"), key=record.key, value=record.value, headers=headers)
             log.warning("dead-lettered %s: %s", record.where, error)
-            ops = [["HINCRBY", f"{self.store.ns}:dead_letters", f"projector:{error.code}", "1"]]
-            return Pending(record.topic, record.partition, record.offset, "", ops)
-        return Pending(
-            record.topic, record.partition, record.offset, str(envelope.id), project(self.store.ns, envelope)
-        )
+        return pending
 
     def run_once(self) -> int:
-        polled = self.consumer.poll(timeout_ms=self.settings.poll_ms, max_records=self.settings.batch_size)
-        batch = []
-        for tp, messages in polled.items():
-            for m in messages:
-                record = Record(tp.topic, tp.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
-                pending = self._pending(record)
-                if pending:
-                    batch.append(pending)
+        reader = self.reader or self._assign()
+        self._follow_alias()
+        records = reader.read(self.settings.batch_size, self.settings.poll_ms)
+        batch = [self._pending(record) for record in records]
         # Dead letters must be durable before the read model says they were counted.
         self.producer.flush()
-        self.applied += self.store.apply(batch)
+        try:
+            self.applied += self.store.apply(batch)
+        except NamespaceMovedError as moved:
+            # The rest of the batch was refused; the next batch reads it again in the new namespace.
+            self.applied += moved.applied
         return len(batch)
 
     def run(self) -> None:
         self._assign()
-        log.info("projecting into namespace %s from %s", self.settings.namespace, self.cluster.bootstrap_servers)
+        log.info("projecting into namespace %s from %s", self.store.ns, self.cluster.bootstrap_servers)
         while self.running:
             self.run_once()
         self.consumer.close()

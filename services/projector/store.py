@@ -8,9 +8,14 @@ from typing import Any
 
 import redis
 
+from services.projector.namespace import alias_key, current_namespace
+
 # One script call per record: the position check, the id check, the data and the new position change
 # together or not at all, so a crash between records can neither lose nor repeat an event's effect.
+# A fenced writer (the live projector) names the namespace it believes current: once a rebuild has moved the
+# alias (KEYS[3], absent = ARGV[6]) elsewhere, its writes are refused (-1) and it must follow the alias.
 APPLY = """
+if ARGV[5] ~= '' and (redis.call('GET', KEYS[3]) or ARGV[6]) ~= ARGV[5] then return -1 end
 local next_offset = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local offset = tonumber(ARGV[2])
 if offset < next_offset then return 0 end
@@ -30,13 +35,28 @@ class Pending:
     ops: list[list[str]]
 
 
+def current_store(client: redis.Redis, base: str = "h200") -> ReadModelStore:
+    """The read models to read under `base` now: its alias resolved (see services.projector.namespace)."""
+    return ReadModelStore(client, current_namespace(client, base))
+
+
+class NamespaceMovedError(RuntimeError):
+    """The alias no longer names the namespace a fenced store writes to: the rest of the batch was refused."""
+
+    def __init__(self, namespace: str, applied: int) -> None:
+        super().__init__(f"the read models moved away from namespace {namespace}")
+        self.applied = applied
+
+
 class ReadModelStore:
-    def __init__(self, client: redis.Redis, namespace: str = "h200") -> None:
+    def __init__(self, client: redis.Redis, namespace: str = "h200", fence: str | None = None) -> None:
+        """`fence`: the alias base; writes are then refused once the alias no longer names `namespace`."""
         # Every key and value the read models hold is text: decode once here.
         if not client.get_connection_kwargs().get("decode_responses"):
             raise ValueError("ReadModelStore needs a Redis client made with decode_responses=True")
         self.client: Any = client
         self.ns = namespace
+        self.fence = fence
         self._apply = client.register_script(APPLY)
 
     @property
@@ -53,17 +73,28 @@ class ReadModelStore:
         return found
 
     def apply(self, batch: list[Pending]) -> int:
-        """Apply records in order (one atomic script each, pipelined); returns how many changed anything."""
+        """Apply records in order (one atomic script each, pipelined); returns how many changed anything.
+
+        A fenced store raises NamespaceMovedError when the alias moved during the batch."""
         if not batch:
             return 0
+        keys = [self.positions_key, f"{self.ns}:applied"]
+        fence = ["", ""]
+        if self.fence is not None:
+            keys.append(alias_key(self.fence))
+            fence = [self.ns, self.fence]
         pipe = self.client.pipeline(transaction=False)
         for item in batch:
             self._apply(
-                keys=[self.positions_key, f"{self.ns}:applied"],
-                args=[f"{item.topic}:{item.partition}", item.offset, item.event_id, json.dumps(item.ops)],
+                keys=keys,
+                args=[f"{item.topic}:{item.partition}", item.offset, item.event_id, json.dumps(item.ops), *fence],
                 client=pipe,
             )
-        return sum(int(result) for result in pipe.execute())
+        results = [int(result) for result in pipe.execute()]
+        applied = sum(result for result in results if result > 0)
+        if -1 in results:
+            raise NamespaceMovedError(self.ns, applied)
+        return applied
 
     # --- queries ---------------------------------------------------------------------------------------
 
@@ -76,17 +107,21 @@ class ReadModelStore:
     def trail(self, order_id: str) -> list[dict[str, Any]]:
         return [json.loads(item) for item in self.client.lrange(f"{self.ns}:order:{order_id}:trail", 0, -1)]
 
+    def _hashes(self, kind: str, names: list[str]) -> dict[str, dict[str, str]]:
+        """Many hashes in one round trip, read together (MULTI/EXEC)."""
+        pipe = self.client.pipeline(transaction=True)
+        for name in names:
+            pipe.hgetall(f"{self.ns}:{kind}:{name}")
+        return {name: dict(fields) for name, fields in zip(names, pipe.execute() if names else [], strict=True)}
+
     def buyers(self) -> dict[str, dict[str, str]]:
-        names = sorted(self.client.smembers(f"{self.ns}:buyers"))
-        return {name: self._hash(f"{self.ns}:buyer:{name}") for name in names}
+        return self._hashes("buyer", sorted(self.client.smembers(f"{self.ns}:buyers")))
 
     def batches(self) -> dict[str, dict[str, str]]:
-        names = self.client.zrange(f"{self.ns}:batches", 0, -1)
-        return {name: self._hash(f"{self.ns}:batch:{name}") for name in names}
+        return self._hashes("batch", self.client.zrange(f"{self.ns}:batches", 0, -1))
 
     def ledger(self) -> list[dict[str, str]]:
-        ids = self.client.zrange(f"{self.ns}:ledger", 0, -1)
-        lines = [self._hash(f"{self.ns}:line:{i}") for i in ids]
+        lines = self._hashes("line", self.client.zrange(f"{self.ns}:ledger", 0, -1)).values()
         return sorted(lines, key=lambda line: (line["allocated_at"], line["buyer_id"], line["batch_id"]))
 
     def dead_letters(self) -> dict[str, int]:

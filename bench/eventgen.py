@@ -1,0 +1,182 @@
+"""A large, realistic event log made fast: each message kind encoded once by the real contracts (make_envelope,
+encode) with sentinel values, then filled in per order by splicing bytes. Every record is a valid envelope
+with its own ids (checked against schemas.codec.decode), so a replay dedups, validates and folds real work.
+
+One order's story is 7 events: OrderPlaced, OrderApproved, ChipsAllocated and FulfilmentStepRecorded for
+packed, shipped, customs_cleared and delivered, each caused by the one before; 40 batches come first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from schemas import allocation, approval, fulfilment, intake, supply
+from schemas.base import Message, PolicyRef
+from schemas.codec import decode, encode
+from schemas.envelope import make_envelope
+from schemas.routing import home_topic, record_key
+
+STORY = 7
+BATCHES = 40
+BUYERS = tuple(f"buyer-{i:02d}" for i in range(24))
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+STEPS = ("packed", "shipped", "customs_cleared", "delivered")
+
+# Sentinels: distinct values that appear nowhere else in an encoded envelope.
+S_EVENT, S_CAUSE, S_CORR = (f"eeeeeeee-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
+S_ORDER, S_ALLOC = "eeeeeeee-0000-4000-8000-000000000004", "eeeeeeee-0000-4000-8000-000000000005"
+S_BUYER, S_BATCH, S_REF = "sentinel-buyer", "SENTINEL-BATCH", "SENTINEL-REF"
+S_TIME = "2031-07-07T07:07:07Z"
+SENTINELS = (S_EVENT, S_CAUSE, S_CORR, S_ORDER, S_ALLOC, S_BUYER, S_BATCH, S_REF, S_TIME)
+
+
+@dataclass(frozen=True)
+class Template:
+    topic: str
+    key_field: str
+    parts: tuple[Any, ...]
+    """Literal bytes and sentinel names, alternating as they occur in the encoded envelope."""
+
+    def fill(self, values: dict[str, bytes]) -> bytes:
+        return b"".join(values[p] if isinstance(p, str) else p for p in self.parts)
+
+
+def _uuid(kind: int, n: int) -> str:
+    return f"{kind:08x}-0000-4000-8000-{n:012x}"
+
+
+def _template(payload: Message, key_field: str) -> Template:
+    envelope = make_envelope(
+        payload,
+        key=record_key(payload),
+        producer="bench",
+        occurred_at=S_TIME,
+        message_id=UUID(S_EVENT),
+    )
+    data = envelope.model_dump(mode="json")
+    data.update(correlation_id=S_CORR, causation_id=S_CAUSE)
+    text = encode(type(envelope).model_validate(data)).decode()
+    text = text.replace("2031-07-07T07:07:07Z", S_TIME)
+    parts: list[Any] = []
+    while text:
+        hits = [(text.find(s), s) for s in SENTINELS if s in text]
+        if not hits:
+            parts.append(text.encode())
+            break
+        at, sentinel = min(hits)
+        parts += [text[:at].encode(), sentinel]
+        text = text[at + len(sentinel) :]
+    return Template(home_topic(payload).name, key_field, tuple(parts))
+
+
+def _templates() -> dict[str, Template]:
+    at = datetime.fromisoformat(S_TIME)
+    order, alloc = UUID(S_ORDER), UUID(S_ALLOC)
+    line = {"allocation_id": alloc, "pool_id": "h200", "order_id": order, "buyer_id": S_BUYER, "batch_id": S_BATCH}
+    placed = intake.OrderPlaced(
+        buyer_id=S_BUYER,
+        buyer_name="Sentinel Buyer Ltd.",
+        upstream_ref=S_REF,
+        quantity=1_000,
+        unit_price_cents=2_500_000,
+        declared_uses=[{"use": "ai_research", "share_pct": 70}, {"use": "inference", "share_pct": 30}],
+        domestic_commitment={"supplier": "Huawei Ascend", "quantity": 300},
+        delivery_site={"site_id": "BJ-DC-3", "city": "Beijing"},
+        order_id=order,
+        placed_at=at,
+    )
+    refs = (
+        PolicyRef(policy_id="us-licence/BIS-H200-0001", revision=1),
+        PolicyRef(policy_id="cn-use-rules", revision=1),
+    )
+    approved = approval.OrderApproved(
+        order_id=order,
+        buyer_id=S_BUYER,
+        pool_id="h200",
+        policy_refs=refs,
+        cause_event_id=UUID(S_CAUSE),
+        decided_at=at,
+        requested_quantity=1_000,
+        approved_quantity=1_000,
+        licence_id="BIS-H200-0001",
+        tranche_id="T1",
+    )
+    allocated = allocation.ChipsAllocated(
+        **line,
+        quantity=1_000,
+        rule="first_approved_first_served",
+        policy_ref=PolicyRef(policy_id="allocation/h200", revision=1),
+        cause_event_id=UUID(S_CAUSE),
+        allocated_at=at,
+    )
+    found = {
+        "placed": _template(placed, "buyer"),
+        "approved": _template(approved, "buyer"),
+        "allocated": _template(allocated, "pool"),
+    }
+    for step in STEPS:
+        recorded = fulfilment.FulfilmentStepRecorded(
+            **line, quantity=1_000, step=step, cause_event_id=UUID(S_CAUSE), at=at
+        )
+        found[step] = _template(recorded, "allocation")
+    batch = supply.BatchManufactured(batch_id=S_BATCH, pool_id="h200", quantity=2_000_000, site="Fab 18", ready_at=at)
+    found["batch"] = _template(batch, "pool")
+    return found
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+def generate(events: int) -> Iterator[Record]:
+    """About `events` records (whole stories), batches first."""
+    templates = _templates()
+    for b in range(BATCHES):
+        v = _values(_uuid(0xB0, b), _uuid(0xB1, b), _uuid(0xB0, b), "", "", BUYERS[0], f"TSMC-B{b:03d}", "", T0)
+        yield Record(templates["batch"].topic, b"h200", templates["batch"].fill(v))
+    for n in range((events - BATCHES) // STORY):
+        buyer, batch = BUYERS[n % len(BUYERS)], f"TSMC-B{n % BATCHES:03d}"
+        order, alloc, when = _uuid(0xA0, n), _uuid(0xA1, n), T0 + timedelta(seconds=n)
+        cause, correlation = _uuid(0xCF, n), _uuid(0xC0, n)
+        keys = {"buyer": buyer.encode(), "pool": b"h200", "allocation": alloc.encode()}
+        for index, kind in enumerate(("placed", "approved", "allocated", *STEPS)):
+            event = _uuid(0xC0 + index, n)
+            template = templates[kind]
+            values = _values(event, cause, correlation, order, alloc, buyer, batch, f"PO-{n}", when)
+            yield Record(template.topic, keys[template.key_field], template.fill(values))
+            cause = event
+
+
+def _values(
+    event: str, cause: str, corr: str, order: str, alloc: str, buyer: str, batch: str, ref: str, at: Any
+) -> dict[str, bytes]:
+    text = at.isoformat().replace("+00:00", "Z")
+    return {
+        S_EVENT: event.encode(),
+        S_CAUSE: cause.encode(),
+        S_CORR: corr.encode(),
+        S_ORDER: order.encode(),
+        S_ALLOC: alloc.encode(),
+        S_BUYER: buyer.encode(),
+        S_BATCH: batch.encode(),
+        S_REF: ref.encode(),
+        S_TIME: text.encode(),
+    }
+
+
+def check(sample: int = 2_000) -> int:
+    """Decode the first records with the real codec: each is a valid envelope with the ids spliced in."""
+    seen = set()
+    for record in generate(sample):
+        envelope = decode(record.value)
+        assert envelope.id not in seen, envelope
+        seen.add(envelope.id)
+        assert home_topic(envelope.payload).name == record.topic
+    return len(seen)

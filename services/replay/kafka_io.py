@@ -1,0 +1,114 @@
+"""The log on a Kafka cluster: read topics from their beginning (committed records only, partition by partition,
+in offset order), and write records back to the partitions they came from (for `import`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TextIO
+
+from kafka import KafkaConsumer, TopicPartition
+
+from services.ops.kafka_clients import admin_client, producer, reader
+from services.ops.topics import ensure_topics
+from services.replay.progress import Progress
+from services.replay.records import LogRecord, ReplayError
+
+FETCH_BYTES = 16 * 1024 * 1024
+POLL_RECORDS = 10_000
+SEND_CHUNK = 10_000
+SEND_TIMEOUT_S = 60
+
+
+def _partitions(consumer: KafkaConsumer, bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
+    found = []
+    for topic in topics:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise ReplayError(
+                f"topic {topic} does not exist on the cluster at {bootstrap}: is this the h200 cluster? "
+                "(`h200 topics create` makes an empty catalogue)"
+            )
+        found += [TopicPartition(topic, p) for p in sorted(partitions)]
+    return found
+
+
+def read_topics(bootstrap: str, topics: Iterable[str], stream: TextIO | None = None) -> Iterator[LogRecord]:
+    """Every committed record of the topics, topic by topic, partition by partition, oldest first."""
+    with reader(
+        bootstrap, max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=FETCH_BYTES, receive_buffer_bytes=1 << 20
+    ) as consumer:
+        partitions = _partitions(consumer, bootstrap, topics)
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+        progress = Progress(f"reading {bootstrap}", sum(ends[tp] - starts[tp] for tp in partitions), stream)
+        for tp in partitions:
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            while consumer.position(tp) < ends[tp]:
+                for batch in consumer.poll(timeout_ms=1000, max_records=POLL_RECORDS).values():
+                    for record in batch:
+                        if record.offset < ends[tp]:
+                            yield LogRecord(
+                                tp.topic,
+                                tp.partition,
+                                record.offset,
+                                record.key,
+                                record.value,
+                                record.timestamp,
+                                tuple((str(k), bytes(v)) for k, v in record.headers or ()),
+                            )
+                    progress.advance(len(batch))
+        progress.close()
+
+
+def record_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+    """Records each topic holds now (committed, from its first offset to its end)."""
+    with reader(bootstrap) as consumer:
+        partitions = _partitions(consumer, bootstrap, topics)
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+    counts: dict[str, int] = {}
+    for tp in partitions:
+        counts[tp.topic] = counts.get(tp.topic, 0) + ends[tp] - starts[tp]
+    return counts
+
+
+def create_catalogue(bootstrap: str) -> None:
+    with admin_client(bootstrap) as admin:
+        report = ensure_topics(admin)
+    if report.problems:
+        raise ReplayError("the cluster's topics differ from the catalogue: " + "; ".join(report.problems))
+
+
+def write_records(bootstrap: str, records: Iterable[LogRecord], stream: TextIO | None = None) -> int:
+    """Send each record to its own topic and partition, with its key, time and headers, in the order given (an
+    idempotent producer keeps that order per partition); returns how many the broker acknowledged."""
+    progress = Progress(f"writing {bootstrap}", None, stream)
+    sent = 0
+    with producer(bootstrap, max_request_size=FETCH_BYTES) as client:
+        pending = []
+        for record in records:
+            pending.append(
+                client.send(
+                    record.topic,
+                    key=record.key,
+                    value=record.value,
+                    partition=record.partition,
+                    timestamp_ms=record.timestamp_ms,
+                    headers=list(record.headers),
+                )
+            )
+            if len(pending) >= SEND_CHUNK:
+                sent += _acknowledged(pending)
+                progress.advance(SEND_CHUNK)
+                pending = []
+        sent += _acknowledged(pending)
+        progress.advance(len(pending))
+    progress.close()
+    return sent
+
+
+def _acknowledged(futures: list[object]) -> int:
+    for future in futures:
+        future.get(timeout=SEND_TIMEOUT_S)  # type: ignore[attr-defined]
+    return len(futures)

@@ -1,0 +1,85 @@
+"""The ledger as a table, as CSV and as JSON. Pure: a ledger in, text out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+from typing import Any
+from uuid import UUID
+
+from services.replay.eventlog import EventLog
+from services.replay.ledger import Ledger, Line
+from services.replay.selection import Selection, shown_lines, shown_totals
+
+LINE_FIELDS = tuple(Line.__dataclass_fields__)
+
+
+def _short(text: str | None, size: int = 8) -> str:
+    return text[:size] if text else "-"
+
+
+def _minute(text: str | None) -> str:
+    return text[:16].replace("T", " ") if text else "-"
+
+
+def ledger_json(ledger: Ledger, selection: Selection, events: int) -> str:
+    document: dict[str, Any] = {
+        "as_of": ledger.as_of,
+        "lines": [asdict(line) for line in shown_lines(ledger, selection)],
+        "totals": shown_totals(ledger, selection),
+        "ledger_hash": ledger.ledger_hash,
+        "events": events,
+    }
+    if selection.active:
+        document["filters"] = selection.active
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def ledger_csv(ledger: Ledger, selection: Selection) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LINE_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for line in shown_lines(ledger, selection):
+        writer.writerow(asdict(line))
+    return out.getvalue()
+
+
+def ledger_table(ledger: Ledger, selection: Selection, log: EventLog, refs: dict[str, str]) -> str:
+    """The lines (with the order's own reference and the kind of event behind each), then the totals."""
+    moment = ledger.as_of or "the end of the log"
+    shown = shown_lines(ledger, selection)
+    where = f" ({', '.join(f'{k} {v}' for k, v in selection.active.items())})" if selection.active else ""
+    rows = [f"ledger as of {moment}{where}: {len(shown)} line(s), {len(log.events):,} events from {log.source}", ""]
+    header = (
+        f"{'allocated_at':<17} {'buyer':<10} {'order':<13} {'batch':<10} {'chips':>9}  {'status':<15} "
+        f"{'shipped':<17} {'delivered':<17} {'policy':<20} cause"
+    )
+    rows += [header, "-" * len(header)]
+    for line in shown:
+        cause = log.event(UUID(line.cause_event_id))
+        rows.append(
+            f"{_minute(line.allocated_at):<17} {line.buyer:<10} {refs.get(line.order_id, _short(line.order_id)):<13} "
+            f"{line.batch_id:<10} {line.quantity:>9,}  {line.status:<15} {_minute(line.shipped_at):<17} "
+            f"{_minute(line.delivered_at):<17} {line.policy_version:<20} {cause.type if cause else '?'} "
+            f"{_short(line.cause_event_id)}"
+        )
+    rows += ["", *_totals_table(shown_totals(ledger, selection)), "", f"ledger_hash {ledger.ledger_hash}"]
+    return "\n".join(rows)
+
+
+def _totals_table(totals: dict[str, Any]) -> list[str]:
+    names = ("requested", "approved", "allocated", "shipped", "delivered", "released")
+    rows = [f"{'buyer':<12} " + " ".join(f"{n:>10}" for n in names)]
+    rows += [f"{b:<12} " + " ".join(f"{t[n]:>10,}" for n in names) for b, t in totals["buyers"].items()]
+    stock = ("quantity", "allocated", "shipped", "delivered", "unallocated")
+    rows += ["", f"{'batch':<12} {'pool':<8} " + " ".join(f"{n:>11}" for n in stock)]
+    rows += [
+        f"{b:<12} {t['pool_id']:<8} " + " ".join(f"{t[n]:>11,}" for n in stock) for b, t in totals["batches"].items()
+    ]
+    rows += [""] + [
+        f"pool {p}: {t['quantity']:,} chips in batches, {t['allocated']:,} allocated, {t['unallocated']:,} unallocated"
+        for p, t in totals["pools"].items()
+    ]
+    return rows
