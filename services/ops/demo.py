@@ -16,6 +16,7 @@ from schemas.base import Message
 from schemas.fulfilment import RecordFulfilmentStep
 from services.ops import scenario
 from services.ops.audit import check_invariants, ledger_rows, read_log
+from services.ops.cli import main as cli
 from services.ops.kafka_clients import admin_client
 from services.ops.publish import publish, summarise
 from services.ops.settings import OpsSettings
@@ -107,7 +108,15 @@ class Demo:
         print(f"    {len(log.events)} events read, {log.duplicates} duplicate records ignored by id")
         print(f"    read model ledger equals the ledger folded from the log: {'yes' if same else 'NO'}")
         print("    invariants: " + ("all hold" if not problems else "VIOLATED:\n      " + "\n      ".join(problems)))
-        return 0 if same and not problems else 1
+        print(
+            f"\n{BOLD}== h200 replay --as-of 2026-02-19T00:00:00Z: the ledger as it stood before the policy change{END}"
+        )
+        sys.stdout.flush()
+        cli(["replay", "--as-of", "2026-02-19T00:00:00+00:00", "--no-progress"])
+        print(f"\n{BOLD}== h200 verify: the whole log, its determinism and the live read model{END}")
+        sys.stdout.flush()
+        verified = cli(["verify", "--no-progress"])
+        return 0 if same and not problems and verified == 0 else 1
 
     def run(self) -> int:
         with admin_client(self.settings.bootstrap_servers) as admin:
