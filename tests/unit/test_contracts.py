@@ -185,3 +185,22 @@ def test_all_messages_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         payload.quantity = 1  # type: ignore[misc]
     assert all(m.model_config.get("frozen") for m in ALL_MESSAGES)
+
+
+@pytest.mark.parametrize("type_", sorted(SAMPLES))
+def test_the_fast_path_and_the_general_path_decode_alike(type_: str) -> None:
+    as_written = encode(SAMPLES[type_])
+    reordered = json.dumps(json.loads(as_written), sort_keys=True).encode()  # no longer starts as encode writes
+    assert not reordered.startswith(b'{"id"')
+    assert decode(as_written) == decode(reordered) == SAMPLES[type_]
+
+
+def test_a_record_as_encode_writes_it_but_invalid_gets_the_general_error() -> None:
+    record = raw("SubmitOrder")
+    record["payload"]["quantity"] = "lots"
+    data = json.dumps(record, separators=(",", ":")).encode()
+    assert data.startswith(b'{"id"')
+    with pytest.raises(ContractError) as caught:
+        decode(data)
+    assert caught.value.code == "invalid_payload"
+    assert caught.value.detail.startswith("payload.quantity: Input should be a valid integer")
