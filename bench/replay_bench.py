@@ -2,8 +2,8 @@
 
 Starts an isolated broker (infra/kafka/kafka.sh, own run directory and ports, stopped and purged at the end
 whatever happens), writes the log (bench/eventgen.py), then in the same run:
-  1. our replay as `h200 replay` runs it (services.replay: read_topics, build_log, fold_ledger), as shipped
-     (pyproject's dependencies: kafka-python checks CRC-32C in pure Python) and with cheap speed-ups that keep
+  1. our replay as `h200 replay` runs it (services.replay: read_topics, build_log, fold_ledger), without the
+     crc32c package (kafka-python then checks CRC-32C in pure Python) and as shipped, with speed-ups that keep
      every check (a C CRC-32C, cached envelope models, validation straight from the bytes);
   2. org.apache.kafka.tools.ConsumerPerformance from the same Kafka 4.4 jars on the same topics;
 then prints both rates and their ratio, and what limits ours (stages timed apart, cProfile of a sample).
