@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -101,23 +103,25 @@ def _fulfil(args: argparse.Namespace, settings: OpsSettings) -> int:
     return _report_sent(publish(settings.bootstrap_servers, [step], "logistics"), settings)
 
 
-def _store(settings: OpsSettings, namespace: str) -> ReadModelStore:
+@contextmanager
+def _store(settings: OpsSettings, namespace: str) -> Iterator[ReadModelStore]:
     """The read models under `namespace` now: the alias `<namespace>:current` followed if a rebuild set it."""
-    return current_store(redis.Redis.from_url(settings.redis_url, decode_responses=True), namespace)
+    with redis.Redis.from_url(settings.redis_url, decode_responses=True) as client:
+        yield current_store(client, namespace)
 
 
 def _show(args: argparse.Namespace, settings: OpsSettings) -> int:
     order_id = str(args.order) if args.order else str(order_id_for(args.buyer, args.ref))
-    store = _store(settings, args.namespace)
-    print(order_view(store, order_id))
-    return 0 if store.order(order_id) else 1
+    with _store(settings, args.namespace) as store:
+        print(order_view(store, order_id))
+        return 0 if store.order(order_id) else 1
 
 
 def _ledger(args: argparse.Namespace, settings: OpsSettings) -> int:
-    store = _store(settings, args.namespace)
-    print(ledger_view(store))
-    print()
-    print(totals_view(store))
+    with _store(settings, args.namespace) as store:
+        print(ledger_view(store))
+        print()
+        print(totals_view(store))
     return 0
 
 
@@ -187,11 +191,11 @@ def _rebuild(args: argparse.Namespace, settings: OpsSettings) -> int:
     from services.common.settings import ClusterSettings
     from services.projector.rebuild import run_rebuild
 
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     options = {"switch": not args.no_switch, "keep_old": args.keep_old, "force": args.force}
-    return run_rebuild(
-        settings.bootstrap_servers, client, args.namespace, ClusterSettings().max_message_bytes, **options
-    )
+    with redis.Redis.from_url(settings.redis_url, decode_responses=True) as client:
+        return run_rebuild(
+            settings.bootstrap_servers, client, args.namespace, ClusterSettings().max_message_bytes, **options
+        )
 
 
 def _add_rebuild_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -104,8 +104,9 @@ def run_verify(args: argparse.Namespace, settings: OpsSettings) -> int:
     if not args.no_live and (args.from_file is None or args.redis_url):
         url = args.redis_url or settings.redis_url
         # After a `rebuild` the read models live under the namespace the alias names: follow it, as readers do.
-        store = current_store(redis.Redis.from_url(url, decode_responses=True), args.namespace)
-        live, behind, namespace = live_ledger(store), projector_behind(store, log.ends), store.ns
+        with redis.Redis.from_url(url, decode_responses=True) as client:
+            store = current_store(client, args.namespace)
+            live, behind, namespace = live_ledger(store), projector_behind(store, log.ends), store.ns
     report = verify(log, live, namespace, behind)
     emit(reports.verify_json(report) if args.format == "json" else reports.verify_text(report, log.source))
     return 0 if report.ok else 1
