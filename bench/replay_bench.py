@@ -25,10 +25,10 @@ from kafka import KafkaProducer
 
 from bench import stages
 from bench.eventgen import check, generate
+from schemas.topics import EVENT_TOPICS
 from services.ops.kafka_clients import admin_client
 from services.ops.topics import ensure_topics
 from services.replay.kafka_io import record_counts
-from services.replay.records import EVENT_TOPICS
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "infra/kafka/kafka.sh"

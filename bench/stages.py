@@ -23,10 +23,11 @@ from kafka.record import _crc32c, util
 import services.replay.eventlog as eventlog
 from bench.fastdecode import cached_envelopes, fast_decode, same_as_codec
 from schemas.codec import decode
+from schemas.topics import EVENT_TOPICS
 from services.replay.eventlog import build_log
 from services.replay.kafka_io import read_topics
 from services.replay.ledger import fold_ledger
-from services.replay.records import EVENT_TOPICS, LogRecord
+from services.replay.records import LogRecord
 
 Say = Callable[[str], None]
 LIBS = Path(__file__).resolve().parent.parent / "infra/kafka/.cache/libs"

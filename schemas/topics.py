@@ -185,6 +185,15 @@ CATALOGUE: tuple[Topic, ...] = (
 
 BY_NAME: dict[str, Topic] = {topic.name: topic for topic in CATALOGUE}
 
+EVENT_TOPICS: tuple[str, ...] = tuple(topic.name for topic in CATALOGUE if "projector" in topic.consumers)
+"""The facts: every topic a read model is built from and a replay folds."""
+
+
+def inputs_of(service: str) -> tuple[str, ...]:
+    """The topics a service reads (its inbox and the sources its routers copy from), as the catalogue says."""
+    return tuple(topic.name for topic in CATALOGUE if service in topic.consumers)
+
+
 DEAD_LETTER_HEADERS = {
     "dlq.error_code": "stable code of the failure, e.g. malformed_json, invalid_payload, unknown_message_type",
     "dlq.error": "what is wrong, naming the field",

@@ -10,6 +10,7 @@ from services.allocation import domain
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
 
+INBOX = "h200.allocation.inbox"
 ROUTES = (
     Route("h200.approvals", APPROVAL_MESSAGES),
     Route("h200.supply", (supply.BatchManufactured,)),
@@ -22,5 +23,5 @@ def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | 
     cluster = cluster or ClusterSettings()
     worker = worker or WorkerSettings.for_service("allocation")
     app = make_faust_app("allocation", cluster, worker)
-    ServiceWorker(app, "allocation", domain, "h200.allocation.inbox", ROUTES, cluster, worker)
+    ServiceWorker(app, "allocation", domain, INBOX, ROUTES, cluster, worker)
     return app

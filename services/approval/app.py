@@ -10,6 +10,7 @@ from services.approval import domain
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
 
+INBOX = "h200.approval.inbox"
 ROUTES = (
     Route("h200.orders", (intake.OrderPlaced, intake.OrderDocumentsAdded, intake.OrderCancelled)),
     Route("h200.policy", tuple(m for m in POLICY_MESSAGES if m is not policy.AllocationPolicySet)),
@@ -20,5 +21,5 @@ def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | 
     cluster = cluster or ClusterSettings()
     worker = worker or WorkerSettings.for_service("approval")
     app = make_faust_app("approval", cluster, worker)
-    ServiceWorker(app, "approval", domain, "h200.approval.inbox", ROUTES, cluster, worker)
+    ServiceWorker(app, "approval", domain, INBOX, ROUTES, cluster, worker)
     return app

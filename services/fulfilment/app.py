@@ -9,6 +9,7 @@ from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
 from services.fulfilment import domain
 
+INBOX = "h200.fulfilment.commands"
 ROUTES = (Route("h200.allocations", (allocation.ChipsAllocated, allocation.AllocationReleased)),)
 
 
@@ -16,5 +17,5 @@ def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | 
     cluster = cluster or ClusterSettings()
     worker = worker or WorkerSettings.for_service("fulfilment")
     app = make_faust_app("fulfilment", cluster, worker)
-    ServiceWorker(app, "fulfilment", domain, "h200.fulfilment.commands", ROUTES, cluster, worker)
+    ServiceWorker(app, "fulfilment", domain, INBOX, ROUTES, cluster, worker)
     return app

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from schemas.topics import EVENT_TOPICS
 from services.replay.eventlog import EventLog, build_log
 from services.replay.invariants import check
 from services.replay.kafka_io import read_topics
 from services.replay.ledger import fold_ledger
-from services.replay.records import EVENT_TOPICS, in_catalogue_order
+from services.replay.records import in_catalogue_order
 
 AUDITED_TOPICS = EVENT_TOPICS
 

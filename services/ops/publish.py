@@ -26,7 +26,6 @@ from schemas.routing import home_topic, record_key
 from services.ops.kafka_clients import producer
 
 TIME_FIELDS = ("effective_at", "submitted_at", "requested_at", "ready_at", "at")
-PUBLISHABLE = {"command", "policy", "supply"}
 
 
 class InputFileError(ValueError):

@@ -12,22 +12,13 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import RetriableError
 
-from schemas.topics import BY_NAME
-from services.projector.app import EVENT_TOPICS
+from schemas.topics import BY_NAME, EVENT_TOPICS, inputs_of
 from services.projector.store import ReadModelStore
 
 SERVICE_INPUTS = {
-    "h200-intake": ("h200.intake.commands",),
-    "h200-approval": ("h200.orders", "h200.policy", "h200.approval.inbox"),
-    "h200-allocation": (
-        "h200.approvals",
-        "h200.supply",
-        "h200.policy",
-        "h200.fulfilment",
-        "h200.allocation.inbox",
-    ),
-    "h200-fulfilment": ("h200.allocations", "h200.fulfilment.commands"),
+    f"h200-{service}": inputs_of(service) for service in ("intake", "approval", "allocation", "fulfilment")
 }
+"""Consumer group -> the topics it reads: what "caught up" is measured against."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.codec import ContractError
+from schemas.topics import EVENT_TOPICS
 from services.common.dead_letters import dead_letter_headers, dead_letter_topic
 from services.common.records import Record, decode_record
 from services.common.settings import ClusterSettings
@@ -29,7 +30,6 @@ from services.projector.store import NamespaceMovedError, Pending, ReadModelStor
 
 log = logging.getLogger("h200.projector")
 
-EVENT_TOPICS = ("h200.orders", "h200.policy", "h200.supply", "h200.approvals", "h200.allocations", "h200.fulfilment")
 DEAD_LETTER_TOPICS = tuple(dead_letter_topic(s) for s in ("intake", "approval", "allocation", "fulfilment"))
 
 

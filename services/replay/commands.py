@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from schemas.topics import CATALOGUE
+from schemas.topics import CATALOGUE, EVENT_TOPICS
 from services.ops.settings import OpsSettings
 from services.projector.store import current_store
 from services.replay import reports
@@ -22,7 +22,7 @@ from services.replay.kafka_io import create_catalogue, read_topics, record_count
 from services.replay.ledger import fold_ledger
 from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
-from services.replay.records import EVENT_TOPICS, INBOX, ReplayError, in_catalogue_order
+from services.replay.records import INBOX, ReplayError, in_catalogue_order
 from services.replay.render import ledger_csv, ledger_json, ledger_table
 from services.replay.selection import Selection, known_things
 from services.replay.verify import verify

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from schemas.topics import EVENT_TOPICS
 from services.projector.store import ReadModelStore
 from services.replay.ledger import Demand, Ledger, Line, Stock, iso, line_status, make_ledger
-from services.replay.records import EVENT_TOPICS
 
 
 def _time(text: str | None) -> str | None:

@@ -9,8 +9,6 @@ from schemas.topics import CATALOGUE
 
 INBOX = "h200.allocation.inbox"
 """The allocation core's inputs, in the order it decided on them: what the determinism check and what-if refold."""
-EVENT_TOPICS = ("h200.orders", "h200.policy", "h200.supply", "h200.approvals", "h200.allocations", "h200.fulfilment")
-"""The facts: every topic a read model is built from."""
 CATALOGUE_ORDER = {topic.name: index for index, topic in enumerate(CATALOGUE)}
 
 

@@ -13,8 +13,8 @@ from schemas.allocation import AllocationReleased, ChipsAllocated
 from schemas.approval import Decision
 from schemas.base import PolicyRef
 from schemas.policy import PolicyEvent
+from schemas.topics import EVENT_TOPICS
 from services.replay.eventlog import EventLog
-from services.replay.records import EVENT_TOPICS
 from services.replay.violations import Violation, ids
 
 

@@ -20,10 +20,11 @@ from schemas.base import Message, PolicyRef
 from schemas.codec import encode
 from schemas.envelope import Envelope, derive_id, make_envelope, order_id_for
 from schemas.routing import home_topic, record_key
+from schemas.topics import EVENT_TOPICS
 from services.common.settings import ClusterSettings
 from services.ops.kafka_clients import admin_client, reader
 from services.ops.topics import ensure_topics
-from services.projector.app import EVENT_TOPICS, Projector, ProjectorSettings
+from services.projector.app import Projector, ProjectorSettings
 from services.projector.namespace import current_namespace, switch_namespace
 from services.projector.parity import snapshot
 from services.projector.rebuild import rebuild

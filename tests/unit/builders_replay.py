@@ -24,7 +24,7 @@ from schemas.envelope import Envelope, order_id_for
 from schemas.fulfilment import RecordFulfilmentStep, Step
 from schemas.intake import DeclaredUse, DeliverySite, DomesticChipCommitment, SubmitOrder, SupportingDocument
 from schemas.routing import home_topic, record_key
-from schemas.topics import APPROVAL_MESSAGES, BY_NAME, POLICY_MESSAGES, Topic
+from schemas.topics import APPROVAL_MESSAGES, BY_NAME, EVENT_TOPICS, POLICY_MESSAGES, Topic
 from services.allocation import domain as allocation_core
 from services.approval import domain as approval_core
 from services.common.decider import step
@@ -33,7 +33,7 @@ from services.intake import domain as intake_core
 from services.ops.publish import envelope_for
 from services.replay.eventlog import EventLog, build_log
 from services.replay.exportfile import make_header, write_export
-from services.replay.records import EVENT_TOPICS, INBOX, LogRecord, in_catalogue_order
+from services.replay.records import INBOX, LogRecord, in_catalogue_order
 
 T0 = datetime(2026, 1, 28, 9, 0, tzinfo=UTC)
 POOL = "h200"

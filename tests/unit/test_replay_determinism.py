@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from builders_replay import World, read_lines, story, write_lines
 
+from schemas.topics import EVENT_TOPICS
 from services.replay.determinism import check_determinism
 from services.replay.eventlog import EventLog, build_log
 from services.replay.exportfile import read_export
-from services.replay.records import EVENT_TOPICS, INBOX, in_catalogue_order
+from services.replay.records import INBOX, in_catalogue_order
 from services.replay.whatif import what_if
 
 TOPICS = in_catalogue_order((*EVENT_TOPICS, INBOX))

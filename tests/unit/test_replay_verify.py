@@ -14,10 +14,11 @@ from fake_read_model import FakeReadModel
 
 from schemas.envelope import order_id_for
 from schemas.policy import ImporterSuspended
+from schemas.topics import EVENT_TOPICS
 from services.replay.eventlog import EventLog, build_log
 from services.replay.invariants import check
 from services.replay.live import live_ledger
-from services.replay.records import EVENT_TOPICS, LogRecord
+from services.replay.records import LogRecord
 from services.replay.trail import check_trail
 from services.replay.verify import VerifyReport, verify
 from services.replay.violations import Violation
