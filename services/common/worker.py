@@ -20,9 +20,9 @@ from schemas.codec import ContractError, encode
 from schemas.routing import home_topic, record_key
 from schemas.topics import BY_NAME, Topic
 from services.common.dead_letters import DeadLetters, dead_letter_topic
+from services.common.inbox_replay import replay_partition
 from services.common.partitions import PartitionedCore
 from services.common.records import Record, decode_record, from_faust
-from services.common.replay import replay_partition
 from services.common.settings import ClusterSettings, WorkerSettings
 
 log = logging.getLogger(__name__)

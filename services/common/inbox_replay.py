@@ -1,4 +1,5 @@
-"""Reads one partition from its start up to an offset, committed records only (aiokafka, no group)."""
+"""Reads one inbox partition from its start up to an offset, committed records only (aiokafka, no group): how a
+service worker rebuilds its state. The operator's replay of the whole log is services/replay."""
 
 from __future__ import annotations
 
