@@ -41,6 +41,7 @@ POLICY_MESSAGES: tuple[type[Message], ...] = (
     policy.ImportUseRulesSet,
     policy.AllocationPolicySet,
 )
+INTAKE_COMMANDS: tuple[type[Message], ...] = (intake.SubmitOrder, intake.CancelOrder, intake.AddOrderDocuments)
 APPROVAL_MESSAGES: tuple[type[Message], ...] = (
     approval.OrderApproved,
     approval.OrderDenied,
@@ -58,10 +59,22 @@ CATALOGUE: tuple[Topic, ...] = (
         name="h200.intake.commands",
         key="buyer_id",
         partitions=6,
-        description="Order submissions, cancellations and added documents from upstream buyer systems.",
-        messages=(intake.SubmitOrder, intake.CancelOrder, intake.AddOrderDocuments),
+        description="Order submissions, cancellations and added documents from upstream buyer systems. Any key "
+        "and partition their clients choose is accepted: intake copies each one into h200.intake.inbox by buyer.",
+        messages=INTAKE_COMMANDS,
         producers=("upstream", "ops"),
         consumers=("intake",),
+    ),
+    Topic(
+        name="h200.intake.inbox",
+        key="buyer_id",
+        partitions=6,
+        description="Everything intake decides on, re-keyed by buyer: one buyer's submissions, cancellations and "
+        "documents in one partition and one order, whatever key or partition the upstream client chose.",
+        messages=INTAKE_COMMANDS,
+        producers=("intake",),
+        consumers=("intake",),
+        carries_copies=True,
     ),
     Topic(
         name="h200.orders",

@@ -1,20 +1,47 @@
-"""Composition root of the intake service: order submissions in, recorded orders or rejections out."""
+"""Composition root of the intake service: order submissions in, recorded orders or rejections out.
+
+Intake decides on its own inbox, keyed by buyer, never on h200.intake.commands directly: the partition of an
+upstream record is whatever its client's partitioner chose, and intake's memory of a (buyer, upstream ref) is
+per partition, so deciding there would place one submission once per partition it was written to.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
+from schemas.base import Message
+from schemas.topics import INTAKE_COMMANDS
+from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
 from services.intake import domain
+from services.intake.rekeying import RekeyedRecords
 
-INBOX = "h200.intake.commands"
-ROUTES: tuple[Route, ...] = ()
+INBOX = "h200.intake.inbox"
+ROUTES = (Route("h200.intake.commands", INTAKE_COMMANDS),)
+
+
+class IntakeWorker(ServiceWorker):
+    """The shared worker, noting the upstream records whose key was not their buyer as it re-keys them."""
+
+    def __init__(self, app: faust.App, cluster: ClusterSettings, worker: WorkerSettings) -> None:
+        self.rekeyed = RekeyedRecords(INBOX)
+        super().__init__(app, "intake", domain, INBOX, ROUTES, cluster, worker)
+        app.page("/stats/rekeyed/")(self._rekeyed_page)
+
+    async def _forward(self, record: Record, payload: Message) -> None:
+        self.rekeyed.note(record, payload.buyer_id)  # type: ignore[attr-defined]  # every intake command has one
+        await super()._forward(record, payload)
+
+    async def _rekeyed_page(self, web: Any, request: Any) -> Any:
+        return web.json({"service": self.service, "inbox": INBOX, "rekeyed": self.rekeyed.by_reason()})
 
 
 def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | None = None) -> faust.App:
     cluster = cluster or ClusterSettings()
     worker = worker or WorkerSettings.for_service("intake")
     app = make_faust_app("intake", cluster, worker)
-    ServiceWorker(app, "intake", domain, INBOX, ROUTES, cluster, worker)
+    IntakeWorker(app, cluster, worker)
     return app

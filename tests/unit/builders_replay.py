@@ -24,7 +24,7 @@ from schemas.envelope import Envelope, order_id_for
 from schemas.fulfilment import RecordFulfilmentStep, Step
 from schemas.intake import DeclaredUse, DeliverySite, DomesticChipCommitment, SubmitOrder, SupportingDocument
 from schemas.routing import home_topic, record_key
-from schemas.topics import APPROVAL_MESSAGES, BY_NAME, EVENT_TOPICS, POLICY_MESSAGES, Topic
+from schemas.topics import APPROVAL_MESSAGES, BY_NAME, EVENT_TOPICS, INTAKE_COMMANDS, POLICY_MESSAGES, Topic
 from services.allocation import domain as allocation_core
 from services.approval import domain as approval_core
 from services.common.decider import step
@@ -39,6 +39,7 @@ T0 = datetime(2026, 1, 28, 9, 0, tzinfo=UTC)
 POOL = "h200"
 
 ROUTES: dict[str, tuple[tuple[str, tuple[type[Message], ...]], ...]] = {
+    "h200.intake.commands": (("h200.intake.inbox", INTAKE_COMMANDS),),
     "h200.orders": (("h200.approval.inbox", (intake.OrderPlaced, intake.OrderDocumentsAdded, intake.OrderCancelled)),),
     "h200.policy": (
         ("h200.approval.inbox", tuple(m for m in POLICY_MESSAGES if m is not policy.AllocationPolicySet)),
@@ -50,7 +51,7 @@ ROUTES: dict[str, tuple[tuple[str, tuple[type[Message], ...]], ...]] = {
     "h200.allocations": (("h200.fulfilment.commands", (allocation.ChipsAllocated, allocation.AllocationReleased)),),
 }
 CORES: dict[str, Any] = {
-    "h200.intake.commands": intake_core,
+    "h200.intake.inbox": intake_core,
     "h200.approval.inbox": approval_core,
     "h200.allocation.inbox": allocation_core,
     "h200.fulfilment.commands": fulfilment_core,

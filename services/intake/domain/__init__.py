@@ -1,6 +1,6 @@
 """Intake's pure core, in the decider shape of services.common.decider: run it with `step` or `fold`.
 
-Inputs (h200.intake.commands): SubmitOrder, CancelOrder, AddOrderDocuments. Own outputs, folded back:
+Inputs (h200.intake.inbox, re-keyed by buyer): SubmitOrder, CancelOrder, AddOrderDocuments. Own outputs, folded:
 OrderPlaced, OrderSubmissionRejected, OrderDocumentsAdded, OrderCancelled, CommandRejected.
 Every time intake writes into an event is the input envelope's `occurred_at` (see decisions.py for why).
 """
