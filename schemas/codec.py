@@ -1,8 +1,13 @@
-"""The JSON codec used at every edge: bytes in, a validated envelope out, or a specific error."""
+"""The JSON codec used at every edge: bytes in, a validated envelope out, or a specific error.
+
+`decode` raises ContractError and nothing else, in time and memory bounded by the size limit, whatever the
+bytes: a record is untrusted input and one bad record must never stop the service that reads it.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import cache
 from typing import Any
@@ -14,10 +19,19 @@ from schemas.envelope import Envelope
 from schemas.registry import BY_TYPE_AND_VERSION, CURRENT, upcast
 
 MAX_MESSAGE_BYTES = 1_048_576
+MAX_DEPTH = 64
+"""Objects and arrays nested deeper are refused (`too_deep`); our contracts nest four levels at most."""
+MAX_NUMBER_CHARS = 40
+"""Longer number literals are refused (`number_too_long`): no quantity, price or revision needs more, and
+Python refuses to convert integers of more than 4,300 digits anyway."""
 
 # What `encode` writes first. A record of the current version that starts so is validated by pydantic straight
-# from its bytes; anything else, and anything that fails, takes the general path, which names every error.
+# from its bytes, and accepted there only if it is exactly what `encode` makes of the result (canonical): no
+# duplicate key, no boolean for a number, nothing the general path would refuse. Anything else takes the
+# general path, which names every error.
 _HEAD = re.compile(rb'\{"id":"[0-9a-f-]{36}","type":"([A-Za-z0-9]{1,64})","version":([0-9]{1,4}),')
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * MAX_NUMBER_CHARS
 
 
 class ContractError(ValueError):
@@ -52,34 +66,122 @@ def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope[Messa
     """Parse and validate one message, lifting an old version to the current one."""
     if len(data) > max_bytes:
         raise ContractError("oversized", f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
+    fast = _canonical(data)
+    return fast if fast is not None else decode_general(data)
+
+
+def _canonical(data: bytes) -> Envelope[Message] | None:
+    """The envelope of a record exactly as `encode` writes it, or None: then the general path decides."""
     head = _HEAD.match(data)
-    if head is not None:
-        current = CURRENT.get(head.group(1).decode())
-        if current is not None and int(head.group(2)) == current.VERSION:
-            try:
-                return envelope_model(current).model_validate_json(data)  # type: ignore[no-any-return]
-            except ValidationError:
-                pass  # the general path below reports the error with its code and field
+    if head is None or _LONG_DIGIT_RUN in data.translate(_DIGITS):
+        return None
+    current = CURRENT.get(head.group(1).decode())
+    if current is None or int(head.group(2)) != current.VERSION:
+        return None
+    model = envelope_model(current)
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError("malformed_json", f"not valid UTF-8 JSON: {exc}") from None
+        envelope = model.__pydantic_validator__.validate_json(data)
+    except ValidationError:
+        return None
+    # Comparing with the canonical form costs less than validation and rules out everything lax parsing lets
+    # through (duplicate keys, `true` for 1, "100" for 100, escapes, spacing).
+    return envelope if model.__pydantic_serializer__.to_json(envelope) == data else None
+
+
+def decode_general(data: bytes) -> Envelope[Message]:
+    """The path every record can take (decode tries a faster one first): strict JSON, then strict validation."""
+    raw = _parse(data)
     if not isinstance(raw, dict):
         raise ContractError("malformed_json", f"expected a JSON object, got {type(raw).__name__}")
     type_, version = raw.get("type"), raw.get("version")
     if not isinstance(type_, str) or not isinstance(version, int) or isinstance(version, bool):
         raise ContractError("invalid_envelope", "type (string) and version (integer) are required")
     if type_ not in CURRENT:
-        raise ContractError("unknown_message_type", f"type {type_!r} is not in the contract registry")
+        raise ContractError("unknown_message_type", f"type {type_[:64]!r} is not in the contract registry")
     if (type_, version) not in BY_TYPE_AND_VERSION:
         known = sorted(v for (t, v) in BY_TYPE_AND_VERSION if t == type_)
         raise ContractError("unsupported_version", f"{type_} version {version} is unknown; known: {known}")
     payload = raw.get("payload")
     if isinstance(payload, dict):
         raw["version"], raw["payload"] = upcast(type_, version, payload)
-    model = CURRENT[type_]
     try:
-        return envelope_model(model).model_validate(raw)  # type: ignore[no-any-return]
+        # Strict: a boolean is never a number, a string never an integer. From JSON text, so that times and ids
+        # are read from their JSON strings as the fast path reads them.
+        return envelope_model(CURRENT[type_]).model_validate_json(json.dumps(raw), strict=True)  # type: ignore[no-any-return]
     except ValidationError as exc:
         code = "invalid_payload" if all(e["loc"][:1] == ("payload",) for e in exc.errors()) else "invalid_envelope"
         raise ContractError(code, describe(exc)) from None
+
+
+def _parse(data: bytes) -> Any:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError("malformed_json", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        raw = json.loads(
+            text,
+            object_pairs_hook=_object,
+            parse_int=_integer,
+            parse_float=_fraction,
+            parse_constant=_constant,
+        )
+    except RecursionError:
+        raise ContractError("too_deep", f"objects and arrays nested more than {MAX_DEPTH} levels deep") from None
+    except json.JSONDecodeError as exc:
+        raise ContractError("malformed_json", f"not valid JSON: {exc}") from None
+    # Counting brackets first keeps the depth check off the common case (a few levels, a few brackets).
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
+        raise ContractError("too_deep", f"objects and arrays nested more than {MAX_DEPTH} levels deep")
+    return raw
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        # Last-wins, as json.loads and pydantic would do it, lets two readers of one record see two messages.
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ContractError("duplicate_key", f"key {key[:64]!r} appears more than once in one object")
+            seen.add(key)
+    return found
+
+
+def _number(token: str) -> None:
+    if len(token) > MAX_NUMBER_CHARS:
+        raise ContractError(
+            "number_too_long", f"a number of {len(token)} characters (the limit is {MAX_NUMBER_CHARS}): {token[:20]}..."
+        )
+
+
+def _integer(token: str) -> int:
+    _number(token)
+    return int(token)
+
+
+def _fraction(token: str) -> float:
+    _number(token)
+    value = float(token)
+    if not math.isfinite(value):
+        raise ContractError("number_too_long", f"the number {token} is out of range")
+    return value
+
+
+def _constant(name: str) -> None:
+    raise ContractError("malformed_json", f"{name} is not a JSON value")
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in a parsed value (iteratively: the value may be deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
