@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from schemas.base import Event, PolicyRef, Quantity, Reference, Slug
 
@@ -41,3 +41,59 @@ class AllocationReleased(Event):
     why: Literal["order_cancelled", "approval_revoked", "delivery_failed"]
     cause_event_id: UUID
     released_at: AwareDatetime
+
+
+class AllocationLineEvent(Event):
+    """An event about one ledger line, addressed to the service that ships it (keyed by allocation id there)."""
+
+    allocation_id: UUID
+    pool_id: Slug
+    order_id: UUID
+    buyer_id: Slug
+    batch_id: Reference
+    quantity: Quantity
+    cause_event_id: UUID
+
+
+class AllocationRecallRequested(AllocationLineEvent):
+    """The order of this line left the book (cancelled or revoked): fulfilment is asked to stop its shipment.
+
+    The chips return to the pool only when fulfilment answers that the line did not ship (RecallAnswered);
+    fulfilment alone knows whether they left the warehouse, so this question is the only way chips come back."""
+
+    TYPE: ClassVar[str] = "AllocationRecallRequested"
+    VERSION: ClassVar[int] = 1
+    why: Literal["order_cancelled", "approval_revoked"]
+    requested_at: AwareDatetime
+
+
+class AllocationSuspended(AllocationLineEvent):
+    """The order's approval is suspended: the line keeps its chips, but must not be packed or shipped."""
+
+    TYPE: ClassVar[str] = "AllocationSuspended"
+    VERSION: ClassVar[int] = 1
+    suspended_at: AwareDatetime
+
+
+class AllocationReinstated(AllocationLineEvent):
+    """The order's approval is in force again: the line may be packed and shipped."""
+
+    TYPE: ClassVar[str] = "AllocationReinstated"
+    VERSION: ClassVar[int] = 1
+    reinstated_at: AwareDatetime
+
+
+class OrderClosed(Event):
+    """The order book is done with an order: it receives no more chips and `kept_quantity` chips stay with it
+    (shipped or delivered). Approval then gives back the rest of its licence and quota use."""
+
+    TYPE: ClassVar[str] = "OrderClosed"
+    VERSION: ClassVar[int] = 1
+    order_id: UUID
+    pool_id: Slug
+    buyer_id: Slug
+    approved_quantity: Quantity
+    kept_quantity: Annotated[int, Field(ge=0)]
+    why: Literal["delivered", "cancelled", "revoked"]
+    cause_event_id: UUID
+    closed_at: AwareDatetime

@@ -69,8 +69,19 @@ class ApprovalRevoked(Decision):
     reason: Reason
 
 
+class ApprovalCancelled(Decision):
+    """The buyer cancelled an approved (or suspended) order: no more chips go to it; those not yet shipped are
+    recalled. Its licence and quota stay reserved until the order book closes the order (OrderClosed), and then
+    only what did not ship is given back (ApprovalReleased)."""
+
+    TYPE: ClassVar[str] = "ApprovalCancelled"
+    VERSION: ClassVar[int] = 1
+    reason: Reason
+
+
 class ApprovalReleased(Decision):
-    """Licence and quota use held by an order is given back (the order was cancelled, revoked or closed)."""
+    """Licence and quota use held by an order is given back: the order was cancelled, revoked or closed, and
+    `quantity` is what it did not keep (chips that shipped stay counted against the licence and the quota)."""
 
     TYPE: ClassVar[str] = "ApprovalReleased"
     VERSION: ClassVar[int] = 1

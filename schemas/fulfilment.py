@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from schemas.base import Command, Event, Quantity, Reason, Reference, Slug, Text
 
@@ -62,5 +62,26 @@ class FulfilmentStepRejected(Event):
     allocation_id: UUID
     step: Step
     reason: Reason
+    cause_event_id: UUID
+    at: AwareDatetime
+
+
+class RecallAnswered(Event):
+    """Fulfilment's answer to AllocationRecallRequested: the shipment was stopped before it left (`cancelled`,
+    the chips go back to the pool) or it had already left the warehouse (`already_shipped`, they stay with the
+    order and count against its licence and quota)."""
+
+    TYPE: ClassVar[str] = "RecallAnswered"
+    VERSION: ClassVar[int] = 1
+    allocation_id: UUID
+    pool_id: Slug
+    order_id: UUID
+    buyer_id: Slug
+    batch_id: Reference
+    quantity: Quantity
+    outcome: Literal["cancelled", "already_shipped"]
+    stage: Literal[
+        "allocated", "packed", "shipped", "customs_cleared", "held", "delivered", "lost", "refused", "cancelled"
+    ] = Field(description="the shipment's stage when the recall reached fulfilment")
     cause_event_id: UUID
     at: AwareDatetime

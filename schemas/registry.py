@@ -38,13 +38,19 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     approval.ApprovalSuspended,
     approval.ApprovalReinstated,
     approval.ApprovalRevoked,
+    approval.ApprovalCancelled,
     approval.ApprovalReleased,
     allocation.ChipsAllocated,
     allocation.AllocationReleased,
+    allocation.AllocationRecallRequested,
+    allocation.AllocationSuspended,
+    allocation.AllocationReinstated,
+    allocation.OrderClosed,
     fulfilment.RecordFulfilmentStep,
     fulfilment.FulfilmentStepRecorded,
     fulfilment.DeliveryFailed,
     fulfilment.FulfilmentStepRejected,
+    fulfilment.RecallAnswered,
 )
 
 BY_TYPE_AND_VERSION: dict[tuple[str, int], type[Message]] = {

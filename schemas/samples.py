@@ -145,6 +145,7 @@ def sample_payloads() -> list[Message]:
         approval.ApprovalSuspended(**_DECISION, reason=_REASON),
         approval.ApprovalReinstated(**_DECISION, reason=_REASON),
         approval.ApprovalRevoked(**_DECISION, reason=_REASON),
+        approval.ApprovalCancelled(**_DECISION, reason=_REASON),
         approval.ApprovalReleased(
             **_DECISION, licence_id="BIS-H200-0001", tranche_id="T1", quantity=100_000, why="revoked"
         ),
@@ -155,9 +156,23 @@ def sample_payloads() -> list[Message]:
             allocated_at=AT,
         ),
         allocation.AllocationReleased(**_LINE, why="delivery_failed", released_at=AT),
+        allocation.AllocationRecallRequested(**_LINE, why="approval_revoked", requested_at=AT),
+        allocation.AllocationSuspended(**_LINE, suspended_at=AT),
+        allocation.AllocationReinstated(**_LINE, reinstated_at=AT),
+        allocation.OrderClosed(
+            order_id=_LINE["order_id"],
+            pool_id="h200",
+            buyer_id="bytedance",
+            approved_quantity=120_000,
+            kept_quantity=60_000,
+            why="revoked",
+            cause_event_id=derive_id("sample-cause"),
+            closed_at=AT,
+        ),
         fulfilment.RecordFulfilmentStep(allocation_id=ALLOCATION_ID, step="shipped", at=AT),
         fulfilment.FulfilmentStepRecorded(**_LINE, step="shipped", at=AT),
         fulfilment.DeliveryFailed(**_LINE, outcome="refused", at=AT),
+        fulfilment.RecallAnswered(**_LINE, outcome="already_shipped", stage="shipped", at=AT),
         fulfilment.FulfilmentStepRejected(
             allocation_id=ALLOCATION_ID,
             step="delivered",

@@ -49,8 +49,15 @@ APPROVAL_MESSAGES: tuple[type[Message], ...] = (
     approval.ApprovalSuspended,
     approval.ApprovalReinstated,
     approval.ApprovalRevoked,
+    approval.ApprovalCancelled,
     approval.ApprovalReleased,
 )
+LINE_MESSAGES: tuple[type[Message], ...] = (
+    allocation.AllocationRecallRequested,
+    allocation.AllocationSuspended,
+    allocation.AllocationReinstated,
+)
+"""What allocation tells fulfilment about a line besides the ledger itself."""
 
 SERVICES = ("intake", "approval", "allocation", "fulfilment", "projector")
 
@@ -120,6 +127,7 @@ CATALOGUE: tuple[Topic, ...] = (
             intake.OrderDocumentsAdded,
             intake.OrderCancelled,
             *(m for m in POLICY_MESSAGES if m is not policy.AllocationPolicySet),
+            allocation.OrderClosed,
         ),
         producers=("approval",),
         consumers=("approval",),
@@ -146,6 +154,7 @@ CATALOGUE: tuple[Topic, ...] = (
             policy.AllocationPolicySet,
             fulfilment.FulfilmentStepRecorded,
             fulfilment.DeliveryFailed,
+            fulfilment.RecallAnswered,
         ),
         producers=("allocation",),
         consumers=("allocation",),
@@ -155,10 +164,11 @@ CATALOGUE: tuple[Topic, ...] = (
         name="h200.allocations",
         key="pool_id",
         partitions=3,
-        description="The ledger: chips of a batch allocated to an order, and chips released back to the pool.",
-        messages=(allocation.ChipsAllocated, allocation.AllocationReleased),
+        description="The ledger: chips of a batch allocated to an order, and chips released back to the pool; "
+        "recalls and suspensions of lines for fulfilment; orders the book has closed, for approval.",
+        messages=(allocation.ChipsAllocated, allocation.AllocationReleased, *LINE_MESSAGES, allocation.OrderClosed),
         producers=("allocation",),
-        consumers=("fulfilment", "projector"),
+        consumers=("approval", "fulfilment", "projector"),
     ),
     Topic(
         name="h200.fulfilment.commands",
@@ -166,7 +176,12 @@ CATALOGUE: tuple[Topic, ...] = (
         partitions=6,
         description="Fulfilment's inbox: logistics reports on shipments (packed, shipped, customs, delivered, held, "
         "lost, refused) and copies of the ledger lines re-keyed by allocation.",
-        messages=(fulfilment.RecordFulfilmentStep, allocation.ChipsAllocated, allocation.AllocationReleased),
+        messages=(
+            fulfilment.RecordFulfilmentStep,
+            allocation.ChipsAllocated,
+            allocation.AllocationReleased,
+            *LINE_MESSAGES,
+        ),
         producers=("logistics", "ops", "fulfilment"),
         consumers=("fulfilment",),
     ),
@@ -176,7 +191,12 @@ CATALOGUE: tuple[Topic, ...] = (
         partitions=6,
         description="Shipment steps recorded per allocation, refused reports, and failed deliveries whose chips "
         "return to the pool.",
-        messages=(fulfilment.FulfilmentStepRecorded, fulfilment.DeliveryFailed, fulfilment.FulfilmentStepRejected),
+        messages=(
+            fulfilment.FulfilmentStepRecorded,
+            fulfilment.DeliveryFailed,
+            fulfilment.FulfilmentStepRejected,
+            fulfilment.RecallAnswered,
+        ),
         producers=("fulfilment",),
         consumers=("allocation", "projector"),
     ),

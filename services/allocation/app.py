@@ -15,7 +15,7 @@ ROUTES = (
     Route("h200.approvals", APPROVAL_MESSAGES),
     Route("h200.supply", (supply.BatchManufactured,)),
     Route("h200.policy", (policy.AllocationPolicySet,)),
-    Route("h200.fulfilment", (fulfilment.FulfilmentStepRecorded, fulfilment.DeliveryFailed)),
+    Route("h200.fulfilment", (fulfilment.FulfilmentStepRecorded, fulfilment.DeliveryFailed, fulfilment.RecallAnswered)),
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from schemas import intake, policy
+from schemas import allocation, intake, policy
 from schemas.topics import POLICY_MESSAGES
 from services.approval import domain
 from services.common.settings import ClusterSettings, WorkerSettings
@@ -14,6 +14,7 @@ INBOX = "h200.approval.inbox"
 ROUTES = (
     Route("h200.orders", (intake.OrderPlaced, intake.OrderDocumentsAdded, intake.OrderCancelled)),
     Route("h200.policy", tuple(m for m in POLICY_MESSAGES if m is not policy.AllocationPolicySet)),
+    Route("h200.allocations", (allocation.OrderClosed,)),
 )
 
 

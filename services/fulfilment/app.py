@@ -5,12 +5,13 @@ from __future__ import annotations
 import faust
 
 from schemas import allocation
+from schemas.topics import LINE_MESSAGES
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
 from services.fulfilment import domain
 
 INBOX = "h200.fulfilment.commands"
-ROUTES = (Route("h200.allocations", (allocation.ChipsAllocated, allocation.AllocationReleased)),)
+ROUTES = (Route("h200.allocations", (allocation.ChipsAllocated, allocation.AllocationReleased, *LINE_MESSAGES)),)
 
 
 def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | None = None) -> faust.App:

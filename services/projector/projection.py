@@ -22,6 +22,7 @@ STATUS_BY_DECISION = {
     approval.ApprovalSuspended: "suspended",
     approval.ApprovalReinstated: "approved",
     approval.ApprovalRevoked: "revoked",
+    approval.ApprovalCancelled: "cancelled",
 }
 
 
@@ -138,7 +139,13 @@ def _approval(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
             ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", "released", str(p.quantity)],
             _trail(ns, p.order_id, e, f"licence and quota use of {p.quantity} released ({p.why})"),
         ]
-    elif isinstance(p, approval.ApprovalSuspended | approval.ApprovalReinstated | approval.ApprovalRevoked):
+    elif isinstance(
+        p,
+        approval.ApprovalSuspended
+        | approval.ApprovalReinstated
+        | approval.ApprovalRevoked
+        | approval.ApprovalCancelled,
+    ):
         ops.append(_trail(ns, p.order_id, e, f"{p.reason.code}: {p.reason.message}"))
     return ops
 
@@ -196,6 +203,19 @@ def _ledger(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
             # Only a shipped allocation can fail delivery: its chips leave the shipped count with it.
             ops += _counts(ns, p, "shipped", -p.quantity)
         return ops
+    if isinstance(p, allocation.AllocationRecallRequested):
+        return [
+            ["HSET", f"{ns}:line:{p.allocation_id}", "recall", "requested"],
+            _trail(ns, p.order_id, e, f"recall of {p.quantity} chips of batch {p.batch_id} asked ({p.why})"),
+        ]
+    if isinstance(p, allocation.AllocationSuspended | allocation.AllocationReinstated):
+        held = isinstance(p, allocation.AllocationSuspended)
+        return [["HSET", f"{ns}:line:{p.allocation_id}", "suspended", "yes" if held else "no"]]
+    if isinstance(p, allocation.OrderClosed):
+        return [
+            ["HSET", f"{ns}:order:{p.order_id}", "closed", p.why, "kept_quantity", str(p.kept_quantity)],
+            _trail(ns, p.order_id, e, f"closed by the order book ({p.why}), keeping {p.kept_quantity} chips"),
+        ]
     return []
 
 
@@ -209,6 +229,11 @@ def _fulfilment(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
             ops += _counts(ns, p, "delivered", p.quantity)
         ops.append(_trail(ns, p.order_id, e, f"shipment of {p.quantity} from {p.batch_id}: {p.step}"))
         return ops
+    if isinstance(p, fulfilment.RecallAnswered):
+        return [
+            ["HSET", f"{ns}:line:{p.allocation_id}", "recall", p.outcome],
+            _trail(ns, p.order_id, e, f"recall of {p.quantity} chips answered: {p.outcome} (was {p.stage})"),
+        ]
     if isinstance(p, fulfilment.FulfilmentStepRejected):
         return [["HINCRBY", f"{ns}:rejected_steps", p.reason.code, "1"]]
     return []

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from schemas.allocation import AllocationReleased, ChipsAllocated
+from schemas.allocation import AllocationRecallRequested, AllocationReleased, ChipsAllocated, OrderClosed
 from schemas.approval import (
+    ApprovalCancelled,
     ApprovalReinstated,
     ApprovalReleased,
     ApprovalRevoked,
@@ -19,7 +20,7 @@ from schemas.approval import (
 )
 from schemas.base import Message, PolicyRef, Reason
 from schemas.envelope import Envelope, derive_id, make_envelope
-from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, Step
+from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered, Step
 from schemas.policy import AllocationPolicySet
 from schemas.supply import BatchManufactured
 from services.allocation import domain
@@ -137,6 +138,42 @@ def revoked(
     return envelope(payload, message_id=message_id, at=at)
 
 
+def cancelled(
+    order_id: UUID, *, pool: str = POOL, at: datetime = AT, message_id: UUID | None = None
+) -> Envelope[ApprovalCancelled]:
+    payload = ApprovalCancelled(**_decision(order_id, pool, BUYER, at), reason=REASON)
+    return envelope(payload, message_id=message_id, at=at)
+
+
+def answer(
+    recall: AllocationRecallRequested,
+    outcome: Literal["cancelled", "already_shipped"] = "cancelled",
+    *,
+    at: datetime = AT,
+) -> Envelope[RecallAnswered]:
+    """Fulfilment's answer to a recall, as it reaches the allocation inbox."""
+    line = {name: getattr(recall, name) for name in ("allocation_id", "pool_id", "order_id", "buyer_id", "batch_id")}
+    stage = "allocated" if outcome == "cancelled" else "shipped"
+    payload = RecallAnswered(
+        **line,
+        quantity=recall.quantity,
+        outcome=outcome,
+        stage=stage,
+        cause_event_id=derive_id("test-recall", recall.allocation_id),
+        at=at,
+    )
+    return envelope(payload, at=at)
+
+
+def recalls(events: Sequence[Message]) -> list[AllocationRecallRequested]:
+    return [e for e in events if isinstance(e, AllocationRecallRequested)]
+
+
+def closings(events: Sequence[Message]) -> list[tuple[UUID, str, int]]:
+    """(order, why, kept) of each OrderClosed."""
+    return [(e.order_id, e.why, e.kept_quantity) for e in events if isinstance(e, OrderClosed)]
+
+
 def released(
     order_id: UUID,
     why: Literal["cancelled", "revoked", "closed"] = "cancelled",
@@ -207,6 +244,15 @@ class Book:
         payloads = [output.payload for output in outputs]
         self.ledger.extend(payloads)
         return payloads
+
+    def answer_recalls(
+        self, events: Sequence[Message], outcome: Literal["cancelled", "already_shipped"] = "cancelled"
+    ) -> list[Message]:
+        """Fulfilment answers every recall among `events`; the events those answers cause, in order."""
+        caused: list[Message] = []
+        for recall in recalls(events):
+            caused.extend(self.when(answer(recall, outcome)))
+        return caused
 
     def summary(self, pool: str = POOL) -> BookSummary:
         return book_summary(self.state, pool)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+from schemas.allocation import OrderClosed
 from schemas.base import Message
-from schemas.envelope import Envelope, make_envelope, order_id_for
+from schemas.envelope import Envelope, derive_id, make_envelope, order_id_for
 from schemas.intake import (
     DeclaredUse,
     DeliverySite,
@@ -154,16 +155,31 @@ def licence_revoked(buyer: str, *, licence: str | None = None, revision: int = 2
     return envelope(payload, buyer, at(minute))
 
 
-def denied_party_listed(buyer: str, *, revision: int, minute: int = 0) -> Envelope[Any]:
-    payload = DeniedPartyListed(
-        **_policy(revision, minute, BIS), policy_id=DENIED_LIST, buyer_id=buyer, reason="listed"
+def denied_party_listed(buyer: str, *, revision: int, minute: int = 0, list_id: str = DENIED_LIST) -> Envelope[Any]:
+    payload = DeniedPartyListed(**_policy(revision, minute, BIS), policy_id=list_id, buyer_id=buyer, reason="listed")
+    return envelope(payload, buyer, at(minute))
+
+
+def denied_party_delisted(buyer: str, *, revision: int, minute: int = 0, list_id: str = DENIED_LIST) -> Envelope[Any]:
+    payload = DeniedPartyDelisted(
+        **_policy(revision, minute, BIS), policy_id=list_id, buyer_id=buyer, reason="delisted"
     )
     return envelope(payload, buyer, at(minute))
 
 
-def denied_party_delisted(buyer: str, *, revision: int, minute: int = 0) -> Envelope[Any]:
-    payload = DeniedPartyDelisted(
-        **_policy(revision, minute, BIS), policy_id=DENIED_LIST, buyer_id=buyer, reason="delisted"
+def order_closed(
+    buyer: str, ref: str, approved: int, kept: int, why: str = "cancelled", *, minute: int = 0
+) -> Envelope[Any]:
+    """The order book's word that an order is done, keeping `kept` chips that shipped."""
+    payload = OrderClosed(
+        order_id=order_id(buyer, ref),
+        pool_id="h200",
+        buyer_id=buyer,
+        approved_quantity=approved,
+        kept_quantity=kept,
+        why=why,  # type: ignore[arg-type]
+        cause_event_id=derive_id("test-close", buyer, ref, minute),
+        closed_at=at(minute),
     )
     return envelope(payload, buyer, at(minute))
 

@@ -10,8 +10,11 @@ from builders_allocation import (
     AT,
     Book,
     allocations,
+    answer,
     approved,
     batch,
+    cancelled,
+    closings,
     delivery_failed,
     denied,
     grants,
@@ -19,6 +22,7 @@ from builders_allocation import (
     minutes,
     order_ids,
     policy,
+    recalls,
     reinstated,
     released,
     releases,
@@ -27,7 +31,7 @@ from builders_allocation import (
     suspended,
 )
 
-from schemas.allocation import AllocationReleased, ChipsAllocated
+from schemas.allocation import AllocationReinstated, AllocationReleased, ChipsAllocated
 from schemas.base import PolicyRef
 from schemas.envelope import Envelope, derive_id
 from services.allocation.domain.rules import Claim, Stock, first_approved_first_served, largest_remainder_shares
@@ -103,9 +107,9 @@ def test_pro_rata_fills_every_claim_when_supply_is_enough() -> None:
     assert book.remaining_in("B1") == 20
 
 
-def test_pro_rata_shares_are_drawn_by_order_id_from_batches_in_supply_order() -> None:
-    # X holds 70 of B-late and 50 of B-early; its revocation frees 120 chips for two claims of 100: 60 each.
-    # A (the smaller id) draws first: all 50 of B-early (ready first), then 10 of B-late; B takes 60 of B-late.
+def test_pro_rata_shares_of_recalled_chips_are_drawn_by_order_id() -> None:
+    # X holds 70 of B-late and 50 of B-early; its revocation recalls both lines, and each answer frees its chips
+    # for two claims of 100: half each, A (the smaller id) drawing first.
     x = derive_id("test", "order-x")
     book = Book().given(
         approved(x, 120),
@@ -116,10 +120,15 @@ def test_pro_rata_shares_are_drawn_by_order_id_from_batches_in_supply_order() ->
         policy("pro_rata"),
     )
 
-    events = book.when(revoked(x))
+    late, early = recalls(book.when(revoked(x)))
+    first = book.when(answer(late))
+    second = book.when(answer(early))
 
-    assert releases(events) == [(x, "B-late", 70, "approval_revoked"), (x, "B-early", 50, "approval_revoked")]
-    assert grants(events) == [(A, "B-early", 50), (A, "B-late", 10), (B, "B-late", 60)]
+    assert releases(first) == [(x, "B-late", 70, "approval_revoked")]
+    assert grants(first) == [(A, "B-late", 35), (B, "B-late", 35)]
+    assert releases(second) == [(x, "B-early", 50, "approval_revoked")]
+    assert grants(second) == [(A, "B-early", 25), (B, "B-early", 25)]
+    assert closings(second) == [(x, "revoked", 0)]
 
 
 def test_largest_remainder_shares_sum_to_the_chips_available() -> None:
@@ -212,14 +221,17 @@ def test_pools_share_nothing() -> None:
 # ------------------------------------------------------------------------------------ chips coming back to the pool
 
 
-def test_revocation_releases_unshipped_allocations_and_reallocates_their_chips() -> None:
+def test_revocation_recalls_unshipped_lines_and_frees_their_chips_only_when_fulfilment_confirms() -> None:
     book = Book().given(approved(A, 100, decided_at=minutes(1)), batch("B1", 40), batch("B2", 40, ready_at=minutes(1)))
     shipped_line, unshipped_line = allocations(book.ledger)
     book.given(step_recorded(shipped_line, "shipped"), approved(B, 50, decided_at=minutes(2)))
 
-    revocation = revoked(A, at=minutes(9))
+    asked = book.when(revoked(A, at=minutes(9)))
 
-    events = book.when(revocation)
+    assert [(r.allocation_id, r.why) for r in recalls(asked)] == [(unshipped_line.allocation_id, "approval_revoked")]
+    assert releases(asked) == [] and grants(asked) == []  # nothing moves before fulfilment answers
+    confirmation = answer(recalls(asked)[0], at=minutes(10))
+    events = book.when(confirmation)
 
     assert releases(events) == [(A, "B2", 40, "approval_revoked")]
     assert grants(events) == [(B, "B2", 40)]
@@ -231,39 +243,72 @@ def test_revocation_releases_unshipped_allocations_and_reallocates_their_chips()
         batch_id="B2",
         quantity=40,
         why="approval_revoked",
-        cause_event_id=revocation.id,
-        released_at=minutes(9),
+        cause_event_id=confirmation.id,
+        released_at=minutes(10),
     )
-    assert book.allocated_to(A) == 40  # the shipped chips stay with the order
+    assert closings(events) == [(A, "revoked", 40)]  # the shipped chips stay with the order
+    assert book.allocated_to(A) == 40
+
+
+def test_a_recalled_line_that_had_already_shipped_keeps_its_chips() -> None:
+    # Fulfilment recorded the shipment before the recall reached it: the book learns it from the answer.
+    book = Book().given(approved(A, 40, decided_at=minutes(1)), batch("B1", 40), approved(B, 40, decided_at=minutes(2)))
+
+    events = book.answer_recalls(book.when(revoked(A)), "already_shipped")
+
+    assert releases(events) == [] and grants(events) == []
+    assert closings(events) == [(A, "revoked", 40)]
+    assert book.allocated_to(A) == 40 and book.allocated_to(B) == 0
 
 
 def test_a_delivered_allocation_is_not_released_by_revocation() -> None:
     book = Book().given(approved(A, 10), batch("B1", 10))
     book.given(step_recorded(allocations(book.ledger)[0], "delivered"))
 
+    assert closings(book.ledger) == [(A, "delivered", 10)]  # fully delivered: the order closed by itself
     assert book.when(revoked(A)) == []
 
 
-def test_a_cancelled_order_releases_its_unshipped_allocations() -> None:
+def test_a_cancelled_order_releases_its_unshipped_allocations_once_recalled() -> None:
     book = Book().given(approved(A, 30, decided_at=minutes(1)), approved(B, 30, decided_at=minutes(2)))
     book.given(batch("B1", 40))
 
-    events = book.when(released(A, "cancelled"))
+    events = book.answer_recalls(book.when(cancelled(A)))
 
     assert releases(events) == [(A, "B1", 30, "order_cancelled")]
     assert grants(events) == [(B, "B1", 20)]
+    assert closings(events) == [(A, "cancelled", 0)]
+
+
+def test_a_repeated_recall_answer_moves_nothing_the_second_time() -> None:
+    book = Book().given(approved(A, 30, decided_at=minutes(1)), batch("B1", 30), approved(B, 30, decided_at=minutes(2)))
+    (recall,) = recalls(book.when(revoked(A)))
+    confirmation = answer(recall)
+    book.given(confirmation)
+    before = book.summary()
+
+    assert book.when(confirmation) == []
+    assert book.when(answer(recall)) == []  # the same answer under another id: the line is no longer recalled
+    assert book.summary() == before
+
+
+def test_an_order_leaving_with_nothing_to_recall_closes_at_once() -> None:
+    book = Book().given(approved(A, 30))
+
+    assert closings(book.when(cancelled(A))) == [(A, "cancelled", 0)]
 
 
 def test_quota_released_after_a_revocation_changes_nothing_more() -> None:
-    book = Book().given(approved(A, 30), batch("B1", 40), revoked(A))
+    book = Book().given(approved(A, 30), batch("B1", 40))
+    book.answer_recalls(book.when(revoked(A)))
 
     assert book.when(released(A, "revoked")) == []
 
 
 def test_a_closed_order_keeps_its_chips_and_takes_no_more() -> None:
     book = Book().given(approved(A, 30), batch("B1", 10))
+    book.answer_recalls(book.when(revoked(A)), "already_shipped")
 
-    assert book.when(released(A, "closed")) == []
     assert book.when(batch("B2", 10)) == []
     assert book.allocated_to(A) == 10
 
@@ -295,6 +340,7 @@ def test_chips_of_a_failed_delivery_go_to_another_order_when_the_first_has_left(
     book = Book().given(approved(A, 60, decided_at=minutes(1)), batch("B1", 60), approved(B, 60, decided_at=minutes(2)))
     (line,) = allocations(book.ledger)
     book.given(step_recorded(line, "shipped"), revoked(A))
+    assert closings(book.ledger) == [(A, "revoked", 60)]
 
     events = book.when(delivery_failed(line))
 
@@ -306,7 +352,9 @@ def test_a_suspended_order_keeps_its_chips_and_gets_no_new_ones() -> None:
     book = Book().given(approved(A, 100, decided_at=minutes(1)), approved(B, 100, decided_at=minutes(2)))
     book.given(batch("B1", 30))
 
-    assert book.when(suspended(A)) == []
+    (line,) = allocations(book.ledger)
+    told = book.when(suspended(A))
+    assert [(type(e).__name__, e.allocation_id) for e in told] == [("AllocationSuspended", line.allocation_id)]
     assert grants(book.when(batch("B2", 50))) == [(B, "B2", 50)]
     assert book.allocated_to(A) == 30
 
@@ -317,6 +365,7 @@ def test_a_reinstated_order_takes_waiting_chips_at_once() -> None:
     events = book.when(reinstated(A))
 
     assert grants(events) == [(A, "B1", 30)]
+    assert not any(isinstance(e, AllocationReinstated) for e in events)  # it had no line to resume
 
 
 # -------------------------------------------------------------------------------------------------- idempotency
@@ -328,7 +377,7 @@ INPUTS: dict[str, Callable[[], list[Envelope[Any]]]] = {
     "suspension": lambda: [approved(A, 100), suspended(A)],
     "reinstatement": lambda: [approved(A, 100), suspended(A), reinstated(A)],
     "revocation": lambda: [approved(A, 100), batch("B1", 50), revoked(A)],
-    "cancellation": lambda: [approved(A, 100), batch("B1", 50), released(A, "cancelled")],
+    "cancellation": lambda: [approved(A, 100), batch("B1", 50), cancelled(A)],
     "closing": lambda: [approved(A, 100), released(A, "closed")],
 }
 

@@ -1,7 +1,8 @@
 """Invariants of the order book under random histories, checked against a small independent model of the book.
 
 A history is a list of actions (approvals, batches, policy switches, suspensions, reinstatements, revocations,
-cancellations, closings, shipments, failed deliveries, redelivered and re-announced inputs). Actions that
+cancellations, fulfilment's answers to recalls, shipments, deliveries, failed deliveries, redelivered and
+re-announced inputs). Actions that
 name an order or an allocation pick one of those that exist at that moment, so every history is meaningful.
 """
 
@@ -15,8 +16,10 @@ from uuid import UUID
 
 from builders_allocation import (
     AT,
+    answer,
     approved,
     batch,
+    cancelled,
     delivery_failed,
     denied,
     policy,
@@ -29,7 +32,14 @@ from builders_allocation import (
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from schemas.allocation import AllocationReleased, ChipsAllocated
+from schemas.allocation import (
+    AllocationRecallRequested,
+    AllocationReinstated,
+    AllocationReleased,
+    AllocationSuspended,
+    ChipsAllocated,
+    OrderClosed,
+)
 from schemas.base import Message
 from schemas.envelope import Envelope, derive_id
 from services.allocation import domain
@@ -50,6 +60,7 @@ actions = st.lists(
         st.tuples(st.just("policy"), pools, st.sampled_from(RULES), st.integers(-1, 2)),
         st.tuples(st.sampled_from(["suspend", "reinstate", "revoke", "cancel", "close", "deny"]), pick),
         st.tuples(st.sampled_from(["ship", "deliver", "fail"]), pick),
+        *[st.tuples(st.just("answer"), st.sampled_from(["cancelled", "already_shipped"]), pick)] * 2,
         st.tuples(st.sampled_from(["redeliver", "approve_again", "batch_again"]), pick),
     ),
     min_size=5,
@@ -62,7 +73,7 @@ class ModelOrder:
     pool: str
     approved: int
     approved_at: datetime
-    status: str = "approved"  # approved | suspended | gone | closed
+    status: str = "approved"  # approved | suspended | revoked | cancelled | closed
 
 
 @dataclass
@@ -74,6 +85,9 @@ class Model:
     live: dict[UUID, ChipsAllocated] = field(default_factory=dict)
     ever: list[ChipsAllocated] = field(default_factory=list)
     shipped: set[UUID] = field(default_factory=set)
+    delivered: set[UUID] = field(default_factory=set)
+    recalls: dict[UUID, AllocationRecallRequested] = field(default_factory=dict)
+    """Recalls asked and not answered yet, by allocation."""
     policy: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def revision(self, pool: str) -> int:
@@ -116,6 +130,7 @@ class History:
             return
         redelivered = any(message.id == earlier.id for earlier in self.inputs)
         expected_releases = set() if redelivered else self._expected_releases(message)
+        self.expected_recalls = set() if redelivered else self._expected_recalls(message)
         if not redelivered:
             self._observe(message)
         self.state, outputs = step(domain, self.state, message)
@@ -149,6 +164,11 @@ class History:
                 return None
             pool, batch_id = known[action[1] % len(known)]
             return batch(batch_id, model.batches[(pool, batch_id)], pool=pool, at=at, message_id=message_id)
+        if kind == "answer":
+            if not model.recalls:
+                return None
+            recall = model.recalls[sorted(model.recalls, key=str)[action[2] % len(model.recalls)]]
+            return answer(recall, action[1], at=at)
         if kind in ("ship", "deliver", "fail"):
             if not model.ever:
                 return None
@@ -164,7 +184,7 @@ class History:
             "suspend": lambda: suspended(order_id, pool=order.pool, message_id=message_id),
             "reinstate": lambda: reinstated(order_id, pool=order.pool, at=at, message_id=message_id),
             "revoke": lambda: revoked(order_id, pool=order.pool, at=at, message_id=message_id),
-            "cancel": lambda: released(order_id, "cancelled", pool=order.pool, at=at, message_id=message_id),
+            "cancel": lambda: cancelled(order_id, pool=order.pool, at=at, message_id=message_id),
             "close": lambda: released(order_id, "closed", pool=order.pool, at=at, message_id=message_id),
             "deny": lambda: denied(order_id, pool=order.pool),
             "approve_again": lambda: approved(order_id, 7, pool=order.pool, message_id=message_id),
@@ -176,15 +196,25 @@ class History:
         payload, model = message.payload, self.model
         if payload.TYPE == "DeliveryFailed":
             return {(payload.allocation_id, "delivery_failed")} if payload.allocation_id in model.live else set()
-        leaving = payload.TYPE == "ApprovalRevoked" or (payload.TYPE == "ApprovalReleased" and payload.why != "closed")
-        order = model.orders.get(getattr(payload, "order_id", None))  # type: ignore[arg-type]
-        if not leaving or order is None or order.status not in ("approved", "suspended"):
+        if payload.TYPE != "RecallAnswered" or payload.allocation_id not in model.recalls:
+            return set()  # chips come back only on fulfilment's word: a failed delivery or a confirmed recall
+        if payload.outcome != "cancelled" or payload.allocation_id not in model.live:
             return set()
-        why = "order_cancelled" if payload.TYPE == "ApprovalReleased" else "approval_revoked"
+        why = "order_cancelled" if model.orders[payload.order_id].status == "cancelled" else "approval_revoked"
+        return {(payload.allocation_id, why)}
+
+    def _expected_recalls(self, message: Envelope[Any]) -> set[UUID]:
+        """The lines an order leaving the book must have recalled: live, not known shipped, not asked already."""
+        payload, model = message.payload, self.model
+        order = model.orders.get(getattr(payload, "order_id", None))  # type: ignore[arg-type]
+        if payload.TYPE not in ("ApprovalRevoked", "ApprovalCancelled") or order is None:
+            return set()
+        if order.status not in ("approved", "suspended"):
+            return set()
         return {
-            (allocation_id, why)
+            allocation_id
             for allocation_id, line in model.live.items()
-            if line.order_id == payload.order_id and allocation_id not in model.shipped
+            if line.order_id == payload.order_id and allocation_id not in model.shipped | set(model.recalls)
         }
 
     def _observe(self, message: Envelope[Any]) -> None:
@@ -199,16 +229,21 @@ class History:
             model.policy[payload.pool_id] = (payload.rule, payload.revision)
         elif kind == "FulfilmentStepRecorded" and payload.allocation_id in model.live:
             model.shipped.add(payload.allocation_id)
+            if payload.step == "delivered":
+                model.delivered.add(payload.allocation_id)
+        elif kind == "RecallAnswered" and payload.allocation_id in model.recalls:
+            del model.recalls[payload.allocation_id]
+            if payload.outcome == "already_shipped" and payload.allocation_id in model.live:
+                model.shipped.add(payload.allocation_id)
         elif kind.startswith("Approval") and payload.order_id in model.orders:
             order = model.orders[payload.order_id]
-            left_as = "closed" if kind == "ApprovalReleased" and payload.why == "closed" else "gone"
             transitions = {
                 ("ApprovalSuspended", "approved"): "suspended",
                 ("ApprovalReinstated", "suspended"): "approved",
-                ("ApprovalRevoked", "approved"): "gone",
-                ("ApprovalRevoked", "suspended"): "gone",
-                ("ApprovalReleased", "approved"): left_as,
-                ("ApprovalReleased", "suspended"): left_as,
+                ("ApprovalRevoked", "approved"): "revoked",
+                ("ApprovalRevoked", "suspended"): "revoked",
+                ("ApprovalCancelled", "approved"): "cancelled",
+                ("ApprovalCancelled", "suspended"): "cancelled",
             }
             order.status = transitions.get((kind, order.status), order.status)
 
@@ -216,7 +251,17 @@ class History:
         model = self.model
         lines = [output for output in events if isinstance(output, ChipsAllocated)]
         freed = [output for output in events if isinstance(output, AllocationReleased)]
-        assert events == [*freed, *lines]  # releases first, then allocations
+        told = [output for output in events if isinstance(output, AllocationSuspended | AllocationReinstated)]
+        asked = [output for output in events if isinstance(output, AllocationRecallRequested)]
+        closed = [output for output in events if isinstance(output, OrderClosed)]
+        assert events == [*told, *asked, *freed, *lines, *closed]  # in this order, and nothing else
+        assert {recall.allocation_id for recall in asked} == self.expected_recalls
+        for recall in asked:
+            assert recall.allocation_id not in model.shipped
+            model.recalls[recall.allocation_id] = recall
+            event("line recalled")
+        for told_line in told:
+            assert told_line.allocation_id in model.live and told_line.allocation_id not in model.shipped
         assert {(release.allocation_id, release.why) for release in freed} == expected_releases
         assert len(freed) == len(expected_releases)
         for release in freed:
@@ -237,7 +282,25 @@ class History:
         for pool, (claims, available) in before.items():
             granted = [line for line in lines if line.pool_id == pool]
             self._check_rule(model.rule(pool), claims, available, granted)
+        for closing in closed:
+            self._check_closed(closing)
         self._check_book()
+
+    def _check_closed(self, closing: OrderClosed) -> None:
+        """An order closes when it has left the book and no recall is open, or when it is fully delivered."""
+        model = self.model
+        order = model.orders[closing.order_id]
+        mine = [line for line in model.live.values() if line.order_id == closing.order_id]
+        assert not any(recall.order_id == closing.order_id for recall in model.recalls.values())
+        assert all(line.allocation_id in model.shipped for line in mine)  # what it keeps has left the warehouse
+        assert closing.kept_quantity == model.allocated_to(closing.order_id)
+        if closing.why == "delivered":
+            assert order.status in ("approved", "suspended") and closing.kept_quantity == order.approved
+            assert all(line.allocation_id in model.delivered for line in mine)
+        else:
+            assert order.status == closing.why
+        order.status = "closed"
+        event(f"order closed: {closing.why}")
 
     def _check_rule(self, rule: str, claims: dict[UUID, int], available: int, lines: list[ChipsAllocated]) -> None:
         got: dict[UUID, int] = {}

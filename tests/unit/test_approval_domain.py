@@ -20,6 +20,7 @@ from builders_approval import (
     licence_issued,
     licence_revoked,
     order_cancelled,
+    order_closed,
     order_id,
     order_placed,
     tranche_quota_set,
@@ -27,6 +28,7 @@ from builders_approval import (
 )
 
 from schemas.approval import (
+    ApprovalCancelled,
     ApprovalReinstated,
     ApprovalReleased,
     ApprovalRevoked,
@@ -314,11 +316,9 @@ def test_importer_revocation_revokes_and_releases_every_open_or_suspended_approv
         importer_suspended("bytedance", revision=4, minute=4),
     )
     decided = when(state, importer_revoked("bytedance", revision=5, minute=5))
-    assert [type(event) for event in decided] == [ApprovalRevoked, ApprovalReleased] * 2
-    assert [(event.why, event.quantity) for event in decided if isinstance(event, ApprovalReleased)] == [
-        ("revoked", 10),
-        ("revoked", 20),
-    ]
+    assert [type(event) for event in decided] == [ApprovalRevoked] * 2  # released once the book closes them
+    released = when(state, order_closed("bytedance", "BD-1", 10, 4, "revoked", minute=6))
+    assert [(type(e), e.why, e.quantity) for e in released] == [(ApprovalReleased, "revoked", 6)]
 
 
 def test_licence_revocation_revokes_only_the_approvals_under_that_licence() -> None:
@@ -327,17 +327,28 @@ def test_licence_revocation_revokes_only_the_approvals_under_that_licence() -> N
         *ready(licence=10), other, order_placed("bytedance", "BD-1", 10), order_placed("bytedance", "BD-2", 5)
     )
     decided = when(state, licence_revoked("bytedance", minute=5))
-    assert [(type(event), event.order_id) for event in decided] == [
-        (ApprovalRevoked, order_id("bytedance", "BD-1")),
-        (ApprovalReleased, order_id("bytedance", "BD-1")),
-    ]
+    assert [(type(event), event.order_id) for event in decided] == [(ApprovalRevoked, order_id("bytedance", "BD-1"))]
 
 
-def test_denied_party_listing_revokes_and_releases_open_approvals() -> None:
+def test_denied_party_listing_revokes_open_approvals() -> None:
     state = given(*ready(), order_placed("bytedance", "BD-1", 10))
     decided = when(state, denied_party_listed("bytedance", revision=1, minute=5))
-    assert [type(event) for event in decided] == [ApprovalRevoked, ApprovalReleased]
+    assert [type(event) for event in decided] == [ApprovalRevoked]
     assert reason_code(decided[0]) == "denied_party"
+
+
+def test_a_buyer_delisted_from_one_list_but_named_by_another_stays_denied() -> None:
+    state = given(
+        *ready(),
+        denied_party_listed("bytedance", revision=1, list_id="us-entity-list"),
+        denied_party_listed("bytedance", revision=1, list_id="us-meu-list"),
+        denied_party_delisted("bytedance", revision=2, minute=1, list_id="us-entity-list"),
+    )
+    denied = only(when(state, order_placed("bytedance", "BD-1", 10, minute=2)), OrderDenied)
+    assert "denied_party" in codes(denied)
+    assert "us-meu-list" in next(r.message for r in denied.reasons if r.code == "denied_party")
+    when(state, denied_party_delisted("bytedance", revision=2, minute=3, list_id="us-meu-list"))
+    assert state.buyers["bytedance"].policy.denied_by == {}
 
 
 def test_a_licence_cut_below_what_is_approved_revokes_the_newest_approvals_until_the_rest_fit() -> None:
@@ -345,10 +356,7 @@ def test_a_licence_cut_below_what_is_approved_revokes_the_newest_approvals_until
         *ready(licence=100), order_placed("bytedance", "OLD", 60), order_placed("bytedance", "NEW", 40, minute=1)
     )
     decided = when(state, licence_issued("bytedance", 70, revision=2, minute=5))
-    assert [(type(event), event.order_id) for event in decided] == [
-        (ApprovalRevoked, order_id("bytedance", "NEW")),
-        (ApprovalReleased, order_id("bytedance", "NEW")),
-    ]
+    assert [(type(event), event.order_id) for event in decided] == [(ApprovalRevoked, order_id("bytedance", "NEW"))]
     assert reason_code(decided[0]) == "licence_reduced"
 
 
@@ -357,7 +365,7 @@ def test_a_quota_cut_below_what_is_approved_revokes_the_newest_approvals() -> No
         *ready(quota=100), order_placed("bytedance", "OLD", 60), order_placed("bytedance", "NEW", 40, minute=1)
     )
     decided = when(state, tranche_quota_set("bytedance", 60, revision=2, minute=5))
-    assert [type(event) for event in decided] == [ApprovalRevoked, ApprovalReleased]
+    assert [type(event) for event in decided] == [ApprovalRevoked]
     assert reason_code(decided[0]) == "quota_reduced"
 
 
@@ -368,23 +376,47 @@ def test_quota_released_by_a_licence_revocation_can_be_approved_to_another_order
         order_placed("bytedance", "BD-1", 100),
         licence_revoked("bytedance", minute=1),
     )
-    approved = only(when(state, order_placed("bytedance", "BD-2", 100, minute=2)), OrderApproved)
+    held = only(when(state, order_placed("bytedance", "BD-2", 100, minute=2)), OrderHeld)
+    assert "awaiting_release" in codes(held)  # the quota comes back only when the book closes BD-1
+    decided = when(state, order_closed("bytedance", "BD-1", 100, 0, "revoked", minute=3))
+    assert [type(event) for event in decided] == [ApprovalReleased, OrderApproved]
+    approved = decided[1]
     assert (approved.licence_id, approved.approved_quantity) == ("BIS-2", 100)
 
 
 # ----------------------------------------------------------------------------------------------- cancellation
 
 
-def test_cancelling_an_approved_order_releases_its_licence_and_quota_use() -> None:
+def test_cancelling_an_approved_order_releases_its_licence_and_quota_use_once_closed() -> None:
     state = given(*ready(licence=100), order_placed("bytedance", "BD-1", 100))
-    released = only(when(state, order_cancelled("bytedance", "BD-1", minute=1)), ApprovalReleased)
+    only(when(state, order_cancelled("bytedance", "BD-1", minute=1)), ApprovalCancelled)
+    released = only(when(state, order_closed("bytedance", "BD-1", 100, 0, minute=2)), ApprovalReleased)
     assert (released.why, released.quantity, released.licence_id, released.tranche_id) == (
         "cancelled",
         100,
         "BIS-H200-BYTEDANCE",
         "T1",
     )
-    only(when(state, order_placed("bytedance", "BD-2", 100, minute=2)), OrderApproved)
+    only(when(state, order_placed("bytedance", "BD-2", 100, minute=3)), OrderApproved)
+
+
+def test_chips_that_shipped_stay_counted_against_licence_and_quota_after_a_cancel() -> None:
+    # The reproduced defect: cancel after delivery gave back the whole licence, so a second order was approved
+    # for the same 1,000 chips (2,000 on a 1,000-chip licence and quota).
+    state = given(*ready(licence=1000, quota=1000), order_placed("bytedance", "BD-1", 1000))
+    when(state, order_cancelled("bytedance", "BD-1", minute=1))
+    released = only(when(state, order_closed("bytedance", "BD-1", 1000, 1000, minute=2)), ApprovalReleased)
+    assert released.quantity == 0
+    denied = only(when(state, order_placed("bytedance", "BD-2", 1000, minute=3)), OrderDenied)
+    assert {"licence_exhausted", "quota_exhausted"} & set(codes(denied))
+
+
+def test_a_closing_repeated_or_for_an_unknown_order_decides_nothing() -> None:
+    state = given(*ready(licence=100), order_placed("bytedance", "BD-1", 100), order_cancelled("bytedance", "BD-1"))
+    closing = order_closed("bytedance", "BD-1", 100, 30, minute=2)
+    assert len(when(state, closing)) == 1
+    assert when(state, order_closed("bytedance", "BD-1", 100, 30, minute=3)) == []
+    assert when(state, order_closed("bytedance", "NEVER", 100, 0, minute=4)) == []
 
 
 def test_cancelling_a_denied_or_revoked_order_decides_nothing() -> None:

@@ -17,7 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 
-from schemas.approval import ApprovalReleased, Decision, OrderApproved, OrderDenied, OrderHeld
+from schemas.allocation import OrderClosed
+from schemas.approval import (
+    ApprovalCancelled,
+    ApprovalReleased,
+    ApprovalRevoked,
+    Decision,
+    OrderApproved,
+    OrderDenied,
+    OrderHeld,
+)
 from schemas.base import Message
 from schemas.envelope import Envelope
 from schemas.intake import OrderCancelled, OrderPlaced
@@ -73,12 +82,14 @@ single_actions = st.one_of(
     st.tuples(st.just("place_again"), st.integers(0, 50)),
     st.tuples(st.just("documents"), st.integers(0, 50), st.sampled_from(DOCUMENTS[1:])),
     st.tuples(st.just("cancel"), st.integers(0, 50)),
+    # The order book closing an order (as it does once its recalls are answered), keeping some chips that shipped.
+    st.tuples(st.just("close"), st.integers(0, 50), st.integers(0, 150), st.sampled_from(("cancelled", "revoked"))),
     st.tuples(st.just("licence"), buyer, st.sampled_from(("L1", "L2")), st.integers(1, 200), window, st.booleans()),
     # Amendments of the licence and the tranche the cleared buyers draw on, often below what is approved.
     st.tuples(st.just("licence"), buyer, st.just("L1"), st.integers(1, 80), st.just(WINDOWS[0]), st.just(False)),
     st.tuples(st.just("quota"), buyer, st.just("T1"), st.integers(0, 80), st.just(WINDOWS[0]), st.just(False)),
     st.tuples(st.just("revoke_licence"), buyer, st.sampled_from(("L1", "L2")), st.booleans()),
-    st.tuples(st.just("denied"), buyer, st.booleans(), st.booleans()),
+    st.tuples(st.just("denied"), buyer, st.booleans(), st.booleans(), st.sampled_from(("us-denied", "us-entity"))),
     st.tuples(st.just("importer"), buyer, st.sampled_from(tuple(IMPORTER)), st.booleans()),
     st.tuples(st.just("quota"), buyer, st.sampled_from(("T1", "T2")), st.integers(0, 200), window, st.booleans()),
     st.tuples(
@@ -142,10 +153,12 @@ class Script:
                 documents=documents,
                 domestic=quantity * domestic_pct // 100,
             )
-        if kind in ("place_again", "documents", "cancel"):
+        if kind in ("place_again", "documents", "cancel", "close"):
             if not self.orders:
                 return None
             who, ref = self.orders[args[0] % len(self.orders)]
+            if kind == "close":
+                return build.order_closed(who, ref, 1, args[1], args[2], minute=minute)
             if kind == "place_again":
                 return build.order_placed(who, ref, 10, minute=minute)
             if kind == "documents":
@@ -173,9 +186,9 @@ class Script:
             rev = self.revision(f"us-licence/{who}-{name}", is_stale)
             return build.licence_revoked(who, licence=f"{who}-{name}", revision=rev, minute=minute)
         if kind == "denied":
-            who, listed, is_stale = args
+            who, listed, is_stale, list_id = args
             maker = build.denied_party_listed if listed else build.denied_party_delisted
-            return maker(who, revision=self.revision(build.DENIED_LIST, is_stale), minute=minute)
+            return maker(who, revision=self.revision(list_id, is_stale), minute=minute, list_id=list_id)
         if kind == "importer":
             who, status, is_stale = args
             return IMPORTER[status](who, revision=self.revision(f"cn-importer/{who}", is_stale), minute=minute)
@@ -213,13 +226,19 @@ class Law:
     """The policies in force as the governments stated them, and the approvals the core says are open."""
 
     revisions: dict[str, int] = field(default_factory=dict)
-    denied: set[str] = field(default_factory=set)
+    denied: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """Buyer -> the denied-party lists naming it: a buyer is denied while any list does."""
     importer: dict[str, str] = field(default_factory=dict)
     licences: dict[tuple[str, str], ExportLicenceIssued] = field(default_factory=dict)
     revoked: set[tuple[str, str]] = field(default_factory=set)
     tranches: dict[tuple[str, str], TrancheQuotaSet] = field(default_factory=dict)
     rules: bool = False
     open: dict[UUID, OrderApproved] = field(default_factory=dict)
+    """Approvals whose licence and quota use is not given back: open, or ended and waiting for the book's close."""
+    ended: set[UUID] = field(default_factory=set)
+    """Open approvals that were revoked or cancelled: they take no more chips, but reserve until closed."""
+    kept: list[tuple[OrderApproved, int]] = field(default_factory=list)
+    """Approvals given back, with the chips they kept (shipped): those count against licence and quota forever."""
     decided: set[UUID] = field(default_factory=set)
     cancelled: set[UUID] = field(default_factory=set)
     placed: set[UUID] = field(default_factory=set)
@@ -230,9 +249,9 @@ class Law:
         self.revisions[event.policy_id] = event.revision
         match event:
             case DeniedPartyListed():
-                self.denied.add(event.buyer_id)
+                self.denied[event.buyer_id].add(event.policy_id)
             case DeniedPartyDelisted():
-                self.denied.discard(event.buyer_id)
+                self.denied[event.buyer_id].discard(event.policy_id)
             case ImporterAuthorised() | ImporterReinstated():
                 self.importer[event.buyer_id] = "authorised"
             case ImporterSuspended():
@@ -259,7 +278,7 @@ class Law:
 
     def check_approval(self, approved: OrderApproved, at: datetime) -> None:
         who = approved.buyer_id
-        assert who not in self.denied, "approved a denied party"
+        assert not self.denied[who], "approved a party named by a denied-party list"
         assert self.importer.get(who) == "authorised", "approved a buyer that is not an authorised importer"
         licence = self.licences[(who, approved.licence_id)]
         assert (who, approved.licence_id) not in self.revoked, "approved under a revoked licence"
@@ -269,13 +288,30 @@ class Law:
         assert 0 < approved.approved_quantity <= approved.requested_quantity
         assert approved.order_id not in self.cancelled, "approved a cancelled order"
         assert approved.order_id not in self.decided, "approved an order already decided"
+        held = self.holding()
+        for key, limit in (
+            ((who, approved.licence_id), licence.quantity),
+            ((who, approved.tranche_id), tranche.quantity),
+        ):
+            used = held.get(key, 0)
+            assert used + approved.approved_quantity <= limit, f"approved {approved.approved_quantity} over {key}"
+
+    def holding(self) -> dict[tuple[str, str], int]:
+        """Chips counted against each (buyer, licence) and (buyer, tranche): every approval not given back, and
+        what given-back approvals kept (it shipped)."""
+        held: dict[tuple[str, str], int] = defaultdict(int)
+        for approved, chips in [(a, a.approved_quantity) for a in self.open.values()] + self.kept:
+            held[(approved.buyer_id, approved.licence_id)] += chips
+            held[(approved.buyer_id, approved.tranche_id)] += chips
+        return held
 
     def check_limits(self) -> None:
         by_licence: dict[tuple[str, str], int] = defaultdict(int)
         by_tranche: dict[tuple[str, str], int] = defaultdict(int)
-        for approved in self.open.values():
-            by_licence[(approved.buyer_id, approved.licence_id)] += approved.approved_quantity
-            by_tranche[(approved.buyer_id, approved.tranche_id)] += approved.approved_quantity
+        # Approvals still in force must fit the latest limits (a cut revokes the newest until they do).
+        for approved, chips in [(a, a.approved_quantity) for a in self.open.values() if a.order_id not in self.ended]:
+            by_licence[(approved.buyer_id, approved.licence_id)] += chips
+            by_tranche[(approved.buyer_id, approved.tranche_id)] += chips
         for key, used in by_licence.items():
             assert used <= self.licences[key].quantity, f"licence {key} over-used: {used}"
         for key, used in by_tranche.items():
@@ -302,12 +338,20 @@ def observe(law: Law, message: Envelope[Any], outputs: list[Message], repeated: 
             law.check_approval(event, message.occurred_at)
             law.open[event.order_id] = event
         if isinstance(event, ApprovalReleased):
-            assert law.open.pop(event.order_id).approved_quantity == event.quantity
+            assert isinstance(payload, OrderClosed), "licence or quota given back before the order book closed it"
+            approved = law.open.pop(event.order_id)
+            assert event.quantity == max(approved.approved_quantity - payload.kept_quantity, 0)
+            law.kept.append((approved, approved.approved_quantity - event.quantity))
+            if payload.kept_quantity < approved.approved_quantity:
+                assert event.order_id in law.ended, "an approval in force was closed before it was filled"
         if isinstance(event, OrderApproved | OrderDenied):
             law.decided.add(event.order_id)
+        if isinstance(event, ApprovalRevoked | ApprovalCancelled):
+            law.ended.add(event.order_id)
     if isinstance(payload, OrderCancelled):
         law.cancelled.add(payload.order_id)
-        assert payload.order_id not in law.open, "a cancelled approval kept its chips"
+        if payload.order_id in law.open and payload.order_id not in law.ended:
+            assert [type(event) for event in outputs] == [ApprovalCancelled], "a cancelled approval was not ended"
     law.check_limits()
 
 

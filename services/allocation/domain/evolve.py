@@ -9,23 +9,23 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from schemas.allocation import AllocationReleased, ChipsAllocated
+from schemas.allocation import AllocationRecallRequested, AllocationReleased, ChipsAllocated, OrderClosed
 from schemas.approval import (
+    ApprovalCancelled,
     ApprovalReinstated,
-    ApprovalReleased,
     ApprovalRevoked,
     ApprovalSuspended,
     OrderApproved,
 )
 from schemas.base import PolicyRef
 from schemas.envelope import Envelope
-from schemas.fulfilment import FulfilmentStepRecorded
+from schemas.fulfilment import FulfilmentStepRecorded, RecallAnswered
 from schemas.policy import AllocationPolicySet
 from schemas.supply import BatchManufactured
-from services.allocation.domain.state import IN_BOOK, Allocation, AllocationState, Batch, Order, Pool, Status
+from services.allocation.domain.state import IN_BOOK, LEAVING, Allocation, AllocationState, Batch, Order, Pool, Status
 
-SHIPPED_STEPS = frozenset({"shipped", "delivered"})
-LEFT_AS: dict[str, Status] = {"cancelled": "cancelled", "revoked": "revoked", "closed": "closed"}
+SHIPPED_STEPS = frozenset({"shipped", "customs_cleared", "held", "released", "delivered", "lost", "refused"})
+"""Steps that mean the chips left the warehouse."""
 
 
 def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
@@ -42,10 +42,18 @@ def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
             _toggle(state.pool_for_update(reinstated.pool_id), message, reinstated.order_id, "suspended", "approved")
         case ApprovalRevoked() as revoked:
             _left(state.pool_for_update(revoked.pool_id), revoked.order_id, "revoked")
-        case ApprovalReleased() as released:
-            _left(state.pool_for_update(released.pool_id), released.order_id, LEFT_AS[released.why])
+        case ApprovalCancelled() as cancelled:
+            _left(state.pool_for_update(cancelled.pool_id), cancelled.order_id, "cancelled")
         case FulfilmentStepRecorded() as recorded if recorded.step in SHIPPED_STEPS:
             _shipped(state.pool_for_update(recorded.pool_id), recorded)
+        case AllocationRecallRequested() as recall:
+            _recall(state.pool_for_update(recall.pool_id), recall.allocation_id, asked=True)
+        case RecallAnswered() as answered:
+            _recall(state.pool_for_update(answered.pool_id), answered.allocation_id, asked=False)
+            if answered.outcome == "already_shipped":
+                _shipped(state.pool_for_update(answered.pool_id), answered)
+        case OrderClosed() as closed:
+            _left(state.pool_for_update(closed.pool_id), closed.order_id, "closed")
         case ChipsAllocated() as allocated:
             _allocated(state.pool_for_update(allocated.pool_id), allocated)
         case AllocationReleased() as released_line:
@@ -90,15 +98,31 @@ def _toggle(pool: Pool, message: Envelope[Any], order_id: UUID, before: Status, 
 
 def _left(pool: Pool, order_id: UUID, status: Status) -> None:
     order = pool.orders.get(order_id)
-    if order is not None and order.status in IN_BOOK:
+    if order is not None and (order.status in IN_BOOK or (status == "closed" and order.status in LEAVING)):
         order.status = status
         pool.refresh_order(order)
 
 
-def _shipped(pool: Pool, recorded: FulfilmentStepRecorded) -> None:
+def _shipped(pool: Pool, recorded: FulfilmentStepRecorded | RecallAnswered) -> None:
     line = pool.allocations.get(recorded.allocation_id)
     if line is not None and not line.released:
         line.shipped = True
+        line.delivered = line.delivered or (
+            isinstance(recorded, FulfilmentStepRecorded) and recorded.step == "delivered"
+        )
+
+
+def _recall(pool: Pool, allocation_id: UUID, *, asked: bool) -> None:
+    line = pool.allocations.get(allocation_id)
+    if line is None:
+        return
+    order = pool.orders[line.order_id]
+    if asked and not line.released and not line.shipped:
+        line.recall_pending = True
+        order.recalls.add(allocation_id)
+    elif not asked:
+        line.recall_pending = False
+        order.recalls.discard(allocation_id)
 
 
 def _allocated(pool: Pool, allocated: ChipsAllocated) -> None:

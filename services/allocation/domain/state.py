@@ -15,9 +15,11 @@ Rule = Literal["first_approved_first_served", "pro_rata"]
 DEFAULT_RULE: Rule = "first_approved_first_served"
 
 Status = Literal["approved", "suspended", "revoked", "cancelled", "closed"]
-"""approved: takes chips; suspended: keeps its chips, takes no new ones; the others have left the book."""
+"""approved: takes chips; suspended: keeps its chips, takes no new ones; revoked and cancelled: leaving the book,
+its unshipped lines recalled; closed: done, what it kept is final."""
 
 IN_BOOK: frozenset[Status] = frozenset({"approved", "suspended"})
+LEAVING: frozenset[Status] = frozenset({"revoked", "cancelled"})
 
 OrderRank = tuple[datetime, str, UUID]
 """Approval time, then order id as a string (the UUID itself rides along, never compared: ids are unique)."""
@@ -61,6 +63,8 @@ class Order:
     """Chips of live (not released) allocations, shipped or not."""
     allocation_ids: list[UUID] = field(default_factory=list)
     """Every allocation the order ever received, oldest first."""
+    recalls: set[UUID] = field(default_factory=set)
+    """Lines whose recall fulfilment has not answered yet: the order closes when none is left."""
 
     @property
     def rank(self) -> OrderRank:
@@ -103,8 +107,10 @@ class Allocation:
     quantity: int
     allocated_at: datetime
     shipped: bool = False
-    """A shipped (or delivered) allocation is no longer released when its approval ends."""
+    """Fulfilment said the chips left the warehouse: the line is never recalled, only a failed delivery frees it."""
+    delivered: bool = False
     released: bool = False
+    recall_pending: bool = False
 
 
 @dataclass(slots=True)

@@ -40,7 +40,8 @@ def consequences(trial: Trial, event: PolicyEvent) -> list[Message]:
             why = reason("cn_import", "importer_revoked", f"import authorisation revoked: {event.reason}")
             return revoke_all(trial, approvals_of(trial, event.buyer_id), why, trigger)
         case DeniedPartyListed():
-            why = reason("us_export", "denied_party", f"buyer put on the US denied-party list: {event.reason}")
+            text = f"buyer put on the US denied-party list {event.policy_id}: {event.reason}"
+            why = reason("us_export", "denied_party", text)
             return revoke_all(trial, approvals_of(trial, event.buyer_id), why, trigger)
         case ExportLicenceRevoked():
             why = reason("us_export", "licence_revoked", f"licence {event.licence_id} revoked: {event.reason}")
@@ -81,9 +82,11 @@ def reinstate(trial: Trial, order: OrderRecord, why: Reason, trigger: PolicyRef)
 
 
 def revoke(trial: Trial, order: OrderRecord, why: Reason, trigger: PolicyRef) -> list[Message]:
-    """Withdraw an approval for good, then give back the licence and quota use it held."""
+    """Withdraw an approval for good. Its licence and quota use is given back only when the order book has closed
+    the order (OrderClosed), and only for the chips that did not ship."""
     fields = decision_fields(order.placed, (trigger, *trial.grant_refs(order)), trial.cause)
-    return [ApprovalRevoked(**fields, reason=why), trial.release(order, "revoked", (trigger,))]
+    trial.closing.add(order.order_id)
+    return [ApprovalRevoked(**fields, reason=why)]
 
 
 def revoke_all(trial: Trial, orders: list[OrderRecord], why: Reason, trigger: PolicyRef) -> list[Message]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.base import Message
+from schemas.allocation import OrderClosed
+from schemas.approval import ApprovalCancelled
+from schemas.base import Message, Reason
 from schemas.envelope import Envelope
 from schemas.intake import OrderCancelled, OrderDocumentsAdded, OrderPlaced
 from schemas.policy import ImportUseRulesSet, PolicyEvent
@@ -12,7 +14,7 @@ from services.approval.domain.approvals import consequences
 from services.approval.domain.policies import BuyerPolicyEvent, apply_to_buyer, apply_to_shared, is_newer
 from services.approval.domain.state import ApprovalState, OrderRecord
 from services.approval.domain.trial import Trial, kinds_of
-from services.approval.domain.verdict import Cause
+from services.approval.domain.verdict import Cause, decision_fields
 
 
 def decide(state: ApprovalState, message: Envelope[Any]) -> list[Message]:
@@ -26,6 +28,8 @@ def decide(state: ApprovalState, message: Envelope[Any]) -> list[Message]:
         return documents_added(state, payload, cause)
     if isinstance(payload, OrderCancelled):
         return order_cancelled(state, payload, cause)
+    if isinstance(payload, OrderClosed):
+        return order_closed(state, payload, cause)
     if isinstance(payload, PolicyEvent) and is_newer(state.revisions, payload):
         return policy_changed(state, payload, cause)
     return []
@@ -50,11 +54,28 @@ def documents_added(state: ApprovalState, added: OrderDocumentsAdded, cause: Cau
 
 
 def order_cancelled(state: ApprovalState, cancelled: OrderCancelled, cause: Cause) -> list[Message]:
-    """A cancelled approval gives its chips back; a cancelled held order just leaves the held set (in evolve)."""
+    """A cancelled approval leaves the order book (which recalls what has not shipped); a cancelled held order just
+    leaves the held set (in evolve). Licence and quota are given back when the order book closes the order."""
     order = state.order(cancelled.buyer_id, cancelled.order_id)
     if order is None or not order.is_open_approval:
         return []
-    return [Trial(state, cause, state.shared).release(order, "cancelled", ())]
+    trial = Trial(state, cause, state.shared)
+    why = Reason(code="order_cancelled", message=f"cancelled by the buyer: {cancelled.reason}", gate="intake")
+    return [ApprovalCancelled(**decision_fields(order.placed, trial.grant_refs(order), cause), reason=why)]
+
+
+def order_closed(state: ApprovalState, closed: OrderClosed, cause: Cause) -> list[Message]:
+    """The order book is done with an order: give back what it did not keep, then look again at held orders of the
+    buyer that were waiting for it."""
+    order = state.order(closed.buyer_id, closed.order_id)
+    # The book closes an order it was told had ended (we folded that decision already), or one fully delivered.
+    ended = order is not None and (order.awaiting_close if closed.why != "delivered" else order.is_open_approval)
+    if order is None or not ended:
+        return []
+    trial = Trial(state, cause, state.shared)
+    why = "closed" if closed.why == "delivered" else closed.why
+    released = trial.release(order, why, closed.kept_quantity)
+    return [released, *trial.reconsider_held(closed.buyer_id, releasing=order.order_id)]
 
 
 def policy_changed(state: ApprovalState, event: PolicyEvent, cause: Cause) -> list[Message]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.approval import (
+    ApprovalCancelled,
     ApprovalReinstated,
     ApprovalReleased,
     ApprovalRevoked,
@@ -20,7 +21,15 @@ from services.approval.domain.policies import BuyerPolicyEvent, apply_to_buyer, 
 from services.approval.domain.state import ApprovalState, BuyerBook, Grant, OrderRecord
 from services.approval.domain.trial import kinds_of
 
-StatusChange = OrderApproved | OrderDenied | OrderHeld | ApprovalSuspended | ApprovalReinstated | ApprovalRevoked
+StatusChange = (
+    OrderApproved
+    | OrderDenied
+    | OrderHeld
+    | ApprovalSuspended
+    | ApprovalReinstated
+    | ApprovalRevoked
+    | ApprovalCancelled
+)
 
 
 def evolve(state: ApprovalState, message: Envelope[Any]) -> ApprovalState:
@@ -81,6 +90,8 @@ def decided(state: ApprovalState, event: StatusChange) -> None:
         order.status = "suspended"
     elif isinstance(event, ApprovalReinstated):
         order.status = "approved"
+    elif isinstance(event, ApprovalCancelled):
+        order.status = "cancelled"
     else:
         order.status = "revoked"
     state.held.pop(order.order_id, None)
@@ -91,4 +102,6 @@ def released(state: ApprovalState, event: ApprovalReleased) -> None:
     if order is None or order.released:
         return
     order.released = True
+    if event.why == "closed":
+        order.status = "closed"
     state.buyers[event.buyer_id].usage.release(event.licence_id, event.tranche_id, event.quantity)

@@ -47,10 +47,11 @@ def finding(verdict: Verdict, gate: Gate, code: str, message: str, field: str | 
 
 def export_gate(policy: BuyerPolicy, shared: SharedPolicy, used: Mapping[str, int], at: datetime) -> GateResult:
     """US export: the buyer is not a denied party and holds a licence valid at `at` with chips left."""
-    party = (finding("deny", "us_export", "denied_party", "buyer is on the US denied-party list"),)
+    lists = ", ".join(sorted(policy.denied_by))
+    party = (finding("deny", "us_export", "denied_party", f"buyer is named by the US denied-party list(s) {lists}"),)
     licence = licence_check(policy, used, at)
     return GateResult(
-        findings=(party if policy.denied_party else ()) + licence.findings,
+        findings=(party if policy.denied_by else ()) + licence.findings,
         refs=tuple(shared.denied_lists.values()) + licence.refs,
         allowance=licence.allowance,
     )

@@ -76,9 +76,9 @@ def apply_to_buyer(policy: BuyerPolicy, event: BuyerPolicyEvent) -> BuyerPolicy:
             revoked = replace(known, revoked=True, ref=ref)
             return replace(policy, licences={**policy.licences, event.licence_id: revoked})
         case DeniedPartyListed():
-            return replace(policy, denied_party=True)
+            return replace(policy, denied_by={**policy.denied_by, event.policy_id: ref})
         case DeniedPartyDelisted():
-            return replace(policy, denied_party=False)
+            return replace(policy, denied_by={k: v for k, v in policy.denied_by.items() if k != event.policy_id})
         case ImporterAuthorised() | ImporterReinstated():
             return replace(policy, importer=Importer("authorised", ref))
         case ImporterSuspended():

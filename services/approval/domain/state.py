@@ -12,7 +12,7 @@ from schemas.base import PolicyRef, Reason
 from schemas.intake import OrderPlaced
 from schemas.policy import ImportUseRulesSet
 
-OrderStatus = Literal["placed", "held", "approved", "suspended", "revoked", "denied", "cancelled"]
+OrderStatus = Literal["placed", "held", "approved", "suspended", "revoked", "denied", "cancelled", "closed"]
 ImporterStatus = Literal["authorised", "suspended", "revoked"]
 
 
@@ -58,7 +58,8 @@ class BuyerPolicy:
     licences: Mapping[str, Licence] = field(default_factory=dict)
     tranches: Mapping[str, Tranche] = field(default_factory=dict)
     importer: Importer | None = None
-    denied_party: bool = False
+    denied_by: Mapping[str, PolicyRef] = field(default_factory=dict)
+    """The denied-party lists (by policy id) that name the buyer now: denied while any does."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,11 @@ class OrderRecord:
     @property
     def buyer_id(self) -> str:
         return self.placed.buyer_id
+
+    @property
+    def awaiting_close(self) -> bool:
+        """Ended (cancelled or revoked) while approved: its licence and quota wait for the order book's OrderClosed."""
+        return self.status in ("cancelled", "revoked") and self.grant is not None and not self.released
 
     @property
     def is_open_approval(self) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
+from uuid import UUID
 
 from schemas.approval import ApprovalReleased
-from schemas.base import Message, PolicyRef
+from schemas.base import Message, PolicyRef, Reason
 from schemas.intake import SupportingDocument
 from services.approval.domain.state import ApprovalState, BuyerPolicy, OrderRecord, SharedPolicy, Usage
-from services.approval.domain.verdict import Cause, decision, decision_fields, decision_time, evaluate
+from services.approval.domain.verdict import Cause, Evaluation, decision, decision_fields, decision_time, evaluate
 
 
 def kinds_of(documents: Iterable[SupportingDocument]) -> frozenset[str]:
@@ -26,6 +27,9 @@ class Trial:
     shared: SharedPolicy
     policies: dict[str, BuyerPolicy] = field(default_factory=dict)
     usages: dict[str, Usage] = field(default_factory=dict)
+    closing: set[UUID] = field(default_factory=set)
+    """Orders this decision ends whose licence and quota stay reserved until the order book closes them."""
+    released_now: UUID | None = None
 
     def policy(self, buyer_id: str) -> BuyerPolicy:
         return self.policies.get(buyer_id) or self.state.book_of(buyer_id).policy
@@ -49,29 +53,50 @@ class Trial:
         buyer = order.buyer_id
         at = decision_time(order.placed, self.cause)
         found = evaluate(order.placed, kinds, self.policy(buyer), self.shared, self.usage(buyer), at)
+        if found.outcome == "deny" and self.release_pending(buyer) and all(r.code in EXHAUSTED for r in found.reasons):
+            found = awaiting_release(found)
         if found.outcome == "hold" and found.reasons == order.held_reasons:
             return None
         if found.outcome == "approve":
             self.usage(buyer).commit(found.licence_id, found.tranche_id, found.quantity)
         return decision(order.placed, found, self.cause)
 
-    def reconsider_held(self, buyer_id: str | None) -> list[Message]:
-        """Every held order of a buyer (of all buyers for None), oldest hold first."""
+    def reconsider_held(self, buyer_id: str | None, releasing: UUID | None = None) -> list[Message]:
+        """Every held order of a buyer (of all buyers for None), oldest hold first; `releasing` names an order whose
+        release this decision records, so it no longer counts as pending."""
+        self.released_now = releasing
         decided = (self.reconsider(order) for order in self.state.held_orders(buyer_id))
         return [event for event in decided if event is not None]
 
+    def release_pending(self, buyer_id: str) -> bool:
+        """Some ended order of the buyer still reserves licence or quota that the order book may give back."""
+        book = self.state.book_of(buyer_id)
+        pending = (o for o in book.orders.values() if o.awaiting_close and o.order_id != self.released_now)
+        return bool(self.closing) or any(pending)
+
     def release(
-        self, order: OrderRecord, why: Literal["cancelled", "revoked"], refs: tuple[PolicyRef, ...]
+        self, order: OrderRecord, why: Literal["cancelled", "revoked", "closed"], kept: int
     ) -> ApprovalReleased:
-        """Give back the licence and quota use of an open approval."""
+        """Give back the licence and quota use of an ended order, less the `kept` chips that shipped."""
         grant = order.grant
         if grant is None:
             raise ValueError(f"order {order.order_id} holds no approval to release")
-        self.usage(order.buyer_id).release(grant.licence_id, grant.tranche_id, grant.quantity)
+        unused = max(grant.quantity - kept, 0)
+        self.usage(order.buyer_id).release(grant.licence_id, grant.tranche_id, unused)
         return ApprovalReleased(
-            **decision_fields(order.placed, refs + self.grant_refs(order), self.cause),
+            **decision_fields(order.placed, self.grant_refs(order), self.cause),
             licence_id=grant.licence_id,
             tranche_id=grant.tranche_id,
-            quantity=grant.quantity,
+            quantity=unused,
             why=why,
         )
+
+
+EXHAUSTED = frozenset({"licence_exhausted", "quota_exhausted"})
+"""Denials that a pending release may lift: the order is held instead, and decided again when it comes."""
+
+
+def awaiting_release(found: Evaluation) -> Evaluation:
+    text = "licence or quota used up, but an ended order of the buyer has not yet given back what it did not ship"
+    wait = Reason(code="awaiting_release", message=text, field="quantity")
+    return Evaluation("hold", (*found.reasons, wait), found.refs)

@@ -1,0 +1,133 @@
+"""Running the pool's rule on the book: the releases a decision makes, then as many chips allocated as it allows.
+
+Every input that may add supply or eligible demand runs the rule, so after every input either no eligible order
+is unfilled or no batch has chips left (allocation is work-conserving). The book is read in rank order and only
+as far as the rule needs. Deciding never changes the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from heapq import merge
+from typing import Any, Literal
+from uuid import UUID
+
+from schemas.allocation import AllocationReleased, ChipsAllocated
+from schemas.base import Message, PolicyRef
+from schemas.envelope import Envelope, derive_id
+from services.allocation.domain.rules import (
+    Claim,
+    Grant,
+    Stock,
+    approval_rank,
+    fill_in_order,
+    share_in_order,
+    supply_rank,
+)
+from services.allocation.domain.state import Allocation, Batch, Order, Pool, Rule
+
+Why = Literal["order_cancelled", "approval_revoked", "delivery_failed"]
+
+
+def release(pool: Pool, line: Allocation, why: Why, cause: Envelope[Any]) -> AllocationReleased:
+    return AllocationReleased(
+        allocation_id=line.allocation_id,
+        pool_id=pool.pool_id,
+        order_id=line.order_id,
+        buyer_id=line.buyer_id,
+        batch_id=line.batch_id,
+        quantity=line.quantity,
+        why=why,
+        cause_event_id=cause.id,
+        released_at=cause.occurred_at,
+    )
+
+
+def allocate(
+    pool: Pool,
+    cause: Envelope[Any],
+    *,
+    releases: Sequence[AllocationReleased] = (),
+    extra_claim: Claim | None = None,
+    extra_stock: Stock | None = None,
+    leaving: UUID | None = None,
+    rule: Rule | None = None,
+    policy_ref: PolicyRef | None = None,
+) -> list[Message]:
+    """The releases, then the allocations the rule makes on the book as it stands after the input and them.
+
+    `leaving` names an order whose departure this very decision records (it is still in the book's state)."""
+    returned: dict[str, int] = {}
+    regained: dict[UUID, int] = {}
+    for release in releases:
+        returned[release.batch_id] = returned.get(release.batch_id, 0) + release.quantity
+        if pool.orders[release.order_id].eligible and release.order_id != leaving:
+            regained[release.order_id] = regained.get(release.order_id, 0) + release.quantity
+    available = pool.available + sum(returned.values()) + (extra_stock.remaining if extra_stock else 0)
+    if available == 0:  # the usual case when demand exceeds supply: no need to look at the waiting orders
+        return list(releases)
+    stock = _stock(pool, returned, extra_stock)
+    claims = _claims(pool, regained, extra_claim, leaving)
+    rule = rule or pool.rule
+    grants = (
+        fill_in_order(claims, stock)
+        if rule == "first_approved_first_served"
+        else share_in_order(claims, stock, available)
+    )
+    policy_ref = policy_ref or pool.policy_ref
+    allocations = [
+        ChipsAllocated(
+            allocation_id=derive_id("allocation", pool.pool_id, grant.batch_id, grant.order_id, cause.id),
+            pool_id=pool.pool_id,
+            order_id=grant.order_id,
+            buyer_id=grant.buyer_id,
+            batch_id=grant.batch_id,
+            quantity=grant.quantity,
+            rule=rule,
+            policy_ref=policy_ref,
+            cause_event_id=cause.id,
+            allocated_at=_dated(pool, grant, cause.occurred_at, extra_stock, extra_claim),
+        )
+        for grant in grants
+    ]
+    return [*releases, *allocations]
+
+
+def _dated(pool: Pool, grant: Grant, at: datetime, stock: Stock | None, claim: Claim | None) -> datetime:
+    """A line is never dated before its batch was ready or its order approved, whatever order inputs came in."""
+    batch = pool.batches.get(grant.batch_id)
+    ready_at = batch.ready_at if batch else stock.ready_at if stock else at
+    order = pool.orders.get(grant.order_id)
+    approved_at = order.approved_at if order else claim.approved_at if claim else at
+    return max(at, ready_at, approved_at)
+
+
+def _stock(pool: Pool, returned: dict[str, int], extra: Stock | None) -> Iterator[Stock]:
+    """Batches with chips, in supply order, counting the chips this decision returns to them."""
+    kept = (_stock_of(pool.batches[batch_id]) for _, batch_id in pool.supply if batch_id not in returned)
+    changed = [_stock_of(pool.batches[batch_id], plus=chips) for batch_id, chips in returned.items()]
+    if extra is not None:
+        changed.append(extra)
+    return merge(kept, sorted(changed, key=supply_rank), key=supply_rank)
+
+
+def _claims(pool: Pool, regained: dict[UUID, int], extra: Claim | None, leaving: UUID | None) -> Iterator[Claim]:
+    """Eligible unfilled orders in approval order, counting the chips this decision takes back from them."""
+    kept = (
+        _claim_of(pool.orders[order_id])
+        for *_, order_id in pool.demand
+        if order_id not in regained and order_id != leaving
+    )
+    changed = [_claim_of(pool.orders[order_id], plus=chips) for order_id, chips in regained.items()]
+    if extra is not None and extra.unfilled > 0:
+        changed.append(extra)
+    return merge(kept, sorted(changed, key=approval_rank), key=approval_rank)
+
+
+def _stock_of(batch: Batch, plus: int = 0) -> Stock:
+    return Stock(batch.batch_id, batch.ready_at, batch.remaining + plus)
+
+
+def _claim_of(order: Order, plus: int = 0) -> Claim:
+    return Claim(order.order_id, order.buyer_id, order.approved_at, order.unfilled + plus)

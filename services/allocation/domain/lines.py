@@ -1,0 +1,132 @@
+"""The protocol between the order book and fulfilment for lines whose order stops taking chips.
+
+Chips that are allocated may already be on a truck, and only fulfilment knows: so the book never takes chips back
+on its own. When an order leaves the book (cancelled, revoked) each of its lines not known to have shipped gets an
+AllocationRecallRequested; fulfilment answers in the shipment's own order (RecallAnswered): `cancelled` and the
+chips return to the pool (AllocationReleased, then reallocated in the same decision), or `already_shipped` and
+they stay with the order. When no recall is open the order is closed (OrderClosed) with the chips it kept, and
+approval gives back only the rest of its licence and quota. A suspended order keeps its lines, but fulfilment is
+told (AllocationSuspended) not to pack or ship them until it is reinstated (AllocationReinstated). A lost or
+refused delivery (DeliveryFailed) frees its line at once: fulfilment itself reported it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from schemas.allocation import AllocationRecallRequested, AllocationReinstated, AllocationSuspended, OrderClosed
+from schemas.approval import ApprovalReinstated, ApprovalSuspended
+from schemas.base import Message
+from schemas.envelope import Envelope
+from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered
+from services.allocation.domain.allocate import Why, allocate, release
+from services.allocation.domain.rules import Claim
+from services.allocation.domain.state import IN_BOOK, LEAVING, Allocation, Order, Pool
+
+Leaving = Literal["order_cancelled", "approval_revoked"]
+RECALL_WHY: dict[str, Why] = {"cancelled": "order_cancelled", "revoked": "approval_revoked"}
+
+
+def on_suspended(pool: Pool, suspended: ApprovalSuspended, cause: Envelope[Any]) -> list[Message]:
+    order = pool.orders.get(suspended.order_id)
+    if cause.id in pool.toggles_seen or order is None or order.status != "approved":
+        return []
+    return [
+        AllocationSuspended(**_line(pool, line, cause), suspended_at=cause.occurred_at)
+        for line in _waiting(pool, order)
+    ]
+
+
+def on_reinstated(pool: Pool, reinstated: ApprovalReinstated, cause: Envelope[Any]) -> list[Message]:
+    order = pool.orders.get(reinstated.order_id)
+    if cause.id in pool.toggles_seen or order is None or order.status != "suspended":
+        return []
+    lines = [
+        AllocationReinstated(**_line(pool, line, cause), reinstated_at=cause.occurred_at)
+        for line in _waiting(pool, order)
+    ]
+    claim = Claim(order.order_id, order.buyer_id, order.approved_at, order.approved_quantity - order.allocated)
+    return [*lines, *allocate(pool, cause, extra_claim=claim)]
+
+
+def on_order_leaving(pool: Pool, order_id: UUID, why: Leaving, cause: Envelope[Any]) -> list[Message]:
+    """Recall every line not known to have shipped; with none to recall, the order closes now."""
+    order = pool.orders.get(order_id)
+    if order is None or order.status not in IN_BOOK:
+        return []
+    recalls = [
+        AllocationRecallRequested(**_line(pool, line, cause), why=why, requested_at=cause.occurred_at)
+        for line in _waiting(pool, order)
+        if not line.recall_pending
+    ]
+    if recalls or order.recalls:
+        return list(recalls)
+    return [_closed(pool, order, "revoked" if why == "approval_revoked" else "cancelled", order.allocated, cause)]
+
+
+def on_recall_answered(pool: Pool, answered: RecallAnswered, cause: Envelope[Any]) -> list[Message]:
+    line = pool.allocations.get(answered.allocation_id)
+    if line is None or not line.recall_pending:
+        return []
+    order = pool.orders[line.order_id]
+    events: list[Message] = []
+    kept = order.allocated
+    if answered.outcome == "cancelled" and not line.released:
+        freed = release(pool, line, RECALL_WHY.get(order.status, "order_cancelled"), cause)
+        kept -= line.quantity
+        events = allocate(pool, cause, releases=[freed])
+    if order.status in LEAVING and order.recalls == {line.allocation_id}:
+        events.append(_closed(pool, order, "revoked" if order.status == "revoked" else "cancelled", kept, cause))
+    return events
+
+
+def on_delivery_failed(pool: Pool, failed: DeliveryFailed, cause: Envelope[Any]) -> list[Message]:
+    line = pool.allocations.get(failed.allocation_id)
+    if line is None or line.released:
+        return []
+    return allocate(pool, cause, releases=[release(pool, line, "delivery_failed", cause)])
+
+
+def on_delivered(pool: Pool, recorded: FulfilmentStepRecorded, cause: Envelope[Any]) -> list[Message]:
+    """The last chip an order was approved for is delivered: the order closes, keeping them all."""
+    line = pool.allocations.get(recorded.allocation_id)
+    order = pool.orders.get(line.order_id) if line is not None else None
+    if line is None or order is None or line.released or line.delivered or order.status not in IN_BOOK:
+        return []
+    others = (pool.allocations[allocation_id] for allocation_id in order.allocation_ids)
+    undelivered = [other for other in others if not other.released and not other.delivered and other is not line]
+    if order.allocated < order.approved_quantity or undelivered:
+        return []
+    return [_closed(pool, order, "delivered", order.allocated, cause)]
+
+
+def _waiting(pool: Pool, order: Order) -> list[Allocation]:
+    """The order's live lines that fulfilment has not reported as shipped."""
+    lines = (pool.allocations[allocation_id] for allocation_id in order.allocation_ids)
+    return [line for line in lines if not line.released and not line.shipped]
+
+
+def _line(pool: Pool, line: Allocation, cause: Envelope[Any]) -> dict[str, Any]:
+    return {
+        "allocation_id": line.allocation_id,
+        "pool_id": pool.pool_id,
+        "order_id": line.order_id,
+        "buyer_id": line.buyer_id,
+        "batch_id": line.batch_id,
+        "quantity": line.quantity,
+        "cause_event_id": cause.id,
+    }
+
+
+def _closed(pool: Pool, order: Order, why: Any, kept: int, cause: Envelope[Any]) -> OrderClosed:
+    return OrderClosed(
+        order_id=order.order_id,
+        pool_id=pool.pool_id,
+        buyer_id=order.buyer_id,
+        approved_quantity=order.approved_quantity,
+        kept_quantity=kept,
+        why=why,
+        cause_event_id=cause.id,
+        closed_at=cause.occurred_at,
+    )
