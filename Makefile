@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics schemas \
-        schemas-check lint unit integration e2e test demo down clean compose-up compose-down compose-logs bench-replay
+        schemas-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,9 @@ integration: install images ## adapters against Kafka and Redis in containers st
 
 e2e: install images ## the services as processes against a containerised broker: flow, workers, crashes, bad input
 	@$(PY) -m pytest tests/e2e -q
+
+sim: $(STAMP) ## seeded whole-system simulation of the real cores and routes with faults (SEEDS=n, default 10000; START, STEPS)
+	@$(PY) -m tests.sim --seeds $(or $(SEEDS),10000) $(if $(START),--start $(START),) $(if $(STEPS),--steps $(STEPS),)
 
 test: install images ## the whole suite: unit, integration and end-to-end tiers (what CI runs)
 	@$(PY) -m pytest tests/unit tests/integration tests/e2e -q

@@ -1,0 +1,93 @@
+"""What can happen in one step of a run, concretely enough to replay it without the seed: a trace is a list of
+these. Shrinking removes some and replays the rest; an action that no longer applies does nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.envelope import Envelope
+
+from .topology import Consumer
+
+
+@dataclass(frozen=True)
+class Inject:
+    """An upstream system, an operator or an authority sends a message (built with the sim clock's time)."""
+
+    envelope: Envelope[Any]
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """The next record to one consumer. `publish` = k: the worker dies after sending k of the outputs."""
+
+    consumer: Consumer
+    publish: int | None = None
+
+
+@dataclass(frozen=True)
+class Commit:
+    consumer: Consumer
+
+
+@dataclass(frozen=True)
+class Crash:
+    service: str
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A producer retry: the record at (topic, partition, offset) is written again."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+Action = Inject | Deliver | Commit | Crash | Duplicate
+
+
+def describe_message(envelope: Envelope[Any]) -> str:
+    """One line naming what a message is about: enough to follow a trace."""
+    payload = envelope.payload
+    fields = []
+    for name in ("buyer_id", "upstream_ref", "batch_id", "quantity", "approved_quantity", "step", "rule"):
+        value = getattr(payload, name, None)
+        if value is not None:
+            fields.append(f"{name}={value}")
+    for name in ("policy_id", "licence_id", "tranche_id"):
+        value = getattr(payload, name, None)
+        if value is not None:
+            fields.append(f"{name}={value}")
+    revision = getattr(payload, "revision", None)
+    if revision is not None:
+        fields.append(f"rev={revision}")
+    for name in ("order_id", "allocation_id"):
+        value = getattr(payload, name, None)
+        if value is not None:
+            fields.append(f"{name[:-3]}={str(value)[:8]}")
+    why = getattr(payload, "why", None) or getattr(payload, "outcome", None)
+    if why is not None:
+        fields.append(f"why={why}")
+    reason = getattr(payload, "reason", None)
+    if reason is not None and hasattr(reason, "code"):
+        fields.append(f"reason={reason.code}")
+    return f"{payload.TYPE}({', '.join(fields)}) id={str(envelope.id)[:8]}"
+
+
+def describe(action: Action) -> str:
+    match action:
+        case Inject(envelope):
+            return f"inject {describe_message(envelope)} at {envelope.occurred_at:%m-%d %H:%M}"
+        case Deliver(consumer, None):
+            return f"deliver {consumer.name}"
+        case Deliver(consumer, publish):
+            return f"deliver {consumer.name}, crash after publishing {publish} output(s)"
+        case Commit(consumer):
+            return f"commit {consumer.name}"
+        case Crash(service):
+            return f"crash {service} (positions back to committed offsets, states rebuilt)"
+        case Duplicate(topic, partition, offset):
+            return f"duplicate {topic}:{partition}@{offset}"
+    raise TypeError(action)

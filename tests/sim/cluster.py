@@ -1,0 +1,183 @@
+"""An in-memory Kafka: partitioned append-only logs, consumer positions and committed offsets, and the services'
+workers running the real cores through services.common.partitions (so a rebuild after a crash is the real one).
+
+Records keep their bytes (what the cores decode, as in production) and the envelope they were encoded from
+(what routers, the oracle and the trace read). Every append gets a global sequence number: the order in which
+things happened in the simulated world, which no single service can see.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.codec import MAX_MESSAGE_BYTES, ContractError, encode
+from schemas.envelope import Envelope
+from schemas.routing import home_topic, record_key
+from services.common.partitions import Outcome, PartitionedCore
+from services.common.records import Record
+
+from .topology import Consumer, Topology, partition_of, simulated_topics
+
+# A core that raises is reported by the simulator as a violation; the worker's traceback would only be noise.
+logging.getLogger("services.common.partitions").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: bytes
+    value: bytes
+    envelope: Envelope[Any]
+    seq: int
+    origin: tuple[str, int, int] | None = None
+    """For a decision: the inbox record (topic, partition, offset) it was decided on."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    consumer: Consumer
+    offset: int
+    error: ContractError
+
+
+def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that never waits: the in-memory log answers at once, so one send finishes it."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a worker waited (a rebuild failed and is being retried?): the in-memory log never blocks")
+
+
+class Cluster:
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.logs: dict[str, list[list[Entry]]] = {
+            t.name: [[] for _ in range(t.partitions)] for t in simulated_topics()
+        }
+        self.seq = 0
+        self.position: dict[Consumer, int] = dict.fromkeys(topology.consumers, 0)
+        self.committed: dict[Consumer, int] = dict.fromkeys(topology.consumers, 0)
+        self.processed: dict[Consumer, int] = dict.fromkeys(topology.consumers, -1)
+        """The highest offset each deciding agent has handled live: what the determinism check refolds."""
+        self.workers = {service.name: self._worker(service.name) for service in topology.services}
+        self.dead_letters: list[DeadLetter] = []
+        self.fresh: list[tuple[str, int, int]] = []
+        """(topic, partition, offset) of records appended since the oracle last looked."""
+        self.readers: dict[tuple[str, int], list[Consumer]] = {}
+        for consumer in topology.consumers:
+            self.readers.setdefault((consumer.topic, consumer.partition), []).append(consumer)
+        self.waiting: set[Consumer] = set()
+        """Consumers with records to read (kept as records are written and read: asked at every step)."""
+
+    def _worker(self, service: str) -> PartitionedCore:
+        return PartitionedCore(self.topology.service(service).core, self._replay, MAX_MESSAGE_BYTES)
+
+    async def _replay(self, topic: str, partition: int, until: int) -> AsyncIterator[Record]:
+        for offset, entry in enumerate(self.logs[topic][partition][:until]):
+            yield Record(topic, partition, offset, entry.key, entry.value)
+
+    # ------------------------------------------------------------------------------------------- producing
+
+    def append(
+        self, topic: str, partition: int, key: bytes, value: bytes, envelope: Envelope[Any], origin: Any = None
+    ) -> int:
+        log = self.logs[topic][partition]
+        log.append(Entry(key, value, envelope, self.seq, origin))
+        self.waiting.update(self.readers.get((topic, partition), ()))
+        self.seq += 1
+        self.fresh.append((topic, partition, len(log) - 1))
+        return len(log) - 1
+
+    def publish(self, envelope: Envelope[Any], origin: tuple[str, int, int] | None = None) -> tuple[str, int]:
+        """Send to the message's home topic under the envelope's key, as a worker or an upstream client does."""
+        topic = home_topic(envelope.payload)
+        partition = partition_of(envelope.key, topic)
+        self.append(topic.name, partition, envelope.key.encode(), encode(envelope), envelope, origin)
+        return topic.name, partition
+
+    def duplicate(self, topic: str, partition: int, offset: int) -> bool:
+        """A producer's retry: the same record written again at the end of its partition."""
+        log = self.logs[topic][partition]
+        if offset >= len(log):
+            return False
+        entry = log[offset]
+        self.append(topic, partition, entry.key, entry.value, entry.envelope, entry.origin)
+        return True
+
+    # ------------------------------------------------------------------------------------------- consuming
+
+    def pending(self, consumer: Consumer) -> int:
+        return len(self.logs[consumer.topic][consumer.partition]) - self.position[consumer]
+
+    def entry_at(self, consumer: Consumer) -> Entry:
+        return self.logs[consumer.topic][consumer.partition][self.position[consumer]]
+
+    def deliver(self, consumer: Consumer, publish: int | None = None) -> list[tuple[str, int, Envelope[Any]]]:
+        """Hand the next record to the consumer; `publish` = k sends only the first k outputs (then the caller
+        crashes the worker). Returns what was written: (topic, partition, envelope)."""
+        offset = self.position[consumer]
+        entry = self.logs[consumer.topic][consumer.partition][offset]
+        self.position[consumer] = offset + 1
+        if consumer.route is None:
+            written = self._decide(consumer, offset, entry, publish)
+        else:
+            written = self._route(consumer, entry)
+        if self.pending(consumer) == 0:
+            self.waiting.discard(consumer)
+        return written
+
+    def _decide(self, consumer: Consumer, offset: int, entry: Entry, publish: int | None) -> list[Any]:
+        record = Record(consumer.topic, consumer.partition, offset, entry.key, entry.value)
+        outcome: Outcome = run_now(self.workers[consumer.service].handle(record))
+        self.processed[consumer] = max(self.processed[consumer], offset)
+        if outcome.rejected is not None:
+            self.dead_letters.append(DeadLetter(consumer, offset, outcome.rejected))
+        outputs = outcome.outputs if publish is None else outcome.outputs[:publish]
+        origin = (consumer.topic, consumer.partition, offset)
+        return [(*self.publish(envelope, origin), envelope) for envelope in outputs]
+
+    def _route(self, consumer: Consumer, entry: Entry) -> list[Any]:
+        """Copy the bytes unchanged into the inbox under the inbox's key, to every partition for broadcast rules.
+        Records the route does not carry are passed over at once: dropping them is invisible to everyone, so a
+        delivery step is spent on a record that matters (time compression)."""
+        assert consumer.route is not None
+        while not isinstance(entry.envelope.payload, consumer.route.types):
+            if self.pending(consumer) == 0:
+                return []
+            entry = self.entry_at(consumer)
+            self.position[consumer] += 1
+        payload = entry.envelope.payload
+        inbox = self.topology.inbox_of(consumer.service)
+        if isinstance(payload, inbox.broadcast):
+            targets = [(p, entry.key) for p in range(inbox.partitions)]
+        else:
+            key = record_key(payload, inbox)
+            targets = [(partition_of(key, inbox), key.encode())]
+        for partition, key_bytes in targets:
+            self.append(inbox.name, partition, key_bytes, entry.value, entry.envelope)
+        return [(inbox.name, partition, entry.envelope) for partition, _ in targets]
+
+    def commit(self, consumer: Consumer) -> bool:
+        if self.committed[consumer] == self.position[consumer]:
+            return False
+        self.committed[consumer] = self.position[consumer]
+        return True
+
+    def crash(self, service: str) -> None:
+        """The worker dies: every position of the service falls back to its committed offset and the cores'
+        per-partition states are gone (the next record rebuilds them from the inbox)."""
+        for consumer in self.topology.consumers_of(service):
+            self.position[consumer] = self.committed[consumer]
+            if self.pending(consumer):
+                self.waiting.add(consumer)
+        self.workers[service] = self._worker(service)
+
+    def waiting_in_order(self) -> list[Consumer]:
+        return sorted(self.waiting, key=lambda consumer: consumer.index)
+
+    def quiescent(self) -> bool:
+        return not self.waiting

@@ -1,0 +1,148 @@
+"""The two governments and the operators, as the simulator plays them: versioned policy events, each policy's
+revision growing by one. Licences, quotas and batches are of the same order as the orders (tens of chips)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from random import Random
+
+from schemas.policy import (
+    AllocationPolicySet,
+    DeniedPartyDelisted,
+    DeniedPartyListed,
+    ExportLicenceIssued,
+    ExportLicenceRevoked,
+    ImporterAuthorised,
+    ImporterReinstated,
+    ImporterRevoked,
+    ImporterSuspended,
+    ImportUseRulesSet,
+    PolicyEvent,
+    TrancheQuotaSet,
+)
+
+BUYERS = ("bytedance", "alibaba", "tencent")
+NAMES = {"bytedance": "ByteDance Ltd.", "alibaba": "Alibaba Group", "tencent": "Tencent Holdings"}
+POOL = "h200"
+DENIED_LISTS = ("us-denied-parties", "us-entity-list")
+"""Two lists a buyer can be on at once: delisting from one leaves it denied by the other."""
+TRANCHE = "2026-T1"
+BIS, MOFCOM, OPS = "US Commerce, BIS", "MOFCOM", "h200 operations"
+
+
+def licence_of(buyer: str) -> str:
+    return f"BIS-H200-{buyer.upper()}"
+
+
+class Authorities:
+    def __init__(self, rng: Random) -> None:
+        self.rng = rng
+        self.revisions: dict[str, int] = {}
+        self.windows: dict[str, tuple[datetime, datetime]] = {}
+
+    def _revision(self, policy_id: str) -> int:
+        self.revisions[policy_id] = self.revisions.get(policy_id, 0) + 1
+        return self.revisions[policy_id]
+
+    def _window(self, policy_id: str, at: datetime) -> tuple[datetime, datetime]:
+        # Most windows outlast a run; some close during it, so decisions meet expired licences and tranches.
+        if policy_id not in self.windows:
+            days = self.rng.choice((3, 30, 60, 60, 60, 60))
+            self.windows[policy_id] = (at - timedelta(days=1), at + timedelta(days=days))
+        return self.windows[policy_id]
+
+    def baseline(self, at: datetime) -> list[PolicyEvent]:
+        """Use rules and the allocation rule, then for most buyers a licence, an import authorisation and a quota."""
+        found: list[PolicyEvent] = [self.use_rules(at), self.allocation_rule(at, first=True)]
+        for buyer in BUYERS:
+            for make in (self.licence, self.importer_authorised, self.quota):
+                if self.rng.random() < 0.95:
+                    found.append(make(buyer, at))
+        return found
+
+    def change(self, at: datetime) -> PolicyEvent:
+        buyer = self.rng.choice(BUYERS)
+        kind = self.rng.choices(
+            ("licence", "licence_revoked", "importer", "quota", "denied", "rule"), (5, 1, 5, 4, 6, 2)
+        )[0]
+        if kind == "licence":
+            return self.licence(buyer, at)
+        if kind == "licence_revoked":
+            licence = licence_of(buyer)
+            revision = self._revision(f"us-licence/{licence}")
+            return ExportLicenceRevoked(
+                policy_id=f"us-licence/{licence}", revision=revision, effective_at=at, issued_by=BIS,
+                licence_id=licence, buyer_id=buyer, reason="end use concerns",
+            )  # fmt: skip
+        if kind == "importer":
+            return self.importer(buyer, at)
+        if kind == "quota":
+            return self.quota(buyer, at)
+        if kind == "denied":
+            return self.denied(buyer, at)
+        return self.allocation_rule(at)
+
+    def use_rules(self, at: datetime) -> ImportUseRulesSet:
+        return ImportUseRulesSet(
+            policy_id="cn-use-rules",
+            revision=self._revision("cn-use-rules"),
+            effective_at=at,
+            issued_by=MOFCOM,
+            necessary_uses=("ai_research", "model_training", "inference"),
+            required_document_kinds=("end_use_statement", "usage_plan"),
+            max_inference_share_pct=30,
+            min_domestic_commitment_pct=20,
+        )
+
+    def allocation_rule(self, at: datetime, first: bool = False) -> AllocationPolicySet:
+        rule = "first_approved_first_served" if self.rng.random() < (0.7 if first else 0.5) else "pro_rata"
+        policy_id = f"allocation/{POOL}"
+        return AllocationPolicySet(
+            policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=OPS,
+            pool_id=POOL, rule=rule,
+        )  # fmt: skip
+
+    def licence(self, buyer: str, at: datetime) -> ExportLicenceIssued:
+        licence = licence_of(buyer)
+        policy_id = f"us-licence/{licence}"
+        valid_from, valid_until = self._window(policy_id, at)
+        return ExportLicenceIssued(
+            policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=BIS,
+            licence_id=licence, buyer_id=buyer, quantity=self.rng.choice((30, 50, 80, 120)),
+            valid_from=valid_from, valid_until=valid_until,
+        )  # fmt: skip
+
+    def quota(self, buyer: str, at: datetime) -> TrancheQuotaSet:
+        policy_id = f"cn-quota/{TRANCHE}/{buyer}"
+        opens_at, closes_at = self._window(policy_id, at)
+        return TrancheQuotaSet(
+            policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=MOFCOM,
+            tranche_id=TRANCHE, buyer_id=buyer, quantity=self.rng.choice((30, 50, 80, 120)),
+            opens_at=opens_at, closes_at=closes_at,
+        )  # fmt: skip
+
+    def importer_authorised(self, buyer: str, at: datetime) -> ImporterAuthorised:
+        policy_id = f"cn-importer/{buyer}"
+        return ImporterAuthorised(
+            policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=MOFCOM,
+            buyer_id=buyer, buyer_name=NAMES[buyer],
+        )  # fmt: skip
+
+    def importer(self, buyer: str, at: datetime) -> PolicyEvent:
+        kind = self.rng.choices(("suspended", "reinstated", "revoked", "authorised"), (4, 4, 1, 1))[0]
+        if kind == "authorised":
+            return self.importer_authorised(buyer, at)
+        policy_id = f"cn-importer/{buyer}"
+        event = {"suspended": ImporterSuspended, "reinstated": ImporterReinstated, "revoked": ImporterRevoked}[kind]
+        return event(
+            policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=MOFCOM,
+            buyer_id=buyer, reason=f"importer {kind}",
+        )  # fmt: skip
+
+    def denied(self, buyer: str, at: datetime) -> PolicyEvent:
+        policy_id = self.rng.choice(DENIED_LISTS)
+        event = DeniedPartyListed if self.rng.random() < 0.5 else DeniedPartyDelisted
+        return event(
+            policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=BIS,
+            buyer_id=buyer, reason="list updated",
+        )  # fmt: skip

@@ -1,0 +1,61 @@
+"""A seeded run: the authorities' baseline, then at each step one random action (an input from the world, a
+delivery to one consumer, a commit, a crash, a producer retry), then everything delivered. Delay is simply
+not being chosen for a while: any interleaving the random choice can draw is a schedule Kafka allows.
+"""
+
+from __future__ import annotations
+
+from random import Random
+
+from .actions import Commit, Crash, Deliver, Duplicate, Inject
+from .inputs import Inputs
+from .simulation import Result, Simulation
+
+DEFAULT_STEPS = 100
+BASELINE_SETTLED = 0.85
+"""How often the world starts with its baseline policies in force everywhere (else they race the first orders)."""
+WEIGHTS = {"inject": 16, "deliver": 68, "commit": 9, "crash": 2, "crash_mid_send": 1, "duplicate": 4}
+
+
+def run_seed(seed: int, steps: int = DEFAULT_STEPS, verbose: bool = False) -> Result:
+    simulation = Simulation(verbose)
+    rng = Random(seed)
+    inputs = Inputs(seed, Random(rng.getrandbits(64)))
+    kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
+    for envelope in inputs.baseline():
+        simulation.apply(Inject(envelope))
+    if rng.random() < BASELINE_SETTLED:
+        simulation.settle()
+    for _ in range(steps):
+        if simulation.violation is not None:
+            return simulation.finish()
+        kind = rng.choices(kinds, weights)[0]
+        simulation.apply(_action(kind, rng, simulation, inputs))
+    simulation.settle()
+    return simulation.finish()
+
+
+def _action(kind: str, rng: Random, simulation: Simulation, inputs: Inputs) -> object:
+    cluster = simulation.cluster
+    consumers = cluster.topology.consumers
+    if kind == "commit":
+        behind = [c for c in consumers if cluster.committed[c] < cluster.position[c]]
+        if behind:
+            return Commit(rng.choice(behind))
+    if kind == "crash":
+        return Crash(rng.choice(cluster.topology.services).name)
+    if kind == "duplicate":
+        written = [(topic, p, len(log)) for topic, logs in cluster.logs.items() for p, log in enumerate(logs) if log]
+        if written:
+            topic, partition, length = rng.choice(written)
+            return Duplicate(topic, partition, rng.randrange(max(0, length - 3), length))
+    waiting = simulation.pending()
+    if kind == "inject" or not waiting:
+        facts = simulation.oracle.facts
+        lines = [line.payload for line in facts.lines.values()]
+        steps = {line.payload.allocation_id: [s for s, *_ in line.steps] for line in facts.lines.values()}
+        return Inject(inputs.next(lines, steps))
+    consumer = rng.choice(waiting)
+    if kind == "crash_mid_send" and consumer.route is None:
+        return Deliver(consumer, publish=rng.randrange(2))
+    return Deliver(consumer)
