@@ -13,14 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.allocation import AllocationReleased, ChipsAllocated
 from schemas.base import Message
 from schemas.envelope import Envelope
+from schemas.topics import BY_NAME
 from services.allocation import domain as allocation
 from services.common.decider import step
 from services.replay.eventlog import EventLog, Located
 
 SHOWN_FIELDS = 4
+DECISIONS: tuple[type[Message], ...] = BY_NAME["h200.allocations"].messages
+"""Everything the allocation core writes: ledger lines and releases, recalls and suspensions of lines for
+fulfilment, closed orders for approval. Each is compared, so a recall or a close missing or altered is caught."""
 
 Transform = Callable[[int, list[Located]], list[Located]]
 """Rewrites one inbox partition's records before they are folded (what-if runs use it)."""
@@ -97,7 +100,7 @@ class DeterminismReport:
 
 def recorded_decisions(log: EventLog) -> dict[str, list[Located]]:
     found: dict[str, list[Located]] = {}
-    for item in log.located(ChipsAllocated, AllocationReleased):
+    for item in log.located(*DECISIONS):
         found.setdefault(item.envelope.payload.pool_id, []).append(item)  # type: ignore[attr-defined]
     return found
 

@@ -24,7 +24,15 @@ from schemas.envelope import Envelope, order_id_for
 from schemas.fulfilment import RecordFulfilmentStep, Step
 from schemas.intake import DeclaredUse, DeliverySite, DomesticChipCommitment, SubmitOrder, SupportingDocument
 from schemas.routing import home_topic, record_key
-from schemas.topics import APPROVAL_MESSAGES, BY_NAME, EVENT_TOPICS, INTAKE_COMMANDS, POLICY_MESSAGES, Topic
+from schemas.topics import (
+    APPROVAL_MESSAGES,
+    BY_NAME,
+    EVENT_TOPICS,
+    INTAKE_COMMANDS,
+    LINE_MESSAGES,
+    POLICY_MESSAGES,
+    Topic,
+)
 from services.allocation import domain as allocation_core
 from services.approval import domain as approval_core
 from services.common.decider import step
@@ -47,8 +55,16 @@ ROUTES: dict[str, tuple[tuple[str, tuple[type[Message], ...]], ...]] = {
     ),
     "h200.approvals": (("h200.allocation.inbox", APPROVAL_MESSAGES),),
     "h200.supply": (("h200.allocation.inbox", (supply.BatchManufactured,)),),
-    "h200.fulfilment": (("h200.allocation.inbox", (fulfilment.FulfilmentStepRecorded, fulfilment.DeliveryFailed)),),
-    "h200.allocations": (("h200.fulfilment.commands", (allocation.ChipsAllocated, allocation.AllocationReleased)),),
+    "h200.fulfilment": (
+        (
+            "h200.allocation.inbox",
+            (fulfilment.FulfilmentStepRecorded, fulfilment.DeliveryFailed, fulfilment.RecallAnswered),
+        ),
+    ),
+    "h200.allocations": (
+        ("h200.fulfilment.commands", (allocation.ChipsAllocated, allocation.AllocationReleased, *LINE_MESSAGES)),
+        ("h200.approval.inbox", (allocation.OrderClosed,)),
+    ),
 }
 CORES: dict[str, Any] = {
     "h200.intake.inbox": intake_core,
