@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario:
         from .scenarios import SCENARIOS, play
 
-        result = play(SCENARIOS[args.scenario], verbose=True)
+        if args.scenario not in SCENARIOS:
+            parser.error(f"scenarios: {', '.join(SCENARIOS)}")
+        result = play(args.scenario, verbose=True)
         print(result.violation or "no violation")
         return 1 if result.violation else 0
     if args.seed is not None:

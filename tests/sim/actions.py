@@ -13,9 +13,11 @@ from .topology import Consumer
 
 @dataclass(frozen=True)
 class Inject:
-    """An upstream system, an operator or an authority sends a message (built with the sim clock's time)."""
+    """An upstream system, an operator or an authority sends a message (built with the sim clock's time), to
+    the partition of its key unless `partition` says where another client's partitioner put it."""
 
     envelope: Envelope[Any]
+    partition: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ def describe_message(envelope: Envelope[Any]) -> str:
 
 def describe(action: Action) -> str:
     match action:
-        case Inject(envelope):
-            return f"inject {describe_message(envelope)} at {envelope.occurred_at:%m-%d %H:%M}"
+        case Inject(envelope, partition):
+            where = "" if partition is None else f" on partition {partition}"
+            return f"inject {describe_message(envelope)} at {envelope.occurred_at:%m-%d %H:%M}{where}"
         case Deliver(consumer, None):
             return f"deliver {consumer.name}"
         case Deliver(consumer, publish):

@@ -8,6 +8,9 @@ things happened in the simulated world, which no single service can see.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import inspect
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -42,14 +45,34 @@ class DeadLetter:
     error: ContractError
 
 
+class _FailFast:
+    """The workers' lifecycle in the simulator: a wait means a rebuild failed, which the in-memory log never
+    causes by itself, so it is reported at once instead of being retried forever."""
+
+    should_stop = False
+
+    async def sleep(self, n: float) -> None:
+        raise RuntimeError("a rebuild failed and would be retried: the in-memory log never fails")
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
 def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine that never waits: the in-memory log answers at once, so one send finishes it."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    coroutine.close()
-    raise RuntimeError("a worker waited (a rebuild failed and is being retried?): the in-memory log never blocks")
+    """Run a worker's coroutine to its end. The in-memory log answers at once, so nothing ever sleeps; one event
+    loop per process serves every run (closed at exit, so no warning names an unclosed loop)."""
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+        atexit.register(_LOOP.close)
+    return _LOOP.run_until_complete(coroutine)
+
+
+def make_worker(core: Any, replay: Any) -> PartitionedCore:
+    """The real per-partition runner; given a fail-fast lifecycle where its version takes one."""
+    if "lifecycle" in inspect.signature(PartitionedCore).parameters:
+        return PartitionedCore(core, replay, MAX_MESSAGE_BYTES, lifecycle=_FailFast())
+    return PartitionedCore(core, replay, MAX_MESSAGE_BYTES)
 
 
 class Cluster:
@@ -74,7 +97,7 @@ class Cluster:
         """Consumers with records to read (kept as records are written and read: asked at every step)."""
 
     def _worker(self, service: str) -> PartitionedCore:
-        return PartitionedCore(self.topology.service(service).core, self._replay, MAX_MESSAGE_BYTES)
+        return make_worker(self.topology.service(service).core, self._replay)
 
     async def _replay(self, topic: str, partition: int, until: int) -> AsyncIterator[Record]:
         for offset, entry in enumerate(self.logs[topic][partition][:until]):
@@ -92,10 +115,12 @@ class Cluster:
         self.fresh.append((topic, partition, len(log) - 1))
         return len(log) - 1
 
-    def publish(self, envelope: Envelope[Any], origin: tuple[str, int, int] | None = None) -> tuple[str, int]:
+    def publish(
+        self, envelope: Envelope[Any], origin: tuple[str, int, int] | None = None, partition: int | None = None
+    ) -> tuple[str, int]:
         """Send to the message's home topic under the envelope's key, as a worker or an upstream client does."""
         topic = home_topic(envelope.payload)
-        partition = partition_of(envelope.key, topic)
+        partition = partition_of(envelope.key, topic) if partition is None else partition
         self.append(topic.name, partition, envelope.key.encode(), encode(envelope), envelope, origin)
         return topic.name, partition
 

@@ -56,7 +56,7 @@ def document(buyer: str, ref: str, kind: str) -> SupportingDocument:
 class Inputs:
     """The world outside the services. `facts` reads the simulated topics (ledger lines, recorded steps)."""
 
-    def __init__(self, seed: int, rng: Random) -> None:
+    def __init__(self, seed: int | str, rng: Random) -> None:
         self.seed, self.rng = seed, rng
         self.clock = T0
         self.count = 0
@@ -119,9 +119,9 @@ class Inputs:
             )
         return self.envelope(self.submission(rng.choice(BUYERS)))
 
-    def submission(self, buyer: str, quantity: int | None = None) -> SubmitOrder:
+    def submission(self, buyer: str, quantity: int | None = None, complete: bool | None = None) -> SubmitOrder:
         ref = f"{buyer[:2].upper()}-{len(self.orders) + 1:03}"
-        complete = self.rng.random() < 0.85
+        complete = self.rng.random() < 0.85 if complete is None else complete
         self.orders.append((buyer, ref, complete))
         return self.order(buyer, ref, quantity or self.rng.choice((10, 20, 30, 40, 50)), complete)
 

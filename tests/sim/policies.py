@@ -102,22 +102,22 @@ class Authorities:
             pool_id=POOL, rule=rule,
         )  # fmt: skip
 
-    def licence(self, buyer: str, at: datetime) -> ExportLicenceIssued:
+    def licence(self, buyer: str, at: datetime, quantity: int | None = None) -> ExportLicenceIssued:
         licence = licence_of(buyer)
         policy_id = f"us-licence/{licence}"
         valid_from, valid_until = self._window(policy_id, at)
         return ExportLicenceIssued(
             policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=BIS,
-            licence_id=licence, buyer_id=buyer, quantity=self.rng.choice((30, 50, 80, 120)),
+            licence_id=licence, buyer_id=buyer, quantity=quantity or self.rng.choice((30, 50, 80, 120)),
             valid_from=valid_from, valid_until=valid_until,
         )  # fmt: skip
 
-    def quota(self, buyer: str, at: datetime) -> TrancheQuotaSet:
+    def quota(self, buyer: str, at: datetime, quantity: int | None = None) -> TrancheQuotaSet:
         policy_id = f"cn-quota/{TRANCHE}/{buyer}"
         opens_at, closes_at = self._window(policy_id, at)
         return TrancheQuotaSet(
             policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=MOFCOM,
-            tranche_id=TRANCHE, buyer_id=buyer, quantity=self.rng.choice((30, 50, 80, 120)),
+            tranche_id=TRANCHE, buyer_id=buyer, quantity=quantity or self.rng.choice((30, 50, 80, 120)),
             opens_at=opens_at, closes_at=closes_at,
         )  # fmt: skip
 
@@ -128,8 +128,8 @@ class Authorities:
             buyer_id=buyer, buyer_name=NAMES[buyer],
         )  # fmt: skip
 
-    def importer(self, buyer: str, at: datetime) -> PolicyEvent:
-        kind = self.rng.choices(("suspended", "reinstated", "revoked", "authorised"), (4, 4, 1, 1))[0]
+    def importer(self, buyer: str, at: datetime, kind: str | None = None) -> PolicyEvent:
+        kind = kind or self.rng.choices(("suspended", "reinstated", "revoked", "authorised"), (4, 4, 1, 1))[0]
         if kind == "authorised":
             return self.importer_authorised(buyer, at)
         policy_id = f"cn-importer/{buyer}"
@@ -139,9 +139,10 @@ class Authorities:
             buyer_id=buyer, reason=f"importer {kind}",
         )  # fmt: skip
 
-    def denied(self, buyer: str, at: datetime) -> PolicyEvent:
-        policy_id = self.rng.choice(DENIED_LISTS)
-        event = DeniedPartyListed if self.rng.random() < 0.5 else DeniedPartyDelisted
+    def denied(self, buyer: str, at: datetime, listed: bool | None = None, on: str | None = None) -> PolicyEvent:
+        policy_id = on or self.rng.choice(DENIED_LISTS)
+        listed = self.rng.random() < 0.5 if listed is None else listed
+        event = DeniedPartyListed if listed else DeniedPartyDelisted
         return event(
             policy_id=policy_id, revision=self._revision(policy_id), effective_at=at, issued_by=BIS,
             buyer_id=buyer, reason="list updated",

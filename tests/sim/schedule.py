@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from random import Random
 
+from schemas.routing import home_topic
+from schemas.topics import CATALOGUE
+
 from .actions import Commit, Crash, Deliver, Duplicate, Inject
 from .inputs import Inputs
 from .simulation import Result, Simulation
+from .topology import Topology
 
 DEFAULT_STEPS = 100
 BASELINE_SETTLED = 0.85
 """How often the world starts with its baseline policies in force everywhere (else they race the first orders)."""
+OTHER_PARTITIONER = 0.3
+"""How often an upstream client's partitioner, not our key, picks the partition (where the catalogue allows it)."""
 WEIGHTS = {"inject": 16, "deliver": 68, "commit": 9, "crash": 2, "crash_mid_send": 1, "duplicate": 4}
 
 
@@ -54,8 +60,19 @@ def _action(kind: str, rng: Random, simulation: Simulation, inputs: Inputs) -> o
         facts = simulation.oracle.facts
         lines = [line.payload for line in facts.lines.values()]
         steps = {line.payload.allocation_id: [s for s, *_ in line.steps] for line in facts.lines.values()}
-        return Inject(inputs.next(lines, steps))
+        envelope = inputs.next(lines, steps)
+        topic = home_topic(envelope.payload)
+        if topic.name in any_partition(cluster.topology) and rng.random() < OTHER_PARTITIONER:
+            return Inject(envelope, rng.randrange(topic.partitions))
+        return Inject(envelope)
     consumer = rng.choice(waiting)
     if kind == "crash_mid_send" and consumer.route is None:
         return Deliver(consumer, publish=rng.randrange(2))
     return Deliver(consumer)
+
+
+def any_partition(topology: Topology) -> frozenset[str]:
+    """Topics upstream clients write with their own partitioners, and that a router (never a decider) reads:
+    there the partition carries no meaning, so the simulator lets it be anything."""
+    inboxes = {service.inbox.name for service in topology.services}
+    return frozenset(t.name for t in CATALOGUE if "upstream" in t.producers and t.name not in inboxes)

@@ -52,8 +52,8 @@ class Simulation:
     def _effect(self, action: Action) -> str | None:
         cluster = self.cluster
         match action:
-            case Inject(envelope):
-                topic, partition = cluster.publish(envelope)
+            case Inject(envelope, partition):
+                topic, partition = cluster.publish(envelope, partition=partition)
                 return f" -> {topic}:{partition}"
             case Deliver(consumer, publish):
                 if cluster.pending(consumer) == 0:

@@ -1,0 +1,55 @@
+"""The whole system under the simulator: H200_SIM_SEEDS seeded runs (default 10,000, a few minutes on two cores;
+`make unit` runs a few hundred) of the real cores and routes with crashes, redelivery and producer retries, every
+invariant checked after every step. A failure names its seed and prints the shortest trace found.
+
+Checks whose defect is known and not fixed yet in the cores are listed in KNOWN_OPEN: they are reported by
+their own test, expected to fail until the fix lands (then it passes and the entry should go).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .search import Failure, Summary, report, search
+
+SEEDS = int(os.environ.get("H200_SIM_SEEDS", "10000"))
+START = int(os.environ.get("H200_SIM_START", "0"))
+
+KNOWN_OPEN: dict[str, str] = {
+    "fafs-inversion": "(c) first-approved-first-served depends on how late an approval reaches allocation",
+    "retry-ignored": "(e) services/common/partitions.py drops the identical retry of a report refused as "
+    "unknown_allocation by its id, before the fulfilment core (which now forgets it) sees it",
+}
+
+
+@pytest.fixture(scope="module")
+def summary() -> Summary:
+    return search(SEEDS, START)
+
+
+def _explain(failures: list[Failure], total: int, shrink: bool = True) -> str:
+    """Each broken check with its first seed, shrunk to the shortest trace found (known ones just listed)."""
+    first: dict[str, Failure] = {}
+    for failure in sorted(failures, key=lambda f: f.seed):
+        first.setdefault(failure.check, failure)
+    if shrink:
+        shown = "\n\n".join(report(failure.seed, budget_s=20.0) for failure in first.values())
+    else:
+        shown = "\n".join(f"{f.check}: seed {f.seed}: {f.message}" for f in first.values())
+    return f"{len(failures)} of {total} seeds break an invariant (python -m tests.sim --seed N replays one):\n{shown}"
+
+
+def test_no_seed_breaks_an_invariant(summary: Summary) -> None:
+    failures = [f for f in summary.failures if f.check not in KNOWN_OPEN]
+    assert summary.seeds == SEEDS
+    if failures:
+        pytest.fail(_explain(failures, summary.seeds), pytrace=False)
+
+
+@pytest.mark.xfail(reason="known defects not fixed yet: " + "; ".join(KNOWN_OPEN.values()), strict=False)
+def test_no_seed_shows_a_known_open_defect(summary: Summary) -> None:
+    failures = [f for f in summary.failures if f.check in KNOWN_OPEN]
+    if failures:
+        pytest.fail(_explain(failures, summary.seeds, shrink=False), pytrace=False)
