@@ -90,9 +90,7 @@ def build_log(records: Iterable[LogRecord], topics: Iterable[str], source: str =
     for record in records:
         log.ends[(record.topic, record.partition)] = record.offset + 1
         try:
-            if record.value is None:
-                raise ContractError("empty_value", "the record has no value")
-            envelope = decode(record.value)
+            envelope = _decode(record)
         except ContractError as error:
             log.undecodable += 1
             log.rejected.append(f"{record.spot}: {error}")
@@ -107,3 +105,16 @@ def build_log(records: Iterable[LogRecord], topics: Iterable[str], source: str =
         log.events.append(envelope)
         log.spots.append(record.spot)
     return log
+
+
+def _decode(record: LogRecord) -> Envelope[Message]:
+    """The record's envelope; any failure to read it is a ContractError naming it, so one bad record is reported
+    where it is and the rest of the log is still checked."""
+    if record.value is None:
+        raise ContractError("empty_value", "the record has no value")
+    try:
+        return decode(record.value)
+    except ContractError:
+        raise
+    except Exception as exc:  # e.g. RecursionError on deeply nested JSON: the record is bad, not the audit
+        raise ContractError("undecodable", f"the decoder failed on it: {type(exc).__name__}: {exc}") from None

@@ -89,8 +89,8 @@ def decode_record(text: str, where: str) -> LogRecord:
         headers = tuple((str(name), _header_bytes(data)) for name, data in line.get("headers", ()))
         timestamp = line.get("timestamp")
         return LogRecord(topic, partition, offset, key, value, None if timestamp is None else int(timestamp), headers)
-    except (ValueError, KeyError, TypeError) as exc:
-        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
         raise ReplayError(f"{where}: not a record of an h200 export ({detail})") from None
 
 

@@ -3,6 +3,7 @@ in offset order), and write records back to the partitions they came from (for `
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
@@ -17,6 +18,8 @@ FETCH_BYTES = 16 * 1024 * 1024
 POLL_RECORDS = 10_000
 SEND_CHUNK = 10_000
 SEND_TIMEOUT_S = 60
+STALL_S = 60.0
+"""How long a read may stay at one offset below the partition's end before it gives up."""
 
 
 def _partitions(consumer: KafkaConsumer, bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
@@ -44,7 +47,8 @@ def read_topics(bootstrap: str, topics: Iterable[str], stream: TextIO | None = N
         for tp in partitions:
             consumer.assign([tp])
             consumer.seek_to_beginning(tp)
-            while consumer.position(tp) < ends[tp]:
+            stall = _Stall(tp, ends[tp])
+            while stall.reading(consumer.position(tp)):
                 for batch in consumer.poll(timeout_ms=1000, max_records=POLL_RECORDS).values():
                     for record in batch:
                         if record.offset < ends[tp]:
@@ -59,6 +63,26 @@ def read_topics(bootstrap: str, topics: Iterable[str], stream: TextIO | None = N
                             )
                     progress.advance(len(batch))
         progress.close()
+
+
+class _Stall:
+    """Ends a read that makes no progress: a broker gone mid-read would otherwise leave the reader polling forever."""
+
+    def __init__(self, tp: TopicPartition, end: int) -> None:
+        self.tp, self.end = tp, end
+        self.position, self.since = -1, time.monotonic()
+
+    def reading(self, position: int) -> bool:
+        if position >= self.end:
+            return False
+        if position != self.position:
+            self.position, self.since = position, time.monotonic()
+        elif time.monotonic() - self.since > STALL_S:
+            raise ReplayError(
+                f"reading {self.tp.topic}[{self.tp.partition}] made no progress for {STALL_S:.0f} s at offset "
+                f"{position} of {self.end}: check that the broker is up and the partition has a leader, then retry"
+            )
+        return True
 
 
 def record_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:

@@ -1,29 +1,46 @@
-"""A buyer never exceeds its licence or its import quota: open approvals against the revision each approval cites,
-as they run (a buyer's approvals and releases share one partition of h200.approvals) and at the end against the
-latest revision; and each approval falls within the validity window of what it cites.
+"""A buyer never exceeds its licence or its import quota, counted from the facts, not from approval's own sums.
+
+What an order takes from the licence and the tranche quota its approval cites: while the approval stands, the
+chips approved (they may still be allocated); once it ended (ApprovalReleased), the chips it keeps, i.e. its
+lines that shipped and were not lost or refused (services.replay.shipped). Chips that left never come back, so
+a release that gives them back to the licence does not make room. Checked at every approval, in the order
+approval decided (a buyer's approvals and releases share one partition of h200.approvals), against the
+revision the approval cites; at the end against the latest revision, where chips shipped alone above it are
+named apart. Each approval must also fall within the validity window of what it cites.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from schemas.approval import ApprovalReleased, OrderApproved
 from schemas.base import PolicyRef
 from schemas.envelope import Envelope
 from schemas.policy import ExportLicenceIssued, PolicyEvent, TrancheQuotaSet
 from services.replay.eventlog import EventLog
+from services.replay.shipped import kept_by_order
 from services.replay.violations import Violation, ids
 
 Event = Envelope[Any]
+Key = tuple[str, str]
+"""("licence", licence id) or ("quota", "buyer/tranche")."""
+SHOWN_ORDERS = 10
 
 
-def _policies(log: EventLog) -> dict[tuple[str, int], Event]:
-    return {(e.payload.policy_id, e.payload.revision): e for e in log.of(PolicyEvent)}  # type: ignore[attr-defined]
+def _limit_key(p: Any) -> Key:
+    if isinstance(p, ExportLicenceIssued):
+        return ("licence", p.licence_id)
+    return ("quota", f"{p.buyer_id}/{p.tranche_id}")
 
 
-def _cited(refs: tuple[PolicyRef, ...], policies: dict[tuple[str, int], Event], key: tuple[str, str]) -> Event | None:
+def _keys(approval: Any) -> tuple[Key, Key]:
+    return ("licence", approval.licence_id), ("quota", f"{approval.buyer_id}/{approval.tranche_id}")
+
+
+def _cited(refs: tuple[PolicyRef, ...], policies: dict[tuple[str, int], Event], key: Key) -> Event | None:
     """The revision of the licence or the tranche quota (`key`) that a decision cites."""
     for ref in refs:
         found = policies.get((ref.policy_id, ref.revision))
@@ -33,44 +50,85 @@ def _cited(refs: tuple[PolicyRef, ...], policies: dict[tuple[str, int], Event], 
     return None
 
 
+class _Use:
+    """Per licence and per quota, as approvals stand and end: chips under standing approvals (what they approved,
+    or more if more shipped) and chips kept by ended orders. Sums are kept as they run: logs are long."""
+
+    def __init__(self, kept: dict[UUID, int]) -> None:
+        self.kept = kept
+        self.approvals: dict[UUID, Event] = {}
+        self.ended: set[UUID] = set()
+        self.standing: Counter[Key] = Counter()
+        self.kept_by_ended: Counter[Key] = Counter()
+
+    def _standing(self, approval: Event) -> int:
+        return int(max(approval.payload.approved_quantity, self.kept.get(approval.payload.order_id, 0)))
+
+    def approve(self, approval: Event) -> None:
+        order_id = approval.payload.order_id
+        self._forget(order_id)  # approved again: the new approval replaces the old one
+        self.approvals[order_id] = approval
+        for key in _keys(approval.payload):
+            self.standing[key] += self._standing(approval)
+
+    def _forget(self, order_id: UUID) -> None:
+        old = self.approvals.pop(order_id, None)
+        if old is None:
+            return
+        for key in _keys(old.payload):
+            if order_id in self.ended:
+                self.kept_by_ended[key] -= self.kept.get(order_id, 0)
+            else:
+                self.standing[key] -= self._standing(old)
+        self.ended.discard(order_id)
+
+    def end(self, order_id: UUID) -> None:
+        approval = self.approvals.get(order_id)
+        if approval is None or order_id in self.ended:
+            return
+        self.ended.add(order_id)
+        for key in _keys(approval.payload):
+            self.standing[key] -= self._standing(approval)
+            self.kept_by_ended[key] += self.kept.get(order_id, 0)
+
+    def of(self, key: Key) -> tuple[int, int]:
+        """(chips under standing approvals, chips kept by ended orders)."""
+        return self.standing[key], self.kept_by_ended[key]
+
+    def shipped(self) -> dict[Key, list[Event]]:
+        """Per licence and quota, the approvals of the orders that keep chips."""
+        found: dict[Key, list[Event]] = defaultdict(list)
+        for order_id, approval in self.approvals.items():
+            if self.kept.get(order_id, 0):
+                for key in _keys(approval.payload):
+                    found[key].append(approval)
+        return found
+
+
 def licence_and_quota(log: EventLog) -> list[Violation]:
-    """A buyer's open approvals never exceed the licence or the tranche quota they draw on, as they run and at the
-    end; each approval falls within the validity window of the licence and tranche revisions it cites."""
-    policies = _policies(log)
-    latest: dict[tuple[str, str], Event] = {}
-    for e in log.of(ExportLicenceIssued, TrancheQuotaSet):
-        p: Any = e.payload
-        latest[_limit_key(p)] = e
-    open_: Counter[tuple[str, str]] = Counter()
-    last_approval: dict[tuple[str, str], Event] = {}
+    """Every licence and tranche quota a buyer's orders took more of than allowed, and approvals out of window."""
+    policies = {(e.payload.policy_id, e.payload.revision): e for e in log.of(PolicyEvent)}  # type: ignore[attr-defined]
+    latest: dict[Key, Event] = {_limit_key(e.payload): e for e in log.of(ExportLicenceIssued, TrancheQuotaSet)}
+    use = _Use(kept_by_order(log))
+    reported: set[Key] = set()
     problems: list[Violation] = []
     for e in log.of(OrderApproved, ApprovalReleased):
-        p = e.payload
-        keys = (("licence", p.licence_id), ("quota", f"{p.buyer_id}/{p.tranche_id}"))
+        p: Any = e.payload
         if isinstance(p, ApprovalReleased):
-            for key in keys:
-                open_[key] -= p.quantity
+            use.end(p.order_id)
             continue
-        for key in keys:
-            open_[key] += p.approved_quantity
-            last_approval[key] = e
-            limit = _cited(p.policy_refs, policies, key) or latest.get(key)
-            problems += _within(key, open_[key], limit, e)
-    for key, used in open_.items():
-        limit = latest.get(key)
-        if limit is not None and used > limit.payload.quantity:
-            message = f"{key[0]} {key[1]}: {used} chips under open approvals at the end, its latest revision allows "
-            problems.append(Violation(f"{key[0]}_exceeded", f"{message}{limit.payload.quantity}", ids(limit)))
+        use.approve(e)
+        for key in _keys(p):
+            problems += _within(key, use.of(key), _cited(p.policy_refs, policies, key) or latest.get(key), e, reported)
+    shipped = use.shipped()
+    for key, limit in latest.items():
+        problems += _at_the_end(key, use, shipped.get(key, []), limit, reported)
     return problems
 
 
-def _limit_key(p: Any) -> tuple[str, str]:
-    if isinstance(p, ExportLicenceIssued):
-        return ("licence", p.licence_id)
-    return ("quota", f"{p.buyer_id}/{p.tranche_id}")
-
-
-def _within(key: tuple[str, str], used: int, limit: Event | None, approval: Event) -> list[Violation]:
+def _within(
+    key: Key, used: tuple[int, int], limit: Event | None, approval: Event, reported: set[Key]
+) -> list[Violation]:
     kind, name = key
     a: Any = approval.payload
     if limit is None:
@@ -79,8 +137,9 @@ def _within(key: tuple[str, str], used: int, limit: Event | None, approval: Even
         ]
     p: Any = limit.payload
     problems = []
-    if used > p.quantity:
-        message = f"{kind} {name}: {used} chips under open approvals, revision {p.revision} allows {p.quantity}"
+    if sum(used) > p.quantity and key not in reported:
+        reported.add(key)  # the first approval that takes too much is named; the ones after it follow from it
+        message = f"{kind} {name}: {_use(used)}, revision {p.revision} allows {p.quantity}"
         problems.append(Violation(f"{kind}_exceeded", message, ids(limit, approval)))
     start, end = (p.valid_from, p.valid_until) if kind == "licence" else (p.opens_at, p.closes_at)
     if not start <= a.decided_at < end:
@@ -89,6 +148,30 @@ def _within(key: tuple[str, str], used: int, limit: Event | None, approval: Even
         )
         problems.append(Violation(f"{kind}_not_in_force", message, ids(limit, approval)))
     return problems
+
+
+def _at_the_end(key: Key, use: _Use, keeping: list[Event], limit: Event, reported: set[Key]) -> list[Violation]:
+    kind, name = key
+    p: Any = limit.payload
+    shipped = sum(use.kept[a.payload.order_id] for a in keeping)
+    if shipped > p.quantity:
+        named = ", ".join(str(a.payload.order_id) for a in keeping[:SHOWN_ORDERS])
+        message = (
+            f"{kind} {name}: {shipped} chips shipped and not lost or refused (orders {named}), its latest "
+            f"revision {p.revision} allows {p.quantity}"
+        )
+        return [Violation(f"{kind}_exceeded_by_shipped_chips", message, ids(limit, *keeping[:SHOWN_ORDERS]))]
+    used = use.of(key)
+    if sum(used) > p.quantity and key not in reported:
+        message = f"{kind} {name}: {_use(used)} at the end, its latest revision {p.revision} allows {p.quantity}"
+        return [Violation(f"{kind}_exceeded", message, ids(limit))]
+    return []
+
+
+def _use(used: tuple[int, int]) -> str:
+    standing, kept = used
+    kept_text = f" and {kept} chips kept by ended orders" if kept else ""
+    return f"{standing} chips under open approvals{kept_text}"
 
 
 def _window(start: datetime, end: datetime) -> str:

@@ -98,8 +98,11 @@ def _add_checks(commands_: Commands) -> None:
         "verify",
         help="check every invariant of the domain over the log, the decision trail, determinism and the live "
         "read model",
-        description="Exits 1 if anything is violated; each violation names the events involved. The live read "
-        "model is compared when reading the cluster, or with --redis-url when reading a file.",
+        description="Exits 1 if anything is violated; each violation names the events involved. Besides the "
+        "invariants of domain.md (chips that shipped count as gone from their batch, licences and quotas count "
+        "the chips that left, one order per buyer and upstream ref), every fact must come from a producer the "
+        "catalogue allows for it, and every record must decode. The live read model is compared when reading the "
+        "cluster, or with --redis-url when reading a file.",
     )
     _source(check)
     check.add_argument("--redis-url", help="the read model's Redis (default with Kafka: $H200_REDIS_URL)")

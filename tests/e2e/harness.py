@@ -104,7 +104,8 @@ class System:
 
     # --- traffic ---------------------------------------------------------------------------------------
 
-    def publish(self, payloads: Iterable[Message], producer: str = "e2e") -> list[Envelope[Message]]:
+    def publish(self, payloads: Iterable[Message], producer: str = "ops") -> list[Envelope[Message]]:
+        # As ops: verify holds each fact to the producers the catalogue allows (policies and batches are ops')
         return publish(self.bootstrap, payloads, producer)
 
     def raw_producer(self) -> KafkaProducer:
@@ -210,7 +211,7 @@ class Stream(threading.Thread):
             with producer(self.bootstrap) as client:
                 for start in range(0, len(self.payloads), self.chunk):
                     for payload in self.payloads[start : start + self.chunk]:
-                        envelope = envelope_for(payload, "e2e")
+                        envelope = envelope_for(payload, "ops")
                         client.send(home_topic(payload).name, key=envelope.key.encode(), value=encode(envelope))
                     client.flush(timeout=30)
                     self.sent = min(start + self.chunk, len(self.payloads))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,25 @@ def test_verify_catches_a_quantity_altered_in_the_export(export: str, capsys: py
     report = json.loads(out)
     assert code == 1 and report["ok"] is False
     assert report["determinism"]["divergences"][0]["what"] == "payload.quantity: expected 500, recorded 499"
+
+
+def test_verify_names_a_decision_by_another_producer_and_an_unreadable_record_in_the_export(
+    export: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = read_lines(Path(export))
+    approval = next(line for line in lines if line.get("value", {}).get("type") == "OrderApproved")
+    approval["value"]["producer"] = "ops"
+    nested = {**approval, "offset": 99, "value_b64": base64.b64encode(b"[" * 100_000).decode()}
+    del nested["value"]
+    write_lines(Path(export), [*lines, nested])
+
+    code, out, _ = run(capsys, "verify", "--from-file", export)
+
+    assert code == 1
+    assert "  records decode ............ FAILED (1 undecodable)" in out
+    assert f"    {approval['topic']}[{approval['partition']}]@99: " in out
+    assert f"    [impersonated_producer] OrderApproved {approval['value']['id']} at {approval['topic']}[" in out
+    assert out.splitlines()[-1] == "verdict: VIOLATIONS FOUND"
 
 
 def test_determinism_catches_two_inbox_records_swapped(export: str, capsys: pytest.CaptureFixture[str]) -> None:
