@@ -136,9 +136,11 @@ CATALOGUE: tuple[Topic, ...] = (
     ),
     Topic(
         name="h200.approvals",
-        key="buyer_id",
-        partitions=6,
-        description="Two-gate decisions on orders and their later suspension, revocation and release.",
+        key="pool_id",
+        partitions=3,
+        description="Two-gate decisions on orders and their later suspension, cancellation, revocation and release. "
+        "Keyed by pool: a pool's approvals are in one partition, in the order they were recorded, which is the "
+        "rank of first-approved-first-served whatever the copy latency into the allocation inbox.",
         messages=APPROVAL_MESSAGES,
         producers=("approval",),
         consumers=("allocation", "projector"),
@@ -228,11 +230,17 @@ def inputs_of(service: str) -> tuple[str, ...]:
 
 
 DEAD_LETTER_HEADERS = {
-    "dlq.error_code": "stable code of the failure, e.g. malformed_json, invalid_payload, unknown_message_type",
+    "dlq.error_code": "stable code of the failure, e.g. malformed_json, too_deep, number_too_long, duplicate_key, "
+    "invalid_payload, unknown_message_type, oversized, empty_value, processing_failed",
     "dlq.error": "what is wrong, naming the field",
     "dlq.source_topic": "topic the record was read from",
     "dlq.source_partition": "its partition (decimal)",
     "dlq.source_offset": "its offset (decimal)",
     "dlq.service": "the service that refused it",
     "dlq.at": "when it was refused (ISO 8601, UTC)",
+    "dlq.original_length": "length of the original value in bytes (decimal; 0 for a record without a value)",
+    "dlq.original_sha256": "SHA-256 of the original value (hex), to check a copy found at the source coordinates",
+    "dlq.truncated": "true when the record did not fit in a dead letter whole: the value is then its first 64 KiB "
+    "(less if the cluster's limit leaves less), the key its first 1 KiB, and the record's own headers are dropped "
+    "if they do not fit; false otherwise",
 }
