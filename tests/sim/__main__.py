@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="processes (default: one per core)")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds to spend shrinking a failure")
     parser.add_argument("--scenario", help="play a named scenario")
+    parser.add_argument("--digests", action="store_true", help="with --seeds: print each run's digest, one process")
     args = parser.parse_args(argv)
     if args.scenario:
         from .scenarios import SCENARIOS, play
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.seeds is None:
         parser.error("give --seed, --seeds or --scenario")
+    if args.digests:
+        for seed in range(args.start, args.start + args.seeds):
+            print(seed, run_seed(seed, args.steps).digest())
+        return 0
     summary = search(args.seeds, args.start, args.steps, args.jobs, progress=print_progress)
     print(file=sys.stderr)
     print(f"{summary.seeds:,} seeds in {summary.seconds:.1f} s ({summary.seeds / summary.seconds:,.0f} seeds/s)")

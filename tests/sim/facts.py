@@ -70,6 +70,8 @@ class Order:
     standing: list[tuple[datetime, int, str, Envelope[Any]]] = field(default_factory=list)
     """(decided_at, seq, status, event) for every approval event, in log order."""
     lines: list[Line] = field(default_factory=list)
+    closed: tuple[int, Envelope[Any]] | None = None
+    """(seq, OrderClosed): the order book's word that the order takes no more chips, once the protocol has one."""
 
     @property
     def status(self) -> str | None:
@@ -92,7 +94,9 @@ class Order:
         """Licence and quota use the order stands for: its approval while open, what it kept once ended."""
         if self.approved is None:
             return 0
-        return self.gone_chips() if self.status == "ended" else self.approved.approved_quantity
+        if self.status == "ended":
+            return self.gone_chips()
+        return max(self.approved.approved_quantity, self.gone_chips())
 
 
 @dataclass
@@ -150,6 +154,8 @@ class Facts:
                 self.order(payload.order_id).lines.append(line)
         elif kind == "AllocationReleased":
             self._released(envelope, seq)
+        elif kind == "OrderClosed":
+            self.order(payload.order_id).closed = (seq, envelope)
         elif kind == "FulfilmentStepRecorded":
             self.recorded.add((payload.allocation_id, payload.step))
             line = self.lines.get(payload.allocation_id)
@@ -181,3 +187,12 @@ class Facts:
             if order.approved is not None
             and (order.approved.buyer_id, order.approved.tranche_id) == (buyer, tranche_id)
         )
+
+    def kept_by(self, buyer: str) -> list[Envelope[Any]]:
+        """The approval events and shipped lines of a buyer's ended orders: what shows an over-commitment."""
+        shown = []
+        for order in self.orders.values():
+            if order.approved is not None and order.approved.buyer_id == buyer and order.status == "ended":
+                shown += [event for *_, event in order.standing]
+                shown += [line.allocated for line in order.lines if line.gone]
+        return shown

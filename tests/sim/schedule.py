@@ -28,6 +28,7 @@ def run_seed(seed: int, steps: int = DEFAULT_STEPS, verbose: bool = False) -> Re
     rng = Random(seed)
     inputs = Inputs(seed, Random(rng.getrandbits(64)))
     kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
+    free = any_partition(simulation.cluster.topology)
     for envelope in inputs.baseline():
         simulation.apply(Inject(envelope))
     if rng.random() < BASELINE_SETTLED:
@@ -36,12 +37,12 @@ def run_seed(seed: int, steps: int = DEFAULT_STEPS, verbose: bool = False) -> Re
         if simulation.violation is not None:
             return simulation.finish()
         kind = rng.choices(kinds, weights)[0]
-        simulation.apply(_action(kind, rng, simulation, inputs))
+        simulation.apply(_action(kind, rng, simulation, inputs, free))
     simulation.settle()
     return simulation.finish()
 
 
-def _action(kind: str, rng: Random, simulation: Simulation, inputs: Inputs) -> object:
+def _action(kind: str, rng: Random, simulation: Simulation, inputs: Inputs, free: frozenset[str]) -> object:
     cluster = simulation.cluster
     consumers = cluster.topology.consumers
     if kind == "commit":
@@ -62,7 +63,7 @@ def _action(kind: str, rng: Random, simulation: Simulation, inputs: Inputs) -> o
         steps = {line.payload.allocation_id: [s for s, *_ in line.steps] for line in facts.lines.values()}
         envelope = inputs.next(lines, steps)
         topic = home_topic(envelope.payload)
-        if topic.name in any_partition(cluster.topology) and rng.random() < OTHER_PARTITIONER:
+        if topic.name in free and rng.random() < OTHER_PARTITIONER:
             return Inject(envelope, rng.randrange(topic.partitions))
         return Inject(envelope)
     consumer = rng.choice(waiting)

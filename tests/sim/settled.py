@@ -14,7 +14,7 @@ from services.common.decider import step
 
 from .cluster import Cluster
 from .facts import SHIPPED, Facts
-from .invariants import Violation
+from .violation import Violation
 
 FAFS = "first_approved_first_served"
 

@@ -3,15 +3,17 @@ actions to a fresh world gives the same run, which is what replay and shrinking 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .actions import Action, Commit, Crash, Deliver, Duplicate, Inject, describe, describe_message
 from .cluster import Cluster
-from .invariants import Oracle, Violation
+from .invariants import Oracle
 from .settled import fafs_inversion, ignored_retry, nondeterminism
 from .topology import load
+from .violation import Violation
 
 SETTLE_LIMIT = 4000
 """Deliveries allowed to settle a run: more means the services keep answering each other (a livelock)."""
@@ -25,6 +27,17 @@ class Result:
     """Index in `trace` of the action after which the violation showed (len(trace) for end-of-run checks)."""
     effective: list[bool] = field(default_factory=list)
     """Per action: did it change anything (a delivery to an empty partition does not)."""
+    cluster: Cluster | None = None
+
+    def digest(self) -> str:
+        """A fingerprint of every record of every topic, in order: equal runs have equal digests."""
+        assert self.cluster is not None
+        hashed = hashlib.sha256()
+        for topic, partitions in self.cluster.logs.items():
+            for partition, log in enumerate(partitions):
+                for entry in log:
+                    hashed.update(f"{topic}:{partition}:{entry.envelope.id};".encode())
+        return hashed.hexdigest()[:16]
 
 
 class Simulation:
@@ -107,7 +120,7 @@ class Simulation:
                 if found is not None:
                     self.violation, self.failed_at = found, len(self.trace)
                     break
-        return Result(self.trace, self.violation, self.failed_at, self.effective)
+        return Result(self.trace, self.violation, self.failed_at, self.effective, self.cluster)
 
 
 def replay(actions: Iterable[Action], verbose: bool = False) -> Result:

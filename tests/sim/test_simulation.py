@@ -9,9 +9,13 @@ their own test, expected to fail until the fix lands (then it passes and the ent
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from .schedule import run_seed
 from .search import Failure, Summary, report, search
 
 SEEDS = int(os.environ.get("H200_SIM_SEEDS", "10000"))
@@ -53,3 +57,14 @@ def test_no_seed_shows_a_known_open_defect(summary: Summary) -> None:
     failures = [f for f in summary.failures if f.check in KNOWN_OPEN]
     if failures:
         pytest.fail(_explain(failures, summary.seeds, shrink=False), pytrace=False)
+
+
+def test_a_seed_replays_the_same_run_in_another_process_with_other_string_hashes() -> None:
+    """A seed plus the commit is the whole run: no set or hash order of the process leaks into it."""
+    root = Path(__file__).resolve().parents[2]
+    here = [f"{seed} {run_seed(seed).digest()}" for seed in range(20)]
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        command = [sys.executable, "-m", "tests.sim", "--seeds", "20", "--digests"]
+        there = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+        assert there.split("\n")[:-1] == here, f"PYTHONHASHSEED={hash_seed} gives other runs"
