@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import inspect
 import logging
+import os
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,19 @@ class _FailFast:
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
+_INHERITED: list[asyncio.AbstractEventLoop] = []
+
+
+def _forked() -> None:
+    # A forked child must not share its parent's selector: it makes its own loop, and keeps the inherited one
+    # referenced (never closed here, never collected) so that no warning names it.
+    global _LOOP
+    if _LOOP is not None:
+        _INHERITED.append(_LOOP)
+        _LOOP = None
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:

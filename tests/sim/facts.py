@@ -67,6 +67,8 @@ class Order:
     placed: list[Envelope[Any]] = field(default_factory=list)
     approved: Any = None
     """The latest OrderApproved payload."""
+    approved_seq: int = -1
+    """Its place in the order of record (when it was written)."""
     standing: list[tuple[datetime, int, str, Envelope[Any]]] = field(default_factory=list)
     """(decided_at, seq, status, event) for every approval event, in log order."""
     lines: list[Line] = field(default_factory=list)
@@ -75,14 +77,16 @@ class Order:
 
     @property
     def status(self) -> str | None:
-        statuses = [status for *_, status, _ in self.standing]
-        return "ended" if "ended" in statuses else (statuses[-1] if statuses else None)
+        return _standing([status for *_, status, _ in self.standing])
 
     def status_at(self, at: datetime) -> str | None:
         """The standing in business time (decision times), whatever order the copies travelled in."""
         known = sorted((entry for entry in self.standing if entry[0] <= at), key=lambda entry: entry[:2])
-        statuses = [status for _, _, status, _ in known]
-        return "ended" if "ended" in statuses else (statuses[-1] if statuses else None)
+        return _standing([status for _, _, status, _ in known])
+
+    def status_before(self, seq: int) -> str | None:
+        """The standing as recorded before the record at `seq` was written."""
+        return _standing([status for _, at_seq, status, _ in self.standing if at_seq < seq])
 
     def live_chips(self) -> int:
         return sum(line.payload.quantity for line in self.lines if line.live)
@@ -135,7 +139,7 @@ class Facts:
         elif kind in STATUS:
             order = self.order(payload.order_id)
             if kind == "OrderApproved":
-                order.approved = payload
+                order.approved, order.approved_seq = payload, seq
             order.standing.append((payload.decided_at, seq, STATUS[kind], envelope))
         elif kind == "BatchManufactured":
             self.batches.setdefault(payload.batch_id, payload.quantity)
@@ -196,3 +200,7 @@ class Facts:
                 shown += [event for *_, event in order.standing]
                 shown += [line.allocated for line in order.lines if line.gone]
         return shown
+
+
+def _standing(statuses: list[str]) -> str | None:
+    return "ended" if "ended" in statuses else (statuses[-1] if statuses else None)

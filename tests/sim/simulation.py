@@ -11,7 +11,8 @@ from typing import Any
 from .actions import Action, Commit, Crash, Deliver, Duplicate, Inject, describe, describe_message
 from .cluster import Cluster
 from .invariants import Oracle
-from .settled import fafs_inversion, ignored_retry, nondeterminism
+from .ranking import BOTH_CLOCKS, DECISION_TIME, fafs_inversion
+from .settled import ignored_retry, nondeterminism
 from .topology import load
 from .violation import Violation
 
@@ -114,7 +115,12 @@ class Simulation:
             checks = [nondeterminism]
             if self.cluster.quiescent():
                 facts = self.oracle.facts
-                checks = [lambda c: fafs_inversion(c, facts), lambda c: ignored_retry(c, facts), *checks]
+                checks = [
+                    lambda c: fafs_inversion(c, facts, BOTH_CLOCKS),
+                    lambda c: fafs_inversion(c, facts, DECISION_TIME),
+                    lambda c: ignored_retry(c, facts),
+                    *checks,
+                ]
             for check in checks:
                 found = check(self.cluster)
                 if found is not None:
