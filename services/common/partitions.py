@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from schemas.base import Message
@@ -20,10 +21,12 @@ from schemas.codec import ContractError
 from schemas.envelope import Envelope
 from services.common.decider import step
 from services.common.records import Record, decode_record
+from services.common.retry import Backoff, Lifecycle, persist
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 1.0
+REBUILD = Backoff(first_s=0.5, max_s=30.0, attempt_timeout_s=3600.0)
+"""A rebuild reads a whole partition: it may take long, and its failures are waited out."""
 
 Replay = Callable[[str, int, int], AsyncIterator[Record]]
 """(topic, partition, until_offset) -> the records of offsets [0, until_offset) that are committed."""
@@ -44,10 +47,14 @@ class Outcome:
 
 
 class PartitionedCore:
-    def __init__(self, core: Any, replay: Replay, max_bytes: int) -> None:
+    def __init__(
+        self, core: Any, replay: Replay, max_bytes: int, lifecycle: Lifecycle | None = None, backoff: Backoff = REBUILD
+    ) -> None:
         self.core = core
         self._replay = replay
         self._max_bytes = max_bytes
+        self._lifecycle = lifecycle or _Running()
+        self._backoff = backoff
         self._partitions: dict[tuple[str, int], PartitionState] = {}
         self.rebuilds = 0
 
@@ -59,14 +66,15 @@ class PartitionedCore:
             return Outcome([], rejected=error)
         if str(envelope.id) in current.applied:
             return Outcome([], duplicate=True)
-        current.applied.add(str(envelope.id))
         try:
             current.state, outputs = step(self.core, current.state, envelope)
         except Exception as exc:
             # A defect in the core, not in the record: the record goes to the dead letters with the error.
-            # Live processing and a rebuild fail the same way on it, so the states stay the same.
+            # Live processing and a rebuild fail the same way on it, so the states stay the same. It is not
+            # marked applied: once the defect is fixed, the same record sent again (same id) is processed.
             log.exception("%s failed on %s", self.core.NAME, record.where)
             return Outcome([], rejected=ContractError("processing_failed", f"{type(exc).__name__}: {exc}"))
+        current.applied.add(str(envelope.id))
         return Outcome(outputs)
 
     async def _rebuild(self, topic: str, partition: int, until: int) -> PartitionState:
@@ -86,15 +94,27 @@ class PartitionedCore:
         """Apply one live record; the outputs are the facts to publish for it."""
         key = (record.topic, record.partition)
         current = self._partitions.get(key)
-        while current is None or current.next_offset != record.offset:
-            try:
-                current = self._partitions[key] = await self._rebuild(record.topic, record.partition, record.offset)
-            except Exception:
-                # Raising would end the agent and faust would skip this record (faust-streaming #315).
-                log.exception("could not rebuild %s[%s]; retrying in %s s", record.topic, record.partition, RETRY_S)
-                await asyncio.sleep(RETRY_S)
+        if current is None or current.next_offset != record.offset:
+            # A rebuild that fails (broker away) is retried: raising would end the agent and faust would skip
+            # this record (faust-streaming #315). A stop request ends the retries (StopRequestedError).
+            current = self._partitions[key] = await persist(
+                partial(self._rebuild, record.topic, record.partition, record.offset),
+                f"rebuilding {self.core.NAME} state of {record.topic}[{record.partition}]",
+                self._lifecycle,
+                self._backoff,
+                logger=log,
+            )
         return self._apply(current, record)
 
     def state_of(self, topic: str, partition: int) -> Any:
         current = self._partitions.get((topic, partition))
         return None if current is None else current.state
+
+
+class _Running:
+    """The lifecycle of a core used outside a service (tests, tools): never asked to stop."""
+
+    should_stop = False
+
+    async def sleep(self, n: float) -> None:
+        await asyncio.sleep(n)

@@ -34,7 +34,11 @@ class WorkerSettings(BaseSettings):
     session_timeout_s: float = Field(10.0, gt=0)
     heartbeat_interval_s: float = Field(3.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0)
-    send_retry_s: float = Field(1.0, gt=0)
+    # Publishing waits out a failure that passes: first send_retry_s, doubling up to send_retry_max_s; an
+    # attempt with no acknowledgement after send_timeout_s counts as failed.
+    send_retry_s: float = Field(0.1, gt=0)
+    send_retry_max_s: float = Field(30.0, gt=0)
+    send_timeout_s: float = Field(60.0, gt=0)
 
     @classmethod
     def for_service(cls, service: str) -> WorkerSettings:

@@ -5,9 +5,9 @@ its events; business rules live in the cores only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+import os
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -19,13 +19,25 @@ from schemas.base import Message
 from schemas.codec import ContractError, encode
 from schemas.routing import home_topic, record_key
 from schemas.topics import BY_NAME, Topic
-from services.common.dead_letters import DeadLetters, dead_letter_topic
+from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import replay_partition
 from services.common.partitions import PartitionedCore
+from services.common.publishing import Publisher
 from services.common.records import Record, decode_record, from_faust
+from services.common.retry import Backoff, StopRequestedError
 from services.common.settings import ClusterSettings, WorkerSettings
 
 log = logging.getLogger(__name__)
+
+EXIT_UNFINISHED = 75  # EX_TEMPFAIL: stopped during a record; it is processed again after a restart
+EXIT_FAILED = 70  # EX_SOFTWARE: a failure that waiting does not cure
+
+
+def halt(code: int) -> None:
+    """End the process now: no shutdown code runs, so nothing more is committed."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(code)
 
 
 @dataclass(frozen=True)
@@ -74,24 +86,20 @@ class ServiceWorker:
         self.service = service
         self.inbox: Topic = BY_NAME[inbox]
         self._max_bytes = cluster.max_message_bytes
-        self._retry_s = worker.send_retry_s
-        self._topics: dict[str, Any] = {}
-        self.core = PartitionedCore(core, partial(replay_partition, cluster.bootstrap_servers), self._max_bytes)
-        self.dead_letters = DeadLetters(service, self._send)
+        backoff = Backoff(worker.send_retry_s, worker.send_retry_max_s, worker.send_timeout_s)
+        self.publisher = Publisher(app, backoff)
+        replay = partial(replay_partition, cluster.bootstrap_servers)
+        self.core = PartitionedCore(core, replay, self._max_bytes, app, backoff)
+        # A dead letter must fit both what our producer sends and what the cluster takes.
+        letter_bytes = min(cluster.max_message_bytes, app.conf.producer_max_request_size)
+        self.dead_letters = DeadLetters(service, self._send_letter, letter_bytes)
         self.decided = 0
-        app.agent(self._topic(inbox), name=f"{service}.decide", concurrency=1)(self._decide)
+        app.agent(self.publisher.topic(inbox), name=f"{service}.decide", concurrency=1)(self._decide)
         for route in routes:
-            app.agent(self._topic(route.source), name=f"{service}.route.{route.source}", concurrency=1)(
+            app.agent(self.publisher.topic(route.source), name=f"{service}.route.{route.source}", concurrency=1)(
                 self._router(route)
             )
         app.page("/stats/")(self._stats_page)
-
-    def _topic(self, name: str) -> Any:
-        if name not in self._topics:
-            self._topics[name] = self.app.topic(
-                name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-            )
-        return self._topics[name]
 
     async def _send(
         self,
@@ -101,16 +109,11 @@ class ServiceWorker:
         headers: list[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> object:
-        # Retry until the broker takes it: an exception here would make faust skip the record (faust #315).
-        while True:
-            try:
-                pending = await self._topic(topic).send(
-                    key=key, value=value, headers=headers, partition=partition, force=True
-                )
-                return await pending
-            except Exception:
-                log.exception("could not publish to %s; retrying in %s s", topic, self._retry_s)
-                await asyncio.sleep(self._retry_s)
+        """Every send of the worker goes through here (services.common.publishing says what a failure means)."""
+        return await self.publisher.send(topic, key, value, headers, partition)
+
+    async def _send_letter(self, letter: DeadLetter) -> object:
+        return await self._send(letter.topic, letter.key, letter.value, letter.headers)
 
     async def _reject(self, record: Record, error: ContractError) -> None:
         await self.dead_letters.reject(record, error, datetime.now(UTC))
@@ -118,26 +121,39 @@ class ServiceWorker:
     async def _decide(self, stream: Any) -> None:
         async for event in stream.events():
             record = from_faust(event.message)
-            outcome = await self.core.handle(record)
-            if outcome.rejected is not None:
-                await self._reject(record, outcome.rejected)
-            for envelope in outcome.outputs:
-                await self._send(home_topic(envelope.payload).name, envelope.key.encode(), encode(envelope))
+            await self._finish(record, self._decide_on(record))
             self.decided += 1
+
+    async def _decide_on(self, record: Record) -> None:
+        outcome = await self.core.handle(record)
+        if outcome.rejected is not None:
+            await self._reject(record, outcome.rejected)
+        for envelope in outcome.outputs:
+            try:
+                await self._send(home_topic(envelope.payload).name, envelope.key.encode(), encode(envelope))
+            except RecordRefusedError as refused:
+                # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
+                await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {refused}"))
 
     def _router(self, route: Route) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def forward(stream: Any) -> None:
             async for event in stream.events():
                 record = from_faust(event.message)
-                try:
-                    envelope = decode_record(record, self._max_bytes)
-                except ContractError as error:
-                    await self._reject(record, error)
-                    continue
-                if isinstance(envelope.payload, route.types):
-                    await self._forward(record, envelope.payload)
+                await self._finish(record, self._route(route, record))
 
         return forward
+
+    async def _route(self, route: Route, record: Record) -> None:
+        try:
+            envelope = decode_record(record, self._max_bytes)
+        except ContractError as error:
+            await self._reject(record, error)
+            return
+        if isinstance(envelope.payload, route.types):
+            try:
+                await self._forward(record, envelope.payload)
+            except RecordRefusedError as refused:
+                await self._reject(record, ContractError("oversized", f"valid, but its copy was refused: {refused}"))
 
     async def _forward(self, record: Record, payload: Message) -> None:
         """Copy the original bytes, unchanged, under the inbox's key (to every partition for broadcast rules)."""
@@ -147,6 +163,28 @@ class ServiceWorker:
         else:
             await self._send(self.inbox.name, record_key(payload, self.inbox).encode(), record.value)
 
+    async def _finish(self, record: Record, work: Awaitable[None]) -> None:
+        """Do the work on one record, or end the process without committing it.
+
+        An exception out of an agent would make faust acknowledge the record and commit past it (faust #315),
+        and a stop would wait for the record forever (faust's Consumer.wait_empty). Exiting at once leaves its
+        offset uncommitted: the partition's next owner processes it again, and every reader skips repeats by id.
+        """
+        try:
+            await work
+        except StopRequestedError as stop:
+            log.warning("stopping with %s unfinished (%s): exiting without committing it", record.where, stop)
+            halt(EXIT_UNFINISHED)
+        except Exception:
+            log.critical(
+                "%s cannot go on at %s; exiting without committing it, so that nothing is skipped. "
+                "Fix the cause logged here (permissions, topics, H200_BOOTSTRAP_SERVERS) and restart",
+                self.service,
+                record.where,
+                exc_info=True,
+            )
+            halt(EXIT_FAILED)
+
     async def _stats_page(self, web: Any, request: Any) -> Any:
         return web.json(
             {
@@ -154,6 +192,7 @@ class ServiceWorker:
                 "decided": self.decided,
                 "rebuilds": self.core.rebuilds,
                 "dead_letters": dict(self.dead_letters.counts),
+                "dead_letters_unsent": self.dead_letters.unsent,
                 "dead_letter_topic": dead_letter_topic(self.service),
             }
         )

@@ -1,16 +1,16 @@
 """The projector process: reads the event topics and keeps the Redis read models, resuming where it stopped.
 
 Positions live in Redis with the data (not in a consumer group), so the read model and its position can
-never disagree; undecodable records go to h200.dlq.projector and are counted. The namespace written is the one
-the alias `<namespace>:current` names (services.projector.namespace), resolved again before every batch: when a
-rebuild moves it, the projector goes on in the new namespace from that namespace's own positions.
+never disagree; records it cannot apply go to h200.dlq.projector and are counted (services.projector.letters).
+The namespace written is the one the alias `<namespace>:current` names (services.projector.namespace), resolved
+again before every batch: when a rebuild moves it, the projector goes on in the new namespace from that
+namespace's own positions.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from datetime import UTC, datetime
 from types import FrameType
 
 import redis
@@ -20,9 +20,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.codec import ContractError
 from schemas.topics import EVENT_TOPICS
-from services.common.dead_letters import dead_letter_headers, dead_letter_topic
+from services.common.dead_letters import dead_letter_topic
 from services.common.records import Record, decode_record
 from services.common.settings import ClusterSettings
+from services.projector.letters import ProjectorLetters, source_of
 from services.projector.merge import TimeOrderedReader
 from services.projector.namespace import current_namespace
 from services.projector.projection import project
@@ -42,19 +43,29 @@ class ProjectorSettings(BaseSettings):
 
 
 def to_pending(record: Record, ns: str, max_bytes: int) -> tuple[Pending, ContractError | None]:
-    """What applying a record to namespace `ns` writes; an undecodable record is counted, with its error."""
+    """What applying a record to namespace `ns` writes; a record it cannot apply is counted, with its error.
+
+    Nothing a record holds makes the projector stop: it would stop the read models for every buyer."""
     if record.topic.startswith("h200.dlq."):
-        found = dict(record.headers)
-        field = f"{found.get('dlq.service', b'?').decode()}:{found.get('dlq.error_code', b'?').decode()}"
-        return Pending(
-            record.topic, record.partition, record.offset, "", [["HINCRBY", f"{ns}:dead_letters", field, "1"]]
-        ), None
+        field, stands_for = source_of(record)
+        ops = [["HINCRBY", f"{ns}:dead_letters", field, "1"]]
+        return Pending(record.topic, record.partition, record.offset, stands_for, ops), None
     try:
         envelope = decode_record(record, max_bytes)
+        ops = project(ns, envelope)
     except ContractError as error:
-        ops = [["HINCRBY", f"{ns}:dead_letters", f"projector:{error.code}", "1"]]
-        return Pending(record.topic, record.partition, record.offset, "", ops), error
-    return Pending(record.topic, record.partition, record.offset, str(envelope.id), project(ns, envelope)), None
+        return _refused(record, ns, error), error
+    except Exception as exc:
+        # A defect in a projection, not in the log: counted and dead-lettered, as the services do.
+        log.exception("projecting %s failed", record.where)
+        failed = ContractError("processing_failed", f"{type(exc).__name__}: {exc}")
+        return _refused(record, ns, failed), failed
+    return Pending(record.topic, record.partition, record.offset, str(envelope.id), ops), None
+
+
+def _refused(record: Record, ns: str, error: ContractError) -> Pending:
+    ops = [["HINCRBY", f"{ns}:dead_letters", f"projector:{error.code}", "1"]]
+    return Pending(record.topic, record.partition, record.offset, "", ops)
 
 
 def projected_partitions(consumer: KafkaConsumer) -> list[TopicPartition]:
@@ -81,6 +92,9 @@ class Projector:
         )
         self.reader: TimeOrderedReader | None = None
         self.producer = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers, acks="all", enable_idempotence=True)
+        # A dead letter must fit both what the producer sends and what the cluster takes.
+        letter_bytes = min(cluster.max_message_bytes, self.producer.config["max_request_size"])
+        self.letters = ProjectorLetters(self.producer, letter_bytes, lambda: self.running)
         self.running = True
         self.applied = 0
 
@@ -103,9 +117,7 @@ class Projector:
     def _pending(self, record: Record) -> Pending:
         pending, error = to_pending(record, self.store.ns, self.cluster.max_message_bytes)
         if error is not None:
-            headers = dead_letter_headers("projector", record, error, datetime.now(UTC))
-            self.producer.send(dead_letter_topic("projector"), key=record.key, value=record.value, headers=headers)
-            log.warning("dead-lettered %s: %s", record.where, error)
+            self.letters.add(record, error)
         return pending
 
     def run_once(self) -> int:
@@ -113,8 +125,10 @@ class Projector:
         self._follow_alias()
         records = reader.read(self.settings.batch_size, self.settings.poll_ms)
         batch = [self._pending(record) for record in records]
-        # Dead letters must be durable before the read model says they were counted.
-        self.producer.flush()
+        # Dead letters must be durable before the read model says they were counted. Stopped before they were:
+        # the batch is not applied, and read again at the next start.
+        if not self.letters.flush():
+            return 0
         try:
             self.applied += self.store.apply(batch)
         except NamespaceMovedError as moved:

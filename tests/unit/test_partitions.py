@@ -15,8 +15,10 @@ from schemas.intake import OrderPlaced, SubmitOrder
 from schemas.samples import AT, sample_payloads
 from services.common.partitions import PartitionedCore
 from services.common.records import Record
+from services.common.retry import Backoff, StopRequestedError
 
 SUBMIT: SubmitOrder = next(p for p in sample_payloads() if isinstance(p, SubmitOrder))
+QUICK = Backoff(first_s=0.001, max_s=0.01)
 
 
 class PlaceOnce:
@@ -138,7 +140,7 @@ def test_outputs_of_a_replayed_decision_have_the_same_ids() -> None:
     assert [o.id for o in first.outputs] == [o.id for o in again.outputs]
 
 
-def test_a_failed_rebuild_is_retried_not_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_rebuild_is_retried_not_skipped() -> None:
     log = records([submission("A"), submission("B")])
     fake = Log(log)
     failures = [ConnectionError("broker away")]
@@ -149,8 +151,60 @@ def test_a_failed_rebuild_is_retried_not_skipped(monkeypatch: pytest.MonkeyPatch
         async for record in fake.replay(topic, partition, until):
             yield record
 
-    monkeypatch.setattr("services.common.partitions.RETRY_S", 0.01)
-    core = PartitionedCore(PlaceOnce, flaky, 1_000_000)
+    core = PartitionedCore(PlaceOnce, flaky, 1_000_000, backoff=QUICK)
     outcome = asyncio.run(core.handle(log[1]))
     assert [o.payload.TYPE for o in outcome.outputs] == ["OrderPlaced"]
     assert core.state_of("inbox", 0) == {"A", "B"}
+
+
+def test_a_rebuild_that_keeps_failing_ends_when_the_service_stops() -> None:
+    async def broken(topic: str, partition: int, until: int) -> AsyncIterator[Record]:
+        raise ConnectionError("broker away")
+        yield  # pragma: no cover - makes this an async generator
+
+    stopping = Stopping(after_sleeps=3)
+    core = PartitionedCore(PlaceOnce, broken, 1_000_000, stopping, QUICK)
+    with pytest.raises(StopRequestedError):
+        asyncio.run(core.handle(records([submission("A"), submission("B")])[1]))
+    assert stopping.sleeps == 3
+
+
+def test_a_record_the_core_failed_on_is_processed_when_sent_again() -> None:
+    log = records([submission("BOOM", "order-1"), submission("BOOM", "order-1")])
+    core = PartitionedCore(FixedLater(), Log(log).replay, 1_000_000)
+    failed = asyncio.run(core.handle(log[0]))
+    assert failed.rejected is not None and failed.rejected.code == "processing_failed"
+    # The defect is fixed; the upstream system sends the same command (same id) again
+    again = asyncio.run(core.handle(log[1]))
+    assert not again.duplicate
+    assert [o.payload.TYPE for o in again.outputs] == ["OrderPlaced"]
+
+
+class FixedLater(PlaceOnce):
+    """Fails on its first decision only, as a core whose defect is fixed and redeployed."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decide(self, state: set[str], message: Envelope[Any]) -> Sequence[Message]:  # type: ignore[override]
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("defect in the core")
+        payload = message.payload
+        fields = payload.model_dump(exclude={"submitted_at"})
+        return [OrderPlaced(**fields, order_id=derive_id("order", payload.upstream_ref), placed_at=AT)]
+
+
+class Stopping:
+    """A service that is asked to stop after a number of waits."""
+
+    def __init__(self, after_sleeps: int) -> None:
+        self.after = after_sleeps
+        self.sleeps = 0
+
+    @property
+    def should_stop(self) -> bool:
+        return self.sleeps >= self.after
+
+    async def sleep(self, n: float) -> None:
+        self.sleeps += 1

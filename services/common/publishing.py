@@ -1,0 +1,102 @@
+"""Sending from a faust worker, by what a failure means: one that passes (a leader election, a broker restart) is
+retried with capped exponential back-off (services.common.retry); a record the cluster will never take as it is
+(too large, corrupt) is refused at once with RecordRefusedError, for the caller to send in another form; any
+other lasting failure (authorisation, an invalid topic) is raised, for the worker to stop on.
+
+aiokafka marks passing errors `.retriable`; faust wraps them in ProducerSendError, so the causes are looked at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from aiokafka import errors as kafka
+from faust.exceptions import NotReady
+
+from services.common.dead_letters import RecordRefusedError
+from services.common.retry import AttemptTimedOutError, Backoff, Lifecycle, StopRequestedError, explain, persist
+
+REFUSED: tuple[type[BaseException], ...] = (
+    kafka.MessageSizeTooLargeError,
+    kafka.RecordTooLargeError,
+    kafka.RecordListTooLargeError,
+    kafka.CorruptRecordException,
+    kafka.InvalidMessageError,
+    kafka.InvalidTimestampError,
+)
+"""Errors that concern the record itself."""
+
+PASSING: tuple[type[BaseException], ...] = (
+    kafka.KafkaTimeoutError,  # not marked retriable by aiokafka, but a broker that did not answer in time
+    kafka.KafkaConnectionError,
+    kafka.ProducerClosed,  # while the worker stops; the stop request ends the retries
+    NotReady,
+    AttemptTimedOutError,
+    ConnectionError,
+)
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 8:
+        yield current
+        current, seen = current.__cause__, seen + 1
+
+
+def refused(error: BaseException) -> bool:
+    return any(isinstance(cause, REFUSED) for cause in causes(error))
+
+
+def passing(error: BaseException) -> bool:
+    """True for a failure that waiting may cure."""
+    if refused(error):
+        return False
+    return any(isinstance(cause, PASSING) or getattr(cause, "retriable", False) is True for cause in causes(error))
+
+
+class Publisher:
+    """Sends records through a faust app's producer, to topics of the catalogue."""
+
+    def __init__(self, app: Any, backoff: Backoff) -> None:
+        self.app = app
+        self.backoff = backoff
+        self._topics: dict[str, Any] = {}
+
+    def topic(self, name: str) -> Any:
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(
+                name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            )
+        return self._topics[name]
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> object:
+        """The acknowledgement; raises RecordRefusedError, StopRequestedError or a failure that will not pass."""
+
+        async def attempt() -> object:
+            pending = await self.topic(topic).send(
+                key=key, value=value, headers=headers, partition=partition, force=True
+            )
+            return await pending
+
+        lifecycle: Lifecycle = self.app
+        try:
+            return await persist(attempt, f"publishing to {topic}", lifecycle, self.backoff, fatal=_fatal)
+        except StopRequestedError:
+            raise
+        except Exception as error:
+            if refused(error):
+                raise RecordRefusedError(topic, explain(error)) from error
+            raise
+
+
+def _fatal(error: Exception) -> bool:
+    return not passing(error)

@@ -1,0 +1,103 @@
+"""The projector counts every dead letter once per record it stands for, and no record in any topic it reads
+makes it stop: what it cannot apply it counts as a dead letter of its own and goes on."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from schemas.codec import encode
+from schemas.samples import sample_envelopes
+from services.common.records import Record
+from services.projector import app
+from services.projector.app import to_pending
+from services.projector.store import Pending
+
+POLICY = next(e for e in sample_envelopes() if e.type == "TrancheQuotaSet")
+
+
+class Applied:
+    """The store's script in a dict: each position once, each id once (services.projector.store.APPLY)."""
+
+    def __init__(self) -> None:
+        self.next: dict[tuple[str, int], int] = {}
+        self.ids: set[str] = set()
+        self.dead_letters: Counter[str] = Counter()
+
+    def apply(self, item: Pending) -> None:
+        if item.offset < self.next.get((item.topic, item.partition), 0):
+            return
+        self.next[(item.topic, item.partition)] = item.offset + 1
+        if item.event_id and item.event_id in self.ids:
+            return
+        self.ids.add(item.event_id)
+        for command, _key, *args in item.ops:
+            if command == "HINCRBY" and _key.endswith(":dead_letters"):
+                self.dead_letters[args[0]] += int(args[1])
+
+
+def letter(offset: int, source_offset: int, service: str = "intake", code: str = "malformed_json") -> Record:
+    headers = {
+        "dlq.service": service,
+        "dlq.error_code": code,
+        "dlq.source_topic": "h200.intake.commands",
+        "dlq.source_partition": "2",
+        "dlq.source_offset": str(source_offset),
+    }
+    return Record(f"h200.dlq.{service}", 0, offset, b"k", b"{oops", tuple((k, v.encode()) for k, v in headers.items()))
+
+
+def project(records: list[Record]) -> tuple[Applied, list[Any]]:
+    store, errors = Applied(), []
+    for record in records:
+        pending, error = to_pending(record, "t", 1_048_576)
+        store.apply(pending)
+        errors.append(error)
+    return store, errors
+
+
+def test_a_dead_letter_sent_again_after_a_crash_is_counted_once() -> None:
+    store, _ = project([letter(0, 17), letter(1, 17), letter(2, 18)])
+    assert store.dead_letters == {"intake:malformed_json": 2}
+
+
+def test_dead_letters_of_two_services_for_one_record_count_for_each() -> None:
+    store, _ = project([letter(0, 17), letter(0, 17, service="approval")])
+    assert store.dead_letters == {"intake:malformed_json": 1, "approval:malformed_json": 1}
+
+
+def test_a_record_in_a_dead_letter_topic_with_garbage_headers_is_counted_by_its_position() -> None:
+    odd = Record("h200.dlq.intake", 0, 5, None, None, (("dlq.service", b"\xff" * 500),))
+    store, errors = project([odd, odd])
+    assert errors == [None, None]
+    assert store.dead_letters == {"\ufffd" * 64 + ":?": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (b"[" * 2_000 + b"]" * 2_000, "too_deep"),
+        (encode(POLICY).replace(b'"quantity":', b'"quantity":' + b"9" * 5_000 + b",", 1), "number_too_long"),
+        (b"\x00\xff not json", "malformed_json"),
+        (None, "empty_value"),
+    ],
+)
+def test_a_poison_record_in_an_event_topic_is_its_own_dead_letter(value: bytes | None, code: str) -> None:
+    poison = Record("h200.policy", 0, 0, b"k", value)
+    good = Record("h200.policy", 0, 1, b"k", encode(POLICY))
+    store, errors = project([poison, good])
+    assert [getattr(e, "code", None) for e in errors] == [code, None]
+    assert store.dead_letters == {f"projector:{code}": 1}
+    assert str(POLICY.id) in store.ids
+
+
+def test_a_defect_in_a_projection_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(ns: str, envelope: Any) -> list[list[str]]:
+        raise KeyError("defect")
+
+    monkeypatch.setattr(app, "project", broken)
+    store, errors = project([Record("h200.policy", 0, 0, b"k", encode(POLICY))])
+    assert errors[0].code == "processing_failed"
+    assert store.dead_letters == {"projector:processing_failed": 1}
