@@ -4,14 +4,17 @@ What an order takes from the licence and the tranche quota its approval cites: w
 chips approved (they may still be allocated); once it ended (ApprovalReleased), the chips it keeps, i.e. its
 lines that shipped and were not lost or refused (services.replay.shipped). Chips that left never come back, so
 a release that gives them back to the licence does not make room. Checked at every approval, in the order
-approval decided (a buyer's approvals and releases share one partition of h200.approvals), against the
-revision the approval cites; at the end against the latest revision, where chips shipped alone above it are
-named apart. Each approval must also fall within the validity window of what it cites.
+approval recorded its decisions (per partition of h200.approvals; partitions, one per pool, merged by decision
+time, since one licence may serve orders of several pools), against the revision the approval cites; at the
+end, whatever the order, against the latest revision, where chips shipped alone above it are named apart.
+Each approval must also fall within the validity window of what it cites.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -112,7 +115,7 @@ def licence_and_quota(log: EventLog) -> list[Violation]:
     use = _Use(kept_by_order(log))
     reported: set[Key] = set()
     problems: list[Violation] = []
-    for e in log.of(OrderApproved, ApprovalReleased):
+    for e in _in_decision_order(log):
         p: Any = e.payload
         if isinstance(p, ApprovalReleased):
             use.end(p.order_id)
@@ -124,6 +127,15 @@ def licence_and_quota(log: EventLog) -> list[Violation]:
     for key, limit in latest.items():
         problems += _at_the_end(key, use, shipped.get(key, []), limit, reported)
     return problems
+
+
+def _in_decision_order(log: EventLog) -> Iterator[Event]:
+    """Approvals and releases in each partition's order, the partitions merged by the time of each decision."""
+    partitions: dict[tuple[str, int], list[Event]] = defaultdict(list)
+    for item in log.located(OrderApproved, ApprovalReleased):
+        partitions[(item.spot.topic, item.spot.partition)].append(item.envelope)
+    # merge takes the earliest head each time, so each partition keeps its own order even where its times do not
+    return heapq.merge(*(partitions[key] for key in sorted(partitions)), key=lambda e: e.payload.decided_at)
 
 
 def _within(
