@@ -139,8 +139,8 @@ CATALOGUE: tuple[Topic, ...] = (
         key="pool_id",
         partitions=3,
         description="Two-gate decisions on orders and their later suspension, cancellation, revocation and release. "
-        "Keyed by pool: a pool's approvals are in one partition, in the order they were recorded, which is the "
-        "rank of first-approved-first-served whatever the copy latency into the allocation inbox.",
+        "Keyed by pool: a pool's approvals are in one partition in the order they were recorded, and one router "
+        "copies them in that order into the allocation inbox.",
         messages=APPROVAL_MESSAGES,
         producers=("approval",),
         consumers=("allocation", "projector"),

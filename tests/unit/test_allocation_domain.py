@@ -50,15 +50,12 @@ def test_first_approved_first_served_fills_the_earliest_approval_first() -> None
     assert grants(events) == [(B, "B1", 100), (A, "B1", 50)]
 
 
-def test_first_approved_first_served_ranks_by_the_order_approvals_were_recorded_not_by_their_claimed_time() -> None:
-    # The reproduced defect: ranking by decided_at let an approval whose copy arrived late take chips back in
-    # line before one already served. h200.approvals is keyed by pool, so a pool's approvals reach the book in
-    # the one order they were recorded, and that order is the rank: no copy latency or clock can change it.
-    book = Book().given(approved(C, 100, decided_at=minutes(5)), approved(A, 100, decided_at=AT))
+def test_first_approved_first_served_breaks_a_tie_in_approval_time_by_order_id() -> None:
+    book = Book().given(approved(C, 100, decided_at=AT), approved(A, 100, decided_at=AT))
 
     events = book.when(batch("B1", 120))
 
-    assert grants(events) == [(C, "B1", 100), (A, "B1", 20)]
+    assert grants(events) == [(A, "B1", 100), (C, "B1", 20)]
 
 
 def test_an_approval_takes_chips_left_in_the_pool_at_once() -> None:

@@ -73,7 +73,6 @@ class ModelOrder:
     pool: str
     approved: int
     approved_at: datetime
-    sequence: int
     status: str = "approved"  # approved | suspended | revoked | cancelled | closed
 
 
@@ -223,9 +222,7 @@ class History:
         payload, model = message.payload, self.model
         kind = payload.TYPE
         if kind == "OrderApproved" and payload.order_id not in model.orders:
-            model.orders[payload.order_id] = ModelOrder(
-                payload.pool_id, payload.approved_quantity, payload.decided_at, len(model.orders)
-            )
+            model.orders[payload.order_id] = ModelOrder(payload.pool_id, payload.approved_quantity, payload.decided_at)
         elif kind == "BatchManufactured":
             model.batches.setdefault((payload.pool_id, payload.batch_id), payload.quantity)
         elif kind == "AllocationPolicySet" and payload.revision > model.revision(payload.pool_id):
@@ -320,8 +317,7 @@ class History:
                 assert abs(share * demand - handed_out * claim) < demand  # within one chip of the exact share
         else:
             model = self.model
-            # First approved = first recorded in the pool's approval stream (the order the approvals came in).
-            priority = sorted(claims, key=lambda order_id: model.orders[order_id].sequence)
+            priority = sorted(claims, key=lambda order_id: (model.orders[order_id].approved_at, str(order_id)))
             served = [order_id for order_id in priority if order_id in got]
             if served:  # everyone before the last order served was filled
                 last = priority.index(served[-1])

@@ -130,4 +130,4 @@ def _stock_of(batch: Batch, plus: int = 0) -> Stock:
 
 
 def _claim_of(order: Order, plus: int = 0) -> Claim:
-    return Claim(order.order_id, order.buyer_id, order.approved_at, order.unfilled + plus, order.sequence)
+    return Claim(order.order_id, order.buyer_id, order.approved_at, order.unfilled + plus)

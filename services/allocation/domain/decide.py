@@ -61,9 +61,7 @@ def decide(state: AllocationState, message: Envelope[Any]) -> list[Message]:
 def _on_approved(pool: Pool, approved: OrderApproved, cause: Envelope[Any]) -> list[Message]:
     if approved.order_id in pool.orders:
         return []
-    claim = Claim(
-        approved.order_id, approved.buyer_id, approved.decided_at, approved.approved_quantity, pool.approvals_seen
-    )
+    claim = Claim(approved.order_id, approved.buyer_id, approved.decided_at, approved.approved_quantity)
     return allocate(pool, cause, extra_claim=claim)
 
 

@@ -66,10 +66,7 @@ def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
 def _approved(pool: Pool, approved: OrderApproved) -> None:
     if approved.order_id in pool.orders:
         return
-    order = Order(
-        approved.order_id, approved.buyer_id, approved.approved_quantity, approved.decided_at, pool.approvals_seen
-    )
-    pool.approvals_seen += 1
+    order = Order(approved.order_id, approved.buyer_id, approved.approved_quantity, approved.decided_at)
     pool.orders[order.order_id] = order
     pool.refresh_order(order)
 

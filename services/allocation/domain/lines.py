@@ -46,8 +46,7 @@ def on_reinstated(pool: Pool, reinstated: ApprovalReinstated, cause: Envelope[An
         AllocationReinstated(**_line(pool, line, cause), reinstated_at=cause.occurred_at)
         for line in _waiting(pool, order)
     ]
-    unfilled = order.approved_quantity - order.allocated
-    claim = Claim(order.order_id, order.buyer_id, order.approved_at, unfilled, order.sequence)
+    claim = Claim(order.order_id, order.buyer_id, order.approved_at, order.approved_quantity - order.allocated)
     return [*lines, *allocate(pool, cause, extra_claim=claim)]
 
 

@@ -22,9 +22,6 @@ class Claim:
     buyer_id: str
     approved_at: datetime
     unfilled: int
-    sequence: int = 0
-    """Where the approval stands in its pool's approval stream (h200.approvals is keyed by pool): the order in
-    which approvals were recorded, the rank of first-approved-first-served. Claims outside a book leave it 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +43,9 @@ class Grant:
     quantity: int
 
 
-def approval_rank(claim: Claim) -> tuple[int, datetime, str]:
-    """Orders in the order their approvals were recorded, then by approval time, ties by order id (as strings)."""
-    return (claim.sequence, claim.approved_at, str(claim.order_id))
+def approval_rank(claim: Claim) -> tuple[datetime, str]:
+    """Orders by approval time, ties by order id (compared as strings)."""
+    return (claim.approved_at, str(claim.order_id))
 
 
 def supply_rank(line: Stock) -> tuple[datetime, str]:

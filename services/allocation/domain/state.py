@@ -21,9 +21,8 @@ its unshipped lines recalled; closed: done, what it kept is final."""
 IN_BOOK: frozenset[Status] = frozenset({"approved", "suspended"})
 LEAVING: frozenset[Status] = frozenset({"revoked", "cancelled"})
 
-OrderRank = tuple[int, datetime, str, UUID]
-"""Place in the pool's approval stream, approval time, then order id as a string (the UUID itself rides along,
-never compared: ids are unique)."""
+OrderRank = tuple[datetime, str, UUID]
+"""Approval time, then order id as a string (the UUID itself rides along, never compared: ids are unique)."""
 BatchRank = tuple[datetime, str]
 """Ready time, then batch id: the order in which batches are drawn from."""
 
@@ -59,8 +58,6 @@ class Order:
     buyer_id: str
     approved_quantity: int
     approved_at: datetime
-    sequence: int = 0
-    """The order's place among the pool's approvals, as recorded (see rules.Claim.sequence)."""
     status: Status = "approved"
     allocated: int = 0
     """Chips of live (not released) allocations, shipped or not."""
@@ -71,7 +68,7 @@ class Order:
 
     @property
     def rank(self) -> OrderRank:
-        return (self.sequence, self.approved_at, str(self.order_id), self.order_id)
+        return (self.approved_at, str(self.order_id), self.order_id)
 
     @property
     def eligible(self) -> bool:
@@ -130,8 +127,6 @@ class Pool:
     """Batches with chips left, in supply order."""
     available: int = 0
     """Chips left in all batches."""
-    approvals_seen: int = 0
-    """Approvals folded so far: the next one's place in the pool's approval stream."""
     toggles_seen: set[UUID] = field(default_factory=set)
     """Ids of the suspensions and reinstatements seen: a later input can undo their effect, so a redelivered copy
     is recognised by its id. Every other input is idempotent by its natural key (order, batch, revision,
