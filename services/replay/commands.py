@@ -55,11 +55,23 @@ def load_log(
     return build_log(read_export(path, chosen, stream), chosen, f"file {path}")
 
 
+def note_unreadable(log: EventLog, shown: int = 10) -> None:
+    """Name on stderr the records left out because they cannot be read, so stdout stays the ledger itself."""
+    if not log.rejected:
+        return
+    lines = [f"note: {len(log.rejected):,} record(s) of {log.source} cannot be read and are left out:"]
+    lines += [f"  {problem[:300]}" for problem in log.rejected[:shown]]
+    if len(log.rejected) > shown:
+        lines.append(f"  ... and {len(log.rejected) - shown:,} more (`h200 verify` lists them)")
+    sys.stderr.write("\n".join(lines) + "\n")
+
+
 # --- runs --------------------------------------------------------------------------------------------------
 
 
 def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
     log = load_log(args, settings, EVENT_TOPICS)
+    note_unreadable(log)
     known = known_things(log.events)
     selection = Selection(args.buyer, args.batch, args.order).resolve(known)
     ledger = fold_ledger(log.events, args.as_of)
@@ -114,6 +126,7 @@ def run_verify(args: argparse.Namespace, settings: OpsSettings) -> int:
 
 def run_determinism(args: argparse.Namespace, settings: OpsSettings) -> int:
     log = load_log(args, settings, ("h200.allocations", INBOX), needed=(INBOX, "h200.allocations"))
+    note_unreadable(log)
     report = check_determinism(log)
     if args.format == "json":
         emit(json.dumps(reports.determinism_json(report), indent=2))
@@ -124,6 +137,7 @@ def run_determinism(args: argparse.Namespace, settings: OpsSettings) -> int:
 
 def run_what_if(args: argparse.Namespace, settings: OpsSettings) -> int:
     log = load_log(args, settings, ("h200.allocations", INBOX), needed=(INBOX, "h200.allocations"))
+    note_unreadable(log)
     report = what_if(log, args.rule, set(args.pool) if args.pool else None)
     emit(reports.what_if_json(report) if args.format == "json" else reports.what_if_text(report, log.source))
     return 0

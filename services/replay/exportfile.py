@@ -4,9 +4,9 @@
     {"topic": "h200.orders", "partition": 0, "offset": 0, "timestamp": 1769590800000, "key": "bytedance",
      "value": {"id": "...", "type": "OrderPlaced", ...}}
 
-`value` is the envelope as a JSON object (`value_b64` holds a value that is not a JSON object, `null` a
-tombstone); `key_b64` a key that is not UTF-8; `headers`, when present, is a list of [name, text] (or
-[name, {"b64": ...}]). The order of the lines per partition is the order of the log.
+`value` is the envelope as a JSON object (`value_b64` holds a value that is not a JSON object or would not
+read back byte for byte, `null` a tombstone); `key_b64` a key that is not UTF-8; `headers`, when present, is a
+list of [name, text] (or [name, {"b64": ...}]). The order of the lines per partition is the order of the log.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from schemas.codec import MAX_DEPTH
 from schemas.topics import BY_NAME
 from services.replay.progress import Progress
 from services.replay.records import LogRecord, ReplayError
@@ -59,17 +60,29 @@ def encode_record(record: LogRecord) -> str:
     line["key_b64" if isinstance(key, dict) else "key"] = key["b64"] if isinstance(key, dict) else key
     value: Any = None
     if record.value is not None:
-        try:
-            value = json.loads(record.value)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            value = None
-        if not isinstance(value, dict):
+        value = _as_json(record.value)
+        if value is None:
             line["value_b64"] = _b64(record.value)
     if "value_b64" not in line:
         line["value"] = value
     if record.headers:
         line["headers"] = [[name, _text_or_b64(data)] for name, data in record.headers]
     return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+def _as_json(value: bytes) -> dict[str, Any] | None:
+    """The value as a JSON object if it reads back to the very same bytes, else None (it is kept in base64).
+
+    A poison record (nested too deep, an integer Python will not convert, a duplicate key) must neither stop an
+    export nor be rewritten on its way to an import."""
+    if value.count(b"{") + value.count(b"[") > MAX_DEPTH:
+        return None  # possibly too deep for the line that holds it to be read back
+    try:
+        found = json.loads(value)
+        same = isinstance(found, dict) and _json_bytes(found) == value
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    return found if same else None
 
 
 def decode_record(text: str, where: str) -> LogRecord:

@@ -55,6 +55,21 @@ def test_bytes_that_are_not_json_headers_and_binary_keys_survive_the_round_trip(
 
 
 @pytest.mark.parametrize(
+    "value",
+    [
+        b"[" * 2_000 + b"]" * 2_000,
+        b'{"quantity":' + b"7" * 5_000 + b"}",
+        b'{"type":"SubmitOrder","type":"CancelOrder"}',
+        b'{"type": "SubmitOrder", "version": 1}',
+        b'{"a":' * 900 + b"1" + b"}" * 900,
+    ],
+)
+def test_a_poison_record_is_exported_and_read_back_byte_for_byte(value: bytes) -> None:
+    poison = LogRecord("h200.policy", 0, 3, b"k", value, 1)
+    assert decode_record(encode_record(poison), "line 2") == poison
+
+
+@pytest.mark.parametrize(
     ("line", "complaint"),
     [
         ('{"topic": "h200.nowhere", "partition": 0, "offset": 0, "value": null}', "topic 'h200.nowhere' is not in"),
