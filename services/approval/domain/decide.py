@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from schemas.allocation import OrderClosed
 from schemas.approval import ApprovalCancelled
@@ -69,11 +69,15 @@ def order_closed(state: ApprovalState, closed: OrderClosed, cause: Cause) -> lis
     buyer that were waiting for it."""
     order = state.order(closed.buyer_id, closed.order_id)
     # The book closes an order it was told had ended (we folded that decision already), or one fully delivered.
-    ended = order is not None and (order.awaiting_close if closed.why != "delivered" else order.is_open_approval)
+    # A delivered close may cross our cancellation or revocation on its way: the book, already done with the order,
+    # never closes it again, so that close ends the ended order too.
+    ended = order is not None and (order.awaiting_close or (closed.why == "delivered" and order.is_open_approval))
     if order is None or not ended:
         return []
     trial = Trial(state, cause, state.shared)
-    why = "closed" if closed.why == "delivered" else closed.why
+    why: Literal["cancelled", "revoked", "closed"] = "closed"
+    if order.awaiting_close:
+        why = "revoked" if order.status == "revoked" else "cancelled"
     released = trial.release(order, why, closed.kept_quantity)
     return [released, *trial.reconsider_held(closed.buyer_id, releasing=order.order_id)]
 
