@@ -3,6 +3,7 @@ the good traffic behind it still flows."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -135,7 +136,15 @@ def test_bad_input_is_dead_lettered_and_good_traffic_flows(start_system: StartSy
             source = (record.topic, record.partition, record.offset)
             assert source in letters, f"{record.code} record {source} is not on h200.dlq.{service}"
             letter, headers = letters[source]
-            assert letter.value == record.value
+            if record.code == "oversized":
+                # Larger than the cluster takes (H200_MAX_MESSAGE_BYTES): its head, the length and a hash
+                assert headers["dlq.truncated"] == "true"
+                assert record.value is not None and letter.value == record.value[: len(letter.value)]
+                assert len(letter.value) > MAX_MESSAGE_BYTES - 5_000
+                assert headers["dlq.original_length"] == str(len(record.value))
+                assert headers["dlq.original_sha256"] == hashlib.sha256(record.value).hexdigest()
+            else:
+                assert letter.value == record.value and headers["dlq.truncated"] == "false"
             assert letter.key == record.key
             assert set(DEAD_LETTER_HEADERS) <= set(headers)
             assert headers["dlq.error_code"] == record.code
