@@ -13,9 +13,10 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from schemas.base import Message
+from schemas.envelope import order_id_for
 from schemas.fulfilment import RecordFulfilmentStep
-from services.ops import scenario
-from services.ops.audit import check_invariants, ledger_rows, read_log
+from services.ops import scenario, story
+from services.ops.audit import check_invariants, check_settled_protocol, ledger_rows, read_log
 from services.ops.cli import main as cli
 from services.ops.kafka_clients import admin_client
 from services.ops.publish import publish, summarise
@@ -61,6 +62,10 @@ class Demo:
         print(f"    published {summarise(sent)}")
         self.settle()
 
+    def tell(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            print(f"    {line}")
+
     def ship(self) -> None:
         lines = [line for line in self.store.ledger() if line["status"] == "allocated"]
         start = scenario.at(3, 12)
@@ -95,19 +100,21 @@ class Demo:
         print(totals_view(self.store))
         print(f"\n{BOLD}== decision trails{END}")
         for buyer, ref in (("tencent", "TC-2026-002"), ("deepseek", "DS-2026-001"), ("sugon", "SG-2026-001")):
-            from schemas.envelope import order_id_for
-
             print(order_view(self.store, str(order_id_for(buyer, ref))))
         print(f"\n{BOLD}== dead letters{END}  {self.store.dead_letters() or 'none'}")
         print(f"\n{BOLD}== audit of the event log against the invariants of domain.md{END}")
         log = read_log(self.settings.bootstrap_servers)
         problems = check_invariants(log)
+        breaches = check_settled_protocol(self.settings.bootstrap_servers, log)
         live = ledger_rows(log)
         model = [line for line in self.store.ledger() if line["status"] == "allocated"]
         same = sorted(r["allocation_id"] for r in live) == sorted(m["allocation_id"] for m in model)
         print(f"    {len(log.events)} events read, {log.duplicates} duplicate records ignored by id")
         print(f"    read model ledger equals the ledger folded from the log: {'yes' if same else 'NO'}")
         print("    invariants: " + ("all hold" if not problems else "VIOLATED:\n      " + "\n      ".join(problems)))
+        kept = "every recall answered, every ended order closed and released, no shipment after a recall or while "
+        kept += "suspended"
+        print("    protocol: " + (kept if not breaches else "BROKEN:\n      " + "\n      ".join(breaches)))
         print(
             f"\n{BOLD}== h200 replay --as-of 2026-02-19T00:00:00Z: the ledger as it stood before the policy change{END}"
         )
@@ -116,7 +123,7 @@ class Demo:
         print(f"\n{BOLD}== h200 verify: the whole log, its determinism and the live read model{END}")
         sys.stdout.flush()
         verified = cli(["verify", "--no-progress"])
-        return 0 if same and not problems and verified == 0 else 1
+        return 0 if same and not problems and not breaches and verified == 0 else 1
 
     def run(self) -> int:
         with admin_client(self.settings.bootstrap_servers) as admin:
@@ -131,7 +138,9 @@ class Demo:
                 if index == 1:
                     self.send_garbage()
                     self.settle()
+            self.tell(story.revocation(read_log(self.settings.bootstrap_servers), scenario.REVOKED))
             self.ship()
+            self.tell(story.losses(read_log(self.settings.bootstrap_servers)))
             self.play(scenario.FINAL.title, scenario.FINAL.messages())
             return self.report()
         finally:

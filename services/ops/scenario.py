@@ -115,6 +115,8 @@ def _batch(batch: str, quantity: int, site: str, when: datetime) -> BatchManufac
 
 
 MIX = {"ai_research": 50, "model_training": 30, "inference": 20}
+REVOKED = "deepseek"
+"""The importer China revokes: its unshipped chips are recalled from fulfilment and allocated again."""
 
 
 @dataclass(frozen=True)
@@ -230,11 +232,11 @@ def more_batches() -> list[Message]:
 def revocation() -> list[Message]:
     return [
         ImporterRevoked(
-            policy_id="cn-importer/deepseek",
+            policy_id=f"cn-importer/{REVOKED}",
             revision=2,
             effective_at=at(3, 10),
             issued_by="MOFCOM",
-            buyer_id="deepseek",
+            buyer_id=REVOKED,
             reason="cybersecurity review of the buyer's data centres",
         ),
     ]

@@ -270,6 +270,21 @@ def story() -> World:
     return world
 
 
+def revoked_story() -> World:
+    """The story, then China revokes Tencent: its 129 unshipped chips are recalled (fulfilment answers cancelled),
+    released and allocated again to Alibaba, and the order book closes the order for approval to release it."""
+    return story().publish(
+        policy.ImporterRevoked(
+            policy_id="cn-importer/tencent",
+            revision=2,
+            effective_at=at(240),
+            issued_by="MOFCOM",
+            buyer_id="tencent",
+            reason="cybersecurity review",
+        )
+    )
+
+
 ORDER_BD, ORDER_AL = order_id_for("bytedance", "BD-1"), order_id_for("alibaba", "AL-1")
 
 

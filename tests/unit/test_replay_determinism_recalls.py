@@ -7,9 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from builders_replay import World, at, read_lines, story, write_lines
+from builders_replay import World, read_lines, revoked_story, write_lines
 
-from schemas.policy import ImporterRevoked
 from schemas.topics import EVENT_TOPICS
 from services.replay.determinism import check_determinism
 from services.replay.eventlog import EventLog, build_log
@@ -19,24 +18,9 @@ from services.replay.records import INBOX, in_catalogue_order
 TOPICS = in_catalogue_order((*EVENT_TOPICS, INBOX))
 
 
-def revoked_tencent() -> World:
-    """The replay story, then China revokes Tencent: its 129 unshipped chips are recalled, released and shared
-    again, and the order book closes the order."""
-    return story().publish(
-        ImporterRevoked(
-            policy_id="cn-importer/tencent",
-            revision=2,
-            effective_at=at(240),
-            issued_by="MOFCOM",
-            buyer_id="tencent",
-            reason="cybersecurity review",
-        )
-    )
-
-
 @pytest.fixture(scope="module")
 def world() -> World:
-    return revoked_tencent()
+    return revoked_story()
 
 
 def load(path: Path) -> EventLog:
