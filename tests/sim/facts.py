@@ -105,7 +105,8 @@ class Order:
 
 @dataclass
 class Facts:
-    seen: set[UUID] = field(default_factory=set)
+    seen: dict[UUID, int] = field(default_factory=dict)
+    """Every fact's id, with the place (seq) where it was first written: the order of record."""
     orders: dict[UUID, Order] = field(default_factory=dict)
     placed_refs: dict[tuple[str, str], list[Envelope[Any]]] = field(default_factory=dict)
     lines: dict[UUID, Line] = field(default_factory=dict)
@@ -131,7 +132,7 @@ class Facts:
             self.rejections.setdefault(envelope.causation_id, []).append(payload.reason.code)
         if envelope.id in self.seen:
             return False
-        self.seen.add(envelope.id)
+        self.seen[envelope.id] = seq
         kind = payload.TYPE
         if kind == "OrderPlaced":
             self.order(payload.order_id).placed.append(envelope)

@@ -32,7 +32,8 @@ class Clock:
     earlier: Callable[[Order, Order], bool]
     """Was the first order approved before the second?"""
     eligible: Callable[[Order, Any, int], bool]
-    """Was the order approved and eligible when a line (payload, seq of its record) was given?"""
+    """Was the order approved and eligible when a line was given (its payload, and the place in the order of
+    record of the input allocation decided it on)?"""
 
 
 def _in_decision_time(order: Order, line: Any, seq: int) -> bool:
@@ -76,6 +77,7 @@ def fafs_inversion(cluster: Cluster, facts: Facts, clock: Clock) -> Violation | 
 
 def _inverted(envelope: Envelope[Any], live: dict[UUID, int], facts: Facts, clock: Clock) -> Violation | None:
     line, given = envelope.payload, facts.lines[envelope.payload.allocation_id]
+    cause = facts.seen.get(envelope.causation_id, given.seq) if envelope.causation_id else given.seq
     later = facts.orders[line.order_id]
     if line.rule != FAFS or facts.rules.get(line.pool_id, (0, FAFS))[1] != FAFS or later.approved is None:
         return None
@@ -88,7 +90,7 @@ def _inverted(envelope: Envelope[Any], live: dict[UUID, int], facts: Facts, cloc
             or order is later
             or earlier.pool_id != line.pool_id
             or not clock.earlier(order, later)
-            or not clock.eligible(order, line, given.seq)
+            or not clock.eligible(order, line, cause)
             or live.get(order.order_id, 0) >= earlier.approved_quantity
             or order.status != "approved"
             or order.live_chips() >= earlier.approved_quantity
