@@ -27,6 +27,7 @@ from schemas.codec import encode
 from schemas.intake import OrderPlaced
 from services.common.dead_letters import VALUE_HEAD
 from services.ops.publish import envelope_for
+from services.ops.topics import ensure_topics
 from services.projector.app import DEAD_LETTER_TOPICS
 
 BUYERS = ("bytedance", "alibaba", "tencent")
@@ -211,3 +212,37 @@ def stop_each(system: System) -> dict[str, int | None]:
         except subprocess.TimeoutExpired:
             codes[process.name] = None
     return codes
+
+
+def test_a_worker_that_cannot_publish_stops_on_sigterm_and_dead_letters_the_record_after_a_restart(
+    start_system: StartSystem,
+) -> None:
+    # Given intake's dead-letter topic is gone, so that every attempt to send to it fails (and passes the time)
+    system = start_system(env={"H200_INTAKE_SEND_TIMEOUT_S": "2"})
+    system.admin.delete_topics(["h200.dlq.intake"])
+    system.wait_until("h200.dlq.intake deleted", lambda: "h200.dlq.intake" not in system.admin.list_topics())
+    intake = system.process("intake-1")
+    (poison,) = send_poisons(system, [Poison("h200.intake.commands", b"bytedance", b"{oops", "malformed_json")])
+    system.wait_until(
+        "intake retrying its dead letter",
+        lambda: "publishing to h200.dlq.intake failed" in intake.log_path.read_text(errors="replace"),
+    )
+
+    # When it is asked to stop, it stops at once, without committing the record it could not finish
+    started = time.monotonic()
+    intake.signal(signal.SIGTERM)
+    assert intake.popen is not None
+    assert intake.popen.wait(STOP_WITHIN_S) == 75
+    assert time.monotonic() - started < STOP_WITHIN_S
+
+    # Then, the topic back and intake restarted, the record is dead-lettered, once
+    assert not ensure_topics(system.admin).problems
+    system.restart("intake-1")
+
+    def dead_lettered() -> list[dict[str, str]]:
+        return [h for h, _ in dead_letters(system, "intake") if source_of(h) == poison.source]
+
+    system.wait_until("the record dead-lettered after the restart", lambda: bool(dead_lettered()), timeout_s=90)
+    time.sleep(2)  # a second copy would come right behind the first
+    (letter,) = dead_lettered()
+    assert letter["dlq.error_code"] == "malformed_json"
