@@ -40,6 +40,10 @@ class Message(Contract):
     def schema_name(cls) -> str:
         return f"{cls.TYPE}.v{cls.VERSION}"
 
+    def id_discriminator(self) -> str:
+        """What tells apart two facts of this type that one cause may give at different times ("" for none)."""
+        return ""
+
 
 class Command(Message):
     """An imperative: a request that a service may accept or reject."""

@@ -65,6 +65,11 @@ class FulfilmentStepRejected(Event):
     cause_event_id: UUID
     at: AwareDatetime
 
+    def id_discriminator(self) -> str:
+        # A report refused as unknown_allocation may be decided again when retried (its line has arrived since),
+        # with another outcome: the two facts need two ids, or readers would drop the second as a duplicate.
+        return self.reason.code if self.reason.code == "unknown_allocation" else ""
+
 
 class RecallAnswered(Event):
     """Fulfilment's answer to AllocationRecallRequested: the shipment was stopped before it left (`cancelled`,

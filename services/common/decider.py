@@ -43,7 +43,7 @@ def wrap(core_name: str, cause: Envelope[Any], payloads: Sequence[Message]) -> l
             producer=core_name,
             occurred_at=cause.occurred_at,
             cause=cause,
-            discriminator=index,
+            discriminator=f"{index}:{payload.id_discriminator()}" if payload.id_discriminator() else index,
         )
         for index, payload in enumerate(payloads)
     ]

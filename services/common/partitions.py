@@ -4,7 +4,10 @@ The inbox is the service's whole input in one order per partition, so the state 
 of records 0..n-1. A worker that starts, restarts after a crash or receives a partition in a rebalance sees
 a first record whose offset is not the next one it expects; it then replays the partition from the start up
 to that offset, silently (the outputs of that history were sent by whoever processed it), and goes on.
-Record ids already applied are skipped, so a record written twice upstream is applied once.
+Duplicates are the cores' business, not the runner's: every core is idempotent on a repeated input (by its
+id or by the natural key of what it records, property-tested per core), and only the core knows when an input
+must be decided again: a fulfilment report refused because its ledger line had not arrived yet is forgotten by
+the core so that its identical retry is decided, which a runner-level set of applied ids would silently drop.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -36,14 +39,12 @@ Replay = Callable[[str, int, int], AsyncIterator[Record]]
 class PartitionState:
     state: Any
     next_offset: int = 0
-    applied: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
 class Outcome:
     outputs: list[Envelope[Message]]
     rejected: ContractError | None = None
-    duplicate: bool = False
 
 
 class PartitionedCore:
@@ -64,17 +65,14 @@ class PartitionedCore:
             envelope = decode_record(record, self._max_bytes)
         except ContractError as error:
             return Outcome([], rejected=error)
-        if str(envelope.id) in current.applied:
-            return Outcome([], duplicate=True)
         try:
             current.state, outputs = step(self.core, current.state, envelope)
         except Exception as exc:
             # A defect in the core, not in the record: the record goes to the dead letters with the error.
-            # Live processing and a rebuild fail the same way on it, so the states stay the same. It is not
-            # marked applied: once the defect is fixed, the same record sent again (same id) is processed.
+            # Live processing and a rebuild fail the same way on it, so the states stay the same. Nothing of it
+            # was folded: once the defect is fixed, the same record sent again (same id) is processed.
             log.exception("%s failed on %s", self.core.NAME, record.where)
             return Outcome([], rejected=ContractError("processing_failed", f"{type(exc).__name__}: {exc}"))
-        current.applied.add(str(envelope.id))
         return Outcome(outputs)
 
     async def _rebuild(self, topic: str, partition: int, until: int) -> PartitionState:
