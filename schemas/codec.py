@@ -47,12 +47,15 @@ def encode(envelope: Envelope[Any]) -> bytes:
     return envelope.model_dump_json().encode("utf-8")
 
 
-def describe(error: ValidationError, prefix: str = "") -> str:
-    """Every failed field with its path, e.g. `payload.quantity: Input should be greater than 0`."""
+def describe(error: ValidationError, prefix: str = "", shown: int = 20) -> str:
+    """The failed fields with their paths, e.g. `payload.quantity: Input should be greater than 0` (the first
+    `shown` of them: a record with a hundred thousand unknown keys must not make a message of megabytes)."""
     lines = []
-    for item in error.errors(include_url=False):
-        path = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+    for item in error.errors(include_url=False)[:shown]:
+        path = ".".join(str(part)[:64] for part in (prefix, *item["loc"]) if part != "")
         lines.append(f"{path or '<message>'}: {item['msg']}")
+    if error.error_count() > shown:
+        lines.append(f"and {error.error_count() - shown} more")
     return "; ".join(lines)
 
 

@@ -34,6 +34,7 @@ PASSING: tuple[type[BaseException], ...] = (
     NotReady,
     AttemptTimedOutError,
     ConnectionError,
+    TimeoutError,  # asyncio.TimeoutError too
 )
 
 

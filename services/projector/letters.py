@@ -27,6 +27,7 @@ log = logging.getLogger("h200.projector")
 
 REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError, CorruptRecordError)
 RETRY_S = (0.1, 0.5, 1.0, 5.0)
+SEND_WAIT_S = 10.0
 FIELD_CHARS = 64
 
 
@@ -72,7 +73,8 @@ class ProjectorLetters:
         failures = FailureLog(f"dead-lettering to {letter.topic}", log)
         while True:
             try:
-                self.producer.send(letter.topic, key=letter.key, value=letter.value, headers=letter.headers).get()
+                sent = self.producer.send(letter.topic, key=letter.key, value=letter.value, headers=letter.headers)
+                sent.get(timeout=SEND_WAIT_S)  # bounded, so that a stop request is seen during an outage
                 failures.succeeded()
                 return True
             except REFUSED as refused:

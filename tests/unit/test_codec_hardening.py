@@ -118,10 +118,10 @@ def test_the_worst_records_within_the_size_limit_are_refused_quickly() -> None:
         b'{"type":"SubmitOrder","version":1,"payload":{' + b'"k":1,' * 150_000 + b'"k":1}}',
     ]
     for data in worst:
-        started = time.perf_counter()
+        started = time.process_time()  # CPU time: a loaded machine must not fail this test
         with pytest.raises(ContractError):
             decode(data)
-        assert time.perf_counter() - started < 2.0, data[:40]
+        assert time.process_time() - started < 2.0, data[:40]
 
 
 @pytest.mark.parametrize("type_", sorted(SAMPLES))
@@ -179,3 +179,11 @@ def test_any_bytes_give_a_message_or_a_contract_error_and_both_paths_agree(data:
 def test_any_json_value_gives_a_contract_error(value: object) -> None:
     with pytest.raises(ContractError):
         decode(json.dumps(value).encode())
+
+
+def test_a_record_with_eighty_thousand_unknown_keys_gets_a_short_reason() -> None:
+    keys = b",".join(b'"k%d":1' % n for n in range(80_000))
+    with pytest.raises(ContractError) as caught:
+        decode(replaced(SUBMIT, b'"quantity":150000', b'"quantity":1,' + keys))
+    assert caught.value.code == "invalid_payload"
+    assert len(caught.value.detail) < 2_000 and caught.value.detail.endswith("and 79980 more")
