@@ -7,12 +7,14 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
-from schemas.codec import encode
+from schemas.codec import ContractError, encode
 from schemas.samples import sample_envelopes
 from services.common.records import Record
 from services.projector import app
 from services.projector.app import to_pending
+from services.projector.letters import ProjectorLetters
 from services.projector.store import Pending
 
 POLICY = next(e for e in sample_envelopes() if e.type == "TrancheQuotaSet")
@@ -101,3 +103,42 @@ def test_a_defect_in_a_projection_is_counted_not_raised(monkeypatch: pytest.Monk
     store, errors = project([Record("h200.policy", 0, 0, b"k", encode(POLICY))])
     assert errors[0].code == "processing_failed"
     assert store.dead_letters == {"projector:processing_failed": 1}
+
+
+class FakeProducer:
+    """kafka-python's send(): refuses records above `limit` at once, as it does for max_request_size."""
+
+    def __init__(self, limit: int, outage: int = 0) -> None:
+        self.limit, self.outage, self.sent = limit, outage, []
+
+    def send(self, topic: str, *, key: bytes | None, value: bytes | None, headers: list[Any]) -> Any:
+        if self.outage:
+            self.outage -= 1
+            raise KafkaTimeoutError("broker away")
+        size = len(value or b"") + sum(len(v) for _, v in headers)
+        if size > self.limit:
+            raise MessageSizeTooLargeError(f"{size} bytes")
+        self.sent.append((topic, key, value, dict(headers)))
+        return self
+
+    def get(self, timeout: float) -> None:
+        return None
+
+
+def test_the_projectors_dead_letter_refused_for_its_size_is_sent_shortened() -> None:
+    producer = FakeProducer(limit=100_000)
+    letters = ProjectorLetters(producer, max_bytes=1_048_576, running=lambda: True)
+    letters.add(Record("h200.policy", 0, 9, b"k", b"x" * 1_010_000), ContractError("malformed_json", "not JSON"))
+    assert letters.flush()
+    ((topic, _, value, headers),) = producer.sent
+    assert topic == "h200.dlq.projector" and headers["dlq.truncated"] == b"true" and value == b"x" * 65_536
+
+
+def test_the_projector_asked_to_stop_during_an_outage_does_not_apply_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("services.projector.letters.time.sleep", lambda s: None)
+    running = iter([True, True, False])
+    letters = ProjectorLetters(FakeProducer(limit=10**7, outage=10), 1_048_576, running=lambda: next(running))
+    letters.add(Record("h200.policy", 0, 9, b"k", b"{oops"), ContractError("malformed_json", "not JSON"))
+    assert letters.flush() is False
