@@ -31,7 +31,7 @@ from schemas.approval import (
     OrderHeld,
 )
 from schemas.envelope import Envelope
-from schemas.fulfilment import FulfilmentStepRecorded, RecallAnswered, RecordFulfilmentStep
+from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered, RecordFulfilmentStep
 from schemas.intake import OrderCancelled
 from schemas.policy import ExportLicenceIssued, TrancheQuotaSet
 from services.replay.eventlog import EventLog
@@ -171,19 +171,21 @@ def _shipped_within_allocated(log: EventLog) -> list[str]:
 
 
 def _shipped_within_licence_and_quota(log: EventLog) -> list[str]:
-    """Chips shipped to a buyer (lost ones included: they left) never exceed its licence or its tranche quota."""
+    """Chips a buyer keeps (shipped, not lost or refused) never exceed its licence or its tranche quota. A failed
+    delivery's chips go back to the pool and may be shipped to the same order again: they are counted once."""
     grants: dict[UUID, Any] = {e.payload.order_id: e.payload for e in log.of(OrderApproved)}  # type: ignore[attr-defined]
     limits = {_limit(e.payload): e.payload.quantity for e in log.of(ExportLicenceIssued, TrancheQuotaSet)}  # type: ignore[attr-defined]
-    shipped = _shipped(log)
+    failed = {e.payload.allocation_id for e in log.of(DeliveryFailed)}  # type: ignore[attr-defined]
+    kept = _shipped(log) - failed
     used: Counter[tuple[str, str]] = Counter()
     for e in log.of(ChipsAllocated):
         p: Any = e.payload
         grant = grants.get(p.order_id)
-        if p.allocation_id in shipped and grant is not None:
+        if p.allocation_id in kept and grant is not None:
             used[("licence", grant.licence_id)] += p.quantity
             used[("quota", f"{grant.buyer_id}/{grant.tranche_id}")] += p.quantity
     return [
-        f"{kind} {name}: {chips} chips shipped, it allows {limits.get((kind, name))}"
+        f"{kind} {name}: {chips} chips shipped and kept, it allows {limits.get((kind, name))}"
         for (kind, name), chips in used.items()
         if chips > limits.get((kind, name), 0)
     ]

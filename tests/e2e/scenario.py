@@ -16,12 +16,22 @@ from uuid import UUID
 from schemas.base import Message
 from schemas.envelope import order_id_for
 from schemas.fulfilment import RecordFulfilmentStep, Step
-from schemas.intake import DeclaredUse, DeliverySite, DomesticChipCommitment, SubmitOrder, SupportingDocument
+from schemas.intake import (
+    CancelOrder,
+    DeclaredUse,
+    DeliverySite,
+    DomesticChipCommitment,
+    SubmitOrder,
+    SupportingDocument,
+)
 from schemas.policy import (
     AllocationPolicySet,
     DeniedPartyListed,
     ExportLicenceIssued,
     ImporterAuthorised,
+    ImporterReinstated,
+    ImporterRevoked,
+    ImporterSuspended,
     ImportUseRulesSet,
     TrancheQuotaSet,
 )
@@ -98,6 +108,39 @@ def importer(buyer: str, *, revision: int = 1, minute: float = 0) -> ImporterAut
         issued_by=MOFCOM,
         buyer_id=buyer,
         buyer_name=buyer.title(),
+    )
+
+
+def importer_suspended(buyer: str, *, revision: int, minute: float = 0) -> ImporterSuspended:
+    return ImporterSuspended(
+        policy_id=f"cn-importer/{buyer}",
+        revision=revision,
+        effective_at=at(minute),
+        issued_by=MOFCOM,
+        buyer_id=buyer,
+        reason="document review",
+    )
+
+
+def importer_reinstated(buyer: str, *, revision: int, minute: float = 0) -> ImporterReinstated:
+    return ImporterReinstated(
+        policy_id=f"cn-importer/{buyer}",
+        revision=revision,
+        effective_at=at(minute),
+        issued_by=MOFCOM,
+        buyer_id=buyer,
+        reason="review passed",
+    )
+
+
+def importer_revoked(buyer: str, *, revision: int, minute: float = 0) -> ImporterRevoked:
+    return ImporterRevoked(
+        policy_id=f"cn-importer/{buyer}",
+        revision=revision,
+        effective_at=at(minute),
+        issued_by=MOFCOM,
+        buyer_id=buyer,
+        reason="cybersecurity review",
     )
 
 
@@ -181,14 +224,18 @@ def submit(
     )
 
 
+def cancel(buyer: str, ref: str, *, minute: float = 0) -> CancelOrder:
+    return CancelOrder(buyer_id=buyer, upstream_ref=ref, reason="plans changed", requested_at=at(minute))
+
+
 def batch(batch_id: str, quantity: int, *, minute: float = 0, pool: str = POOL) -> BatchManufactured:
     return BatchManufactured(
         batch_id=batch_id, pool_id=pool, quantity=quantity, site="TSMC Fab 18, Tainan", ready_at=at(minute)
     )
 
 
-def step(allocation_id: UUID | str, step_: Step, *, minute: float) -> RecordFulfilmentStep:
-    return RecordFulfilmentStep(allocation_id=UUID(str(allocation_id)), step=step_, at=at(minute))
+def step(allocation_id: UUID | str, step_: Step, *, minute: float, note: str | None = None) -> RecordFulfilmentStep:
+    return RecordFulfilmentStep(allocation_id=UUID(str(allocation_id)), step=step_, at=at(minute), note=note)
 
 
 def steps(allocation_id: UUID | str, *path: Step, minute: float, every: float = 60) -> list[RecordFulfilmentStep]:
