@@ -38,6 +38,5 @@ def test_a_buyer_delisted_from_one_denied_party_list_stays_denied_while_on_anoth
     _passes("delisted_from_one_of_two_lists")  # (d)
 
 
-@NOT_FIXED_YET
 def test_a_report_refused_before_its_ledger_line_arrived_is_recorded_when_sent_again() -> None:
     _passes("report_before_its_line_then_retried")  # (e)

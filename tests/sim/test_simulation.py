@@ -25,8 +25,6 @@ KNOWN_OPEN: dict[str, str] = {
     "fafs-inversion": "(c) first-approved-first-served by decision time depends on how late the news of an "
     "approval reaches allocation (the cores now rank by the order of record; an order earlier on both clocks "
     "is checked as fafs-inversion-of-record)",
-    "retry-ignored": "(e) services/common/partitions.py drops the identical retry of a report refused as "
-    "unknown_allocation by its id, before the fulfilment core (which now forgets it) sees it",
 }
 
 
