@@ -8,22 +8,19 @@ things happened in the simulated world, which no single service can see.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import inspect
 import logging
-import os
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.codec import MAX_MESSAGE_BYTES, ContractError, encode
+from schemas.codec import ContractError, encode
 from schemas.envelope import Envelope
 from schemas.routing import home_topic, record_key
 from services.common.partitions import Outcome, PartitionedCore
 from services.common.records import Record
 
 from .topology import Consumer, Topology, partition_of, simulated_topics
+from .workers import make_worker, run_now
 
 # A core that raises is reported by the simulator as a violation; the worker's traceback would only be noise.
 logging.getLogger("services.common.partitions").setLevel(logging.CRITICAL)
@@ -44,49 +41,6 @@ class DeadLetter:
     consumer: Consumer
     offset: int
     error: ContractError
-
-
-class _FailFast:
-    """The workers' lifecycle in the simulator: a wait means a rebuild failed, which the in-memory log never
-    causes by itself, so it is reported at once instead of being retried forever."""
-
-    should_stop = False
-
-    async def sleep(self, n: float) -> None:
-        raise RuntimeError("a rebuild failed and would be retried: the in-memory log never fails")
-
-
-_LOOP: asyncio.AbstractEventLoop | None = None
-_INHERITED: list[asyncio.AbstractEventLoop] = []
-
-
-def _forked() -> None:
-    # A forked child must not share its parent's selector: it makes its own loop, and keeps the inherited one
-    # referenced (never closed here, never collected) so that no warning names it.
-    global _LOOP
-    if _LOOP is not None:
-        _INHERITED.append(_LOOP)
-        _LOOP = None
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run a worker's coroutine to its end. The in-memory log answers at once, so nothing ever sleeps; one event
-    loop per process serves every run (closed at exit, so no warning names an unclosed loop)."""
-    global _LOOP
-    if _LOOP is None:
-        _LOOP = asyncio.new_event_loop()
-        atexit.register(_LOOP.close)
-    return _LOOP.run_until_complete(coroutine)
-
-
-def make_worker(core: Any, replay: Any) -> PartitionedCore:
-    """The real per-partition runner; given a fail-fast lifecycle where its version takes one."""
-    if "lifecycle" in inspect.signature(PartitionedCore).parameters:
-        return PartitionedCore(core, replay, MAX_MESSAGE_BYTES, lifecycle=_FailFast())
-    return PartitionedCore(core, replay, MAX_MESSAGE_BYTES)
 
 
 class Cluster:
