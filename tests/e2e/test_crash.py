@@ -114,6 +114,7 @@ def test_a_service_killed_mid_stream_loses_nothing_and_repeats_nothing(module_sy
     approved = [o for o in ours if decided[o][0].type == "OrderApproved"]
     assert len(approved) == BUYERS * QUOTA // LOT
     assert audit.check_invariants(log) == []
+    assert audit.check_settled_protocol(system.bootstrap, log) == []
     # no fact was decided twice under two ids (a duplicate record carries the same id)
     assert same_kind_same_cause(log, ONCE_PER_CAUSE) == []
     # the book handed out the whole supply (demand exceeds it), also after lost shipments came back

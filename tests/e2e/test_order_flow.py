@@ -113,6 +113,7 @@ def test_the_four_services_place_approve_allocate_and_ship(start_system: StartSy
 
     # And the log keeps every invariant, and the read model tells the same story as the log
     assert audit.check_invariants(log) == []
+    assert audit.check_settled_protocol(system.bootstrap, log) == []
     assert log.undecodable == 0
     assert read_model_disagreements(system.store, log) == []
     buyers = system.store.buyers()
