@@ -1,6 +1,13 @@
 """Waiting for the system to settle: every service group and the projector have read every topic to its end.
 
 Nothing here sleeps a fixed time to hope work is done: it compares recorded positions with the log ends.
+
+Work that crosses services several times needs no special case: a revocation goes approval -> allocation (recall
+asked) -> fulfilment (recall answered) -> allocation (chips released and given again, order closed) -> approval
+(licence and quota released). Every service publishes, and the broker acknowledges, the facts an input causes
+before it commits that input, so while any hop is pending, some reader has not committed a record that exists: the
+system is settled only once the whole round trip is in the log. The demo and the end-to-end tier check so (every
+recall answered, every ended order closed and released: services.ops.protocol).
 """
 
 from __future__ import annotations
