@@ -18,7 +18,7 @@ class BrokerUnavailableError(RuntimeError):
 def _unreachable(bootstrap: str) -> BrokerUnavailableError:
     return BrokerUnavailableError(
         f"no Kafka broker answers at {bootstrap}: start one with `make kafka-up`, "
-        "or point H200_BOOTSTRAP_SERVERS at a running cluster"
+        "or give a running cluster with --bootstrap or H200_BOOTSTRAP_SERVERS"
     )
 
 

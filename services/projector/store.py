@@ -114,6 +114,10 @@ class ReadModelStore:
             pipe.hgetall(f"{self.ns}:{kind}:{name}")
         return {name: dict(fields) for name, fields in zip(names, pipe.execute() if names else [], strict=True)}
 
+    def orders(self) -> dict[str, dict[str, str]]:
+        """Every order the read models know (placed or rejected at intake), by id."""
+        return self._hashes("order", sorted(self.client.smembers(f"{self.ns}:orders")))
+
     def buyers(self) -> dict[str, dict[str, str]]:
         return self._hashes("buyer", sorted(self.client.smembers(f"{self.ns}:buyers")))
 
