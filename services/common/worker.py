@@ -99,7 +99,7 @@ class ServiceWorker:
             app.agent(self.publisher.topic(route.source), name=f"{service}.route.{route.source}", concurrency=1)(
                 self._router(route)
             )
-        app.page("/stats/")(self._stats_page)
+        app.page("/stats/")(self.page(self.stats))
 
     async def _send(
         self,
@@ -185,14 +185,22 @@ class ServiceWorker:
             )
             halt(EXIT_FAILED)
 
-    async def _stats_page(self, web: Any, request: Any) -> Any:
-        return web.json(
-            {
-                "service": self.service,
-                "decided": self.decided,
-                "rebuilds": self.core.rebuilds,
-                "dead_letters": dict(self.dead_letters.counts),
-                "dead_letters_unsent": self.dead_letters.unsent,
-                "dead_letter_topic": dead_letter_topic(self.service),
-            }
-        )
+    @staticmethod
+    def page(figures: Callable[[], dict[str, Any]]) -> Any:
+        """A faust view handler answering `figures()` as JSON. faust makes the handler the view's `get`, so it must
+        be a plain function of (view, request): a bound method would get the request alone (the old 500)."""
+
+        async def handler(view: Any, request: Any) -> Any:
+            return view.json(figures())
+
+        return handler
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "decided": self.decided,
+            "rebuilds": self.core.rebuilds,
+            "dead_letters": dict(self.dead_letters.counts),
+            "dead_letters_unsent": self.dead_letters.unsent,
+            "dead_letter_topic": dead_letter_topic(self.service),
+        }

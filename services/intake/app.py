@@ -29,14 +29,14 @@ class IntakeWorker(ServiceWorker):
     def __init__(self, app: faust.App, cluster: ClusterSettings, worker: WorkerSettings) -> None:
         self.rekeyed = RekeyedRecords(INBOX)
         super().__init__(app, "intake", domain, INBOX, ROUTES, cluster, worker)
-        app.page("/stats/rekeyed/")(self._rekeyed_page)
+        app.page("/stats/rekeyed/")(self.page(self.rekeyed_stats))
 
     async def _forward(self, record: Record, payload: Message) -> None:
         self.rekeyed.note(record, payload.buyer_id)  # type: ignore[attr-defined]  # every intake command has one
         await super()._forward(record, payload)
 
-    async def _rekeyed_page(self, web: Any, request: Any) -> Any:
-        return web.json({"service": self.service, "inbox": INBOX, "rekeyed": self.rekeyed.by_reason()})
+    def rekeyed_stats(self) -> dict[str, Any]:
+        return {"service": self.service, "inbox": INBOX, "rekeyed": self.rekeyed.by_reason()}
 
 
 def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | None = None) -> faust.App:
