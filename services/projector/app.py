@@ -5,12 +5,22 @@ never disagree; records it cannot apply go to h200.dlq.projector and are counted
 The namespace written is the one the alias `<namespace>:current` names (services.projector.namespace), resolved
 again before every batch: when a rebuild moves it, the projector goes on in the new namespace from that
 namespace's own positions.
+
+The projector keeps its read models whole by itself. Each namespace holds a generation marker written with its
+positions (services.projector.store) and checked with every batch, even an empty one: when Redis loses the read
+models (FLUSHALL, a restart without persistence, the namespace deleted), the batch is refused, and the projector
+empties the namespace and projects it again from offset 0, logging that once and how long the rebuild took.
+While Redis does not answer it waits, with capped back-off, logged once and then by how long the outage has
+lasted, and resumes from the positions Redis holds: those are written with the data, so nothing is lost or
+applied twice.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import time
+from dataclasses import dataclass
 from types import FrameType
 
 import redis
@@ -22,16 +32,20 @@ from schemas.codec import ContractError
 from schemas.topics import EVENT_TOPICS
 from services.common.dead_letters import dead_letter_topic
 from services.common.records import Record, decode_record
+from services.common.retry import Backoff, FailureLog
 from services.common.settings import ClusterSettings
 from services.projector.letters import ProjectorLetters, source_of
-from services.projector.merge import TimeOrderedReader
-from services.projector.namespace import current_namespace
+from services.projector.merge import Positions, TimeOrderedReader
+from services.projector.namespace import current_namespace, delete_namespace
 from services.projector.projection import project
-from services.projector.store import NamespaceMovedError, Pending, ReadModelStore
+from services.projector.store import NamespaceMovedError, Pending, ReadModelLostError, ReadModelStore
 
 log = logging.getLogger("h200.projector")
 
 DEAD_LETTER_TOPICS = tuple(dead_letter_topic(s) for s in ("intake", "approval", "allocation", "fulfilment"))
+REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError)
+"""Failures that pass (Redis restarting, loading, unreachable for a while): waited out."""
+REDIS_BACKOFF = Backoff(first_s=0.2, max_s=5.0)
 
 
 class ProjectorSettings(BaseSettings):
@@ -40,6 +54,7 @@ class ProjectorSettings(BaseSettings):
     namespace: str = Field("h200", description="the alias base: the namespace is what `<namespace>:current` names")
     batch_size: int = Field(500, gt=0)
     poll_ms: int = Field(500, gt=0)
+    redis_timeout_s: float = Field(10.0, gt=0, description="a Redis that accepts but does not answer is away")
 
 
 def to_pending(record: Record, ns: str, max_bytes: int) -> tuple[Pending, ContractError | None]:
@@ -76,11 +91,27 @@ def projected_partitions(consumer: KafkaConsumer) -> list[TopicPartition]:
     ]
 
 
+@dataclass
+class Rebuilding:
+    """A namespace projected again from offset 0 after its read models were lost."""
+
+    namespace: str
+    until: Positions
+    """The log ends when the loss was found: the rebuild is done once they are applied."""
+    started: float
+    applied: int = 0
+
+
 class Projector:
     def __init__(self, cluster: ClusterSettings, settings: ProjectorSettings) -> None:
         self.cluster = cluster
         self.settings = settings
-        self.client = redis.Redis.from_url(cluster.redis_url, decode_responses=True)
+        self.client = redis.Redis.from_url(
+            cluster.redis_url,
+            decode_responses=True,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
         # The namespace the alias names is resolved when projecting starts (_assign) and before every batch.
         self.store = ReadModelStore(self.client, settings.namespace, settings.namespace)
         self.consumer = KafkaConsumer(
@@ -97,28 +128,69 @@ class Projector:
         self.letters = ProjectorLetters(self.producer, letter_bytes, lambda: self.running)
         self.running = True
         self.applied = 0
+        self.resync = True
+        """Positions must be read from Redis again (at the start, after Redis was away) before the next batch."""
+        self.lettered: Positions = {}
+        """Per partition, the offset below which every record's dead letter (if it needed one) was sent: a
+        record read again (after an outage, in a rebuild) is not dead-lettered twice."""
+        self.rebuilding: Rebuilding | None = None
+        self.outage = FailureLog(f"writing the read models to Redis at {_where(cluster.redis_url)}", log)
 
     def _assign(self) -> TimeOrderedReader:
         self.reader = TimeOrderedReader(self.consumer, projected_partitions(self.consumer))
-        self._follow_alias(starting=True)
         return self.reader
 
-    def _follow_alias(self, starting: bool = False) -> None:
+    def _follow_alias(self) -> None:
         """Between batches: if a rebuild moved the alias, go on in the new namespace from its own positions."""
         namespace = current_namespace(self.client, self.settings.namespace)
-        if namespace == self.store.ns and not starting:
+        if namespace == self.store.ns and not self.resync:
             return
         if namespace != self.store.ns:
+            if namespace == self.settings.namespace and self.store.generation is not None:
+                # A rebuild moves the alias, never removes it: Redis lost it with the read models.
+                self._rebuild_lost(f"the alias {self.settings.namespace}:current naming {self.store.ns} is gone")
+                return
             log.info("the read models are in namespace %s (was %s): following", namespace, self.store.ns)
-        self.store = ReadModelStore(self.client, namespace, self.settings.namespace)
+            self.store = ReadModelStore(self.client, namespace, self.settings.namespace)
+        # The same namespace after an outage keeps its store, and so its generation: a Redis that came back
+        # empty is then found out at the next batch. The generation is adopted before the positions are read,
+        # so a loss between the two is found out as well.
+        self.store.adopt_generation()
+        positions = self.store.positions()
+        for where, offset in positions.items():  # processed, so dead-lettered where needed
+            self.lettered[where] = max(self.lettered.get(where, 0), offset)
         if self.reader is not None:
-            self.reader.seek(self.store.positions())
+            self.reader.seek(positions)
+        self.resync = False
+
+    def _rebuild_lost(self, why: str) -> None:
+        """Empty the namespace (nothing half-lost may be counted twice) and project it again from offset 0."""
+        namespace, reader = current_namespace(self.client, self.settings.namespace), self.reader
+        assert reader is not None
+        log.warning(
+            "the read models of namespace %s were lost (%s): Redis was flushed or reset. "
+            "Rebuilding them from the log, from offset 0",
+            namespace,
+            why,
+        )
+        delete_namespace(self.client, namespace, self.settings.namespace)
+        self.store = ReadModelStore(self.client, namespace, self.settings.namespace)
+        self.store.adopt_generation()
+        reader.seek({})
+        self.rebuilding = Rebuilding(namespace, reader.end_offsets(), time.monotonic())
+        self.resync = False
 
     def _pending(self, record: Record) -> Pending:
         pending, error = to_pending(record, self.store.ns, self.cluster.max_message_bytes)
-        if error is not None:
+        where = (record.topic, record.partition)
+        if error is not None and record.offset >= self.lettered.get(where, 0):
             self.letters.add(record, error)
         return pending
+
+    def _lettered(self, records: list[Record]) -> None:
+        for record in records:
+            where = (record.topic, record.partition)
+            self.lettered[where] = max(self.lettered.get(where, 0), record.offset + 1)
 
     def run_once(self) -> int:
         reader = self.reader or self._assign()
@@ -129,23 +201,62 @@ class Projector:
         # the batch is not applied, and read again at the next start.
         if not self.letters.flush():
             return 0
+        self._lettered(records)
         try:
-            self.applied += self.store.apply(batch)
+            applied = self.store.apply(batch)
         except NamespaceMovedError as moved:
             # The rest of the batch was refused; the next batch reads it again in the new namespace.
-            self.applied += moved.applied
+            applied = moved.applied
+        except ReadModelLostError as lost:
+            self.applied += lost.applied
+            self._rebuild_lost(f"its generation marker {self.store.generation} is gone")
+            return len(batch)
+        self.applied += applied
+        self._rebuilt(reader, applied)
         return len(batch)
+
+    def _rebuilt(self, reader: TimeOrderedReader, applied: int) -> None:
+        if self.rebuilding is None:
+            return
+        self.rebuilding.applied += applied
+        if reader.reached(self.rebuilding.until):
+            done, self.rebuilding = self.rebuilding, None
+            log.warning(
+                "rebuilt the read models of namespace %s from the log: %s records applied in %.1f s",
+                done.namespace,
+                done.applied,
+                time.monotonic() - done.started,
+            )
 
     def run(self) -> None:
         self._assign()
-        log.info("projecting into namespace %s from %s", self.store.ns, self.cluster.bootstrap_servers)
+        log.info("projecting into namespace %s from %s", self.settings.namespace, self.cluster.bootstrap_servers)
         while self.running:
-            self.run_once()
+            try:
+                self.run_once()
+            except REDIS_AWAY as error:
+                self._wait_out(error)
+            else:
+                self.outage.succeeded()
         self.consumer.close()
         self.producer.close()
 
+    def _wait_out(self, error: Exception) -> None:
+        """Redis is away: wait (logged once, then by how long), then resume from the positions Redis holds."""
+        delay = REDIS_BACKOFF.delay(self.outage.failures + 1)
+        self.outage.failed(error, delay)
+        self.resync = True  # the batch in hand may be applied in part: read again from the recorded positions
+        deadline = time.monotonic() + delay
+        while self.running and time.monotonic() < deadline:
+            time.sleep(min(0.1, delay))  # the loop is synchronous: a stop request is seen within 0.1 s
+
     def stop(self, *_: object) -> None:
         self.running = False
+
+
+def _where(url: str) -> str:
+    """host:port/db of a Redis URL, without any password it may hold."""
+    return url.rpartition("@")[2].removeprefix("redis://")
 
 
 def create_app(cluster: ClusterSettings | None = None, settings: ProjectorSettings | None = None) -> Projector:

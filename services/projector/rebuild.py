@@ -28,7 +28,7 @@ from services.projector.app import projected_partitions, to_pending
 from services.projector.merge import Positions, TimeOrderedReader
 from services.projector.namespace import current_namespace, delete_namespace, fresh_namespace, switch_namespace
 from services.projector.parity import Parity, Snapshot, compare, snapshot
-from services.projector.store import ReadModelStore
+from services.projector.store import ReadModelLostError, ReadModelStore
 
 Out = Callable[[str], None]
 
@@ -65,7 +65,10 @@ class Builder:
         read = 0
         while not self.reader.reached(until):
             records = self.reader.read(BATCH, POLL_MS, until)
-            self.store.apply([to_pending(record, self.store.ns, self.max_bytes)[0] for record in records])
+            try:
+                self.store.apply([to_pending(record, self.store.ns, self.max_bytes)[0] for record in records])
+            except ReadModelLostError as lost:
+                raise RebuildError(f"Redis lost {self.store.ns} while it was being rebuilt; run again") from lost
             read += len(records)
         self.records += read
         return read
@@ -139,16 +142,21 @@ def _build_and_compare(builder: Builder, client: Any, old: str, out: Out) -> Par
 
 
 def _live_ahead_of(client: Any, old: str, rebuilt: dict[tuple[str, int], int]) -> Snapshot:
-    """The live read models at positions no earlier than the rebuilt ones (the live projector may lag)."""
-    deadline = time.monotonic() + PARITY_WAIT_S
+    """The live read models at positions no earlier than the rebuilt ones (the live projector may lag).
+
+    A live projector that is still advancing (catching up, or rebuilding itself after Redis lost its read
+    models) is waited for; one that stays put for PARITY_WAIT_S is not."""
+    deadline, applied = time.monotonic() + PARITY_WAIT_S, -1
     while True:
         live = snapshot(client, old)
         behind = {f"{t}:{p}": n for (t, p), n in rebuilt.items() if live.positions.get(f"{t}:{p}", 0) < n}
         if not behind:
             return live
+        if live.records > applied:
+            deadline, applied = time.monotonic() + PARITY_WAIT_S, live.records
         if time.monotonic() > deadline:
             raise RebuildError(
-                f"the live projector of {old} stayed behind the log for {PARITY_WAIT_S:.0f} s "
+                f"the live projector of {old} stayed behind the log for {PARITY_WAIT_S:.0f} s without progress "
                 f"({len(behind)} partitions): is it running? Compare with --no-switch once it has caught up"
             )
         time.sleep(0.2)  # polling the live projector's recorded positions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,16 +14,34 @@ from services.projector.namespace import alias_key, current_namespace
 # One script call per record: the position check, the id check, the data and the new position change
 # together or not at all, so a crash between records can neither lose nor repeat an event's effect.
 # A fenced writer (the live projector) names the namespace it believes current: once a rebuild has moved the
-# alias (KEYS[3], absent = ARGV[6]) elsewhere, its writes are refused (-1) and it must follow the alias.
-APPLY = """
-if ARGV[5] ~= '' and (redis.call('GET', KEYS[3]) or ARGV[6]) ~= ARGV[5] then return -1 end
-local next_offset = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+# alias (KEYS[4], absent = ARGV[7]) elsewhere, its writes are refused (-1) and it must follow the alias.
+# Every writer names the generation of the read model it writes to (KEYS[3]): when that marker is gone or
+# another (Redis flushed, restarted empty, the namespace deleted), its writes are refused (-2): applying new
+# records on top of lost ones would leave a read model that looks current and is not.
+GUARDS = """
+if ARGV[6] ~= '' and (redis.call('GET', KEYS[4]) or ARGV[7]) ~= ARGV[6] then return -1 end
+if redis.call('GET', KEYS[3]) ~= ARGV[5] then return -2 end
+"""
+APPLY = (
+    GUARDS
+    + """local next_offset = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local offset = tonumber(ARGV[2])
 if offset < next_offset then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], offset + 1)
 if ARGV[3] ~= '' and redis.call('SADD', KEYS[2], ARGV[3]) == 0 then return 0 end
 for _, op in ipairs(cjson.decode(ARGV[4])) do redis.call(unpack(op)) end
 return 1
+"""
+)
+# The guards alone, for a batch with no record: an idle projector finds a loss too (-2), or a move (-1).
+CHECK = GUARDS + "return 0"
+
+
+# The generation a namespace is written in: adopted if there is one, else the one proposed (a namespace new or
+# emptied, whose positions are gone with it: it is projected from offset 0).
+ADOPT_GENERATION = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
 """
 
 
@@ -48,6 +67,14 @@ class NamespaceMovedError(RuntimeError):
         self.applied = applied
 
 
+class ReadModelLostError(RuntimeError):
+    """The namespace's generation marker is gone or another: its read models were lost or reset meanwhile."""
+
+    def __init__(self, namespace: str, applied: int) -> None:
+        super().__init__(f"the read models of namespace {namespace} were lost (their generation marker is gone)")
+        self.applied = applied
+
+
 class ReadModelStore:
     def __init__(self, client: redis.Redis, namespace: str = "h200", fence: str | None = None) -> None:
         """`fence`: the alias base; writes are then refused once the alias no longer names `namespace`."""
@@ -58,6 +85,20 @@ class ReadModelStore:
         self.ns = namespace
         self.fence = fence
         self._apply = client.register_script(APPLY)
+        self._adopt = client.register_script(ADOPT_GENERATION)
+        self._check = client.register_script(CHECK)
+        self.generation: str | None = None
+        """The generation this store writes in, adopted at the first write (see generation_key)."""
+
+    @property
+    def generation_key(self) -> str:
+        return f"{self.ns}:generation_id"
+
+    def adopt_generation(self) -> str:
+        """The namespace's generation marker, written with a new random id if it has none."""
+        if self.generation is None:
+            self.generation = str(self._adopt(keys=[self.generation_key], args=[uuid.uuid4().hex]))
+        return self.generation
 
     @property
     def positions_key(self) -> str:
@@ -74,26 +115,33 @@ class ReadModelStore:
 
     def apply(self, batch: list[Pending]) -> int:
         """Apply records in order (one atomic script each, pipelined); returns how many changed anything.
+        An empty batch checks the guards only.
 
-        A fenced store raises NamespaceMovedError when the alias moved during the batch."""
-        if not batch:
+        A fenced store raises NamespaceMovedError when the alias moved during the batch, and any store
+        ReadModelLostError when its generation marker vanished (nothing more of the batch is applied then)."""
+        if not batch and self.generation is None:
             return 0
-        keys = [self.positions_key, f"{self.ns}:applied"]
-        fence = ["", ""]
+        keys = [self.positions_key, f"{self.ns}:applied", self.generation_key]
+        guards = [self.adopt_generation(), "", ""]
         if self.fence is not None:
             keys.append(alias_key(self.fence))
-            fence = [self.ns, self.fence]
-        pipe = self.client.pipeline(transaction=False)
-        for item in batch:
-            self._apply(
-                keys=keys,
-                args=[f"{item.topic}:{item.partition}", item.offset, item.event_id, json.dumps(item.ops), *fence],
-                client=pipe,
-            )
-        results = [int(result) for result in pipe.execute()]
+            guards[1:] = [self.ns, self.fence]
+        if not batch:
+            results = [int(self._check(keys=keys, args=["", "", "", "", *guards]))]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for item in batch:
+                self._apply(
+                    keys=keys,
+                    args=[f"{item.topic}:{item.partition}", item.offset, item.event_id, json.dumps(item.ops), *guards],
+                    client=pipe,
+                )
+            results = [int(result) for result in pipe.execute()]
         applied = sum(result for result in results if result > 0)
         if -1 in results:
             raise NamespaceMovedError(self.ns, applied)
+        if -2 in results:
+            raise ReadModelLostError(self.ns, applied)
         return applied
 
     # --- queries ---------------------------------------------------------------------------------------

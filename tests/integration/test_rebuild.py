@@ -118,9 +118,9 @@ def send(producer: KafkaProducer, events: list[Envelope[Message]]) -> None:
 class LiveProjector:
     """The projector's own loop in a thread, as the process runs it."""
 
-    def __init__(self, bootstrap: str, redis_url: str, base: str) -> None:
+    def __init__(self, bootstrap: str, redis_url: str, base: str, **settings: Any) -> None:
         cluster = ClusterSettings(bootstrap_servers=bootstrap, redis_url=redis_url)
-        self.projector = Projector(cluster, ProjectorSettings(namespace=base, poll_ms=100))
+        self.projector = Projector(cluster, ProjectorSettings(namespace=base, poll_ms=100, **settings))
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
