@@ -22,7 +22,7 @@ from services.ops.kafka_clients import admin_client
 from services.ops.publish import publish, summarise
 from services.ops.settings import OpsSettings
 from services.ops.settle import Lag, wait_until_settled
-from services.ops.supervisor import Supervisor
+from services.ops.supervisor import RestartPolicy, Supervisor
 from services.ops.topics import ensure_topics
 from services.ops.views import ledger_view, order_view, totals_view
 from services.projector.store import ReadModelStore, current_store
@@ -39,7 +39,7 @@ def _progress(lag: Lag) -> None:
 class Demo:
     def __init__(self, settings: OpsSettings, log_dir: Path) -> None:
         self.settings = settings
-        self.supervisor = Supervisor(log_dir)
+        self.supervisor = Supervisor(log_dir, restart=RestartPolicy())
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
@@ -131,6 +131,7 @@ class Demo:
         print(f"topics: {len(report.created)} created, {len(report.existing)} already there")
         print("starting intake, approval, allocation, fulfilment and the projector as separate processes ...")
         self.supervisor.start_all()
+        self.supervisor.keep_running()
         try:
             self.supervisor.wait_started(3.0)
             for index, phase in enumerate(scenario.PHASES):

@@ -1,16 +1,48 @@
-"""Starts the services as separate processes, each with its own log, and stops them: for the demo and tests."""
+"""Starts the services as separate processes, each with its own log, and stops them: for the demo and tests.
+
+With a RestartPolicy (the demo), `keep_running()` restarts a process that exits, after a back-off that doubles
+from 1 s to 30 s and starts again at 1 s once a process has run for a minute; each restart is logged with the
+exit code, and none is made once `stop_all()` was called. Without one (the tests), an exit is for
+`check_alive()` to report.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SERVICES = ("intake", "approval", "allocation", "fulfilment")
+
+log = logging.getLogger("h200.supervisor")
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    first_s: float = 1.0
+    max_s: float = 30.0
+    reset_after_s: float = 60.0
+    """A process that ran this long before it exited is restarted after `first_s` again."""
+
+    def delay(self, restarts: int) -> float:
+        """The wait before restart number `restarts + 1` of a run of quick exits."""
+        return float(min(self.max_s, self.first_s * 2 ** min(restarts, 32)))
+
+
+@dataclass
+class Restarts:
+    """One process's run of restarts: when it was started, how many quick exits in a row, when it is due."""
+
+    started_at: float
+    count: int = 0
+    due_at: float | None = None
 
 
 @dataclass
@@ -64,6 +96,11 @@ class Supervisor:
     log_dir: Path
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     processes: dict[str, Process] = field(default_factory=dict)
+    restart: RestartPolicy | None = None
+    clock: Callable[[], float] = time.monotonic
+    restarts: dict[str, Restarts] = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _keeper: threading.Thread | None = None
 
     def service(self, service: str, instance: int = 1) -> Process:
         name = f"{service}-{instance}"
@@ -92,7 +129,50 @@ class Supervisor:
                 self.service(service, instance).start()
         self.projector().start()
 
+    def supervise_once(self) -> None:
+        """Schedule the restart of each process found exited, and restart those due (unless stopping)."""
+        assert self.restart is not None
+        now = self.clock()
+        for name, process in list(self.processes.items()):
+            if self.stopping.is_set():
+                return
+            state = self.restarts.setdefault(name, Restarts(started_at=now))
+            if process.popen is None or process.alive:
+                continue
+            if state.due_at is None:
+                if now - state.started_at >= self.restart.reset_after_s:
+                    state.count = 0
+                delay = self.restart.delay(state.count)
+                state.due_at = now + delay
+                log.warning(
+                    "%s exited with code %s after %.0f s; restarting it in %.0f s",
+                    name,
+                    process.popen.returncode,
+                    now - state.started_at,
+                    delay,
+                )
+            elif now >= state.due_at:
+                state.count += 1
+                log.warning("restarting %s (restart %s in a row)", name, state.count)
+                process.start()
+                state.started_at, state.due_at = now, None
+
+    def keep_running(self, interval_s: float = 0.5) -> None:
+        """Restart exited processes in a background thread until stop_all()."""
+        if self.restart is None:
+            self.restart = RestartPolicy()
+
+        def loop() -> None:
+            while not self.stopping.is_set():
+                self.supervise_once()
+                self.stopping.wait(interval_s)
+
+        self._keeper = threading.Thread(target=loop, name="supervisor", daemon=True)
+        self._keeper.start()
+
     def check_alive(self) -> None:
+        if self.restart is not None:
+            return  # an exited process is restarted, not reported
         dead = [p for p in self.processes.values() if p.popen is not None and not p.alive]
         if dead:
             details = "\n".join(
@@ -101,6 +181,9 @@ class Supervisor:
             raise RuntimeError(f"service process(es) died: {', '.join(p.name for p in dead)}\n{details}")
 
     def stop_all(self) -> None:
+        self.stopping.set()
+        if self._keeper is not None:
+            self._keeper.join(10)
         for process in reversed(list(self.processes.values())):
             process.stop()
 
