@@ -28,6 +28,10 @@ from services.common.retry import Backoff, Lifecycle, persist
 
 log = logging.getLogger(__name__)
 
+YIELD_EVERY = 500
+"""Records folded in a rebuild between two returns to the event loop, so heartbeats and the fetcher go on (a
+partition of 116,000 records folded in one go blocked a worker past its session, and the group rebalanced)."""
+
 REBUILD = Backoff(first_s=0.5, max_s=30.0, attempt_timeout_s=3600.0)
 """A rebuild reads a whole partition: it may take long, and its failures are waited out."""
 
@@ -81,6 +85,8 @@ class PartitionedCore:
         async for record in self._replay(topic, partition, until):
             self._apply(rebuilt, record)
             count += 1
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
         rebuilt.next_offset = until
         self.rebuilds += 1
         log.info(
@@ -103,6 +109,10 @@ class PartitionedCore:
                 logger=log,
             )
         return self._apply(current, record)
+
+    def forget(self, topic: str, partition: int) -> bool:
+        """Drop the state of a partition this worker no longer owns (it is rebuilt if the partition comes back)."""
+        return self._partitions.pop((topic, partition), None) is not None
 
     def state_of(self, topic: str, partition: int) -> Any:
         current = self._partitions.get((topic, partition))

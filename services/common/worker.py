@@ -100,6 +100,15 @@ class ServiceWorker:
                 self._router(route)
             )
         app.page("/stats/")(self.page(self.stats))
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """The states of inbox partitions another worker now owns are dropped: memory follows the assignment."""
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        mine = [tp.partition for tp in revoked if tp.topic == self.inbox.name]
+        dropped = [partition for partition in mine if self.core.forget(self.inbox.name, partition)]
+        if dropped:
+            log.info("%s dropped the state of %s partitions %s (revoked)", self.service, self.inbox.name, dropped)
 
     async def _send(
         self,

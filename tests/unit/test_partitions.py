@@ -207,3 +207,57 @@ class Stopping:
 
     async def sleep(self, n: float) -> None:
         self.sleeps += 1
+
+
+def test_the_state_of_a_revoked_partition_is_dropped_and_rebuilt_if_it_comes_back() -> None:
+    log = records([submission("A"), submission("B")])
+    fake = Log(log)
+    core = PartitionedCore(PlaceOnce, fake.replay, 1_000_000)
+    asyncio.run(core.handle(log[0]))
+
+    assert core.forget("inbox", 0) and core.state_of("inbox", 0) is None
+    assert not core.forget("inbox", 0)
+    assert [o.payload.TYPE for o in asyncio.run(core.handle(log[1])).outputs] == ["OrderPlaced"]
+    assert fake.replays == [0, 1] and core.state_of("inbox", 0) == {"A", "B"}
+
+
+def test_a_long_rebuild_lets_other_tasks_run_while_it_folds() -> None:
+    log = records([submission(f"R{n}") for n in range(2_001)])
+    core = PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000)
+    ticks = 0
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def rebuild_with_heartbeat() -> int:
+        beating = asyncio.create_task(heartbeat())
+        await asyncio.sleep(0)
+        before = ticks
+        await core.handle(log[-1])  # a first record at offset 2,000: the other 2,000 are folded first
+        beating.cancel()
+        return ticks - before
+
+    assert asyncio.run(rebuild_with_heartbeat()) >= 2_000 // 500
+
+
+def test_a_worker_drops_the_states_of_its_revoked_inbox_partitions(tmp_path: Any) -> None:
+    from faust.types import TP
+
+    from services.common.settings import ClusterSettings, WorkerSettings
+    from services.common.worker import make_faust_app
+    from services.intake import app as intake_app
+
+    cluster, settings = ClusterSettings(), WorkerSettings(worker_id="unit", datadir=tmp_path)
+    worker = intake_app.IntakeWorker(make_faust_app("intake", cluster, settings), cluster, settings)
+    log = records([submission("A")])
+    inbox = [Record(intake_app.INBOX, p, 0, r.key, r.value) for r in log for p in (0, 1)]
+    worker.core = PartitionedCore(PlaceOnce, Log(log).replay, 1_000_000)
+    for record in inbox:
+        asyncio.run(worker.core.handle(record))
+
+    asyncio.run(worker._on_revoked(None, {TP(intake_app.INBOX, 1), TP("h200.intake.commands", 0)}))
+
+    assert worker.core.state_of(intake_app.INBOX, 0) == {"A"} and worker.core.state_of(intake_app.INBOX, 1) is None
