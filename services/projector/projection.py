@@ -6,14 +6,14 @@ same totals; the store applies each event at most once (by id) and records its p
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from schemas import allocation, approval, fulfilment, intake, policy, supply
+from schemas import approval, intake, policy, supply
 from schemas.base import Message
 from schemas.envelope import Envelope, order_id_for
-
-Op = list[str]
+from services.projector.lines import ledger_line, shipment
+from services.projector.ops import Op
+from services.projector.ops import trail as _trail
 
 STATUS_BY_DECISION = {
     approval.OrderApproved: "approved",
@@ -24,20 +24,6 @@ STATUS_BY_DECISION = {
     approval.ApprovalRevoked: "revoked",
     approval.ApprovalCancelled: "cancelled",
 }
-
-
-def _trail(ns: str, order_id: object, envelope: Envelope[Message], summary: str) -> Op:
-    entry = {"at": envelope.occurred_at.isoformat(), "type": envelope.type, "id": str(envelope.id), "what": summary}
-    return ["RPUSH", f"{ns}:order:{order_id}:trail", json.dumps(entry, sort_keys=True)]
-
-
-def _counts(ns: str, p: Any, field: str, delta: int) -> list[Op]:
-    """The same counter moved on the order, its buyer and its batch."""
-    return [
-        ["HINCRBY", f"{ns}:order:{p.order_id}", field, str(delta)],
-        ["HINCRBY", f"{ns}:buyer:{p.buyer_id}", field, str(delta)],
-        ["HINCRBY", f"{ns}:batch:{p.batch_id}", field, str(delta)],
-    ]
 
 
 def _reasons(reasons: Any) -> str:
@@ -150,95 +136,6 @@ def _approval(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
     return ops
 
 
-def _ledger(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
-    if isinstance(p, allocation.ChipsAllocated):
-        line = f"{ns}:line:{p.allocation_id}"
-        return [
-            [
-                "HSET",
-                line,
-                "allocation_id",
-                str(p.allocation_id),
-                "buyer_id",
-                p.buyer_id,
-                "order_id",
-                str(p.order_id),
-                "batch_id",
-                p.batch_id,
-                "pool_id",
-                p.pool_id,
-                "quantity",
-                str(p.quantity),
-                "allocated_at",
-                p.allocated_at.isoformat(),
-                "status",
-                "allocated",
-                "rule",
-                p.rule,
-                "policy_version",
-                str(p.policy_ref) if p.policy_ref else "default",
-                "cause_event_id",
-                str(p.cause_event_id),
-            ],
-            ["ZADD", f"{ns}:ledger", str(p.allocated_at.timestamp()), str(p.allocation_id)],
-            *_counts(ns, p, "allocated", p.quantity),
-            _trail(ns, p.order_id, e, f"{p.quantity} chips from batch {p.batch_id}"),
-        ]
-    if isinstance(p, allocation.AllocationReleased):
-        ops = [
-            [
-                "HSET",
-                f"{ns}:line:{p.allocation_id}",
-                "status",
-                "released",
-                "released_at",
-                p.released_at.isoformat(),
-                "released_why",
-                p.why,
-            ],
-            *_counts(ns, p, "allocated", -p.quantity),
-            _trail(ns, p.order_id, e, f"{p.quantity} chips of batch {p.batch_id} back to the pool ({p.why})"),
-        ]
-        if p.why == "delivery_failed":
-            # Only a shipped allocation can fail delivery: its chips leave the shipped count with it.
-            ops += _counts(ns, p, "shipped", -p.quantity)
-        return ops
-    if isinstance(p, allocation.AllocationRecallRequested):
-        return [
-            ["HSET", f"{ns}:line:{p.allocation_id}", "recall", "requested"],
-            _trail(ns, p.order_id, e, f"recall of {p.quantity} chips of batch {p.batch_id} asked ({p.why})"),
-        ]
-    if isinstance(p, allocation.AllocationSuspended | allocation.AllocationReinstated):
-        held = isinstance(p, allocation.AllocationSuspended)
-        return [["HSET", f"{ns}:line:{p.allocation_id}", "suspended", "yes" if held else "no"]]
-    if isinstance(p, allocation.OrderClosed):
-        return [
-            ["HSET", f"{ns}:order:{p.order_id}", "closed", p.why, "kept_quantity", str(p.kept_quantity)],
-            _trail(ns, p.order_id, e, f"closed by the order book ({p.why}), keeping {p.kept_quantity} chips"),
-        ]
-    return []
-
-
-def _fulfilment(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
-    if isinstance(p, fulfilment.FulfilmentStepRecorded):
-        line = f"{ns}:line:{p.allocation_id}"
-        ops: list[Op] = [["HSET", line, "shipment", p.step, f"{p.step}_at", p.at.isoformat()]]
-        if p.step == "shipped":
-            ops += _counts(ns, p, "shipped", p.quantity)
-        if p.step == "delivered":
-            ops += _counts(ns, p, "delivered", p.quantity)
-        ops.append(_trail(ns, p.order_id, e, f"shipment of {p.quantity} from {p.batch_id}: {p.step}"))
-        return ops
-    if isinstance(p, fulfilment.RecallAnswered):
-        return [
-            ["HSET", f"{ns}:line:{p.allocation_id}", "recall", p.outcome],
-            _trail(ns, p.order_id, e, f"recall of {p.quantity} chips answered: {p.outcome} (was {p.stage})"),
-        ]
-    if isinstance(p, fulfilment.FulfilmentStepRejected):
-        return [["HINCRBY", f"{ns}:rejected_steps", p.reason.code, "1"]]
-    return []
-
-
 def _supply_and_policy(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
     if isinstance(p, supply.BatchManufactured):
         return [
@@ -266,7 +163,7 @@ def _supply_and_policy(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
 def project(ns: str, envelope: Envelope[Message]) -> list[Op]:
     """The Redis commands that apply one event to the read models under namespace `ns`."""
     p = envelope.payload
-    for part in (_intake, _approval, _ledger, _fulfilment, _supply_and_policy):
+    for part in (_intake, _approval, ledger_line, shipment, _supply_and_policy):
         ops = part(ns, envelope, p)
         if ops:
             return ops
