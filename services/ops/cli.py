@@ -19,6 +19,7 @@ from schemas.codec import encode
 from schemas.samples import sample_envelopes
 from schemas.topics import CATALOGUE
 from services.ops.arguments import add_bootstrap, add_redis
+from services.ops.dead_letter_commands import add_dead_letter_commands
 from services.ops.following import MissingTopicError
 from services.ops.kafka_clients import BrokerUnavailableError, admin_client
 from services.ops.publish import InputFileError
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_read_commands(commands)
     add_replay_commands(commands)
     _add_rebuild_command(commands)
+    add_dead_letter_commands(commands)
     return parser
 
 
