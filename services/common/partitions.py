@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -62,6 +63,10 @@ class PartitionedCore:
         self._backoff = backoff
         self._partitions: dict[tuple[str, int], PartitionState] = {}
         self.rebuilds = 0
+        self.rebuilding: set[tuple[str, int]] = set()
+        """The partitions being rebuilt now (a worker rebuilding is not ready)."""
+        self.on_rebuilt: Callable[[float], None] = lambda seconds: None
+        """Called with the duration of each rebuild that succeeded."""
 
     def _apply(self, current: PartitionState, record: Record) -> Outcome:
         current.next_offset = record.offset + 1
@@ -81,14 +86,19 @@ class PartitionedCore:
 
     async def _rebuild(self, topic: str, partition: int, until: int) -> PartitionState:
         rebuilt = PartitionState(self.core.initial_state())
-        count = 0
-        async for record in self._replay(topic, partition, until):
-            self._apply(rebuilt, record)
-            count += 1
-            if count % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+        count, started = 0, time.monotonic()
+        self.rebuilding.add((topic, partition))
+        try:
+            async for record in self._replay(topic, partition, until):
+                self._apply(rebuilt, record)
+                count += 1
+                if count % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        finally:
+            self.rebuilding.discard((topic, partition))
         rebuilt.next_offset = until
         self.rebuilds += 1
+        self.on_rebuilt(time.monotonic() - started)
         log.info(
             "rebuilt %s state of %s[%s] from %s records up to offset %s", self.core.NAME, topic, partition, count, until
         )

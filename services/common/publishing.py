@@ -64,6 +64,8 @@ class Publisher:
         self.app = app
         self.backoff = backoff
         self._topics: dict[str, Any] = {}
+        self.retried = 0
+        """Send attempts made again after a failure (each one after the first of a send)."""
 
     def topic(self, name: str) -> Any:
         if name not in self._topics:
@@ -82,7 +84,13 @@ class Publisher:
     ) -> object:
         """The acknowledgement; raises RecordRefusedError, StopRequestedError or a failure that will not pass."""
 
+        attempts = 0
+
         async def attempt() -> object:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self.retried += 1
             pending = await self.topic(topic).send(
                 key=key, value=value, headers=headers, partition=partition, force=True
             )

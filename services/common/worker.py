@@ -21,6 +21,7 @@ from schemas.routing import home_topic, record_key
 from schemas.topics import BY_NAME, Topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import replay_partition
+from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
 from services.common.partitions import PartitionedCore
 from services.common.publishing import Publisher
 from services.common.records import Record, decode_record, from_faust
@@ -94,17 +95,29 @@ class ServiceWorker:
         letter_bytes = min(cluster.max_message_bytes, app.conf.producer_max_request_size)
         self.dead_letters = DeadLetters(service, self._send_letter, letter_bytes)
         self.decided = 0
+        self.assigned: set[tuple[str, int]] = set()
+        self.metrics = WorkerMetrics(service, self.figures)
+        self.core.on_rebuilt = self.metrics.rebuilt
         app.agent(self.publisher.topic(inbox), name=f"{service}.decide", concurrency=1)(self._decide)
         for route in routes:
             app.agent(self.publisher.topic(route.source), name=f"{service}.route.{route.source}", concurrency=1)(
                 self._router(route)
             )
         app.page("/stats/")(self.page(self.stats))
+        app.page("/metrics")(self.metrics_page())
+        app.page("/health")(self.page(self.health))
+        app.page("/ready")(self.readiness_page())
+        app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
+
+    async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", ())
+        self.assigned = {(tp.topic, tp.partition) for tp in assigned}
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         """The states of inbox partitions another worker now owns are dropped: memory follows the assignment."""
         revoked = args[0] if args else kwargs.get("revoked", ())
+        self.assigned -= {(tp.topic, tp.partition) for tp in revoked}
         mine = [tp.partition for tp in revoked if tp.topic == self.inbox.name]
         dropped = [partition for partition in mine if self.core.forget(self.inbox.name, partition)]
         if dropped:
@@ -129,9 +142,12 @@ class ServiceWorker:
 
     async def _decide(self, stream: Any) -> None:
         async for event in stream.events():
-            record = from_faust(event.message)
-            await self._finish(record, self._decide_on(record))
-            self.decided += 1
+            await self.decide(from_faust(event.message))
+
+    async def decide(self, record: Record) -> None:
+        """One inbox record: decided and its events sent, or dead-lettered; counted either way."""
+        await self._finish(record, self._decide_on(record))
+        self.decided += 1
 
     async def _decide_on(self, record: Record) -> None:
         outcome = await self.core.handle(record)
@@ -203,6 +219,68 @@ class ServiceWorker:
             return view.json(figures())
 
         return handler
+
+    def metrics_page(self) -> Any:
+        """`/metrics`: the worker's registry in Prometheus' text format."""
+
+        async def handler(view: Any, request: Any) -> Any:
+            # aiohttp refuses a content_type argument with a charset in it; the header is taken as it is.
+            return view.bytes(render(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE})
+
+        return handler
+
+    def readiness_page(self) -> Any:
+        """`/ready`: 200 once partitions are assigned and none is being rebuilt, else 503; with the reason."""
+
+        async def handler(view: Any, request: Any) -> Any:
+            readiness = self.readiness()
+            return view.json(readiness.body(), status=readiness.status)
+
+        return handler
+
+    def health(self) -> dict[str, Any]:
+        """Answered from the event loop: an answer means the loop runs."""
+        return {"service": self.service, "status": "running"}
+
+    def readiness(self) -> Readiness:
+        if not self.assigned:
+            return Readiness(False, "no partitions assigned (starting, or in a rebalance)")
+        if self.core.rebuilding:
+            rebuilding = ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(self.core.rebuilding))
+            return Readiness(False, f"rebuilding the state of {rebuilding}")
+        return Readiness(True, f"{len(self.assigned)} partitions assigned")
+
+    def inbox_lag(self) -> Lag:
+        """Per assigned inbox partition: its high watermark less the next offset read, as faust's consumer last
+        saw them (no request is made). Partitions not fetched from yet are left out."""
+        if not self.assigned:
+            return {}
+        consumer = self.app.consumer
+        read: dict[Any, int | None] = getattr(consumer, "_read_offset", {})  # faust's own record of what it read
+        lag: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            if tp.topic != self.inbox.name:
+                continue
+            highwater = consumer.highwater(tp)
+            last_read = read.get(tp)
+            if highwater is not None and last_read is not None:
+                lag[(tp.topic, tp.partition)] = highwater - (last_read + 1)
+        return lag
+
+    def figures(self) -> WorkerFigures:
+        try:
+            lag = self.inbox_lag()
+        except Exception:  # the consumer is starting or stopping: no lag to report at this scrape
+            lag = {}
+        return WorkerFigures(
+            decided=self.decided,
+            rebuilds=self.core.rebuilds,
+            sends_retried=self.publisher.retried,
+            dead_letters_unsent=self.dead_letters.unsent,
+            dead_letters=dict(self.dead_letters.counts),
+            rebuilding=len(self.core.rebuilding),
+            lag=lag,
+        )
 
     def stats(self) -> dict[str, Any]:
         return {

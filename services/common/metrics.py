@@ -1,0 +1,119 @@
+"""Prometheus metrics and readiness of one process, for `/metrics`, `/health` and `/ready`.
+
+Each process (each worker built, in a unit test several) registers its metrics in a CollectorRegistry of its own,
+never in prometheus_client's global one. Counts the process keeps anyway (records decided, dead letters by code,
+rebuilds) are read at each scrape by a collector rather than counted twice; what has no count of its own (how
+long each rebuild took) is a Histogram observed as it happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The classic text format, which every Prometheus reads (generate_latest writes it)."""
+REBUILD_BUCKETS = (0.05, 0.25, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+"""A partition's rebuild takes from milliseconds (a new partition) to minutes (a long inbox)."""
+
+Lag = Mapping[tuple[str, int], int]
+"""Records behind the end of the log, per (topic, partition)."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str
+
+    @property
+    def status(self) -> int:
+        return 200 if self.ready else 503
+
+    def body(self) -> dict[str, Any]:
+        return {"ready": self.ready, "reason": self.reason}
+
+
+class Figures(Collector):
+    """A collector whose metric families are made at each scrape by `families()`."""
+
+    def __init__(self, families: Callable[[], Iterable[Metric]]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families()
+
+
+def counter(name: str, documentation: str, labels: Mapping[str, str], value: float) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=list(labels))
+    family.add_metric(list(labels.values()), value)
+    return family
+
+
+def lag_gauge(name: str, documentation: str, labels: Mapping[str, str], lag: Lag) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=[*labels, "topic", "partition"])
+    for (topic, partition), behind in sorted(lag.items()):
+        family.add_metric([*labels.values(), topic, str(partition)], max(0, behind))
+    return family
+
+
+def rebuild_histogram(registry: CollectorRegistry, labels: Mapping[str, str]) -> Histogram:
+    histogram = Histogram(
+        "h200_rebuild_seconds",
+        "How long each rebuild took",
+        labelnames=list(labels),
+        registry=registry,
+        buckets=REBUILD_BUCKETS,
+    )
+    return histogram.labels(**labels) if labels else histogram
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+@dataclass(frozen=True)
+class WorkerFigures:
+    """What a service worker has counted since it started."""
+
+    decided: int
+    rebuilds: int
+    sends_retried: int
+    dead_letters_unsent: int
+    dead_letters: Mapping[str, int] = field(default_factory=dict)
+    rebuilding: int = 0
+    lag: Lag = field(default_factory=dict)
+
+
+class WorkerMetrics:
+    """The metrics of one service worker: its figures at each scrape, and the duration of each rebuild."""
+
+    def __init__(self, service: str, figures: Callable[[], WorkerFigures]) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._figures = figures
+        self.rebuild_seconds = rebuild_histogram(self.registry, {"service": service})
+        self.registry.register(Figures(self._families))
+
+    def rebuilt(self, seconds: float) -> None:
+        self.rebuild_seconds.observe(seconds)
+
+    def _families(self) -> Iterator[Metric]:
+        now, by = self._figures(), {"service": self.service}
+        yield counter("h200_records_decided", "Inbox records decided", by, now.decided)
+        letters = CounterMetricFamily("h200_dead_letters", "Records dead-lettered", labels=["service", "code"])
+        for code, count in sorted(now.dead_letters.items()):
+            letters.add_metric([self.service, code], count)
+        yield letters
+        unsent = now.dead_letters_unsent
+        yield counter("h200_dead_letters_unsent", "Dead letters refused by the cluster even shortened", by, unsent)
+        yield counter("h200_rebuilds", "Partition states rebuilt from the inbox", by, now.rebuilds)
+        yield counter("h200_sends_retried", "Send attempts retried after a failure that passes", by, now.sends_retried)
+        rebuilding = GaugeMetricFamily("h200_partitions_rebuilding", "Partitions being rebuilt now", labels=["service"])
+        rebuilding.add_metric([self.service], now.rebuilding)
+        yield rebuilding
+        yield lag_gauge("h200_inbox_lag_records", "Records of an assigned partition not read yet", by, now.lag)
