@@ -8,8 +8,11 @@ long each rebuild took) is a Histogram observed as it happens.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Histogram, generate_latest
@@ -117,3 +120,34 @@ class WorkerMetrics:
         rebuilding.add_metric([self.service], now.rebuilding)
         yield rebuilding
         yield lag_gauge("h200_inbox_lag_records", "Records of an assigned partition not read yet", by, now.lag)
+
+
+Page = Callable[[], tuple[int, str, bytes]]
+"""An HTTP page: (status, content type, body)."""
+
+
+def json_page(status: int, body: Mapping[str, Any]) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(body).encode()
+
+
+def serve_pages(port: int, pages: Mapping[str, Page], name: str) -> ThreadingHTTPServer:
+    """Answer GET `pages` on 127.0.0.1:`port` from a daemon thread (for a process without a web server of its
+    own); `shutdown()` the server returned to stop it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = pages.get(self.path.split("?", 1)[0].rstrip("/") or "/")
+            status, content_type, body = page() if page else json_page(404, {"error": "no such page"})
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Scrapes are not logged: one every few seconds would drown the process's own lines."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=f"{name}-http", daemon=True).start()
+    return server

@@ -25,17 +25,20 @@ from types import FrameType
 
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.codec import ContractError
 from schemas.topics import EVENT_TOPICS
 from services.common.dead_letters import dead_letter_topic
+from services.common.metrics import serve_pages
 from services.common.records import Record, decode_record
 from services.common.retry import Backoff, FailureLog
 from services.common.settings import ClusterSettings
 from services.projector.letters import ProjectorLetters, source_of
 from services.projector.merge import Positions, TimeOrderedReader
+from services.projector.metrics import LAG_EVERY_S, ProjectorFigures, ProjectorMetrics
 from services.projector.namespace import current_namespace, delete_namespace
 from services.projector.projection import project
 from services.projector.store import NamespaceMovedError, Pending, ReadModelLostError, ReadModelStore
@@ -55,6 +58,7 @@ class ProjectorSettings(BaseSettings):
     batch_size: int = Field(500, gt=0)
     poll_ms: int = Field(500, gt=0)
     redis_timeout_s: float = Field(10.0, gt=0, description="a Redis that accepts but does not answer is away")
+    metrics_port: int = Field(0, ge=0, le=65535, description="/metrics, /health, /ready on 127.0.0.1; 0: none")
 
 
 def to_pending(record: Record, ns: str, max_bytes: int) -> tuple[Pending, ContractError | None]:
@@ -135,6 +139,11 @@ class Projector:
         record read again (after an outage, in a rebuild) is not dead-lettered twice."""
         self.rebuilding: Rebuilding | None = None
         self.outage = FailureLog(f"writing the read models to Redis at {_where(cluster.redis_url)}", log)
+        self.rebuilds = 0
+        self.lag: Positions = {}
+        self._lag_at = 0.0
+        self._beat = time.monotonic()
+        self.metrics = ProjectorMetrics(self.figures)
 
     def _assign(self) -> TimeOrderedReader:
         self.reader = TimeOrderedReader(self.consumer, projected_partitions(self.consumer))
@@ -221,6 +230,8 @@ class Projector:
         self.rebuilding.applied += applied
         if reader.reached(self.rebuilding.until):
             done, self.rebuilding = self.rebuilding, None
+            self.rebuilds += 1
+            self.metrics.rebuilt(time.monotonic() - done.started)
             log.warning(
                 "rebuilt the read models of namespace %s from the log: %s records applied in %.1f s",
                 done.namespace,
@@ -229,17 +240,52 @@ class Projector:
             )
 
     def run(self) -> None:
+        server = None
+        if self.settings.metrics_port:
+            server = serve_pages(self.settings.metrics_port, self.metrics.pages(), "projector")
+            log.info("metrics, health and readiness on http://127.0.0.1:%s/", self.settings.metrics_port)
         self._assign()
         log.info("projecting into namespace %s from %s", self.settings.namespace, self.cluster.bootstrap_servers)
         while self.running:
+            self._beat = time.monotonic()
             try:
                 self.run_once()
+                self._measure_lag()
             except REDIS_AWAY as error:
                 self._wait_out(error)
             else:
                 self.outage.succeeded()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         self.consumer.close()
         self.producer.close()
+
+    def _measure_lag(self) -> None:
+        """Every LAG_EVERY_S: per partition, the log end less the position stored with the read models."""
+        if self.reader is None or time.monotonic() - self._lag_at < LAG_EVERY_S:
+            return
+        try:
+            ends = self.reader.end_offsets()
+        except KafkaError as error:  # a broker away: the last lag measured stands until the next try
+            log.debug("could not read the log ends for the lag: %s", error)
+            return
+        positions = self.store.positions()
+        self.lag = {where: end - positions.get(where, 0) for where, end in ends.items()}
+        self._lag_at = time.monotonic()
+
+    def figures(self) -> ProjectorFigures:
+        """Read by the HTTP thread: only values the loop has already set, no client is used."""
+        return ProjectorFigures(
+            applied=self.applied,
+            rebuilds=self.rebuilds,
+            assigned=self.reader is not None,
+            rebuilding=self.rebuilding is not None,
+            redis_away=self.outage.failures > 0,
+            loop_age_s=time.monotonic() - self._beat,
+            dead_letters=dict(self.letters.counts),
+            lag=self.lag,
+        )
 
     def _wait_out(self, error: Exception) -> None:
         """Redis is away: wait (logged once, then by how long), then resume from the positions Redis holds."""
@@ -248,6 +294,7 @@ class Projector:
         self.resync = True  # the batch in hand may be applied in part: read again from the recorded positions
         deadline = time.monotonic() + delay
         while self.running and time.monotonic() < deadline:
+            self._beat = time.monotonic()
             time.sleep(min(0.1, delay))  # the loop is synchronous: a stop request is seen within 0.1 s
 
     def stop(self, *_: object) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -53,9 +54,12 @@ class ProjectorLetters:
         self.max_bytes = max_bytes
         self.running = running
         self.pending: list[tuple[Record, ContractError]] = []
+        self.counts: Counter[str] = Counter()
+        """Records dead-lettered since the start, by error code."""
 
     def add(self, record: Record, error: ContractError) -> None:
         self.pending.append((record, error))
+        self.counts[error.code] += 1
         log.warning("dead-lettering %s: %s", record.where, error)
 
     def flush(self) -> bool:
