@@ -4,6 +4,7 @@ them phase by phase, then the ledger: who got which H200 batches, how many and w
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -22,12 +23,14 @@ from services.ops.kafka_clients import admin_client
 from services.ops.publish import publish, summarise
 from services.ops.settings import OpsSettings
 from services.ops.settle import Lag, wait_until_settled
-from services.ops.supervisor import RestartPolicy, Supervisor
+from services.ops.supervisor import RestartPolicy, Supervisor, web_ports
 from services.ops.topics import ensure_topics
 from services.ops.views import ledger_view, order_view, totals_view
 from services.projector.store import ReadModelStore, current_store
 
 BOLD, END = "\033[1m", "\033[0m"
+WEB_PORTS = 39100
+"""The demo's services answer /metrics, /health and /ready from here on (services.ops.supervisor.web_ports)."""
 
 
 def _progress(lag: Lag) -> None:
@@ -39,7 +42,7 @@ def _progress(lag: Lag) -> None:
 class Demo:
     def __init__(self, settings: OpsSettings, log_dir: Path) -> None:
         self.settings = settings
-        self.supervisor = Supervisor(log_dir, restart=RestartPolicy())
+        self.supervisor = Supervisor(log_dir, env={**os.environ, **web_ports(WEB_PORTS)}, restart=RestartPolicy())
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
@@ -132,6 +135,8 @@ class Demo:
         print("starting intake, approval, allocation, fulfilment and the projector as separate processes ...")
         self.supervisor.start_all()
         self.supervisor.keep_running()
+        for process in self.supervisor.processes.values():
+            print(f"    {process.name:<13} {process.url}/metrics  /health  /ready")
         try:
             self.supervisor.wait_started(3.0)
             for index, phase in enumerate(scenario.PHASES):

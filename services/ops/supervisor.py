@@ -4,6 +4,10 @@ With a RestartPolicy (the demo), `keep_running()` restarts a process that exits,
 from 1 s to 30 s and starts again at 1 s once a process has run for a minute; each restart is logged with the
 exit code, and none is made once `stop_all()` was called. Without one (the tests), an exit is for
 `check_alive()` to report.
+
+A service whose H200_<SERVICE>_WEB_PORT is set above 0 answers /metrics, /health and /ready on 127.0.0.1 at that
+port (instance n at the port + n - 1); the projector does at H200_PROJECTOR_METRICS_PORT. `web_ports(first)`
+gives every process a port from `first` on.
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SERVICES = ("intake", "approval", "allocation", "fulfilment")
+PORTS_PER_SERVICE = 10
+"""Room for that many workers of a service in the ports of `web_ports`."""
+
+
+def web_ports(first: int) -> dict[str, str]:
+    """The environment that gives each service the ports from `first + 10 i` on, and the projector `first + 40`."""
+    ports = {f"H200_{s.upper()}_WEB_PORT": str(first + PORTS_PER_SERVICE * i) for i, s in enumerate(SERVICES)}
+    return {**ports, "H200_PROJECTOR_METRICS_PORT": str(first + PORTS_PER_SERVICE * len(SERVICES))}
+
 
 log = logging.getLogger("h200.supervisor")
 
@@ -52,6 +65,12 @@ class Process:
     log_path: Path
     env: dict[str, str]
     popen: subprocess.Popen[bytes] | None = None
+    web_port: int = 0
+    """Where it answers /metrics, /health and /ready on 127.0.0.1; 0: nowhere."""
+
+    @property
+    def url(self) -> str | None:
+        return f"http://127.0.0.1:{self.web_port}" if self.web_port else None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,23 +122,28 @@ class Supervisor:
     _keeper: threading.Thread | None = None
 
     def service(self, service: str, instance: int = 1) -> Process:
-        name = f"{service}-{instance}"
+        name, prefix = f"{service}-{instance}", f"H200_{service.upper()}_"
+        first_port = int(self.env.get(f"{prefix}WEB_PORT") or 0)
+        port = first_port + instance - 1 if first_port > 0 else 0
         env = {
             **self.env,
-            f"H200_{service.upper()}_WORKER_ID": name,
-            f"H200_{service.upper()}_DATADIR": str(self.log_dir / "workers"),
+            f"{prefix}WORKER_ID": name,
+            f"{prefix}DATADIR": str(self.log_dir / "workers"),
+            f"{prefix}WEB_PORT": str(port),
             "PYTHONUNBUFFERED": "1",
         }
-        command = [sys.executable, "-m", f"services.{service}", "worker", "-l", "info", "--without-web"]
-        process = Process(name, command, self.log_dir / f"{name}.log", env)
+        # faust's command line starts the web server unless told not to, whatever the app's settings say.
+        web = "--with-web" if port else "--without-web"
+        command = [sys.executable, "-m", f"services.{service}", "worker", "-l", "info", web]
+        process = Process(name, command, self.log_dir / f"{name}.log", env, web_port=port)
         self.processes[name] = process
         return process
 
     def projector(self) -> Process:
         env = {**self.env, "PYTHONUNBUFFERED": "1"}
-        process = Process(
-            "projector", [sys.executable, "-m", "services.projector"], self.log_dir / "projector.log", env
-        )
+        port = int(env.get("H200_PROJECTOR_METRICS_PORT") or 0)
+        command = [sys.executable, "-m", "services.projector"]
+        process = Process("projector", command, self.log_dir / "projector.log", env, web_port=port)
         self.processes["projector"] = process
         return process
 
