@@ -3,6 +3,9 @@ allocated from scarce batches, shipped and delivered; a lost shipment's chips go
 
 from __future__ import annotations
 
+import socket
+import urllib.request
+
 import scenario as s
 from checks import decisions_by_order, grants, read_model_disagreements
 from harness import StartSystem
@@ -11,8 +14,22 @@ from schemas import allocation, approval, fulfilment
 from services.ops import audit
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def page(port: int, path: str) -> tuple[int, str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+        return answer.status, answer.read().decode()
+
+
 def test_the_four_services_place_approve_allocate_and_ship(start_system: StartSystem) -> None:
-    system = start_system()
+    allocation_port, projector_port = free_port(), free_port()
+    system = start_system(
+        env={"H200_ALLOCATION_WEB_PORT": str(allocation_port), "H200_PROJECTOR_METRICS_PORT": str(projector_port)}
+    )
 
     # Given both governments' rules: three buyers cleared (Alibaba's licence covers only 400 chips), Baidu
     # licensed by the US but not authorised by China, SenseTime cleared by China but on the US denied list.
@@ -133,3 +150,13 @@ def test_the_four_services_place_approve_allocate_and_ship(start_system: StartSy
         "sensetime": "denied",
     }
     assert system.store.dead_letters() == {}
+
+    # And allocation's worker and the projector say so on /metrics, and are ready
+    assert page(allocation_port, "/ready")[0] == 200
+    status, metrics = page(allocation_port, "/metrics")
+    decided = [line for line in metrics.splitlines() if line.startswith("h200_records_decided_total")]
+    assert status == 200 and len(decided) == 1 and float(decided[0].split()[-1]) > 0, metrics
+    status, metrics = page(projector_port, "/metrics")
+    applied = [line for line in metrics.splitlines() if line.startswith("h200_events_applied_total")]
+    assert status == 200 and float(applied[0].split()[-1]) > 0, metrics
+    assert page(projector_port, "/ready")[0] == 200
