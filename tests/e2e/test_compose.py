@@ -12,6 +12,8 @@ import os
 import shutil
 import socket
 import subprocess
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing
@@ -39,7 +41,15 @@ IMAGES = {  # the variables docker-compose.yml and infra/images/build.sh read, w
     "H200_SERVICES_IMAGE": "h200/services:dev",
 }
 LONG_RUNNING = ("kafka", "redis", "intake", "approval", "allocation", "fulfilment", "projector")
+WEB = {  # the service's /metrics, /health and /ready port: the variable docker-compose.yml reads for it
+    "intake": "H200_COMPOSE_INTAKE_WEB_PORT",
+    "approval": "H200_COMPOSE_APPROVAL_WEB_PORT",
+    "allocation": "H200_COMPOSE_ALLOCATION_WEB_PORT",
+    "fulfilment": "H200_COMPOSE_FULFILMENT_WEB_PORT",
+    "projector": "H200_COMPOSE_PROJECTOR_PORT",
+}
 UP_TIMEOUT_S = 180.0  # `up -d` returns once Kafka and Redis are healthy and the topics exist
+HEALTHY_TIMEOUT_S = 120.0  # then every service's healthcheck (GET /ready) passes
 SETTLE_TIMEOUT_S = 90.0
 
 
@@ -75,6 +85,7 @@ class ComposeStack:
     kafka_port: int
     controller_port: int
     redis_port: int
+    web_ports: dict[str, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -105,6 +116,27 @@ class ComposeStack:
             return {}
         found = subprocess.run([self.docker, "inspect", *ids], capture_output=True, text=True, timeout=30, check=False)
         return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in json.loads(found.stdout or "[]")}
+
+    def health(self) -> dict[str, str | None]:
+        """The healthcheck status of every long-running container (None: no container or no healthcheck)."""
+        containers = self.containers()
+        return {
+            name: (containers.get(name, {}).get("State", {}).get("Health") or {}).get("Status") for name in LONG_RUNNING
+        }
+
+    def wait_healthy(self, timeout_s: float) -> dict[str, str | None]:
+        """Poll until every container is healthy, one has turned unhealthy, or `timeout_s` passed; the last status."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = self.health()
+            done = all(s == "healthy" for s in health.values()) or "unhealthy" in health.values()
+            if done or time.monotonic() > deadline:
+                return health
+            time.sleep(1.0)
+
+    def get(self, service: str, page: str) -> tuple[int, str]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_ports[service]}{page}", timeout=5) as answer:
+            return answer.status, answer.read().decode()
 
     def problems(self) -> list[str]:
         """What is not as `up -d` promised: a container not running, not healthy, restarted, or topics failed."""
@@ -164,15 +196,17 @@ def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     if docker is None or compose is None:
         pytest.fail("the docker CLI and docker-compose (Debian: docker.io, docker-compose) are needed", pytrace=False)
     _require_images(docker)
-    kafka_port, controller_port, redis_port = _free_ports(3)
+    kafka_port, controller_port, redis_port, *others = _free_ports(3 + len(WEB))
+    web_ports = dict(zip(WEB, others, strict=True))
     env = {
         **os.environ,
         "H200_COMPOSE_KAFKA_PORT": str(kafka_port),
         "H200_COMPOSE_CONTROLLER_PORT": str(controller_port),
         "H200_COMPOSE_REDIS_PORT": str(redis_port),
+        **{WEB[service]: str(port) for service, port in web_ports.items()},
     }
     stack = ComposeStack(
-        docker, compose, f"h200test{uuid.uuid4().hex[:10]}", kafka_port, controller_port, redis_port, env
+        docker, compose, f"h200test{uuid.uuid4().hex[:10]}", kafka_port, controller_port, redis_port, web_ports, env
     )
     failures_before = request.session.testsfailed
     try:
@@ -182,6 +216,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
             pytest.fail(f"`docker-compose up -d` took over {UP_TIMEOUT_S:.0f} s\n{stack.logs()}", pytrace=False)
         if up.returncode != 0:
             pytest.fail(f"`docker-compose up -d` failed:\n{up.stderr}\n{stack.logs()}", pytrace=False)
+        stack.wait_healthy(HEALTHY_TIMEOUT_S)  # `up -d` waits only for what others depend on
         problems = stack.problems()
         if problems:
             pytest.fail(f"the stack is not up: {'; '.join(problems)}\n{stack.logs()}", pytrace=False)
@@ -263,3 +298,16 @@ def test_compose_stack_serves_one_batch_first_approved_first_served(client: Clie
     assert sorted(row["allocation_id"] for row in ledger_rows(log)) == sorted(line["allocation_id"] for line in ledger)
     assert client.store.dead_letters() == {}
     assert client.stack.problems() == []  # nothing crashed and was quietly restarted by `restart: on-failure`
+
+
+def test_compose_services_are_healthy_and_answer_metrics(stack: ComposeStack) -> None:
+    # Every long-running container has a healthcheck (the services' probe GET /ready) and passes it.
+    assert stack.health() == {name: "healthy" for name in LONG_RUNNING}
+    status, ready = stack.get("allocation", "/ready")
+    assert (status, json.loads(ready)["ready"]) == (200, True)
+    status, metrics = stack.get("allocation", "/metrics")
+    assert status == 200
+    assert "h200_records_decided_total" in metrics
+    status, metrics = stack.get("projector", "/metrics")
+    assert status == 200
+    assert "h200_events_applied_total" in metrics
