@@ -2,10 +2,12 @@
 
 The fold keeps facts per allocation and per batch and builds the lines at the end, so the result does not
 depend on how the partitions of different topics interleave: only on which events are in the log (and, for
-the steps of one shipment, their order in its partition). `as_of` keeps exactly the events that occurred at
-or before it. The ledger hash covers the moment, every line and the totals in one canonical JSON form, so the
-same log gives the same hash on every replay, and the live read model (services.replay.live) gives the same
-hash when it tells the same story.
+the steps of one shipment, their order in its partition). `as_of` keeps exactly what had been decided by then,
+each fact cut on its own time (see `decided_at`), not on its envelope's: a decision's envelope carries the time
+of its cause, and a line caused by an earlier-dated input that arrived late (an approval reaching a batch ready
+later, a policy effective before the order it applies to) is dated later than that cause. The ledger hash
+covers the moment, every line and the totals in one canonical JSON form, so the same log gives the same hash
+on every replay, and the live read model (services.replay.live) gives the same hash when it tells the same story.
 """
 
 from __future__ import annotations
@@ -158,6 +160,26 @@ def _count(counts: dict[str, Any], line: Line) -> None:
     counts["delivered"] += line.quantity if line.delivered_at else 0
 
 
+def decided_at(envelope: Envelope[Message]) -> datetime:
+    """When the fact was decided or happened, by its own time: a line when allocated, a release when released, a
+    shipment step at its `at`, an approval when decided, an order when placed, a batch when ready; any other
+    event when it occurred."""
+    match envelope.payload:
+        case ChipsAllocated(allocated_at=moment):
+            return moment
+        case AllocationReleased(released_at=moment):
+            return moment
+        case FulfilmentStepRecorded(at=moment):
+            return moment
+        case OrderApproved(decided_at=moment):
+            return moment
+        case OrderPlaced(placed_at=moment):
+            return moment
+        case BatchManufactured(ready_at=moment):
+            return moment
+    return envelope.occurred_at
+
+
 @dataclass
 class _Facts:
     allocated: dict[str, ChipsAllocated] = field(default_factory=dict)
@@ -184,10 +206,12 @@ class _Facts:
 
 
 def fold_ledger(events: Iterable[Envelope[Message]], as_of: datetime | None = None) -> Ledger:
-    """The ledger after exactly the events that occurred at or before `as_of` (all of them for None)."""
+    """The ledger of every fact decided at or before `as_of` by its own time (`decided_at`), or of all of them for
+    None: whatever order the records arrived in, a line is in it iff allocated by then, released iff released by
+    then, and shows the steps of its shipment taken by then."""
     facts = _Facts()
     for envelope in events:
-        if as_of is None or envelope.occurred_at <= as_of:
+        if as_of is None or decided_at(envelope) <= as_of:
             facts.add(envelope.payload)
     lines = [_line(allocated, facts) for allocated in facts.allocated.values()]
     stock = [Stock(b.batch_id, b.pool_id, b.quantity) for b in facts.batches.values()]

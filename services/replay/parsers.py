@@ -56,7 +56,14 @@ def _add_replay(commands_: Commands) -> None:
         "filters: the same log gives the same hash on every replay.",
     )
     _source(replay)
-    replay.add_argument("--as-of", type=_moment, metavar="TIME", help="only events that occurred at or before TIME")
+    replay.add_argument(
+        "--as-of",
+        type=_moment,
+        metavar="TIME",
+        help="the ledger as decided by TIME, each fact cut on its own time (at or before TIME): a line on its "
+        "allocated_at, its release on released_at, its shipment steps on their at, approvals on decided_at, orders "
+        "on placed_at, batches on ready_at; not on when a record or its cause arrived",
+    )
     replay.add_argument("--buyer", help="only this buyer's lines (e.g. bytedance)")
     replay.add_argument("--batch", help="only lines of this batch (e.g. TSMC-B01)")
     replay.add_argument("--order", help="only lines of this order: its id, or the buyer's reference (BD-2026-001)")

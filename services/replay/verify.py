@@ -83,9 +83,10 @@ def verify(log: EventLog, live: Ledger | None = None, namespace: str = "", behin
 
 
 def early_allocations(log: EventLog) -> list[str]:
-    """Allocations dated before their batch was ready. An allocation takes the time of the input that caused it;
-    when a batch is decided on before an approval dated earlier, its chips are allocated at the approval's time,
-    so a replay as of a moment in between shows them before the batch."""
+    """Allocations whose envelopes are dated before their batch was ready. An allocation's envelope takes the time
+    of the input that caused it; when a batch is decided on before an approval dated earlier, the envelope carries
+    the approval's time, while the line's allocated_at is the batch's ready time (what a replay as of a moment
+    cuts on)."""
     ready = {e.payload.batch_id: e.occurred_at for e in log.of(BatchManufactured)}  # type: ignore[attr-defined]
     early = [
         e
@@ -98,7 +99,7 @@ def early_allocations(log: EventLog) -> list[str]:
     return [
         f"{len(early)} allocation(s) dated before their batch was ready (batches {', '.join(batches[:5])}"
         f"{', ...' if len(batches) > 5 else ''}): decided on an earlier-dated input that arrived after the batch; "
-        "a replay as of a moment in between shows them before the batch"
+        "their lines are allocated when the batch was ready, the time a replay --as-of cuts them on"
     ]
 
 

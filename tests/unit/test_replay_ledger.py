@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from itertools import chain
 
 import pytest
-from builders_replay import ORDER_BD, World, at, batch, story
+from builders_replay import ORDER_BD, World, at, batch, cleared, order, rules, story
 from fake_read_model import FakeReadModel
 
+from schemas.allocation import ChipsAllocated
+from schemas.approval import OrderApproved
 from services.replay.eventlog import EventLog, build_log
 from services.replay.ledger import Ledger, fold_ledger, make_ledger
 from services.replay.live import live_ledger
@@ -130,6 +132,73 @@ def test_as_of_shows_each_line_as_it_stood_then(log: EventLog) -> None:
         ("B2", "allocated", None, None),
         ("B2", "shipped", at(240).isoformat(), None),
     ]
+
+
+def _lines(world: World, as_of: datetime) -> list[tuple[str, str, int, str]]:
+    ledger = fold_ledger(world.log().events, as_of=as_of)
+    return [(line.buyer, line.batch_id, line.quantity, line.allocated_at) for line in ledger.lines]
+
+
+def _batch_ready_after_the_approval(batch_first: bool) -> World:
+    """ByteDance approved at minute 1, its batch ready at minute 60; `batch_first`: the batch reaches allocation
+    before the approval, so the line is caused by the approval (its envelope dated minute 1) yet allocated at 60."""
+    world = World().publish(*rules(), *cleared("bytedance", 1_000))
+    if batch_first:
+        return world.publish(batch("B1", 500, minute=60)).publish(order("bytedance", "BD-1", 600, minute=1))
+    return world.publish(order("bytedance", "BD-1", 600, minute=1)).publish(batch("B1", 500, minute=60))
+
+
+@pytest.mark.parametrize("batch_first", [False, True], ids=["batch_after_approval", "batch_arrives_first"])
+def test_a_line_is_cut_on_its_allocation_time_whatever_order_its_inputs_arrived_in(batch_first: bool) -> None:
+    world = _batch_ready_after_the_approval(batch_first)
+    [allocated] = world.events("h200.allocations")
+    assert isinstance(allocated.payload, ChipsAllocated) and allocated.payload.allocated_at == at(60)
+
+    before = fold_ledger(world.log().events, as_of=at(59))
+
+    assert before.lines == ()
+    assert "B1" not in before.totals()["batches"]
+    assert before.totals()["buyers"]["bytedance"]["approved"] == 600  # the approval was decided at minute 1
+    assert _lines(world, at(60)) == [("bytedance", "B1", 500, at(60).isoformat())]  # exactly at the cut: in
+
+
+def test_a_decision_caused_by_a_late_policy_is_cut_on_its_own_time_not_its_causes() -> None:
+    # The order (minute 5) is held until its licence and authorisation, effective at minute 0, arrive after it:
+    # the approval and the line they cause are dated minute 5, their envelopes minute 0.
+    world = World().publish(*rules(), batch("B1", 500, minute=0)).publish(order("bytedance", "BD-1", 300, minute=5))
+    world.publish(*cleared("bytedance", 1_000))
+    approved = next(e for e in world.log().events if isinstance(e.payload, OrderApproved))
+    assert (approved.occurred_at, approved.payload.decided_at) == (at(0), at(5))
+
+    before = fold_ledger(world.log().events, as_of=at(5) - timedelta(microseconds=1))
+
+    assert before.lines == ()
+    assert "bytedance" not in before.totals()["buyers"]  # neither placed nor approved yet
+    assert before.totals()["batches"]["B1"]["unallocated"] == 500
+    at_the_cut = fold_ledger(world.log().events, as_of=at(5))
+    assert _lines(world, at(5)) == [("bytedance", "B1", 300, at(5).isoformat())]
+    assert at_the_cut.totals()["buyers"]["bytedance"]["approved"] == 300
+
+
+def test_a_line_released_after_the_cut_is_still_live_as_of_it(log: EventLog) -> None:
+    # Alibaba's B2 line is lost at sea and released at minute 300; as of a moment before, it is on its way.
+    def alibaba_b2(as_of: datetime) -> tuple[str, str | None, bool]:
+        line = next(
+            line
+            for line in fold_ledger(log.events, as_of=as_of).lines
+            if (line.buyer, line.batch_id, line.allocated_at) == ("alibaba", "B2", at(120).isoformat())
+        )
+        return line.status, line.shipped_at, line.live
+
+    assert alibaba_b2(at(300) - timedelta(microseconds=1)) == ("shipped", at(240).isoformat(), True)
+    assert alibaba_b2(at(300)) == ("released", at(240).isoformat(), False)
+    assert fold_ledger(log.events, as_of=at(299)).totals()["buyers"]["alibaba"]["released"] == 0
+
+
+def test_a_full_replay_is_the_ledger_as_of_the_last_fact(log: EventLog) -> None:
+    whole, late = fold_ledger(log.events), fold_ledger(log.events, as_of=at(100_000))
+
+    assert whole.as_of is None and late.lines == whole.lines and late.totals() == whole.totals()
 
 
 def test_the_moment_may_be_given_in_any_time_zone(log: EventLog) -> None:

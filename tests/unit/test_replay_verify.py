@@ -246,7 +246,7 @@ def test_a_read_model_telling_another_story_fails_verify_with_the_differences(lo
 
 def test_an_allocation_dated_before_its_batch_was_ready_is_noted_not_failed() -> None:
     # The batch (ready at minute 60) is decided on before the approval of an order placed at minute 1: its chips
-    # are allocated at the approval's time, an hour before the batch was ready.
+    # are allocated on the approval (its envelope dated minute 1), their line dated when the batch was ready.
     world = World().publish(*rules(), *cleared("bytedance", 1_000)).publish(batch("B1", 500, minute=60))
     world.publish(order("bytedance", "BD-1", 600, minute=1))
 
@@ -255,5 +255,6 @@ def test_an_allocation_dated_before_its_batch_was_ready_is_noted_not_failed() ->
     assert report.ok
     assert report.notes == [
         "1 allocation(s) dated before their batch was ready (batches B1): decided on an earlier-dated input that "
-        "arrived after the batch; a replay as of a moment in between shows them before the batch"
+        "arrived after the batch; their lines are allocated when the batch was ready, the time a replay --as-of "
+        "cuts them on"
     ]
