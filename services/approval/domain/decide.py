@@ -79,7 +79,7 @@ def order_closed(state: ApprovalState, closed: OrderClosed, cause: Cause) -> lis
     if order.awaiting_close:
         why = "revoked" if order.status == "revoked" else "cancelled"
     released = trial.release(order, why, closed.kept_quantity)
-    return [released, *trial.reconsider_held(closed.buyer_id, releasing=order.order_id)]
+    return [released, *trial.reconsider_held(closed.buyer_id)]
 
 
 def policy_changed(state: ApprovalState, event: PolicyEvent, cause: Cause) -> list[Message]:

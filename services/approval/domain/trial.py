@@ -29,7 +29,8 @@ class Trial:
     usages: dict[str, Usage] = field(default_factory=dict)
     closing: set[UUID] = field(default_factory=set)
     """Orders this decision ends whose licence and quota stay reserved until the order book closes them."""
-    released_now: UUID | None = None
+    released: set[UUID] = field(default_factory=set)
+    """Ended orders whose licence and quota use this decision gives back: no longer pending."""
 
     def policy(self, buyer_id: str) -> BuyerPolicy:
         return self.policies.get(buyer_id) or self.state.book_of(buyer_id).policy
@@ -61,18 +62,17 @@ class Trial:
             self.usage(buyer).commit(found.licence_id, found.tranche_id, found.quantity)
         return decision(order.placed, found, self.cause)
 
-    def reconsider_held(self, buyer_id: str | None, releasing: UUID | None = None) -> list[Message]:
-        """Every held order of a buyer (of all buyers for None), oldest hold first; `releasing` names an order whose
-        release this decision records, so it no longer counts as pending."""
-        self.released_now = releasing
+    def reconsider_held(self, buyer_id: str | None) -> list[Message]:
+        """Every held order of a buyer (of all buyers for None), oldest hold first."""
         decided = (self.reconsider(order) for order in self.state.held_orders(buyer_id))
         return [event for event in decided if event is not None]
 
     def release_pending(self, buyer_id: str) -> bool:
         """Some ended order of the buyer still reserves licence or quota that the order book may give back."""
-        book = self.state.book_of(buyer_id)
-        pending = (o for o in book.orders.values() if o.awaiting_close and o.order_id != self.released_now)
-        return bool(self.closing) or any(pending)
+        ended = (
+            o for o in self.state.book_of(buyer_id).orders.values() if o.awaiting_close or o.order_id in self.closing
+        )
+        return any(order.order_id not in self.released for order in ended)
 
     def release(
         self, order: OrderRecord, why: Literal["cancelled", "revoked", "closed"], kept: int
@@ -83,6 +83,7 @@ class Trial:
             raise ValueError(f"order {order.order_id} holds no approval to release")
         unused = max(grant.quantity - kept, 0)
         self.usage(order.buyer_id).release(grant.licence_id, grant.tranche_id, unused)
+        self.released.add(order.order_id)
         return ApprovalReleased(
             **decision_fields(order.placed, self.grant_refs(order), self.cause),
             licence_id=grant.licence_id,
