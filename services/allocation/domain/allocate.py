@@ -30,18 +30,21 @@ from services.allocation.domain.state import Allocation, Batch, Order, Pool, Rul
 Why = Literal["order_cancelled", "approval_revoked", "delivery_failed"]
 
 
+def line_fields(pool: Pool, line: Allocation, cause: Envelope[Any]) -> dict[str, Any]:
+    """What every event about one ledger line names: the line, and the input that caused the event."""
+    return {
+        "allocation_id": line.allocation_id,
+        "pool_id": pool.pool_id,
+        "order_id": line.order_id,
+        "buyer_id": line.buyer_id,
+        "batch_id": line.batch_id,
+        "quantity": line.quantity,
+        "cause_event_id": cause.id,
+    }
+
+
 def release(pool: Pool, line: Allocation, why: Why, cause: Envelope[Any]) -> AllocationReleased:
-    return AllocationReleased(
-        allocation_id=line.allocation_id,
-        pool_id=pool.pool_id,
-        order_id=line.order_id,
-        buyer_id=line.buyer_id,
-        batch_id=line.batch_id,
-        quantity=line.quantity,
-        why=why,
-        cause_event_id=cause.id,
-        released_at=cause.occurred_at,
-    )
+    return AllocationReleased(**line_fields(pool, line, cause), why=why, released_at=cause.occurred_at)
 
 
 def allocate(

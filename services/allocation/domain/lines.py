@@ -20,7 +20,7 @@ from schemas.approval import ApprovalReinstated, ApprovalSuspended
 from schemas.base import Message
 from schemas.envelope import Envelope
 from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered
-from services.allocation.domain.allocate import Why, allocate, release
+from services.allocation.domain.allocate import Why, allocate, line_fields, release
 from services.allocation.domain.rules import Claim
 from services.allocation.domain.state import IN_BOOK, LEAVING, Allocation, Order, Pool
 
@@ -33,7 +33,7 @@ def on_suspended(pool: Pool, suspended: ApprovalSuspended, cause: Envelope[Any])
     if cause.id in pool.toggles_seen or order is None or order.status != "approved":
         return []
     return [
-        AllocationSuspended(**_line(pool, line, cause), suspended_at=cause.occurred_at)
+        AllocationSuspended(**line_fields(pool, line, cause), suspended_at=cause.occurred_at)
         for line in _waiting(pool, order)
     ]
 
@@ -43,7 +43,7 @@ def on_reinstated(pool: Pool, reinstated: ApprovalReinstated, cause: Envelope[An
     if cause.id in pool.toggles_seen or order is None or order.status != "suspended":
         return []
     lines = [
-        AllocationReinstated(**_line(pool, line, cause), reinstated_at=cause.occurred_at)
+        AllocationReinstated(**line_fields(pool, line, cause), reinstated_at=cause.occurred_at)
         for line in _waiting(pool, order)
     ]
     claim = Claim(order.order_id, order.buyer_id, order.approved_at, order.approved_quantity - order.allocated)
@@ -56,7 +56,7 @@ def on_order_leaving(pool: Pool, order_id: UUID, why: Leaving, cause: Envelope[A
     if order is None or order.status not in IN_BOOK:
         return []
     recalls = [
-        AllocationRecallRequested(**_line(pool, line, cause), why=why, requested_at=cause.occurred_at)
+        AllocationRecallRequested(**line_fields(pool, line, cause), why=why, requested_at=cause.occurred_at)
         for line in _waiting(pool, order)
         if not line.recall_pending
     ]
@@ -105,18 +105,6 @@ def _waiting(pool: Pool, order: Order) -> list[Allocation]:
     """The order's live lines that fulfilment has not reported as shipped."""
     lines = (pool.allocations[allocation_id] for allocation_id in order.allocation_ids)
     return [line for line in lines if not line.released and not line.shipped]
-
-
-def _line(pool: Pool, line: Allocation, cause: Envelope[Any]) -> dict[str, Any]:
-    return {
-        "allocation_id": line.allocation_id,
-        "pool_id": pool.pool_id,
-        "order_id": line.order_id,
-        "buyer_id": line.buyer_id,
-        "batch_id": line.batch_id,
-        "quantity": line.quantity,
-        "cause_event_id": cause.id,
-    }
 
 
 def _closed(pool: Pool, order: Order, why: Any, kept: int, cause: Envelope[Any]) -> OrderClosed:
