@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common.retry import Backoff
+
 SERVICES = ("intake", "approval", "allocation", "fulfilment")
 PORTS_PER_SERVICE = 10
 """Room for that many workers of a service in the ports of `web_ports`."""
@@ -46,7 +48,7 @@ class RestartPolicy:
 
     def delay(self, restarts: int) -> float:
         """The wait before restart number `restarts + 1` of a run of quick exits."""
-        return float(min(self.max_s, self.first_s * 2 ** min(restarts, 32)))
+        return Backoff(self.first_s, self.max_s).delay(restarts + 1)
 
 
 @dataclass
