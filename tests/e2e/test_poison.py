@@ -243,6 +243,8 @@ def test_a_worker_that_cannot_publish_stops_on_sigterm_and_dead_letters_the_reco
         return [h for h, _ in dead_letters(system, "intake") if source_of(h) == poison.source]
 
     system.wait_until("the record dead-lettered after the restart", lambda: bool(dead_lettered()), timeout_s=90)
-    time.sleep(2)  # a second copy would come right behind the first
+    # Intake sends a dead letter before it commits the record: once it has committed every input (settled),
+    # any second copy would already be on the topic.
+    system.settle()
     (letter,) = dead_lettered()
     assert letter["dlq.error_code"] == "malformed_json"
