@@ -94,6 +94,9 @@ class OrderClosed(Event):
     buyer_id: Slug
     approved_quantity: Quantity
     kept_quantity: Annotated[int, Field(ge=0)]
-    why: Literal["delivered", "cancelled", "revoked"]
+    why: Literal["delivered", "cancelled", "revoked", "expired", "unfilled"]
+    """delivered: every chip approved was delivered; cancelled/revoked/expired: the approval ended (ApprovalCancelled,
+    ApprovalRevoked, ApprovalExpired); unfilled: the pool's close_unfilled_after_s passed before the order was
+    filled. Except for delivered, the unshipped lines were recalled first."""
     cause_event_id: UUID
     closed_at: AwareDatetime

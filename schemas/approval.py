@@ -79,6 +79,17 @@ class ApprovalCancelled(Decision):
     reason: Reason
 
 
+class ApprovalExpired(Decision):
+    """The licence an approval draws on is no longer valid (its valid_until has passed): no more chips may go to the
+    order and those not yet shipped cannot leave under it, so the order book recalls them as for a revocation.
+    The chips that shipped stay counted against the licence and the quota (ApprovalReleased after OrderClosed)."""
+
+    TYPE: ClassVar[str] = "ApprovalExpired"
+    VERSION: ClassVar[int] = 1
+    licence_id: Reference
+    reason: Reason
+
+
 class ApprovalReleased(Decision):
     """Licence and quota use held by an order is given back: the order was cancelled, revoked or closed, and
     `quantity` is what it did not keep (chips that shipped stay counted against the licence and the quota)."""
@@ -88,4 +99,4 @@ class ApprovalReleased(Decision):
     licence_id: Reference
     tranche_id: Reference
     quantity: Annotated[int, Field(ge=0)]
-    why: Literal["cancelled", "revoked", "closed"]
+    why: Literal["cancelled", "revoked", "closed", "expired", "unfilled"]

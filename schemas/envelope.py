@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID, uuid5
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, PrivateAttr
 
 from schemas.base import Contract, Message
 
@@ -25,6 +27,37 @@ class Envelope(Contract, Generic[M]):
     correlation_id: UUID = Field(description="the id of the first message of the business flow")
     causation_id: UUID | None = Field(description="the id of the message that caused this one")
     payload: M
+    _arrival: Arrival | None = PrivateAttr(default=None)
+
+    @property
+    def arrival(self) -> Arrival | None:
+        """Where and when the system learned of this message: set by the reader of an inbox from the record's
+        broker time (LogAppendTime), never by a sender (it is not part of the JSON), None for a message not read
+        from a record that carries one (unit tests, tools)."""
+        return self._arrival
+
+    def arrived(self, arrival: Arrival | None) -> Envelope[M]:
+        """This envelope with its arrival set (a copy; the original is unchanged)."""
+        copy = self.model_copy()
+        copy._arrival = arrival
+        return copy
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """An inbox record's position and the time the broker appended it (docs/time.md: "learned at")."""
+
+    topic: str
+    partition: int
+    offset: int
+    at: datetime
+
+
+def learned_at(message: Envelope[Any]) -> datetime:
+    """When the deciding service learned of `message`: its inbox arrival, or, for a message read without one, the
+    time its producer stamped (a message from one of our own services, or a test)."""
+    arrival = message.arrival
+    return arrival.at if arrival is not None else message.occurred_at
 
 
 def derive_id(*parts: object) -> UUID:

@@ -133,3 +133,19 @@ class AllocationPolicySet(PolicyEvent):
     VERSION: ClassVar[int] = 1
     pool_id: Slug
     rule: Literal["first_approved_first_served", "pro_rata"]
+    close_unfilled_after_s: Annotated[int, Field(ge=1, le=10 * 366 * 86_400)] | None = Field(
+        default=None,
+        description="an approved order not filled this many seconds after its approval leaves the book: its "
+        "unshipped lines are recalled and the rest of its licence and quota given back (none: never)",
+    )
+
+
+class SubmissionWindowSet(PolicyEvent):
+    """How far the submitted_at an upstream system claims may lie from the time intake received the submission
+    (the broker's time of its inbox record). A claim outside the window is refused with `implausible_submitted_at`;
+    inside it, it is kept as a claim and never orders anything (docs/time.md)."""
+
+    TYPE: ClassVar[str] = "SubmissionWindowSet"
+    VERSION: ClassVar[int] = 1
+    max_ahead_s: Annotated[int, Field(ge=0, le=366 * 86_400)]
+    max_behind_s: Annotated[int, Field(ge=0, le=10 * 366 * 86_400)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from schemas import allocation, approval, fulfilment, intake, policy, supply
+from schemas import allocation, approval, clock, fulfilment, intake, policy, supply
 from schemas.base import Message
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -30,6 +30,8 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     policy.TrancheQuotaSet,
     policy.ImportUseRulesSet,
     policy.AllocationPolicySet,
+    policy.SubmissionWindowSet,
+    clock.ClockTicked,
     supply.BatchManufacturedV1,
     supply.BatchManufactured,
     approval.OrderApproved,
@@ -39,7 +41,9 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     approval.ApprovalReinstated,
     approval.ApprovalRevoked,
     approval.ApprovalCancelled,
+    approval.ApprovalExpired,
     approval.ApprovalReleased,
+    clock.ApprovalsPassed,
     allocation.ChipsAllocated,
     allocation.AllocationReleased,
     allocation.AllocationRecallRequested,

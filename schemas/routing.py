@@ -23,6 +23,16 @@ def record_key(payload: Message, topic: Topic | None = None) -> str:
     """The Kafka key of a payload on a topic: the value of the field the catalogue names as its key."""
     topic = topic or home_topic(payload)
     value = getattr(payload, topic.key, None)
+    if value is None and explicit_partition(payload) is not None:
+        # Written to a partition of its own choosing: the key only says who wrote it.
+        return f"{payload.TYPE}/{getattr(payload, 'source_partition', '')}"
     if value is None:
         raise LookupError(f"{payload.TYPE} has no field {topic.key!r}, the key of topic {topic.name}")
     return str(value)
+
+
+def explicit_partition(payload: Message) -> int | None:
+    """The partition a message must be written to whatever its key, or None for the key's partition: a marker of
+    approval goes to the lane it names (every lane gets its own copy)."""
+    lane = getattr(payload, "lane", None)
+    return lane if isinstance(lane, int) else None

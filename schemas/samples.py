@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas import allocation, approval, fulfilment, intake, policy, supply
+from schemas import allocation, approval, clock, fulfilment, intake, policy, supply
 from schemas.base import Message, PolicyRef, Reason
 from schemas.envelope import Envelope, derive_id, make_envelope, order_id_for
 from schemas.routing import record_key
@@ -121,8 +121,16 @@ def sample_payloads() -> list[Message]:
             min_domestic_commitment_pct=20,
         ),
         policy.AllocationPolicySet(
-            **_POLICY, policy_id="allocation/h200", pool_id="h200", rule="first_approved_first_served"
+            **_POLICY,
+            policy_id="allocation/h200",
+            pool_id="h200",
+            rule="first_approved_first_served",
+            close_unfilled_after_s=90 * 86_400,
         ),
+        policy.SubmissionWindowSet(
+            **_POLICY, policy_id="intake/submission-window", max_ahead_s=300, max_behind_s=7 * 86_400
+        ),
+        clock.ClockTicked(at=AT),
         supply.BatchManufactured(
             batch_id="TSMC-B001", pool_id="h200", quantity=60_000, site="TSMC Fab 18, Tainan", ready_at=AT
         ),
@@ -146,6 +154,8 @@ def sample_payloads() -> list[Message]:
         approval.ApprovalReinstated(**_DECISION, reason=_REASON),
         approval.ApprovalRevoked(**_DECISION, reason=_REASON),
         approval.ApprovalCancelled(**_DECISION, reason=_REASON),
+        approval.ApprovalExpired(**_DECISION, licence_id="BIS-H200-0001", reason=_REASON),
+        clock.ApprovalsPassed(source_partition=0, sources=6, lane=0, lanes=3, at=AT),
         approval.ApprovalReleased(
             **_DECISION, licence_id="BIS-H200-0001", tranche_id="T1", quantity=100_000, why="revoked"
         ),

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas import allocation, approval, fulfilment, intake, policy, supply
+from schemas import allocation, approval, clock, fulfilment, intake, policy, supply
 from schemas.base import Message
 
 KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 """Event topics are the system of record: no time or size limit may delete history."""
+
+INBOX = {**KEEP_FOREVER, "message.timestamp.type": "LogAppendTime"}
+"""An inbox is where a service learns of what it decides on: the broker stamps each record with the time it was
+appended, and that time (not any sender's) is when the service learned it (docs/time.md)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ POLICY_MESSAGES: tuple[type[Message], ...] = (
     policy.TrancheQuotaSet,
     policy.ImportUseRulesSet,
     policy.AllocationPolicySet,
+    policy.SubmissionWindowSet,
 )
 INTAKE_COMMANDS: tuple[type[Message], ...] = (intake.SubmitOrder, intake.CancelOrder, intake.AddOrderDocuments)
 APPROVAL_MESSAGES: tuple[type[Message], ...] = (
@@ -50,6 +55,7 @@ APPROVAL_MESSAGES: tuple[type[Message], ...] = (
     approval.ApprovalReinstated,
     approval.ApprovalRevoked,
     approval.ApprovalCancelled,
+    approval.ApprovalExpired,
     approval.ApprovalReleased,
 )
 LINE_MESSAGES: tuple[type[Message], ...] = (
@@ -60,6 +66,9 @@ LINE_MESSAGES: tuple[type[Message], ...] = (
 """What allocation tells fulfilment about a line besides the ledger itself."""
 
 SERVICES = ("intake", "approval", "allocation", "fulfilment", "projector")
+APPROVAL_POLICIES = tuple(
+    m for m in POLICY_MESSAGES if m not in (policy.AllocationPolicySet, policy.SubmissionWindowSet)
+)
 
 CATALOGUE: tuple[Topic, ...] = (
     Topic(
@@ -77,11 +86,14 @@ CATALOGUE: tuple[Topic, ...] = (
         key="buyer_id",
         partitions=6,
         description="Everything intake decides on, re-keyed by buyer: one buyer's submissions, cancellations and "
-        "documents in one partition and one order, whatever key or partition the upstream client chose.",
-        messages=INTAKE_COMMANDS,
+        "documents in one partition and one order, whatever key or partition the upstream client chose; the "
+        "submission time window (a policy) in every partition. The broker's append time is the time of receipt.",
+        messages=(*INTAKE_COMMANDS, policy.SubmissionWindowSet),
         producers=("intake",),
         consumers=("intake",),
+        config=dict(INBOX),
         carries_copies=True,
+        broadcast=(policy.SubmissionWindowSet,),
     ),
     Topic(
         name="h200.orders",
@@ -105,7 +117,17 @@ CATALOGUE: tuple[Topic, ...] = (
         description="Both governments' rules and the allocation rule, as versioned data. One partition: one history.",
         messages=POLICY_MESSAGES,
         producers=("ops",),
-        consumers=("approval", "allocation", "projector"),
+        consumers=("intake", "approval", "allocation", "projector"),
+    ),
+    Topic(
+        name="h200.clock",
+        key="clock_id",
+        partitions=1,
+        description="Business time as data: ticks of the clock process, strictly increasing. Copied into every "
+        "partition of the approval and allocation inboxes, where what falls due is decided on the tick.",
+        messages=(clock.ClockTicked,),
+        producers=("clock",),
+        consumers=("approval", "allocation"),
     ),
     Topic(
         name="h200.supply",
@@ -121,27 +143,32 @@ CATALOGUE: tuple[Topic, ...] = (
         key="buyer_id",
         partitions=6,
         description="Everything approval decides on, re-keyed by buyer: its orders and the policies that concern "
-        "it. Rules for every buyer (ImportUseRulesSet) are copied to every partition.",
+        "it. Rules for every buyer (ImportUseRulesSet) and clock ticks are copied to every "
+        "partition. The broker's append time is when approval learned of each record.",
         messages=(
             intake.OrderPlaced,
             intake.OrderDocumentsAdded,
             intake.OrderCancelled,
-            *(m for m in POLICY_MESSAGES if m is not policy.AllocationPolicySet),
+            *APPROVAL_POLICIES,
             allocation.OrderClosed,
+            clock.ClockTicked,
         ),
         producers=("approval",),
         consumers=("approval",),
+        config=dict(INBOX),
         carries_copies=True,
-        broadcast=(policy.ImportUseRulesSet,),
+        broadcast=(policy.ImportUseRulesSet, clock.ClockTicked),
     ),
     Topic(
         name="h200.approvals",
         key="pool_id",
         partitions=3,
-        description="Two-gate decisions on orders and their later suspension, cancellation, revocation and release. "
-        "Keyed by pool: a pool's approvals are in one partition in the order they were recorded, and one router "
-        "copies them in that order into the allocation inbox.",
-        messages=APPROVAL_MESSAGES,
+        description="Two-gate decisions on orders and their later suspension, cancellation, revocation, expiry and "
+        "release. Keyed by pool: a pool's approvals are in one partition in the order they were recorded, and one "
+        "router copies them in that order into the allocation inbox. After each tick every approval partition writes "
+        "an ApprovalsPassed marker to every partition (lane), behind all it decided before the tick.",
+        messages=(*APPROVAL_MESSAGES, clock.ApprovalsPassed),
+        broadcast=(clock.ApprovalsPassed,),
         producers=("approval",),
         consumers=("allocation", "projector"),
     ),
@@ -149,7 +176,9 @@ CATALOGUE: tuple[Topic, ...] = (
         name="h200.allocation.inbox",
         key="pool_id",
         partitions=3,
-        description="Everything allocation decides on, re-keyed by pool so one writer sees one pool in one order.",
+        description="Everything allocation decides on, re-keyed by pool so one writer sees one pool in one order; "
+        "approval's markers and clock ticks in every partition. The broker's append time is when allocation learned "
+        "of each record.",
         messages=(
             *APPROVAL_MESSAGES,
             supply.BatchManufactured,
@@ -157,10 +186,14 @@ CATALOGUE: tuple[Topic, ...] = (
             fulfilment.FulfilmentStepRecorded,
             fulfilment.DeliveryFailed,
             fulfilment.RecallAnswered,
+            clock.ApprovalsPassed,
+            clock.ClockTicked,
         ),
         producers=("allocation",),
         consumers=("allocation",),
+        config=dict(INBOX),
         carries_copies=True,
+        broadcast=(clock.ApprovalsPassed, clock.ClockTicked),
     ),
     Topic(
         name="h200.allocations",
@@ -186,6 +219,7 @@ CATALOGUE: tuple[Topic, ...] = (
         ),
         producers=("logistics", "ops", "fulfilment"),
         consumers=("fulfilment",),
+        config=dict(INBOX),
     ),
     Topic(
         name="h200.fulfilment",

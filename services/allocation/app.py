@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from schemas import fulfilment, policy, supply
+from schemas import clock, fulfilment, policy, supply
 from schemas.topics import APPROVAL_MESSAGES
 from services.allocation import domain
 from services.common.settings import ClusterSettings, WorkerSettings
@@ -12,10 +12,11 @@ from services.common.worker import Route, ServiceWorker, make_faust_app
 
 INBOX = "h200.allocation.inbox"
 ROUTES = (
-    Route("h200.approvals", APPROVAL_MESSAGES),
+    Route("h200.approvals", (*APPROVAL_MESSAGES, clock.ApprovalsPassed)),
     Route("h200.supply", (supply.BatchManufactured,)),
     Route("h200.policy", (policy.AllocationPolicySet,)),
     Route("h200.fulfilment", (fulfilment.FulfilmentStepRecorded, fulfilment.DeliveryFailed, fulfilment.RecallAnswered)),
+    Route("h200.clock", (clock.ClockTicked,)),
 )
 
 

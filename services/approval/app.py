@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import faust
 
-from schemas import allocation, intake, policy
-from schemas.topics import POLICY_MESSAGES
+from schemas import allocation, clock, intake
+from schemas.topics import APPROVAL_POLICIES
 from services.approval import domain
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
@@ -13,8 +13,9 @@ from services.common.worker import Route, ServiceWorker, make_faust_app
 INBOX = "h200.approval.inbox"
 ROUTES = (
     Route("h200.orders", (intake.OrderPlaced, intake.OrderDocumentsAdded, intake.OrderCancelled)),
-    Route("h200.policy", tuple(m for m in POLICY_MESSAGES if m is not policy.AllocationPolicySet)),
+    Route("h200.policy", APPROVAL_POLICIES),
     Route("h200.allocations", (allocation.OrderClosed,)),
+    Route("h200.clock", (clock.ClockTicked,)),
 )
 
 

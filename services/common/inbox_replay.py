@@ -31,6 +31,15 @@ async def replay_partition(bootstrap: str, topic: str, partition: int, until: in
             for message in batches.get(tp, []):
                 if message.offset >= until:
                     return
-                yield Record(topic, partition, message.offset, message.key, message.value, tuple(message.headers or ()))
+                yield Record(
+                    topic,
+                    partition,
+                    message.offset,
+                    message.key,
+                    message.value,
+                    tuple(message.headers or ()),
+                    message.timestamp,
+                    message.timestamp_type,
+                )
     finally:
         await consumer.stop()

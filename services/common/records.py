@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.base import Message
 from schemas.codec import ContractError, decode
-from schemas.envelope import Envelope
+from schemas.envelope import Arrival, Envelope
+
+LOG_APPEND_TIME = 1
+"""Kafka's timestamp type of a record stamped by the broker (0 is the producer's CreateTime)."""
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,17 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+    timestamp_type: int | None = None
+
+    @property
+    def arrival(self) -> Arrival | None:
+        """The record's position and broker time when the broker stamped it (an inbox, docs/time.md), else None:
+        a producer's CreateTime is the sender's claim and never becomes a time of receipt."""
+        if self.timestamp_type != LOG_APPEND_TIME or self.timestamp_ms is None:
+            return None
+        at = datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+        return Arrival(self.topic, self.partition, self.offset, at)
 
     @property
     def where(self) -> str:
@@ -28,7 +43,9 @@ def decode_record(record: Record, max_bytes: int) -> Envelope[Message]:
     """The validated envelope of a record; ContractError names what is wrong with it."""
     if record.value is None:
         raise ContractError("empty_value", "the record has no value (a tombstone is not a message)")
-    return decode(record.value, max_bytes=max_bytes)
+    envelope = decode(record.value, max_bytes=max_bytes)
+    arrival = record.arrival
+    return envelope if arrival is None else envelope.arrived(arrival)
 
 
 def from_faust(message: Any) -> Record:
@@ -40,4 +57,7 @@ def from_faust(message: Any) -> Record:
         key=message.key,
         value=message.value,
         headers=tuple((str(k), bytes(v)) for k, v in (message.headers or ())),
+        # faust gives the record's timestamp in seconds (a float) with its type as aiokafka read it.
+        timestamp_ms=None if message.timestamp is None else round(message.timestamp * 1000),
+        timestamp_type=getattr(message, "timestamp_type", None),
     )

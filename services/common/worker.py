@@ -17,7 +17,7 @@ import faust
 
 from schemas.base import Message
 from schemas.codec import ContractError, encode
-from schemas.routing import home_topic, record_key
+from schemas.routing import explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME, Topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import replay_partition
@@ -155,7 +155,9 @@ class ServiceWorker:
             await self._reject(record, outcome.rejected)
         for envelope in outcome.outputs:
             try:
-                await self._send(home_topic(envelope.payload).name, envelope.key.encode(), encode(envelope))
+                topic = home_topic(envelope.payload).name
+                partition = explicit_partition(envelope.payload)
+                await self._send(topic, envelope.key.encode(), encode(envelope), partition=partition)
             except RecordRefusedError as refused:
                 # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
                 await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {refused}"))

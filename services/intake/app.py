@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from schemas import policy
 from schemas.base import Message
 from schemas.topics import INTAKE_COMMANDS
 from services.common.records import Record
@@ -20,7 +21,7 @@ from services.intake import domain
 from services.intake.rekeying import RekeyedRecords
 
 INBOX = "h200.intake.inbox"
-ROUTES = (Route("h200.intake.commands", INTAKE_COMMANDS),)
+ROUTES = (Route("h200.intake.commands", INTAKE_COMMANDS), Route("h200.policy", (policy.SubmissionWindowSet,)))
 
 
 class IntakeWorker(ServiceWorker):

@@ -13,6 +13,7 @@ import pytest
 from schemas.codec import encode
 from schemas.envelope import derive_id, make_envelope
 from schemas.intake import CancelOrder, SubmitOrder
+from schemas.policy import SubmissionWindowSet
 from schemas.routing import home_topic
 from schemas.samples import AT, sample_payloads
 from schemas.topics import BY_NAME
@@ -60,7 +61,8 @@ def test_intake_decides_on_its_own_inbox_keyed_by_buyer_fed_by_the_upstream_comm
         ("intake",),
     )
     assert [(route.source, route.types) for route in intake_app.ROUTES] == [
-        ("h200.intake.commands", BY_NAME["h200.intake.commands"].messages)
+        ("h200.intake.commands", BY_NAME["h200.intake.commands"].messages),
+        ("h200.policy", (SubmissionWindowSet,)),
     ]
     # Upstream systems still publish to h200.intake.commands: the inbox only carries intake's copies
     assert home_topic(CancelOrder).name == "h200.intake.commands"
