@@ -5,6 +5,8 @@ A core is a module (or object) with:
     initial_state() -> State
     decide(state, message) -> Sequence[Message]      payloads of the facts `message` causes; never mutates state
     evolve(state, message) -> State                  folds an observed input or one of its own events
+    time_of(state, message) -> datetime              (optional) the time of the decisions `message` causes;
+                                                     without it, when the service learned of the message
 
 `evolve` may reuse the previous state object (updating it in place) and return it: replays fold millions of
 events and copying a whole book per event would make them quadratic. Callers therefore never keep an old
@@ -15,10 +17,11 @@ from the envelopes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from schemas.base import Message
-from schemas.envelope import Envelope, make_envelope
+from schemas.envelope import Envelope, learned_at, make_envelope
 from schemas.routing import record_key
 
 S = TypeVar("S")
@@ -34,14 +37,18 @@ class Core(Protocol[S]):
     def evolve(self, state: S, message: Envelope[Any]) -> S: ...
 
 
-def wrap(core_name: str, cause: Envelope[Any], payloads: Sequence[Message]) -> list[Envelope[Message]]:
-    """Envelopes for the facts a message caused: ids derived from the cause, time taken from it."""
+def wrap(
+    core_name: str, cause: Envelope[Any], payloads: Sequence[Message], at: datetime | None = None
+) -> list[Envelope[Message]]:
+    """Envelopes for the facts a message caused: ids derived from the cause; their time is the decision's (`at`),
+    by default when the service learned of the cause (its inbox arrival, docs/time.md)."""
+    occurred_at = learned_at(cause) if at is None else at
     return [
         make_envelope(
             payload,
             key=record_key(payload),
             producer=core_name,
-            occurred_at=cause.occurred_at,
+            occurred_at=occurred_at,
             cause=cause,
             discriminator=f"{index}:{payload.id_discriminator()}" if payload.id_discriminator() else index,
         )
@@ -51,7 +58,9 @@ def wrap(core_name: str, cause: Envelope[Any], payloads: Sequence[Message]) -> l
 
 def step(core: Any, state: S, message: Envelope[Any]) -> tuple[S, list[Envelope[Message]]]:
     """Decide on one input, then fold the input and every resulting event into the state."""
-    outputs = wrap(core.NAME, message, core.decide(state, message))
+    time_of = getattr(core, "time_of", None)
+    at = time_of(state, message) if time_of is not None else None
+    outputs = wrap(core.NAME, message, core.decide(state, message), at)
     state = core.evolve(state, message)
     for output in outputs:
         state = core.evolve(state, output)
