@@ -10,13 +10,15 @@ import json
 import math
 import re
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from schemas.base import Message
 from schemas.envelope import Envelope
 from schemas.registry import BY_TYPE_AND_VERSION, CURRENT, upcast
+
+M = TypeVar("M", bound=Message)
 
 MAX_MESSAGE_BYTES = 1_048_576
 MAX_DEPTH = 64
@@ -114,6 +116,22 @@ def decode_general(data: bytes) -> Envelope[Message]:
     except ValidationError as exc:
         code = "invalid_payload" if all(e["loc"][:1] == ("payload",) for e in exc.errors()) else "invalid_envelope"
         raise ContractError(code, describe(exc)) from None
+
+
+def decode_payload(
+    model: type[M], data: bytes, *, defaults: dict[str, Any] | None = None, max_bytes: int = MAX_MESSAGE_BYTES
+) -> M:
+    """A bare payload (no envelope), validated exactly as `decode` validates one inside an envelope: for edges that
+    take a message's fields alone, such as the HTTP API. `defaults` fill fields the data leaves out."""
+    if len(data) > max_bytes:
+        raise ContractError("oversized", f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
+    raw = _parse(data)
+    if not isinstance(raw, dict):
+        raise ContractError("malformed_json", f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        return model.model_validate_json(json.dumps({**(defaults or {}), **raw}), strict=True)
+    except ValidationError as exc:
+        raise ContractError("invalid_payload", describe(exc)) from None
 
 
 def _parse(data: bytes) -> Any:

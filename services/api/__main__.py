@@ -1,0 +1,32 @@
+"""`python -m services.api`: the HTTP API on 127.0.0.1 (H200_API_HOST, H200_API_PORT)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.api.app import create_app
+from services.api.gateway import KafkaRedisGateway
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="H200_", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "h200"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8088
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = ApiSettings()
+    gateway = KafkaRedisGateway(settings.bootstrap_servers, settings.redis_url, settings.namespace)
+    uvicorn.run(create_app(gateway), host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
