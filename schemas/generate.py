@@ -38,13 +38,57 @@ def message_schema(message: type[Message]) -> dict[str, Any]:
     return schema
 
 
+SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
+"""The payload schemas are JSON Schema 2020-12 (pydantic's), not AsyncAPI's default format: say so per message."""
+
+DEAD_LETTER = "DeadLetter"
+
+
+def _local_refs(schema: Any, base: str) -> Any:
+    """The schema with its `#/$defs/...` references made absolute within the AsyncAPI document, so that it is
+    self-contained: no relative file reference for a tool to resolve against its working directory."""
+    if isinstance(schema, dict):
+        return {
+            key: (
+                base + value[1:]
+                if key == "$ref" and isinstance(value, str) and value.startswith("#/")
+                else _local_refs(value, base)
+            )
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_local_refs(item, base) for item in schema]
+    return schema
+
+
+def dead_letter_message() -> dict[str, Any]:
+    """A dead letter: the refused record's original bytes (or their first 64 KiB) with the dlq.* headers."""
+    return {
+        "name": DEAD_LETTER,
+        "title": DEAD_LETTER,
+        "summary": "Input a service could not accept, with why and where it came from",
+        "contentType": "application/octet-stream",
+        "headers": {
+            "type": "object",
+            "required": sorted(DEAD_LETTER_HEADERS),
+            "properties": {name: {"type": "string", "description": text} for name, text in DEAD_LETTER_HEADERS.items()},
+        },
+        "payload": {
+            "description": "the original record value, byte for byte (cut to its first 64 KiB when "
+            "dlq.truncated is true); not necessarily JSON"
+        },
+        "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": "0.5.0"}},
+    }
+
+
 def _channel_id(topic: Topic) -> str:
     return topic.name.replace(".", "_")
 
 
 def _operations(topic: Topic) -> dict[str, Any]:
     operations: dict[str, Any] = {}
-    refs = [{"$ref": f"#/channels/{_channel_id(topic)}/messages/{m.schema_name()}"} for m in topic.messages]
+    names = [DEAD_LETTER] if topic.dead_letter else [m.schema_name() for m in topic.messages]
+    refs = [{"$ref": f"#/channels/{_channel_id(topic)}/messages/{name}"} for name in names]
     for action, parties in (("send", topic.producers), ("receive", topic.consumers)):
         for party in parties:
             operations[f"{party}_{action}_{_channel_id(topic)}"] = {
@@ -64,7 +108,10 @@ def asyncapi_document() -> dict[str, Any]:
         channel: dict[str, Any] = {
             "address": topic.name,
             "description": topic.description,
-            "messages": {m.schema_name(): {"$ref": f"#/components/messages/{m.schema_name()}"} for m in topic.messages},
+            "messages": {
+                name: {"$ref": f"#/components/messages/{name}"}
+                for name in ([DEAD_LETTER] if topic.dead_letter else [m.schema_name() for m in topic.messages])
+            },
             "bindings": {
                 "kafka": {
                     "topic": topic.name,
@@ -90,11 +137,21 @@ def asyncapi_document() -> dict[str, Any]:
             "title": m.schema_name(),
             "summary": (m.__doc__ or m.TYPE).strip().splitlines()[0],
             "contentType": "application/json",
-            "payload": {"$ref": f"json/{m.schema_name()}.schema.json"},
+            "payload": {"schemaFormat": SCHEMA_FORMAT, "schema": {"$ref": f"#/components/schemas/{m.schema_name()}"}},
+            "correlationId": {
+                "description": "the id of the first message of the business flow: every event caused by this "
+                "message carries the same correlation_id, and its causation_id names this message's id",
+                "location": "$message.payload#/correlation_id",
+            },
             "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": "0.5.0"}},
             "x-kind": m.KIND,
             **({"examples": [{"payload": examples[m.TYPE]}]} if m is CURRENT[m.TYPE] else {}),
         }
+        for m in ALL_MESSAGES
+    }
+    messages[DEAD_LETTER] = dead_letter_message()
+    schemas = {
+        m.schema_name(): _local_refs(message_schema(m), f"#/components/schemas/{m.schema_name()}")
         for m in ALL_MESSAGES
     }
     return {
@@ -112,7 +169,7 @@ def asyncapi_document() -> dict[str, Any]:
         },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {"messages": messages, "schemas": schemas},
     }
 
 
