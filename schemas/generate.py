@@ -151,8 +151,7 @@ def asyncapi_document() -> dict[str, Any]:
     }
     messages[DEAD_LETTER] = dead_letter_message()
     schemas = {
-        m.schema_name(): _local_refs(message_schema(m), f"#/components/schemas/{m.schema_name()}")
-        for m in ALL_MESSAGES
+        m.schema_name(): _local_refs(message_schema(m), f"#/components/schemas/{m.schema_name()}") for m in ALL_MESSAGES
     }
     return {
         "asyncapi": "3.0.0",
