@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
-from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.base import Event, PolicyRef, Quantity, Reference, Slug
+from schemas.base import Event, PolicyRef, Quantity, Reference, Slug, Timestamp, Uuid
 
 
 class ChipsAllocated(Event):
@@ -15,16 +14,16 @@ class ChipsAllocated(Event):
 
     TYPE: ClassVar[str] = "ChipsAllocated"
     VERSION: ClassVar[int] = 1
-    allocation_id: UUID
+    allocation_id: Uuid
     pool_id: Slug
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     batch_id: Reference
     quantity: Quantity
     rule: Literal["first_approved_first_served", "pro_rata"]
     policy_ref: PolicyRef | None
-    cause_event_id: UUID
-    allocated_at: AwareDatetime
+    cause_event_id: Uuid
+    allocated_at: Timestamp
 
 
 class AllocationReleased(Event):
@@ -32,27 +31,27 @@ class AllocationReleased(Event):
 
     TYPE: ClassVar[str] = "AllocationReleased"
     VERSION: ClassVar[int] = 1
-    allocation_id: UUID
+    allocation_id: Uuid
     pool_id: Slug
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     batch_id: Reference
     quantity: Quantity
     why: Literal["order_cancelled", "approval_revoked", "delivery_failed"]
-    cause_event_id: UUID
-    released_at: AwareDatetime
+    cause_event_id: Uuid
+    released_at: Timestamp
 
 
 class AllocationLineEvent(Event):
     """An event about one ledger line, addressed to the service that ships it (keyed by allocation id there)."""
 
-    allocation_id: UUID
+    allocation_id: Uuid
     pool_id: Slug
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     batch_id: Reference
     quantity: Quantity
-    cause_event_id: UUID
+    cause_event_id: Uuid
 
 
 class AllocationRecallRequested(AllocationLineEvent):
@@ -64,7 +63,7 @@ class AllocationRecallRequested(AllocationLineEvent):
     TYPE: ClassVar[str] = "AllocationRecallRequested"
     VERSION: ClassVar[int] = 1
     why: Literal["order_cancelled", "approval_revoked"]
-    requested_at: AwareDatetime
+    requested_at: Timestamp
 
 
 class AllocationSuspended(AllocationLineEvent):
@@ -72,7 +71,7 @@ class AllocationSuspended(AllocationLineEvent):
 
     TYPE: ClassVar[str] = "AllocationSuspended"
     VERSION: ClassVar[int] = 1
-    suspended_at: AwareDatetime
+    suspended_at: Timestamp
 
 
 class AllocationReinstated(AllocationLineEvent):
@@ -80,7 +79,7 @@ class AllocationReinstated(AllocationLineEvent):
 
     TYPE: ClassVar[str] = "AllocationReinstated"
     VERSION: ClassVar[int] = 1
-    reinstated_at: AwareDatetime
+    reinstated_at: Timestamp
 
 
 class OrderClosed(Event):
@@ -89,7 +88,7 @@ class OrderClosed(Event):
 
     TYPE: ClassVar[str] = "OrderClosed"
     VERSION: ClassVar[int] = 1
-    order_id: UUID
+    order_id: Uuid
     pool_id: Slug
     buyer_id: Slug
     approved_quantity: Quantity
@@ -98,5 +97,5 @@ class OrderClosed(Event):
     """delivered: every chip approved was delivered; cancelled/revoked/expired: the approval ended (ApprovalCancelled,
     ApprovalRevoked, ApprovalExpired); unfilled: the pool's close_unfilled_after_s passed before the order was
     filled. Except for delivered, the unshipped lines were recalled first."""
-    cause_event_id: UUID
-    closed_at: AwareDatetime
+    cause_event_id: Uuid
+    closed_at: Timestamp

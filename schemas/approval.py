@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
-from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.base import Event, PolicyRef, Quantity, Reason, Reference, Slug
+from schemas.base import Event, PolicyRef, Quantity, Reason, Reference, Slug, Timestamp, Uuid
 
 
 class Decision(Event):
     """Every decision names the order, the policy revisions it applied and the event that caused it."""
 
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     pool_id: Slug
     policy_refs: tuple[PolicyRef, ...]
-    cause_event_id: UUID
-    decided_at: AwareDatetime
+    cause_event_id: Uuid
+    decided_at: Timestamp
 
 
 class OrderApproved(Decision):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$"), Field(examples=["bytedance"])]
 """Lower-case identifier: buyer ids, pool ids, use categories, document kinds."""
@@ -17,6 +19,39 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Quantity = Annotated[int, Field(gt=0, le=10_000_000, description="number of H200 chips")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Percent = Annotated[int, Field(ge=0, le=100)]
+
+_UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _uuid_text(value: Any) -> Any:
+    """Text must be the hyphenated form (JSON Schema's `format: uuid`): pydantic alone also reads 32 bare hex digits,
+    braces and urn:uuid:, and two spellings of one id would differ as text downstream. Parsed here, since a value
+    handed on as text would meet strict validation in Python mode, where text is never a UUID."""
+    if not isinstance(value, str):
+        return value
+    if not _UUID_TEXT.match(value):
+        raise ValueError("a UUID is written as 8-4-4-4-12 hex digits, e.g. 5b0f4b9e-2f6c-4b6e-9d55-8f1f6f2d7a11")
+    return UUID(value)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Text must be RFC 3339 with its offset (JSON Schema's `format: date-time`): pydantic alone also reads a space
+    for the T. Parsed here for the reason _uuid_text gives."""
+    if not isinstance(value, str):
+        return value
+    if not _RFC3339.match(value):
+        raise ValueError("a time is written in RFC 3339 with its offset, e.g. 2026-01-28T09:00:00Z")
+    return datetime.fromisoformat(value.upper())
+
+
+Uuid = Annotated[UUID, BeforeValidator(_uuid_text)]
+"""A UUID as JSON Schema's `format: uuid` reads it: the hyphenated form only."""
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""A time as JSON Schema's `format: date-time` (RFC 3339) reads it: `T` between date and time, an offset."""
 
 Gate = Literal["intake", "us_export", "cn_import", "allocation", "fulfilment"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.base import Event, Slug
+from schemas.base import Event, Slug, Timestamp
 
 
 class ClockTicked(Event):
@@ -21,7 +21,7 @@ class ClockTicked(Event):
     TYPE: ClassVar[str] = "ClockTicked"
     VERSION: ClassVar[int] = 1
     clock_id: Slug = "h200"
-    at: AwareDatetime
+    at: Timestamp
 
 
 class ApprovalsPassed(Event):
@@ -36,7 +36,7 @@ class ApprovalsPassed(Event):
     sources: Annotated[int, Field(ge=1, le=1024)]
     lane: Annotated[int, Field(ge=0, le=1023)]
     lanes: Annotated[int, Field(ge=1, le=1024)]
-    at: AwareDatetime
+    at: Timestamp
 
     def id_discriminator(self) -> str:
         return f"{self.source_partition}/{self.lane}"

@@ -181,11 +181,15 @@ def _integer(token: str) -> int:
     return int(token)
 
 
-def _fraction(token: str) -> float:
+def _fraction(token: str) -> float | int:
     _number(token)
     value = float(token)
     if not math.isfinite(value):
         raise ContractError("number_too_long", f"the number {token} is out of range")
+    # JSON Schema counts 1000.0 as an integer (a number with no fraction), and so do we: every number in our
+    # contracts is whole, and a JSON library that writes every number with a fraction must not be refused.
+    if value.is_integer() and abs(value) <= 2**53:
+        return int(value)
     return value
 
 

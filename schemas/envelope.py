@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID, uuid5
 
-from pydantic import AwareDatetime, Field, PrivateAttr
+from pydantic import Field, PrivateAttr
 
-from schemas.base import Contract, Message
+from schemas.base import Contract, Message, Timestamp, Uuid
 
 M = TypeVar("M", bound=Message)
 
@@ -18,14 +18,14 @@ ID_NAMESPACE = UUID("5b0f4b9e-2f6c-4b6e-9d55-8f1f6f2d7a11")
 
 
 class Envelope(Contract, Generic[M]):
-    id: UUID = Field(description="unique per fact; derived from the cause so a retry yields the same id")
+    id: Uuid = Field(description="unique per fact; derived from the cause so a retry yields the same id")
     type: Annotated[str, Field(min_length=1, max_length=64)]
     version: Annotated[int, Field(ge=1)]
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     producer: Annotated[str, Field(min_length=1, max_length=64)]
     key: Annotated[str, Field(min_length=1, max_length=256, description="the Kafka record key")]
-    correlation_id: UUID = Field(description="the id of the first message of the business flow")
-    causation_id: UUID | None = Field(description="the id of the message that caused this one")
+    correlation_id: Uuid = Field(description="the id of the first message of the business flow")
+    causation_id: Uuid | None = Field(description="the id of the message that caused this one")
     payload: M
     _arrival: Arrival | None = PrivateAttr(default=None)
 
@@ -78,7 +78,7 @@ def make_envelope(
     occurred_at: object,
     cause: Envelope[Message] | None = None,
     discriminator: object = "",
-    message_id: UUID | None = None,
+    message_id: Uuid | None = None,
 ) -> Envelope[M]:
     """Wrap a payload; an id caused by another message is derived from that message's id."""
     if message_id is None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from typing import ClassVar, Literal
-from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.base import Command, Event, Quantity, Reason, Reference, Slug, Text
+from schemas.base import Command, Event, Quantity, Reason, Reference, Slug, Text, Timestamp, Uuid
 
 Step = Literal["packed", "shipped", "customs_cleared", "delivered", "held", "released", "lost", "refused"]
 
@@ -17,25 +16,25 @@ class RecordFulfilmentStep(Command):
 
     TYPE: ClassVar[str] = "RecordFulfilmentStep"
     VERSION: ClassVar[int] = 1
-    allocation_id: UUID
+    allocation_id: Uuid
     step: Step
-    at: AwareDatetime
+    at: Timestamp
     note: Text | None = None
 
 
 class FulfilmentStepRecorded(Event):
     TYPE: ClassVar[str] = "FulfilmentStepRecorded"
     VERSION: ClassVar[int] = 1
-    allocation_id: UUID
+    allocation_id: Uuid
     pool_id: Slug
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     batch_id: Reference
     quantity: Quantity
     step: Step
     note: Text | None = None
-    cause_event_id: UUID
-    at: AwareDatetime
+    cause_event_id: Uuid
+    at: Timestamp
 
 
 class DeliveryFailed(Event):
@@ -43,15 +42,15 @@ class DeliveryFailed(Event):
 
     TYPE: ClassVar[str] = "DeliveryFailed"
     VERSION: ClassVar[int] = 1
-    allocation_id: UUID
+    allocation_id: Uuid
     pool_id: Slug
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     batch_id: Reference
     quantity: Quantity
     outcome: Literal["lost", "refused"]
-    cause_event_id: UUID
-    at: AwareDatetime
+    cause_event_id: Uuid
+    at: Timestamp
 
 
 class FulfilmentStepRejected(Event):
@@ -59,11 +58,11 @@ class FulfilmentStepRejected(Event):
 
     TYPE: ClassVar[str] = "FulfilmentStepRejected"
     VERSION: ClassVar[int] = 1
-    allocation_id: UUID
+    allocation_id: Uuid
     step: Step
     reason: Reason
-    cause_event_id: UUID
-    at: AwareDatetime
+    cause_event_id: Uuid
+    at: Timestamp
 
     def id_discriminator(self) -> str:
         # A report refused as unknown_allocation may be decided again when retried (its line has arrived since),
@@ -78,9 +77,9 @@ class RecallAnswered(Event):
 
     TYPE: ClassVar[str] = "RecallAnswered"
     VERSION: ClassVar[int] = 1
-    allocation_id: UUID
+    allocation_id: Uuid
     pool_id: Slug
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     batch_id: Reference
     quantity: Quantity
@@ -88,5 +87,5 @@ class RecallAnswered(Event):
     stage: Literal[
         "allocated", "packed", "shipped", "customs_cleared", "held", "delivered", "lost", "refused", "cancelled"
     ] = Field(description="the shipment's stage when the recall reached fulfilment")
-    cause_event_id: UUID
-    at: AwareDatetime
+    cause_event_id: Uuid
+    at: Timestamp

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
-from uuid import UUID
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from schemas.base import Command, Contract, Event, Percent, Quantity, Reason, Reference, Sha256, Slug, Text
+from schemas.base import (
+    Command,
+    Contract,
+    Event,
+    Percent,
+    Quantity,
+    Reason,
+    Reference,
+    Sha256,
+    Slug,
+    Text,
+    Timestamp,
+    Uuid,
+)
 
 
 class DeclaredUse(Contract):
@@ -38,8 +50,15 @@ class DeliverySite(Contract):
     country: Literal["CN"] = "CN"
 
 
+SHARES_RULE = "declared_uses: the share_pct of the uses add up to exactly 100"
+USES_RULE = "declared_uses: each use appears once"
+"""Rules JSON Schema cannot state: listed in the generated schema as `x-h200-rules`, enforced by the models."""
+
+
 class OrderTerms(Contract):
     """What a buyer asks for; carried unchanged from submission to the recorded order."""
+
+    model_config = ConfigDict(json_schema_extra={"x-h200-rules": [SHARES_RULE, USES_RULE]})
 
     buyer_id: Slug
     buyer_name: Text
@@ -69,7 +88,7 @@ class SubmitOrder(OrderTerms, Command):
 
     TYPE: ClassVar[str] = "SubmitOrder"
     VERSION: ClassVar[int] = 1
-    submitted_at: AwareDatetime
+    submitted_at: Timestamp
 
 
 class CancelOrder(Command):
@@ -78,7 +97,7 @@ class CancelOrder(Command):
     buyer_id: Slug
     upstream_ref: Reference
     reason: Text
-    requested_at: AwareDatetime
+    requested_at: Timestamp
 
 
 class AddOrderDocuments(Command):
@@ -89,7 +108,7 @@ class AddOrderDocuments(Command):
     buyer_id: Slug
     upstream_ref: Reference
     documents: Annotated[tuple[SupportingDocument, ...], Field(min_length=1, max_length=50)]
-    requested_at: AwareDatetime
+    requested_at: Timestamp
 
 
 class OrderPlaced(OrderTerms, Event):
@@ -97,8 +116,8 @@ class OrderPlaced(OrderTerms, Event):
 
     TYPE: ClassVar[str] = "OrderPlaced"
     VERSION: ClassVar[int] = 1
-    order_id: UUID
-    placed_at: AwareDatetime
+    order_id: Uuid
+    placed_at: Timestamp
 
 
 class OrderSubmissionRejected(Event):
@@ -109,25 +128,25 @@ class OrderSubmissionRejected(Event):
     buyer_id: str
     upstream_ref: str
     reasons: Annotated[tuple[Reason, ...], Field(min_length=1)]
-    rejected_at: AwareDatetime
+    rejected_at: Timestamp
 
 
 class OrderDocumentsAdded(Event):
     TYPE: ClassVar[str] = "OrderDocumentsAdded"
     VERSION: ClassVar[int] = 1
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     documents: tuple[SupportingDocument, ...]
-    added_at: AwareDatetime
+    added_at: Timestamp
 
 
 class OrderCancelled(Event):
     TYPE: ClassVar[str] = "OrderCancelled"
     VERSION: ClassVar[int] = 1
-    order_id: UUID
+    order_id: Uuid
     buyer_id: Slug
     reason: Text
-    cancelled_at: AwareDatetime
+    cancelled_at: Timestamp
 
 
 class CommandRejected(Event):
@@ -135,9 +154,9 @@ class CommandRejected(Event):
 
     TYPE: ClassVar[str] = "CommandRejected"
     VERSION: ClassVar[int] = 1
-    command_id: UUID
+    command_id: Uuid
     command_type: str
     buyer_id: str
     upstream_ref: str
     reasons: Annotated[tuple[Reason, ...], Field(min_length=1)]
-    rejected_at: AwareDatetime
+    rejected_at: Timestamp

@@ -8,28 +8,30 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from schemas.base import Event, Percent, Quantity, Reference, Slug, Text
+from schemas.base import Event, Percent, Quantity, Reference, Slug, Text, Timestamp
 
 
 class PolicyEvent(Event):
     policy_id: Reference
     revision: Annotated[int, Field(ge=1)]
-    effective_at: AwareDatetime
+    effective_at: Timestamp
     issued_by: Text = Field(examples=["US Department of Commerce, BIS"])
 
 
 class ExportLicenceIssued(PolicyEvent):
     """The US grants (or amends) an export licence for a buyer: quantity and validity window."""
 
+    model_config = ConfigDict(json_schema_extra={"x-h200-rules": ["valid_until: later than valid_from"]})
+
     TYPE: ClassVar[str] = "ExportLicenceIssued"
     VERSION: ClassVar[int] = 1
     licence_id: Reference
     buyer_id: Slug
     quantity: Quantity
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime
+    valid_from: Timestamp
+    valid_until: Timestamp
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> ExportLicenceIssued:
@@ -97,13 +99,15 @@ class ImporterRevoked(PolicyEvent):
 class TrancheQuotaSet(PolicyEvent):
     """The import quota of one buyer in one tranche (a period of approvals)."""
 
+    model_config = ConfigDict(json_schema_extra={"x-h200-rules": ["closes_at: later than opens_at"]})
+
     TYPE: ClassVar[str] = "TrancheQuotaSet"
     VERSION: ClassVar[int] = 1
     tranche_id: Reference
     buyer_id: Slug
     quantity: Annotated[int, Field(ge=0, le=100_000_000)]
-    opens_at: AwareDatetime
-    closes_at: AwareDatetime
+    opens_at: Timestamp
+    closes_at: Timestamp
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> TrancheQuotaSet:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import AwareDatetime
-
-from schemas.base import Event, Quantity, Reference, Slug, Text
+from schemas.base import Event, Quantity, Reference, Slug, Text, Timestamp
 
 
 class BatchManufacturedV1(Event):
@@ -17,7 +15,7 @@ class BatchManufacturedV1(Event):
     batch_id: Reference
     quantity: Quantity
     site: Text
-    ready_at: AwareDatetime
+    ready_at: Timestamp
 
 
 class BatchManufactured(Event):
@@ -29,4 +27,4 @@ class BatchManufactured(Event):
     pool_id: Slug
     quantity: Quantity
     site: Text
-    ready_at: AwareDatetime
+    ready_at: Timestamp
