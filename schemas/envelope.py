@@ -18,12 +18,26 @@ ID_NAMESPACE = UUID("5b0f4b9e-2f6c-4b6e-9d55-8f1f6f2d7a11")
 
 
 class Envelope(Contract, Generic[M]):
-    id: Uuid = Field(description="unique per fact; derived from the cause so a retry yields the same id")
+    id: Uuid = Field(
+        description="unique per message. A fact caused by another message: derived from the cause, so a retry yields "
+        "the same id. A message without a cause (an upstream command, a policy, a batch, a report): chosen by its "
+        "sender, the same for a resend of the same message (for example a UUIDv5 of its idempotency key and "
+        "content, as `h200 publish` and the HTTP API do); a resend under a new id is still decided once, by the "
+        "message's natural key (buyer and upstream_ref, policy_id and revision, batch_id)"
+    )
     type: Annotated[str, Field(min_length=1, max_length=64)]
     version: Annotated[int, Field(ge=1)]
     occurred_at: Timestamp
     producer: Annotated[str, Field(min_length=1, max_length=64)]
-    key: Annotated[str, Field(min_length=1, max_length=256, description="the Kafka record key")]
+    key: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=256,
+            description="the Kafka record key its producer meant (the catalogue's key field of the topic); services "
+            "never rely on the record's own key, which a client may set otherwise: they re-key by the payload",
+        ),
+    ]
     correlation_id: Uuid = Field(description="the id of the first message of the business flow")
     causation_id: Uuid | None = Field(description="the id of the message that caused this one")
     payload: M
