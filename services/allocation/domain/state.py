@@ -171,6 +171,8 @@ class AllocationState:
     pools: dict[str, Pool] = field(default_factory=dict)
     now: datetime | None = None
     """The partition's clock: the latest tick or arrival seen; it never goes back."""
+    ticked: datetime | None = None
+    """The latest tick's own time: ticks strictly increase, so one at or before it is a repeat."""
     passed: dict[tuple[int, int], datetime] = field(default_factory=dict)
     """(lane, source) -> the latest `at` of approval's ApprovalsPassed markers: empty until the first marker."""
     lanes: int = 0
