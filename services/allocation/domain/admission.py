@@ -78,7 +78,7 @@ def due_unfilled(pool: Pool, now: datetime) -> list[Order]:
     if after is None:
         return []
     found: list[Order] = []
-    for approved_at, _, order_id in pool.open:
+    for approved_at, _, order_id in pool.owed:
         if approved_at + after > now:
             break
         found.append(pool.orders[order_id])

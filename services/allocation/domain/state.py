@@ -128,7 +128,7 @@ class Pool:
     allocations: dict[UUID, Allocation] = field(default_factory=dict)
     demand: Ranking[OrderRank] = field(default_factory=Ranking)
     """Eligible orders with unfilled quantity, first approved first."""
-    open: Ranking[OrderRank] = field(default_factory=Ranking)
+    owed: Ranking[OrderRank] = field(default_factory=Ranking)
     """Admitted orders in the book with unfilled quantity (suspended or not): those that may be closed unfilled."""
     waiting: Ranking[OrderRank] = field(default_factory=Ranking)
     """Orders in the book not admitted yet, first approved first."""
@@ -147,7 +147,7 @@ class Pool:
 
     def refresh_order(self, order: Order) -> None:
         _keep(self.demand, order.rank, order.eligible and order.unfilled > 0)
-        _keep(self.open, order.rank, order.admitted and order.unfilled > 0)
+        _keep(self.owed, order.rank, order.admitted and order.unfilled > 0)
         _keep(self.waiting, order.rank, not order.admitted and order.status in IN_BOOK)
 
     def refresh_batch(self, batch: Batch) -> None:
