@@ -300,11 +300,12 @@ def story(world: World | None = None) -> World:
     world.publish(batch("B1", 500, minute=60), batch("B2", 400, minute=120))
     delivered, lost = world.allocation_of("bytedance", "B1"), world.allocation_of("alibaba", "B2")
     world.publish(allocation_rule("pro_rata", revision=2, minute=150))
-    world.publish(
+    shipments = [
         *steps(delivered, "packed", "shipped", "customs_cleared", "delivered", minute=180),
         *steps(lost, "packed", "shipped", "lost", minute=180),
-        producer="logistics",
-    )
+    ]
+    # Logistics reports each step as it happens: a broker's inbox receives them in time order.
+    world.publish(*sorted(shipments, key=lambda report: report.at), producer="logistics")
     return world
 
 
