@@ -117,7 +117,12 @@ class OrderPlaced(OrderTerms, Event):
     TYPE: ClassVar[str] = "OrderPlaced"
     VERSION: ClassVar[int] = 1
     order_id: Uuid
-    placed_at: Timestamp
+    placed_at: Timestamp = Field(description="when intake received the submission (its inbox arrival)")
+    submitted_at: Timestamp | None = Field(
+        default=None,
+        description="the submitted_at the sender claimed, kept for the record: no rule reads it and it orders "
+        "nothing (placed_at does); none on orders placed before it was kept",
+    )
 
 
 class OrderSubmissionRejected(Event):

@@ -23,7 +23,10 @@ STATUS_BY_DECISION = {
     approval.ApprovalReinstated: "approved",
     approval.ApprovalRevoked: "revoked",
     approval.ApprovalCancelled: "cancelled",
+    approval.ApprovalExpired: "expired",
 }
+"""An order's status after each of approval's decisions; ApprovalReleased leaves it as it is (it ends a use of the
+licence and quota, not the decision), and markers of approval's progress (ApprovalsPassed) are no decision."""
 
 
 def _reasons(reasons: Any) -> str:
@@ -53,6 +56,8 @@ def _intake(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
                 str(p.unit_price_cents),
                 "placed_at",
                 p.placed_at.isoformat(),
+                # The sender's claim, shown for the record (older orders have none): placed_at orders them.
+                *(["submitted_at", p.submitted_at.isoformat()] if p.submitted_at else []),
             ],
             # The decision travels on another topic and may be applied first: it must not be overwritten.
             ["HSETNX", key, "status", "placed"],
@@ -130,7 +135,8 @@ def _approval(ns: str, e: Envelope[Message], p: Message) -> list[Op]:
         approval.ApprovalSuspended
         | approval.ApprovalReinstated
         | approval.ApprovalRevoked
-        | approval.ApprovalCancelled,
+        | approval.ApprovalCancelled
+        | approval.ApprovalExpired,
     ):
         ops.append(_trail(ns, p.order_id, e, f"{p.reason.code}: {p.reason.message}"))
     return ops

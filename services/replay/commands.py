@@ -22,7 +22,7 @@ from services.replay.kafka_io import create_catalogue, read_topics, record_count
 from services.replay.ledger import fold_ledger
 from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
-from services.replay.records import INBOX, ReplayError, in_catalogue_order
+from services.replay.records import CLOCK, INBOX, ReplayError, in_catalogue_order
 from services.replay.render import ledger_csv, ledger_json, ledger_table
 from services.replay.selection import Selection, known_things
 from services.replay.verify import verify
@@ -111,7 +111,7 @@ def run_import(args: argparse.Namespace, settings: OpsSettings) -> int:
 
 
 def run_verify(args: argparse.Namespace, settings: OpsSettings) -> int:
-    log = load_log(args, settings, (*EVENT_TOPICS, INBOX))
+    log = load_log(args, settings, (*EVENT_TOPICS, CLOCK, INBOX))
     live, behind, namespace = None, 0, args.namespace
     if not args.no_live and (args.from_file is None or args.redis_url):
         url = args.redis_url or settings.redis_url

@@ -95,6 +95,9 @@ def build_log(records: Iterable[LogRecord], topics: Iterable[str], source: str =
             log.undecodable += 1
             log.rejected.append(f"{record.spot}: {error}")
             continue
+        arrival = record.arrival
+        if arrival is not None:  # an inbox record: its core decided at the broker's time of it (docs/time.md)
+            envelope = envelope.arrived(arrival)
         if record.topic == INBOX:
             log.inbox.setdefault(record.partition, []).append(Located(envelope, record.spot))
             continue

@@ -4,6 +4,9 @@
     {"topic": "h200.orders", "partition": 0, "offset": 0, "timestamp": 1769590800000, "key": "bytedance",
      "value": {"id": "...", "type": "OrderPlaced", ...}}
 
+`timestamp_type` is Kafka's (1: the broker's LogAppendTime, the time an inbox record arrived; 0: the producer's
+CreateTime), given when the reader knew it: a replay of the file refolds an inbox with the times its core read.
+
 `value` is the envelope as a JSON object (`value_b64` holds a value that is not a JSON object or would not
 read back byte for byte, `null` a tombstone); `key_b64` a key that is not UTF-8; `headers`, when present, is a
 list of [name, text] (or [name, {"b64": ...}]). The order of the lines per partition is the order of the log.
@@ -56,6 +59,8 @@ def encode_record(record: LogRecord) -> str:
         "offset": record.offset,
         "timestamp": record.timestamp_ms,
     }
+    if record.timestamp_type is not None:
+        line["timestamp_type"] = record.timestamp_type
     key = None if record.key is None else _text_or_b64(record.key)
     line["key_b64" if isinstance(key, dict) else "key"] = key["b64"] if isinstance(key, dict) else key
     value: Any = None
@@ -100,8 +105,17 @@ def decode_record(text: str, where: str) -> LogRecord:
         else:
             value = None if line["value"] is None else _json_bytes(line["value"])
         headers = tuple((str(name), _header_bytes(data)) for name, data in line.get("headers", ()))
-        timestamp = line.get("timestamp")
-        return LogRecord(topic, partition, offset, key, value, None if timestamp is None else int(timestamp), headers)
+        timestamp, kind = line.get("timestamp"), line.get("timestamp_type")
+        return LogRecord(
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+            None if timestamp is None else int(timestamp),
+            headers,
+            None if kind is None else int(kind),
+        )
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
         raise ReplayError(f"{where}: not a record of an h200 export ({detail})") from None

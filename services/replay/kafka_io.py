@@ -60,6 +60,7 @@ def read_topics(bootstrap: str, topics: Iterable[str], stream: TextIO | None = N
                                 record.value,
                                 record.timestamp,
                                 tuple((str(k), bytes(v)) for k, v in record.headers or ()),
+                                record.timestamp_type,
                             )
                     progress.advance(len(batch))
         progress.close()

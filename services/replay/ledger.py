@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.allocation import AllocationReleased, ChipsAllocated
-from schemas.approval import OrderApproved
+from schemas.approval import Decision, OrderApproved
 from schemas.base import Message
 from schemas.envelope import Envelope
 from schemas.fulfilment import FulfilmentStepRecorded
@@ -162,8 +162,8 @@ def _count(counts: dict[str, Any], line: Line) -> None:
 
 def decided_at(envelope: Envelope[Message]) -> datetime:
     """When the fact was decided or happened, by its own time: a line when allocated, a release when released, a
-    shipment step at its `at`, an approval when decided, an order when placed, a batch when ready; any other
-    event when it occurred."""
+    shipment step at its `at`, any decision of approval when decided, an order when placed, a batch when ready; any
+    other event when it occurred."""
     match envelope.payload:
         case ChipsAllocated(allocated_at=moment):
             return moment
@@ -171,7 +171,7 @@ def decided_at(envelope: Envelope[Message]) -> datetime:
             return moment
         case FulfilmentStepRecorded(at=moment):
             return moment
-        case OrderApproved(decided_at=moment):
+        case Decision(decided_at=moment):
             return moment
         case OrderPlaced(placed_at=moment):
             return moment

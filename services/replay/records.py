@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from schemas.topics import CATALOGUE
+from schemas.envelope import Arrival
+from schemas.topics import CATALOGUE, EVENT_TOPICS
+from services.common.records import Record
 
 INBOX = "h200.allocation.inbox"
 """The allocation core's inputs, in the order it decided on them: what the determinism check and what-if refold."""
+CLOCK = "h200.clock"
+"""Business time as data: ticks cause decisions (a licence expiring, a policy coming into force), so a decision's
+cause may be a tick; verify reads the clock to find it (the projector has nothing to show of it)."""
+CAUSE_TOPICS = (*EVENT_TOPICS, CLOCK)
+"""Every topic a decision's cause may live on."""
 CATALOGUE_ORDER = {topic.name: index for index, topic in enumerate(CATALOGUE)}
 
 
@@ -36,10 +43,19 @@ class LogRecord:
     value: bytes | None
     timestamp_ms: int | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_type: int | None = None
+    """Kafka's: 1 when the broker stamped the record (an inbox's LogAppendTime), 0 for the producer's CreateTime."""
 
     @property
     def spot(self) -> Spot:
         return Spot(self.topic, self.partition, self.offset)
+
+    @property
+    def arrival(self) -> Arrival | None:
+        """When the service reading this record learned of it, as the services read it (services.common.records):
+        a replay refolds an inbox with the very times its core decided on."""
+        as_read = Record(*self.spot, self.key, self.value, self.headers, self.timestamp_ms, self.timestamp_type)
+        return as_read.arrival
 
 
 def in_catalogue_order(topics: set[str] | list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ def verify_text(report: VerifyReport, source: str) -> str:
     rows += [f"    {problem}" for problem in report.undecodable[:SHOWN_FAILURES]]
     rows.append(f"  invariants of domain.md ... {_ok(not report.violations)} ({len(report.violations)} violation(s))")
     rows += _violations(report.violations)
-    causes = "" if trail.causes_checked else "; causes not looked up: the log lacks event topics"
+    causes = "" if trail.causes_checked else "; causes not looked up: the log lacks topics they live on"
     rows.append(f"  decisions record why ...... {_ok(not trail.violations)} ({trail.decisions:,} decisions{causes})")
     rows += _violations(trail.violations)
     rows.append(f"  replay is stable .......... {_ok(report.stable)} (ledger_hash {report.ledger_hash})")

@@ -1,7 +1,8 @@
 """Every decision records why: the policy revisions it applied (present in the log) and the event that caused it.
 
-Decisions are approval's (approved, denied, held, suspended, reinstated, revoked, released) and allocation's
-(chips allocated, chips released). A cause must be an event of the log and the one its envelope names.
+Decisions are approval's (approved, denied, held, suspended, reinstated, revoked, cancelled, expired, released) and
+allocation's (chips allocated, chips released). A cause must be an event of the log and the one its envelope
+names; a clock tick is one (a licence expires, a policy comes into force on a tick), so the clock is read too.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from schemas.allocation import AllocationReleased, ChipsAllocated
 from schemas.approval import Decision
 from schemas.base import PolicyRef
 from schemas.policy import PolicyEvent
-from schemas.topics import EVENT_TOPICS
 from services.replay.eventlog import EventLog
+from services.replay.records import CAUSE_TOPICS
 from services.replay.violations import Violation, ids
 
 
@@ -23,12 +24,12 @@ class TrailReport:
     decisions: int
     violations: list[Violation]
     causes_checked: bool
-    """False when the log lacks event topics a cause may live on (a partial export): causes were not looked up."""
+    """False when the log lacks topics a cause may live on (a partial export): causes were not looked up."""
 
 
 def check_trail(log: EventLog) -> TrailReport:
     policies = {(e.payload.policy_id, e.payload.revision) for e in log.of(PolicyEvent)}  # type: ignore[attr-defined]
-    causes_checked = set(EVENT_TOPICS) <= set(log.topics)
+    causes_checked = set(CAUSE_TOPICS) <= set(log.topics)
     known = log.ids() if causes_checked else set()
     decisions = log.of(Decision, ChipsAllocated, AllocationReleased)
     problems: list[Violation] = []

@@ -83,10 +83,10 @@ def verify(log: EventLog, live: Ledger | None = None, namespace: str = "", behin
 
 
 def early_allocations(log: EventLog) -> list[str]:
-    """Allocations whose envelopes are dated before their batch was ready. An allocation's envelope takes the time
-    of the input that caused it; when a batch is decided on before an approval dated earlier, the envelope carries
-    the approval's time, while the line's allocated_at is the batch's ready time (what a replay as of a moment
-    cuts on)."""
+    """Allocations whose envelopes are dated before their batch was ready. A core that dated its decisions by the
+    input that caused them (before the partition clock of docs/time.md) wrote, for a batch decided on before an
+    approval dated earlier, the approval's time on the envelope and the batch's ready time as allocated_at (what a
+    replay as of a moment cuts on). A core deciding at its partition clock no longer writes such an allocation."""
     ready = {e.payload.batch_id: e.occurred_at for e in log.of(BatchManufactured)}  # type: ignore[attr-defined]
     early = [
         e

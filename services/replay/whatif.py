@@ -1,7 +1,8 @@
 """What if another allocation rule had been in force from the start: the recorded inputs, refolded, never written.
 
-Every pool concerned gets the rule from its first input on (a policy revision injected before it), and every
-recorded AllocationPolicySet of that pool is rewritten to the same rule. Shipment reports still apply where
+Every pool concerned gets the rule from its first input on (a policy revision injected before it, with the
+deadline for unfilled orders of the pool's first recorded policy: only the rule changes), and every recorded
+AllocationPolicySet of that pool is rewritten to the same rule. Shipment reports still apply where
 the what-if allocation they name also exists (an allocation id is derived from pool, batch, order and cause).
 """
 
@@ -49,12 +50,14 @@ def rule_from_start(rule: Rule, pools: set[str] | None = None) -> Transform:
     def transform(partition: int, records: list[Located]) -> list[Located]:
         rewritten: list[Located] = []
         started: set[str] = set()
+        recorded = _first_policies(records)
         for item in records:
             pool = getattr(item.envelope.payload, "pool_id", None)
             if isinstance(pool, str) and (pools is None or pool in pools):
                 if pool not in started:
                     started.add(pool)
-                    rewritten.append(Located(_rule_at_start(pool, rule, item.envelope), item.spot))
+                    injected = _rule_at_start(pool, rule, item.envelope, recorded.get(pool))
+                    rewritten.append(Located(injected, item.spot))
                 item = _with_rule(item, rule)
             rewritten.append(item)
         return rewritten
@@ -62,7 +65,19 @@ def rule_from_start(rule: Rule, pools: set[str] | None = None) -> Transform:
     return transform
 
 
-def _rule_at_start(pool: str, rule: Rule, first: Envelope[Any]) -> Envelope[Message]:
+def _first_policies(records: list[Located]) -> dict[str, AllocationPolicySet]:
+    """The first AllocationPolicySet recorded for each pool of the partition."""
+    found: dict[str, AllocationPolicySet] = {}
+    for item in records:
+        payload = item.envelope.payload
+        if isinstance(payload, AllocationPolicySet):
+            found.setdefault(payload.pool_id, payload)
+    return found
+
+
+def _rule_at_start(
+    pool: str, rule: Rule, first: Envelope[Any], recorded: AllocationPolicySet | None
+) -> Envelope[Message]:
     policy = AllocationPolicySet(
         policy_id=f"what-if/{pool}",
         revision=1,
@@ -70,6 +85,7 @@ def _rule_at_start(pool: str, rule: Rule, first: Envelope[Any]) -> Envelope[Mess
         issued_by="h200 replay what-if",
         pool_id=pool,
         rule=rule,
+        close_unfilled_after_s=recorded.close_unfilled_after_s if recorded else None,
     )
     return make_envelope(
         policy,

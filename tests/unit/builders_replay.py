@@ -3,7 +3,9 @@
 on its topic as the broker would keep it. Messages are published as `h200 publish` does (services.ops.publish).
 
 Every topic has its catalogue's partitions; a record goes to the partition its key hashes to (a stable hash:
-which one does not matter, only that one key always lands on one partition).
+which one does not matter, only that one key always lands on one partition). An inbox stamps each record with its
+arrival as the broker's LogAppendTime would: the envelope's time plus the World's `arrival_delay` (none by
+default), to the millisecond; its core decides on the arrived envelope, and its records carry that time as type 1.
 """
 
 from __future__ import annotations
@@ -17,31 +19,32 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from schemas import allocation, fulfilment, intake, policy, supply
+from schemas import allocation, clock, fulfilment, intake, policy, supply
 from schemas.base import Message
 from schemas.codec import encode
-from schemas.envelope import Envelope, order_id_for
+from schemas.envelope import Arrival, Envelope, derive_id, make_envelope, order_id_for
 from schemas.fulfilment import RecordFulfilmentStep, Step
 from schemas.intake import DeclaredUse, DeliverySite, DomesticChipCommitment, SubmitOrder, SupportingDocument
-from schemas.routing import home_topic, record_key
+from schemas.routing import explicit_partition, home_topic, record_key
 from schemas.topics import (
     APPROVAL_MESSAGES,
+    APPROVAL_POLICIES,
     BY_NAME,
     EVENT_TOPICS,
     INTAKE_COMMANDS,
     LINE_MESSAGES,
-    POLICY_MESSAGES,
     Topic,
 )
 from services.allocation import domain as allocation_core
 from services.approval import domain as approval_core
 from services.common.decider import step
+from services.common.records import LOG_APPEND_TIME
 from services.fulfilment import domain as fulfilment_core
 from services.intake import domain as intake_core
 from services.ops.publish import envelope_for
 from services.replay.eventlog import EventLog, build_log
 from services.replay.exportfile import make_header, write_export
-from services.replay.records import INBOX, LogRecord, in_catalogue_order
+from services.replay.records import CLOCK, INBOX, LogRecord, in_catalogue_order
 
 T0 = datetime(2026, 1, 28, 9, 0, tzinfo=UTC)
 POOL = "h200"
@@ -50,10 +53,12 @@ ROUTES: dict[str, tuple[tuple[str, tuple[type[Message], ...]], ...]] = {
     "h200.intake.commands": (("h200.intake.inbox", INTAKE_COMMANDS),),
     "h200.orders": (("h200.approval.inbox", (intake.OrderPlaced, intake.OrderDocumentsAdded, intake.OrderCancelled)),),
     "h200.policy": (
-        ("h200.approval.inbox", tuple(m for m in POLICY_MESSAGES if m is not policy.AllocationPolicySet)),
+        ("h200.approval.inbox", APPROVAL_POLICIES),
         ("h200.allocation.inbox", (policy.AllocationPolicySet,)),
+        ("h200.intake.inbox", (policy.SubmissionWindowSet,)),
     ),
-    "h200.approvals": (("h200.allocation.inbox", APPROVAL_MESSAGES),),
+    "h200.clock": (("h200.approval.inbox", (clock.ClockTicked,)), ("h200.allocation.inbox", (clock.ClockTicked,))),
+    "h200.approvals": (("h200.allocation.inbox", (*APPROVAL_MESSAGES, clock.ApprovalsPassed)),),
     "h200.supply": (("h200.allocation.inbox", (supply.BatchManufactured,)),),
     "h200.fulfilment": (
         (
@@ -82,10 +87,16 @@ def partition_of(topic: str, key: str) -> int:
     return zlib.crc32(key.encode()) % BY_NAME[topic].partitions
 
 
+def stamps_arrival(topic: str) -> bool:
+    """An inbox: the broker stamps its records (LogAppendTime), and that time is when its service learned of them."""
+    return BY_NAME[topic].config.get("message.timestamp.type") == "LogAppendTime"
+
+
 class World:
-    def __init__(self) -> None:
+    def __init__(self, arrival_delay: timedelta = timedelta(0)) -> None:
         self.states: dict[tuple[str, int], Any] = {}
         self.partitions: dict[tuple[str, int], list[Envelope[Any]]] = {}
+        self.arrival_delay = arrival_delay
 
     def publish(self, *payloads: Message, producer: str = "ops") -> World:
         for payload in payloads:
@@ -94,7 +105,12 @@ class World:
 
     def _put(self, topic: str, envelope: Envelope[Any], partition: int | None = None) -> None:
         partition = partition_of(topic, envelope.key) if partition is None else partition
-        self.partitions.setdefault((topic, partition), []).append(envelope)
+        records = self.partitions.setdefault((topic, partition), [])
+        if stamps_arrival(topic):
+            at = envelope.occurred_at + self.arrival_delay
+            at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # the broker's time is in milliseconds
+            envelope = envelope.arrived(Arrival(topic, partition, len(records), at))
+        records.append(envelope)
         for inbox, types in ROUTES.get(topic, ()):
             if isinstance(envelope.payload, types):
                 self._route(BY_NAME[inbox], envelope)
@@ -105,6 +121,26 @@ class World:
             self.states[(topic, partition)], outputs = step(core, state, envelope)
             for output in outputs:
                 self._put(home_topic(output.payload).name, output)
+
+    def record(
+        self, payload: Message, producer: str, occurred_at: datetime, cause: Envelope[Any] | None = None
+    ) -> Envelope[Any]:
+        """A fact written as its producer would write it (caused by `cause`), kept on its topic alone: no core
+        decides on it and no route copies it (the log of a service whose core is not run here)."""
+        topic = home_topic(payload)
+        envelope = make_envelope(
+            payload,
+            key=record_key(payload, topic),
+            producer=producer,
+            occurred_at=occurred_at,
+            cause=cause,
+            discriminator=payload.id_discriminator(),
+            message_id=None if cause else derive_id(producer, payload.TYPE, occurred_at.isoformat()),
+        )
+        partition = explicit_partition(payload)
+        key = partition_of(topic.name, envelope.key) if partition is None else partition
+        self.partitions.setdefault((topic.name, key), []).append(envelope)
+        return envelope
 
     def _route(self, inbox: Topic, envelope: Envelope[Any]) -> None:
         """A copy under the inbox's key (to every partition for a rule that concerns every key)."""
@@ -130,12 +166,14 @@ class World:
             if wanted is not None and topic not in wanted:
                 continue
             for offset, e in enumerate(envelopes):
-                millis = int(e.occurred_at.timestamp() * 1000)
-                found.append(LogRecord(topic, partition, offset, e.key.encode(), encode(e), millis))
+                stamped = e.arrival.at if e.arrival else e.occurred_at
+                millis = round(stamped.timestamp() * 1000)
+                kind = LOG_APPEND_TIME if e.arrival else 0
+                found.append(LogRecord(topic, partition, offset, e.key.encode(), encode(e), millis, (), kind))
         return found
 
-    def log(self, topics: Sequence[str] = (*EVENT_TOPICS, INBOX)) -> EventLog:
-        """The log as verify reads it: the event topics and the allocation inbox."""
+    def log(self, topics: Sequence[str] = (*EVENT_TOPICS, CLOCK, INBOX)) -> EventLog:
+        """The log as verify reads it: the event topics, the clock and the allocation inbox."""
         chosen = in_catalogue_order(tuple(topics))
         return build_log(self.records(chosen), chosen, "world")
 
@@ -246,11 +284,11 @@ def steps(allocation_id: UUID, *path: Step, minute: float) -> list[RecordFulfilm
     ]
 
 
-def story() -> World:
+def story(world: World | None = None) -> World:
     """ByteDance, Alibaba (its licence covers 400 chips) and Tencent cleared, Baidu never authorised by China;
     two batches an hour apart shared first approved, first served; ByteDance's first shipment delivered,
     Alibaba's lost at sea and its chips allocated again, by then pro rata between Alibaba and Tencent."""
-    world = World().publish(
+    world = (world or World()).publish(
         *rules(), *cleared("bytedance", 1_000), *cleared("alibaba", 1_000, licensed=400), *cleared("tencent", 300)
     )
     world.publish(
@@ -262,11 +300,12 @@ def story() -> World:
     world.publish(batch("B1", 500, minute=60), batch("B2", 400, minute=120))
     delivered, lost = world.allocation_of("bytedance", "B1"), world.allocation_of("alibaba", "B2")
     world.publish(allocation_rule("pro_rata", revision=2, minute=150))
-    world.publish(
+    shipments = [
         *steps(delivered, "packed", "shipped", "customs_cleared", "delivered", minute=180),
         *steps(lost, "packed", "shipped", "lost", minute=180),
-        producer="logistics",
-    )
+    ]
+    # Logistics reports each step as it happens: a broker's inbox receives them in time order.
+    world.publish(*sorted(shipments, key=lambda report: report.at), producer="logistics")
     return world
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from builders_replay import World, read_lines, story, write_lines
+from builders_replay import World, allocation_rule, batch, cleared, order, read_lines, rules, story, write_lines
 
+from schemas.policy import AllocationPolicySet
 from schemas.topics import EVENT_TOPICS
 from services.replay.determinism import check_determinism
 from services.replay.eventlog import EventLog, build_log
 from services.replay.exportfile import read_export
 from services.replay.records import INBOX, in_catalogue_order
-from services.replay.whatif import what_if
+from services.replay.whatif import rule_from_start, what_if
 
 TOPICS = in_catalogue_order((*EVENT_TOPICS, INBOX))
 
@@ -134,3 +135,25 @@ def test_what_if_on_a_pool_that_is_not_there_changes_nothing(world: World) -> No
 
     assert report.pools == ()
     assert all(b.recorded == b.what_if == 0 for b in report.buyers)
+
+
+def test_what_if_changes_only_the_rule_keeping_the_pools_deadline_for_unfilled_orders() -> None:
+    deadline = 90 * 86_400
+    world = World().publish(
+        *rules()[:1],
+        allocation_rule("first_approved_first_served").model_copy(update={"close_unfilled_after_s": deadline}),
+    )
+    world.publish(*cleared("bytedance", 1_000), order("bytedance", "BD-1", 600, minute=1), batch("B1", 500, minute=60))
+    inbox = world.log().inbox
+
+    imagined = [
+        item.envelope.payload
+        for partition, records in inbox.items()
+        for item in rule_from_start("pro_rata")(partition, records)
+        if isinstance(item.envelope.payload, AllocationPolicySet)
+    ]
+
+    assert [(p.policy_id, p.rule, p.close_unfilled_after_s) for p in imagined] == [
+        ("what-if/h200", "pro_rata", deadline),
+        ("allocation/h200", "pro_rata", deadline),
+    ]

@@ -164,11 +164,13 @@ def test_a_line_is_cut_on_its_allocation_time_whatever_order_its_inputs_arrived_
 
 def test_a_decision_caused_by_a_late_policy_is_cut_on_its_own_time_not_its_causes() -> None:
     # The order (minute 5) is held until its licence and authorisation, effective at minute 0, arrive after it:
-    # the approval and the line they cause are dated minute 5, their envelopes minute 0.
+    # the approval and the line they cause are dated minute 5. Their cause is dated minute 0 (and so were their
+    # envelopes under cores that dated a decision by its cause): the cut reads the decision's own time.
     world = World().publish(*rules(), batch("B1", 500, minute=0)).publish(order("bytedance", "BD-1", 300, minute=5))
     world.publish(*cleared("bytedance", 1_000))
     approved = next(e for e in world.log().events if isinstance(e.payload, OrderApproved))
-    assert (approved.occurred_at, approved.payload.decided_at) == (at(0), at(5))
+    cause = world.log().event(approved.causation_id)  # type: ignore[arg-type]
+    assert cause is not None and (cause.occurred_at, approved.payload.decided_at) == (at(0), at(5))
 
     before = fold_ledger(world.log().events, as_of=at(5) - timedelta(microseconds=1))
 
