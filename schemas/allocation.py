@@ -37,7 +37,7 @@ class AllocationReleased(Event):
     buyer_id: Slug
     batch_id: Reference
     quantity: Quantity
-    why: Literal["order_cancelled", "approval_revoked", "delivery_failed"]
+    why: Literal["order_cancelled", "approval_revoked", "approval_expired", "order_unfilled", "delivery_failed"]
     cause_event_id: Uuid
     released_at: Timestamp
 
@@ -62,7 +62,7 @@ class AllocationRecallRequested(AllocationLineEvent):
 
     TYPE: ClassVar[str] = "AllocationRecallRequested"
     VERSION: ClassVar[int] = 1
-    why: Literal["order_cancelled", "approval_revoked"]
+    why: Literal["order_cancelled", "approval_revoked", "approval_expired", "order_unfilled"]
     requested_at: Timestamp
 
 

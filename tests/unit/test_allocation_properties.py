@@ -247,7 +247,9 @@ class History:
         if payload.outcome != "cancelled" or payload.allocation_id not in model.live:
             return set()
         status = model.orders[payload.order_id].status
-        why = "order_cancelled" if status in ("cancelled", "unfilled") else "approval_revoked"
+        why = {"cancelled": "order_cancelled", "unfilled": "order_unfilled", "expired": "approval_expired"}.get(
+            status, "approval_revoked"
+        )
         return {(payload.allocation_id, why)}
 
     def _expected_recalls(self, message: Envelope[Any]) -> set[UUID]:

@@ -183,9 +183,9 @@ def test_an_expired_approval_recalls_its_unshipped_lines_and_closes_as_expired_k
 
     asked = book.when(expired(A, at=minutes(9)))
 
-    assert [(r.allocation_id, r.why) for r in recalls(asked)] == [(unshipped_line.allocation_id, "approval_revoked")]
+    assert [(r.allocation_id, r.why) for r in recalls(asked)] == [(unshipped_line.allocation_id, "approval_expired")]
     events = book.answer_recalls(asked)
-    assert releases(events) == [(A, "B2", 40, "approval_revoked")]
+    assert releases(events) == [(A, "B2", 40, "approval_expired")]
     assert grants(events) == [(B, "B2", 40)]
     assert closings(events) == [(A, "expired", 40)]
     assert book.summary().orders[0].status == "closed"
@@ -217,10 +217,10 @@ def test_an_order_not_filled_in_time_leaves_the_book_on_the_tick_that_reaches_it
     asked = book.when(tick(minutes(60)))
 
     assert [(r.allocation_id, r.why, r.requested_at) for r in recalls(asked)] == [
-        (unshipped_line.allocation_id, "order_cancelled", minutes(60))
+        (unshipped_line.allocation_id, "order_unfilled", minutes(60))
     ]
     events = book.answer_recalls(asked)
-    assert releases(events) == [(A, "B2", 20, "order_cancelled")]
+    assert releases(events) == [(A, "B2", 20, "order_unfilled")]
     assert grants(events) == [(B, "B2", 20)]
     assert closings(events) == [(A, "unfilled", 40)]
 

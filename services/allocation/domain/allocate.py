@@ -30,7 +30,7 @@ from services.allocation.domain.rules import (
 )
 from services.allocation.domain.state import Allocation, Batch, Order, Pool, Rule
 
-Why = Literal["order_cancelled", "approval_revoked", "delivery_failed"]
+Why = Literal["order_cancelled", "approval_revoked", "approval_expired", "order_unfilled", "delivery_failed"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from services.allocation.domain.state import IN_BOOK, LEAVING, Allocation, Order
 RECALL_WHY: dict[Status, Why] = {
     "cancelled": "order_cancelled",
     "revoked": "approval_revoked",
-    "expired": "approval_revoked",  # an expired licence ends the approval as a revocation does
-    "unfilled": "order_cancelled",  # closing an unfilled order ends it as a cancellation does
+    "expired": "approval_expired",  # the licence ended: its lines are recalled as for a revocation
+    "unfilled": "order_unfilled",  # left unfilled past the pool's deadline: recalled as for a cancellation
 }
 """Why a line of a leaving order is recalled (and released), by the status the order leaves with; the order is
 closed with that status as its `why`."""
