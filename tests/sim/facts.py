@@ -24,6 +24,7 @@ STATUS = {
     "ApprovalSuspended": "suspended",
     "ApprovalRevoked": "ended",
     "ApprovalCancelled": "ended",
+    "ApprovalExpired": "ended",
     "ApprovalReleased": "ended",
 }
 """What each approval event says about an order's standing; `ended` is final."""
@@ -113,6 +114,8 @@ class Facts:
     batches: dict[str, int] = field(default_factory=dict)
     licence_max: dict[tuple[str, str], int] = field(default_factory=dict)
     quota_max: dict[tuple[str, str], int] = field(default_factory=dict)
+    licence_revisions: dict[str, list[Any]] = field(default_factory=dict)
+    """licence_id -> every ExportLicenceIssued for it: its validity window by revision."""
     rules: dict[str, tuple[int, str]] = field(default_factory=dict)
     """pool -> (revision, rule) of the latest AllocationPolicySet."""
     rejections: dict[UUID, list[str]] = field(default_factory=dict)
@@ -147,6 +150,7 @@ class Facts:
         elif kind == "ExportLicenceIssued":
             key = (payload.buyer_id, payload.licence_id)
             self.licence_max[key] = max(self.licence_max.get(key, 0), payload.quantity)
+            self.licence_revisions.setdefault(payload.licence_id, []).append(payload)
         elif kind == "TrancheQuotaSet":
             key = (payload.buyer_id, payload.tranche_id)
             self.quota_max[key] = max(self.quota_max.get(key, 0), payload.quantity)
@@ -176,6 +180,11 @@ class Facts:
             self.orphans.append(envelope)  # released twice, or never allocated: chips counted back twice
         else:
             line.released, line.released_seq = envelope, seq
+
+    def valid_until(self, licence_id: str, at: datetime) -> datetime | None:
+        """The end of a licence's validity in its latest revision in force at `at` (effective by then)."""
+        issued = [p for p in self.licence_revisions.get(licence_id, []) if p.effective_at <= at]
+        return max(issued, key=lambda p: p.revision).valid_until if issued else None
 
     def licence_use(self, buyer: str, licence_id: str) -> int:
         return sum(

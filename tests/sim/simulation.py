@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .actions import Action, Commit, Crash, Deliver, Duplicate, Inject, describe, describe_message
-from .cluster import Cluster
+from .clock import tick
+from .cluster import Cluster, at_ms
 from .invariants import Oracle
 from .ranking import BOTH_CLOCKS, DECISION_TIME, fafs_inversion
 from .settled import ignored_retry, nondeterminism
@@ -18,6 +19,9 @@ from .violation import Violation
 
 SETTLE_LIMIT = 4000
 """Deliveries allowed to settle a run: more means the services keep answering each other (a livelock)."""
+RUN_OUT_TICKS = 4
+"""Ticks after the last input, a second apart, while each still causes decisions (what falls due as time
+passes, approvals admitted once approval's markers pass them): more would mean the clock alone keeps deciding."""
 
 
 @dataclass
@@ -66,12 +70,14 @@ class Simulation:
     def _effect(self, action: Action) -> str | None:
         cluster = self.cluster
         match action:
-            case Inject(envelope, partition):
+            case Inject(envelope, partition, at):
+                cluster.reach(at or envelope.occurred_at)
                 topic, partition = cluster.publish(envelope, partition=partition)
                 return f" -> {topic}:{partition}"
-            case Deliver(consumer, publish):
+            case Deliver(consumer, publish, after_ms):
                 if cluster.pending(consumer) == 0:
                     return None
+                cluster.elapse(after_ms)
                 offset = cluster.position[consumer]
                 incoming = cluster.entry_at(consumer).envelope
                 written = cluster.deliver(consumer, publish)
@@ -108,6 +114,20 @@ class Simulation:
                 self.violation = Violation("not-settled", f"still delivering after {delivered} records")
                 self.failed_at = len(self.trace)
         return False
+
+    def run_out(self) -> bool:
+        """Settle, then let the clock run on (part of the trace): a tick a second later, settled, until a tick
+        causes nothing but approval's markers."""
+        if not self.settle():
+            return False
+        for _ in range(RUN_OUT_TICKS):
+            before = self.cluster.decisions
+            self.apply(Inject(tick(at_ms(self.cluster.now_ms + 1000))))
+            if not self.settle():
+                return False
+            if self.cluster.decisions == before:
+                break
+        return True
 
     def finish(self) -> Result:
         """The checks of a whole run: settled-system checks if nothing waits, and determinism."""
