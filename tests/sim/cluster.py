@@ -99,8 +99,9 @@ class Cluster:
         self.readers: dict[tuple[str, int], list[Consumer]] = {}
         for consumer in topology.consumers:
             self.readers.setdefault((consumer.topic, consumer.partition), []).append(consumer)
-        self.decisions = 0
-        """Decisions written, markers of approval aside: a tick that adds none found nothing due."""
+        self.admissions = 0
+        """Approvals written (OrderApproved, ApprovalReinstated): allocation serves each once a later tick's markers
+        have passed it."""
         self.waiting: set[Consumer] = set()
         """Consumers with records to read (kept as records are written and read: asked at every step)."""
 
@@ -191,7 +192,7 @@ class Cluster:
         if outcome.rejected is not None:
             self.dead_letters.append(DeadLetter(consumer, offset, outcome.rejected))
         outputs = outcome.outputs if publish is None else outcome.outputs[:publish]
-        self.decisions += sum(1 for envelope in outputs if envelope.type != "ApprovalsPassed")
+        self.admissions += sum(1 for envelope in outputs if envelope.type in ("OrderApproved", "ApprovalReinstated"))
         origin = (consumer.topic, consumer.partition, offset)
         return [(*self.publish(envelope, origin), envelope) for envelope in outputs]
 

@@ -118,6 +118,8 @@ class Facts:
     """licence_id -> every ExportLicenceIssued for it: its validity window by revision."""
     rules: dict[str, tuple[int, str]] = field(default_factory=dict)
     """pool -> (revision, rule) of the latest AllocationPolicySet."""
+    rule_revisions: dict[str, list[Any]] = field(default_factory=dict)
+    """pool -> every AllocationPolicySet for it."""
     rejections: dict[UUID, list[str]] = field(default_factory=dict)
     """Report id -> reason codes of every FulfilmentStepRejected it caused (duplicates included)."""
     recorded: set[tuple[UUID, str]] = field(default_factory=set)
@@ -155,6 +157,7 @@ class Facts:
             key = (payload.buyer_id, payload.tranche_id)
             self.quota_max[key] = max(self.quota_max.get(key, 0), payload.quantity)
         elif kind == "AllocationPolicySet":
+            self.rule_revisions.setdefault(payload.pool_id, []).append(payload)
             if payload.revision > self.rules.get(payload.pool_id, (0, ""))[0]:
                 self.rules[payload.pool_id] = (payload.revision, payload.rule)
         elif kind == "ChipsAllocated":

@@ -25,7 +25,7 @@ BASELINE_SETTLED = 0.85
 """How often the world starts with its baseline policies in force everywhere (else they race the first orders)."""
 OTHER_PARTITIONER = 0.3
 """How often an upstream client's partitioner, not our key, picks the partition (where the catalogue allows it)."""
-WEIGHTS = {"inject": 16, "tick": 4, "deliver": 68, "commit": 9, "crash": 2, "crash_mid_send": 1, "duplicate": 4}
+WEIGHTS = {"inject": 16, "tick": 2, "deliver": 68, "commit": 9, "crash": 2, "crash_mid_send": 1, "duplicate": 4}
 TICK_EVERY_MIN = (5, 30, 120, 360)
 """Business minutes between a tick and the world's time before it."""
 LATENCY_MS = (0, 0, 0, 1, 20, 500, 5000)

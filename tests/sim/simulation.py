@@ -11,6 +11,7 @@ from typing import Any
 from .actions import Action, Commit, Crash, Deliver, Duplicate, Inject, describe, describe_message
 from .clock import tick
 from .cluster import Cluster, at_ms
+from .due import licence_end_ignored, unfilled_not_closed
 from .invariants import Oracle
 from .ranking import BOTH_CLOCKS, DECISION_TIME, fafs_inversion
 from .settled import ignored_retry, nondeterminism
@@ -20,8 +21,8 @@ from .violation import Violation
 SETTLE_LIMIT = 4000
 """Deliveries allowed to settle a run: more means the services keep answering each other (a livelock)."""
 RUN_OUT_TICKS = 4
-"""Ticks after the last input, a second apart, while each still causes decisions (what falls due as time
-passes, approvals admitted once approval's markers pass them): more would mean the clock alone keeps deciding."""
+"""Ticks after the last input, a second apart, while approvals are still being given: allocation serves an
+approval once approval's markers after a later tick have passed it."""
 
 
 @dataclass
@@ -116,16 +117,16 @@ class Simulation:
         return False
 
     def run_out(self) -> bool:
-        """Settle, then let the clock run on (part of the trace): a tick a second later, settled, until a tick
-        causes nothing but approval's markers."""
+        """Settle, then let the clock run on (part of the trace): a tick a second later, settled, again while the
+        last round gave approvals."""
         if not self.settle():
             return False
         for _ in range(RUN_OUT_TICKS):
-            before = self.cluster.decisions
+            before = self.cluster.admissions
             self.apply(Inject(tick(at_ms(self.cluster.now_ms + 1000))))
             if not self.settle():
                 return False
-            if self.cluster.decisions == before:
+            if self.cluster.admissions == before:
                 break
         return True
 
@@ -139,6 +140,8 @@ class Simulation:
                     lambda c: fafs_inversion(c, facts, BOTH_CLOCKS),
                     lambda c: fafs_inversion(c, facts, DECISION_TIME),
                     lambda c: ignored_retry(c, facts),
+                    lambda c: licence_end_ignored(c, facts),
+                    lambda c: unfilled_not_closed(c, facts),
                     *checks,
                 ]
             for check in checks:

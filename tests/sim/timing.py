@@ -1,12 +1,13 @@
 """Business time, as docs/time.md and domain.md state it, checked on every decision as it is written.
 
 - A decision of approval is made at its partition's clock: the largest tick or arrival (broker time) its inbox
-  partition held up to the input, never earlier than the last tick it had seen. A decision of allocation lies
-  between its partition's last tick and that clock. The decision's own time fields say the same.
+  partition held up to the input, never earlier than the last tick it had seen. A decision of allocation is not
+  dated after its partition's clock (it cannot know of a later time). The decision's own time fields say the same.
 - An approval partition's marker (ApprovalsPassed at T) is a promise: nothing it decides afterwards is dated
   before T.
-- No chips are allocated to an order at or after the end of its licence's validity, nor at or after the
-  decision that expired or revoked its approval (in decision time, whatever order the copies travelled in).
+- No chips are allocated to an order at or after the end of its licence's validity, nor after the decision that
+  expired or revoked its approval (in decision time, whatever order the copies travelled in; at the same instant
+  the order of the two is not defined, as approval's markers say).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Timing:
         times += [(name, getattr(payload, name)) for name in TIME_FIELDS if getattr(payload, name, None) is not None]
         for name, value in times:
             at = ms(value)
-            if tick is not None and at < tick:
+            if topic == self.approval and tick is not None and at < tick:
                 problem = f"{name} {value:%m-%d %H:%M:%S.%f} is before the last tick its partition had seen"
             elif topic == self.approval and at != clock:
                 problem = f"{name} {value:%m-%d %H:%M:%S.%f} is not its partition's clock"
@@ -106,7 +107,7 @@ class Timing:
             message = f"allocated {line.allocated_at:{SHOWN}}, licence {licence} valid until {until:{SHOWN}}"
             return Violation("allocated-after-licence-ended", message, (order.standing[0][3], envelope))
         ended = self.ended.get(line.order_id)
-        if ended is not None and line.allocated_at >= ended.payload.decided_at:
+        if ended is not None and line.allocated_at > ended.payload.decided_at:
             message = f"allocated {line.allocated_at:{SHOWN}}, {ended.type} at {ended.payload.decided_at:{SHOWN}}"
             return Violation("allocated-after-approval-ended", message, (ended, envelope))
         return None
