@@ -1,4 +1,5 @@
-"""Composition root of the allocation service: approvals, batches and returns in, ledger lines out."""
+"""Composition root of the allocation service: approvals and their markers, batches, rules, returns and clock ticks
+in; ledger lines out."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Invariants of the order book under random histories, checked against a small independent model of the book.
 
-A history is a list of actions (approvals, batches, policy switches, suspensions, reinstatements, revocations,
-cancellations, fulfilment's answers to recalls, shipments, deliveries, failed deliveries, redelivered and
-re-announced inputs). Actions that
-name an order or an allocation pick one of those that exist at that moment, so every history is meaningful.
+A history is a list of actions (approvals, batches, policy switches with or without a time to close unfilled
+orders, suspensions, reinstatements, revocations, cancellations, expiries, fulfilment's answers to recalls,
+shipments, deliveries, failed deliveries, clock ticks, approval's markers from two sources, redelivered and
+re-announced inputs). Actions that name an order or an allocation pick one of those that exist at that moment, so
+every history is meaningful.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from builders_allocation import (
     cancelled,
     delivery_failed,
     denied,
+    expired,
+    passed,
     policy,
     reinstated,
     released,
     revoked,
     step_recorded,
     suspended,
+    tick,
 )
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -41,7 +45,7 @@ from schemas.allocation import (
     OrderClosed,
 )
 from schemas.base import Message
-from schemas.envelope import Envelope, derive_id
+from schemas.envelope import Envelope, derive_id, learned_at
 from services.allocation import domain
 from services.allocation.domain import book_summary
 from services.allocation.domain.rules import Claim, Grant, Stock, first_approved_first_served, pro_rata
@@ -49,6 +53,8 @@ from services.common.decider import fold, step
 
 POOLS = ("h200", "h200-south")
 RULES = ("first_approved_first_served", "pro_rata")
+SOURCES = 2
+CLOSE_AFTER = (None, None, timedelta(seconds=90), timedelta(minutes=3))
 pools = st.sampled_from(POOLS)
 pick = st.integers(0, 10_000)
 
@@ -57,8 +63,10 @@ actions = st.lists(
         *[st.tuples(st.just("approve"), pools, st.integers(1, 60), st.integers(0, 3))] * 3,
         st.tuples(st.just("batch"), pools, st.integers(1, 80), st.integers(0, 3)),
         st.tuples(st.just("batch"), pools, st.integers(1, 80), st.integers(0, 3)),
-        st.tuples(st.just("policy"), pools, st.sampled_from(RULES), st.integers(-1, 2)),
-        st.tuples(st.sampled_from(["suspend", "reinstate", "revoke", "cancel", "close", "deny"]), pick),
+        st.tuples(st.just("policy"), pools, st.sampled_from(RULES), st.integers(-1, 2), st.sampled_from(CLOSE_AFTER)),
+        st.tuples(st.sampled_from(["suspend", "reinstate", "revoke", "cancel", "expire", "close", "deny"]), pick),
+        st.tuples(st.just("tick"), st.integers(0, 6)),
+        *[st.tuples(st.just("marker"), st.integers(0, SOURCES - 1), st.integers(0, 5))] * 2,
         st.tuples(st.sampled_from(["ship", "deliver", "fail"]), pick),
         *[st.tuples(st.just("answer"), st.sampled_from(["cancelled", "already_shipped"]), pick)] * 2,
         st.tuples(st.sampled_from(["redeliver", "approve_again", "batch_again"]), pick),
@@ -73,7 +81,8 @@ class ModelOrder:
     pool: str
     approved: int
     approved_at: datetime
-    status: str = "approved"  # approved | suspended | revoked | cancelled | closed
+    admitted: bool
+    status: str = "approved"  # approved | suspended | revoked | cancelled | expired | unfilled | closed
 
 
 @dataclass
@@ -89,12 +98,34 @@ class Model:
     recalls: dict[UUID, AllocationRecallRequested] = field(default_factory=dict)
     """Recalls asked and not answered yet, by allocation."""
     policy: dict[str, tuple[str, int]] = field(default_factory=dict)
+    close_after: dict[str, timedelta | None] = field(default_factory=dict)
+    now: datetime | None = None
+    ticked: datetime | None = None
+    passed: dict[int, datetime] = field(default_factory=dict)
+    """Source -> latest marker (one lane)."""
+
+    def admits(self, decided_at: datetime) -> bool:
+        if not self.passed:
+            return True
+        return len(self.passed) == SOURCES and decided_at < min(self.passed.values())
+
+    def due(self, now: datetime) -> list[UUID]:
+        """Admitted orders in the book, not filled `close_after` after their approval."""
+        return [
+            order_id
+            for order_id, order in self.orders.items()
+            if order.admitted
+            and order.status in ("approved", "suspended")
+            and self.allocated_to(order_id) < order.approved
+            and (after := self.close_after.get(order.pool)) is not None
+            and order.approved_at + after <= now
+        ]
 
     def revision(self, pool: str) -> int:
         return self.policy.get(pool, ("first_approved_first_served", 0))[1]
 
-    def rule(self, pool: str) -> str:
-        return self.policy.get(pool, ("first_approved_first_served", 0))[0]
+    def rule(self, pool: str) -> str | None:
+        return self.policy.get(pool, (None, 0))[0]
 
     def allocated_to(self, order_id: UUID) -> int:
         return sum(line.quantity for line in self.live.values() if line.order_id == order_id)
@@ -107,7 +138,7 @@ class Model:
         return {
             order_id: order.approved - self.allocated_to(order_id)
             for order_id, order in self.orders.items()
-            if order.pool == pool and order.status == "approved"
+            if order.pool == pool and order.status == "approved" and order.admitted
         }
 
     def available(self, pool: str) -> int:
@@ -118,6 +149,8 @@ class History:
     """Turns actions into input envelopes, runs them through the core and checks every decision."""
 
     def __init__(self) -> None:
+        self.fresh_tick = False
+        self.expected_closings: set[UUID] = set()
         self.model = Model()
         self.state = domain.initial_state()
         self.inputs: list[Envelope[Any]] = []
@@ -129,6 +162,12 @@ class History:
         if message is None:
             return
         redelivered = any(message.id == earlier.id for earlier in self.inputs)
+        at = learned_at(message)
+        ticks = message.payload.TYPE == "ClockTicked"
+        self.now = max(at, message.payload.at) if ticks else at
+        self.now = max(self.now, self.model.now) if self.model.now else self.now
+        # A tick later than every earlier one closes what is due; the book knows an old tick by its time.
+        self.fresh_tick = ticks and (self.model.ticked is None or message.payload.at > self.model.ticked)
         expected_releases = set() if redelivered else self._expected_releases(message)
         self.expected_recalls = set() if redelivered else self._expected_recalls(message)
         if not redelivered:
@@ -154,8 +193,14 @@ class History:
             ready_at = AT + timedelta(minutes=minute)
             return batch(f"B{len(self.inputs)}", quantity, ready_at=ready_at, pool=pool, at=at, message_id=message_id)
         if kind == "policy":
-            _, pool, rule, delta = action
-            return policy(rule, max(1, model.revision(pool) + delta), pool=pool, at=at, message_id=message_id)
+            _, pool, rule, delta, after = action
+            revision = max(1, model.revision(pool) + delta)
+            return policy(rule, revision, pool=pool, at=at, close_unfilled_after=after, message_id=message_id)
+        if kind == "tick":
+            return tick(AT + timedelta(minutes=action[1]), message_id=message_id)
+        if kind == "marker":
+            _, source, minute = action
+            return passed(AT + timedelta(minutes=minute), source=source, sources=SOURCES, learned=at)
         if kind == "redeliver":
             return self.inputs[action[1] % len(self.inputs)] if self.inputs else None
         if kind == "batch_again":
@@ -185,6 +230,7 @@ class History:
             "reinstate": lambda: reinstated(order_id, pool=order.pool, at=at, message_id=message_id),
             "revoke": lambda: revoked(order_id, pool=order.pool, at=at, message_id=message_id),
             "cancel": lambda: cancelled(order_id, pool=order.pool, at=at, message_id=message_id),
+            "expire": lambda: expired(order_id, pool=order.pool, at=at, message_id=message_id),
             "close": lambda: released(order_id, "closed", pool=order.pool, at=at, message_id=message_id),
             "deny": lambda: denied(order_id, pool=order.pool),
             "approve_again": lambda: approved(order_id, 7, pool=order.pool, message_id=message_id),
@@ -200,33 +246,61 @@ class History:
             return set()  # chips come back only on fulfilment's word: a failed delivery or a confirmed recall
         if payload.outcome != "cancelled" or payload.allocation_id not in model.live:
             return set()
-        why = "order_cancelled" if model.orders[payload.order_id].status == "cancelled" else "approval_revoked"
+        status = model.orders[payload.order_id].status
+        why = "order_cancelled" if status in ("cancelled", "unfilled") else "approval_revoked"
         return {(payload.allocation_id, why)}
 
     def _expected_recalls(self, message: Envelope[Any]) -> set[UUID]:
         """The lines an order leaving the book must have recalled: live, not known shipped, not asked already."""
         payload, model = message.payload, self.model
-        order = model.orders.get(getattr(payload, "order_id", None))  # type: ignore[arg-type]
-        if payload.TYPE not in ("ApprovalRevoked", "ApprovalCancelled") or order is None:
-            return set()
-        if order.status not in ("approved", "suspended"):
+        if payload.TYPE == "ClockTicked":
+            leaving = set(model.due(self.now)) if self.fresh_tick else set()
+        elif payload.TYPE in ("ApprovalRevoked", "ApprovalCancelled", "ApprovalExpired"):
+            order = model.orders.get(payload.order_id)
+            in_book = order is not None and order.status in ("approved", "suspended")
+            leaving = {payload.order_id} if in_book else set()
+        else:
             return set()
         return {
             allocation_id
             for allocation_id, line in model.live.items()
-            if line.order_id == payload.order_id and allocation_id not in model.shipped | set(model.recalls)
+            if line.order_id in leaving and allocation_id not in model.shipped | set(model.recalls)
         }
 
     def _observe(self, message: Envelope[Any]) -> None:
         """The input's own effect on the model (status, supply, policy, shipments), before any ledger line."""
         payload, model = message.payload, self.model
         kind = payload.TYPE
+        if kind == "ClockTicked" and self.fresh_tick:
+            self.expected_closings = {
+                order_id
+                for order_id in model.due(self.now)
+                if not any(
+                    line.order_id == order_id and line.allocation_id not in model.shipped
+                    for line in model.live.values()
+                )
+            }
+            for order_id in model.due(self.now):
+                model.orders[order_id].status = "unfilled"
+            model.ticked = payload.at
+        model.now = self.now
         if kind == "OrderApproved" and payload.order_id not in model.orders:
-            model.orders[payload.order_id] = ModelOrder(payload.pool_id, payload.approved_quantity, payload.decided_at)
+            model.orders[payload.order_id] = ModelOrder(
+                payload.pool_id, payload.approved_quantity, payload.decided_at, model.admits(payload.decided_at)
+            )
+        elif kind == "ApprovalsPassed":
+            model.passed[payload.source_partition] = max(
+                model.passed.get(payload.source_partition, payload.at), payload.at
+            )
+            for order in model.orders.values():
+                if order.status in ("approved", "suspended") and model.admits(order.approved_at):
+                    order.admitted = True
         elif kind == "BatchManufactured":
             model.batches.setdefault((payload.pool_id, payload.batch_id), payload.quantity)
         elif kind == "AllocationPolicySet" and payload.revision > model.revision(payload.pool_id):
             model.policy[payload.pool_id] = (payload.rule, payload.revision)
+            after = payload.close_unfilled_after_s
+            model.close_after[payload.pool_id] = None if after is None else timedelta(seconds=after)
         elif kind == "FulfilmentStepRecorded" and payload.allocation_id in model.live:
             model.shipped.add(payload.allocation_id)
             if payload.step == "delivered":
@@ -244,6 +318,8 @@ class History:
                 ("ApprovalRevoked", "suspended"): "revoked",
                 ("ApprovalCancelled", "approved"): "cancelled",
                 ("ApprovalCancelled", "suspended"): "cancelled",
+                ("ApprovalExpired", "approved"): "expired",
+                ("ApprovalExpired", "suspended"): "expired",
             }
             order.status = transitions.get((kind, order.status), order.status)
 
@@ -272,18 +348,25 @@ class History:
         for line in lines:
             order = model.orders[line.order_id]
             assert order.pool == line.pool_id and order.status == "approved"  # eligible at that moment
+            assert order.admitted  # and in the queue
             assert line.allocation_id not in model.live and line.quantity > 0
             assert (line.rule, line.cause_event_id) == (model.rule(line.pool_id), message.id)
-            # Dated at its cause, but never before the order was approved (or the batch ready).
-            assert line.allocated_at >= max(message.occurred_at, order.approved_at)
-            assert (line.policy_ref.revision if line.policy_ref else 0) == model.revision(line.pool_id)
+            # Dated at the partition's clock, but never before the order was approved (or the batch ready).
+            assert line.allocated_at >= max(self.now, order.approved_at)
+            assert line.policy_ref is not None and line.policy_ref.revision == model.revision(line.pool_id)
             model.live[line.allocation_id] = line
             model.ever.append(line)
+        if lines and message.payload.TYPE == "ApprovalsPassed":
+            event("approvals admitted by a marker took chips")
         for pool, (claims, available) in before.items():
             granted = [line for line in lines if line.pool_id == pool]
-            self._check_rule(model.rule(pool), claims, available, granted)
+            rule = model.rule(pool)
+            assert rule is not None  # a pool without a published rule allocates nothing
+            self._check_rule(rule, claims, available, granted)
         for closing in closed:
             self._check_closed(closing)
+        if message.payload.TYPE == "ClockTicked":  # an order due to close with nothing to recall closes at once
+            assert {closing.order_id for closing in closed} == (self.expected_closings if self.fresh_tick else set())
         self._check_book()
 
     def _check_closed(self, closing: OrderClosed) -> None:
@@ -345,13 +428,13 @@ class History:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.tuples(st.sampled_from(RULES), st.sampled_from(RULES)), actions)
+@given(st.tuples(st.sampled_from(RULES), st.sampled_from(RULES)), st.sampled_from(CLOSE_AFTER), actions)
 def test_the_book_keeps_its_invariants_under_any_history(
-    starting_rules: tuple[str, str], history_actions: list[tuple[Any, ...]]
+    starting_rules: tuple[str, str], close_after: timedelta | None, history_actions: list[tuple[Any, ...]]
 ) -> None:
     history = History()
     for pool, rule in zip(POOLS, starting_rules, strict=True):
-        history.run(("policy", pool, rule, 1))
+        history.run(("policy", pool, rule, 1, close_after))
     for action in history_actions:
         history.run(action)
 

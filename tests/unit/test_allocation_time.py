@@ -15,6 +15,7 @@ from builders_allocation import (
     batch,
     cancelled,
     closings,
+    delivery_failed,
     expired,
     grants,
     minutes,
@@ -244,6 +245,23 @@ def test_only_orders_still_unfilled_are_closed() -> None:
     )
 
     assert closings(book.when(tick(minutes(15)))) == [(B, "unfilled", 0)]
+
+
+def test_an_order_that_is_owed_chips_again_after_its_deadline_closes_on_the_next_tick_not_on_a_repeat() -> None:
+    book = Book().given(
+        policy("first_approved_first_served", close_unfilled_after=timedelta(minutes=10)),
+        approved(A, 10),
+        batch("B1", 10),
+    )
+    old_tick = tick(minutes(15))
+    assert book.when(old_tick) == []  # filled in time
+    (line,) = allocations(book.ledger)
+    # Suspended, then its only line is lost at sea: the order is owed chips again, and takes none while suspended.
+    book.given(step_recorded(line), suspended(A), delivery_failed(line, at=minutes(16)))
+
+    assert book.when(old_tick) == []  # a repeat decides nothing, even what is due now
+    assert book.when(tick(minutes(15))) == []  # nor does a copy of it
+    assert closings(book.when(tick(minutes(17)))) == [(A, "unfilled", 0)]
 
 
 def test_orders_wait_forever_once_a_rule_without_close_unfilled_after_replaces_one_with_it() -> None:

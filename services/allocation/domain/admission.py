@@ -7,7 +7,9 @@ into first-approved-first-served only when approval has promised, on every lane 
 (its ApprovalsPassed markers), that nothing decided before it is still on its way: then no approval decided
 earlier can arrive later and lose its place. Until the first marker the partition admits every approval on
 arrival (a log written before markers existed). An admitted approval not filled `close_unfilled_after_s` after
-its decided_at leaves the book on the tick that reaches that time. These functions read the state, never change it.
+its decided_at leaves the book on the first tick at or after that time (ticks are the book's way of noticing
+that time has passed; a tick is recognised as a repeat by its own time). These functions read the state, never
+change it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ def time_of(state: AllocationState, message: Envelope[Any]) -> datetime:
     if isinstance(message.payload, ClockTicked):
         at = max(at, message.payload.at)
     return at if state.now is None else max(state.now, at)
+
+
+def is_new_tick(state: AllocationState, tick: ClockTicked) -> bool:
+    """Only a tick later than every earlier one decides anything: a copy of an old tick is a repeat, and deciding
+    on it again (under the same cause id) could decide something that is due now and not then."""
+    return state.ticked is None or tick.at > state.ticked
 
 
 def passed_before(passed: dict[tuple[int, int], datetime], lanes: int, sources: int) -> datetime | None:
@@ -70,7 +78,7 @@ def due_unfilled(pool: Pool, now: datetime) -> list[Order]:
     if after is None:
         return []
     found: list[Order] = []
-    for approved_at, _, order_id in pool.open:
+    for approved_at, _, order_id in pool.owed:
         if approved_at + after > now:
             break
         found.append(pool.orders[order_id])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.allocation import OrderClosed
 from schemas.approval import (
     ApprovalCancelled,
     ApprovalExpired,
@@ -20,7 +21,15 @@ from schemas.envelope import Envelope
 from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered
 from schemas.policy import AllocationPolicySet
 from schemas.supply import BatchManufactured
-from services.allocation.domain.admission import admits, admitted_by, after_marker, due_unfilled, passed_before, time_of
+from services.allocation.domain.admission import (
+    admits,
+    admitted_by,
+    after_marker,
+    due_unfilled,
+    is_new_tick,
+    passed_before,
+    time_of,
+)
 from services.allocation.domain.allocate import Cause, allocate
 from services.allocation.domain.lines import (
     on_delivered,
@@ -59,8 +68,8 @@ def decide(state: AllocationState, message: Envelope[Any]) -> list[Message]:
             return on_delivery_failed(state.pool(failed.pool_id), failed, cause)
         case FulfilmentStepRecorded() as recorded if recorded.step == "delivered":
             return on_delivered(state.pool(recorded.pool_id), recorded, cause)
-        case ClockTicked():
-            return _on_tick(state, cause)
+        case ClockTicked() as ticked:
+            return _on_tick(state, cause) if is_new_tick(state, ticked) else []
         case ApprovalsPassed() as marker:
             return _on_marker(state, marker, cause)
         case _:
@@ -91,12 +100,13 @@ def _on_policy(pool: Pool, policy: AllocationPolicySet, cause: Cause) -> list[Me
 
 
 def _on_tick(state: AllocationState, cause: Cause) -> list[Message]:
-    """Orders left unfilled too long leave the book (their unshipped lines recalled, as for a cancellation)."""
+    """Orders left unfilled too long leave the book (their unshipped lines recalled, as for a cancellation); the
+    recalls come first, then the orders closed at once, as for every other decision."""
     events: list[Message] = []
     for pool in state.pools.values():
         for order in due_unfilled(pool, cause.at):
             events.extend(on_order_leaving(pool, order.order_id, "unfilled", cause))
-    return events
+    return sorted(events, key=lambda event: isinstance(event, OrderClosed))
 
 
 def _on_marker(state: AllocationState, marker: ApprovalsPassed, cause: Cause) -> list[Message]:

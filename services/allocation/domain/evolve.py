@@ -27,7 +27,15 @@ from schemas.envelope import Envelope
 from schemas.fulfilment import FulfilmentStepRecorded, RecallAnswered
 from schemas.policy import AllocationPolicySet
 from schemas.supply import BatchManufactured
-from services.allocation.domain.admission import admits, admitted_by, after_marker, due_unfilled, passed_before, time_of
+from services.allocation.domain.admission import (
+    admits,
+    admitted_by,
+    after_marker,
+    due_unfilled,
+    is_new_tick,
+    passed_before,
+    time_of,
+)
 from services.allocation.domain.state import IN_BOOK, LEAVING, Allocation, AllocationState, Batch, Order, Pool, Status
 
 SHIPPED_STEPS = frozenset({"shipped", "customs_cleared", "held", "released", "delivered", "lost", "refused"})
@@ -53,7 +61,8 @@ def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
             _left(state.pool_for_update(cancelled.pool_id), cancelled.order_id, "cancelled")
         case ApprovalExpired() as expired:
             _left(state.pool_for_update(expired.pool_id), expired.order_id, "expired")
-        case ClockTicked():
+        case ClockTicked() as ticked if is_new_tick(state, ticked):
+            state.ticked = ticked.at
             _ticked(state, now)
         case ApprovalsPassed() as marker:
             _marked(state, marker)

@@ -128,7 +128,7 @@ class Pool:
     allocations: dict[UUID, Allocation] = field(default_factory=dict)
     demand: Ranking[OrderRank] = field(default_factory=Ranking)
     """Eligible orders with unfilled quantity, first approved first."""
-    open: Ranking[OrderRank] = field(default_factory=Ranking)
+    owed: Ranking[OrderRank] = field(default_factory=Ranking)
     """Admitted orders in the book with unfilled quantity (suspended or not): those that may be closed unfilled."""
     waiting: Ranking[OrderRank] = field(default_factory=Ranking)
     """Orders in the book not admitted yet, first approved first."""
@@ -147,7 +147,7 @@ class Pool:
 
     def refresh_order(self, order: Order) -> None:
         _keep(self.demand, order.rank, order.eligible and order.unfilled > 0)
-        _keep(self.open, order.rank, order.admitted and order.unfilled > 0)
+        _keep(self.owed, order.rank, order.admitted and order.unfilled > 0)
         _keep(self.waiting, order.rank, not order.admitted and order.status in IN_BOOK)
 
     def refresh_batch(self, batch: Batch) -> None:
@@ -171,6 +171,8 @@ class AllocationState:
     pools: dict[str, Pool] = field(default_factory=dict)
     now: datetime | None = None
     """The partition's clock: the latest tick or arrival seen; it never goes back."""
+    ticked: datetime | None = None
+    """The latest tick's own time: ticks strictly increase, so one at or before it is a repeat."""
     passed: dict[tuple[int, int], datetime] = field(default_factory=dict)
     """(lane, source) -> the latest `at` of approval's ApprovalsPassed markers: empty until the first marker."""
     lanes: int = 0
