@@ -4,8 +4,9 @@ tick past a boundary has acted on it.
 - `licence-end-ignored`: an approval still open (approved or suspended) although approval's partition of its
   buyer has seen a tick at or after the end of its licence's validity (it should have expired).
 - `unfilled-not-closed`: an approved order still unfilled and open although allocation's partition of its pool
-  has seen a tick `close_unfilled_after_s` after its approval (checked only where every revision of the pool's
-  rule says the same, so which revision applies does not matter).
+  has seen a tick `close_unfilled_after_s` after its approval, and after the order's last ledger line (an order
+  admitted or given chips after the tick waits for the next one), checked only where every revision of the
+  pool's rule says the same, so which revision applies does not matter.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from .violation import Violation
 def last_tick(cluster: Cluster, topic: str, key: str) -> int | None:
     log = cluster.logs[topic][partition_of(key, BY_NAME[topic])]
     return log[-1].tick_ms if log else None
+
+
+def last_tick_seq(cluster: Cluster, topic: str, key: str) -> int:
+    log = cluster.logs[topic][partition_of(key, BY_NAME[topic])]
+    return max((entry.seq for entry in log if entry.envelope.type == "ClockTicked"), default=-1)
 
 
 def licence_end_ignored(cluster: Cluster, facts: Facts) -> Violation | None:
@@ -52,9 +58,12 @@ def unfilled_not_closed(cluster: Cluster, facts: Facts) -> Violation | None:
         if len(after) != 1 or None in after or tick is None:
             continue
         waited = timedelta(seconds=after.pop())
+        ticked = last_tick_seq(cluster, inbox, pool)
         for order in facts.orders.values():
             approved = order.approved
             if approved is None or approved.pool_id != pool or order.status != "approved" or order.closed:
+                continue
+            if any(max(line.seq, line.released_seq) > ticked for line in order.lines):
                 continue
             if order.live_chips() < approved.approved_quantity and approved.decided_at + waited <= at_ms(tick):
                 message = (
