@@ -108,6 +108,9 @@ class Order:
 class Facts:
     seen: dict[UUID, int] = field(default_factory=dict)
     """Every fact's id, with the place (seq) where it was first written: the order of record."""
+    first: dict[UUID, Envelope[Any]] = field(default_factory=dict)
+    reused: list[tuple[Envelope[Any], Envelope[Any]]] = field(default_factory=list)
+    """Two different facts written under one id (every reader keeps the first and drops the second)."""
     orders: dict[UUID, Order] = field(default_factory=dict)
     placed_refs: dict[tuple[str, str], list[Envelope[Any]]] = field(default_factory=dict)
     lines: dict[UUID, Line] = field(default_factory=dict)
@@ -136,8 +139,11 @@ class Facts:
         if payload.TYPE == "FulfilmentStepRejected":
             self.rejections.setdefault(envelope.causation_id, []).append(payload.reason.code)
         if envelope.id in self.seen:
+            if self.first[envelope.id].payload != payload:
+                self.reused.append((self.first[envelope.id], envelope))
             return False
         self.seen[envelope.id] = seq
+        self.first[envelope.id] = envelope
         kind = payload.TYPE
         if kind == "OrderPlaced":
             self.order(payload.order_id).placed.append(envelope)

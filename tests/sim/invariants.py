@@ -60,6 +60,9 @@ class Oracle:
                 entry = self.cluster.logs[topic][partition][offset]
                 if self.facts.observe(entry.envelope, entry.seq):
                     new.append(entry)
+        if self.facts.reused:
+            first, second = self.facts.reused[0]
+            return Violation("id-reused", f"two different facts with one id {str(first.id)[:8]}", (first, second))
         for entry in new:
             found = self.on_event(entry)
             if found is not None:
