@@ -1,7 +1,8 @@
-"""Invariants of the approval core under any sequence of policies and orders (hypothesis).
+"""Invariants of the approval core under any sequence of policies, orders and clock ticks (hypothesis).
 
-An oracle, written apart from the core, follows the policies in force (newer revisions only) and the open
-approvals stated by the core's own events; after every input the core must agree with the law.
+An oracle, written apart from the core, follows the partition clock, the policies in force (newer revisions only,
+each from its effective_at) and the open approvals stated by the core's own events; after every input the core
+must agree with the law.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from schemas.allocation import OrderClosed
 from schemas.approval import (
     ApprovalCancelled,
+    ApprovalExpired,
     ApprovalReleased,
     ApprovalRevoked,
     Decision,
@@ -28,6 +30,7 @@ from schemas.approval import (
     OrderHeld,
 )
 from schemas.base import Message
+from schemas.clock import ApprovalsPassed, ClockTicked
 from schemas.envelope import Envelope
 from schemas.intake import OrderCancelled, OrderPlaced
 from schemas.policy import (
@@ -48,6 +51,7 @@ from services.common.decider import fold, step
 
 BUYERS = ("bytedance", "baidu")
 WINDOWS = ((-100_000, 100_000), (0, 30), (20, 60), (50, 500))
+SOON = ((-100_000, 30), (-100_000, 80))
 USES = (
     {"ai_research": 100},
     {"ai_research": 70, "inference": 30},
@@ -75,6 +79,13 @@ place = st.tuples(
 compliant_place = st.tuples(
     st.just("place"), buyer, st.integers(1, 120), st.sampled_from(USES[:2]), st.just(DOCUMENTS[2]), st.just(60)
 )
+policy_actions = st.one_of(
+    st.tuples(st.just("licence"), buyer, st.sampled_from(("L1", "L2")), st.integers(1, 200), window, st.booleans()),
+    st.tuples(st.just("revoke_licence"), buyer, st.sampled_from(("L1", "L2")), st.booleans()),
+    st.tuples(st.just("importer"), buyer, st.sampled_from(tuple(IMPORTER)), st.booleans()),
+    st.tuples(st.just("quota"), buyer, st.sampled_from(("T1", "T2")), st.integers(0, 200), window, st.booleans()),
+    st.tuples(st.just("denied"), buyer, st.booleans(), st.booleans(), st.sampled_from(("us-denied", "us-entity"))),
+)
 single_actions = st.one_of(
     place,
     compliant_place,
@@ -83,11 +94,18 @@ single_actions = st.one_of(
     st.tuples(st.just("documents"), st.integers(0, 50), st.sampled_from(DOCUMENTS[1:])),
     st.tuples(st.just("cancel"), st.integers(0, 50)),
     # The order book closing an order (as it does once its recalls are answered), keeping some chips that shipped.
-    st.tuples(st.just("close"), st.integers(0, 50), st.integers(0, 150), st.sampled_from(("cancelled", "revoked"))),
+    st.tuples(
+        st.just("close"),
+        st.integers(0, 50),
+        st.integers(0, 150),
+        st.sampled_from(("cancelled", "revoked", "expired", "unfilled")),
+    ),
     st.tuples(st.just("licence"), buyer, st.sampled_from(("L1", "L2")), st.integers(1, 200), window, st.booleans()),
     # Amendments of the licence and the tranche the cleared buyers draw on, often below what is approved.
     st.tuples(st.just("licence"), buyer, st.just("L1"), st.integers(1, 80), st.just(WINDOWS[0]), st.just(False)),
     st.tuples(st.just("quota"), buyer, st.just("T1"), st.integers(0, 80), st.just(WINDOWS[0]), st.just(False)),
+    # The licence the cleared buyers draw on, issued again to end soon (its approvals expire as the clock passes).
+    st.tuples(st.just("licence"), buyer, st.just("L1"), st.integers(20, 200), st.sampled_from(SOON), st.just(False)),
     st.tuples(st.just("revoke_licence"), buyer, st.sampled_from(("L1", "L2")), st.booleans()),
     st.tuples(st.just("denied"), buyer, st.booleans(), st.booleans(), st.sampled_from(("us-denied", "us-entity"))),
     st.tuples(st.just("importer"), buyer, st.sampled_from(tuple(IMPORTER)), st.booleans()),
@@ -100,6 +118,10 @@ single_actions = st.one_of(
         st.booleans(),
     ),
     st.tuples(st.just("repeat"), st.integers(0, 100)),
+    # Time passing: a tick some minutes ahead (read from an inbox partition or not), and policies effective later.
+    st.tuples(st.just("tick"), st.sampled_from((0, 5, 20, 60)), st.booleans()),
+    st.tuples(st.just("tick"), st.sampled_from((0, 5, 20, 60)), st.booleans()),
+    st.tuples(st.just("later"), st.sampled_from((1, 10, 40)), policy_actions),
 )
 
 
@@ -132,6 +154,8 @@ class Script:
     revisions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     orders: list[tuple[str, str]] = field(default_factory=list)
     sent: list[Envelope[Any]] = field(default_factory=list)
+    ahead: int = 0
+    """Minutes the ticks have moved the clock on beyond one a step."""
 
     def revision(self, policy_id: str, stale: bool) -> int:
         if not (stale and self.revisions[policy_id]):
@@ -166,6 +190,13 @@ class Script:
             return build.order_cancelled(who, ref, minute=minute)
         if kind == "repeat":
             return self.sent[args[0] % len(self.sent)] if self.sent else None
+        if kind == "tick":
+            jump, from_inbox = args
+            self.ahead += jump
+            return build.tick(minute + jump, partition=2 if from_inbox else None)
+        if kind == "later":
+            delay, (inner, *inner_args) = args
+            return build.effective_at(self.policy(inner, inner_args, minute), minute + delay)
         return self.policy(kind, args, minute)
 
     def policy(self, kind: str, args: list[Any], minute: int) -> Envelope[Any]:
@@ -214,8 +245,8 @@ class Script:
         )
 
     def inputs(self, script: list[tuple[Any, ...]]) -> list[Envelope[Any]]:
-        for minute, action in enumerate(script):
-            made = self.envelope(action, minute)
+        for step_number, action in enumerate(script):
+            made = self.envelope(action, step_number + self.ahead)
             if made is not None:
                 self.sent.append(made)
         return self.sent
@@ -225,7 +256,15 @@ class Script:
 class Law:
     """The policies in force as the governments stated them, and the approvals the core says are open."""
 
+    now: datetime | None = None
+    """The partition clock: the latest tick or input time seen."""
     revisions: dict[str, int] = field(default_factory=dict)
+    """The last revision seen of each policy (in force or pending)."""
+    in_force: dict[str, int] = field(default_factory=dict)
+    pending: list[tuple[datetime, int, PolicyEvent]] = field(default_factory=list)
+    arrivals: int = 0
+    passed: datetime | None = None
+    """The latest ApprovalsPassed marker: nothing decided afterwards may be dated before it."""
     denied: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     """Buyer -> the denied-party lists naming it: a buyer is denied while any list does."""
     importer: dict[str, str] = field(default_factory=dict)
@@ -243,10 +282,45 @@ class Law:
     cancelled: set[UUID] = field(default_factory=set)
     placed: set[UUID] = field(default_factory=set)
 
-    def apply(self, event: PolicyEvent) -> bool:
+    def receive(self, event: PolicyEvent) -> bool:
+        """A policy revision seen: False if stale; in force at once or, if effective later, pending."""
         if event.revision <= self.revisions.get(event.policy_id, 0):
             return False
         self.revisions[event.policy_id] = event.revision
+        assert self.now is not None
+        if event.effective_at > self.now:
+            self.pending.append((event.effective_at, self.arrivals, event))
+            self.arrivals += 1
+            self.pending.sort(key=lambda item: item[:2])
+        else:
+            self.apply(event)
+        return True
+
+    def advance(self, message: Envelope[Any]) -> tuple[datetime, bool]:
+        """Move the clock to the message's time and bring the pending policies it reaches into force: the new time,
+        and whether the move reached a time at which something may fall due."""
+        times = [message.occurred_at, *([self.now] if self.now else [])]
+        if isinstance(message.payload, ClockTicked):
+            times.append(message.payload.at)
+        before, self.now = self.now, max(times)
+        passes = self.passes_a_boundary(before, self.now)
+        while self.pending and self.pending[0][0] <= self.now:
+            self.apply(self.pending.pop(0)[2])
+        return self.now, passes
+
+    def passes_a_boundary(self, before: datetime | None, now: datetime) -> bool:
+        """Whether moving the clock from `before` to `now` reaches anything that may cause decisions."""
+        if before is None:
+            return False
+        times = [pending[0] for pending in self.pending]
+        times += [t for licence in self.licences.values() for t in (licence.valid_from, licence.valid_until)]
+        times += [tranche.opens_at for tranche in self.tranches.values()]
+        return any(before < time <= now for time in times)
+
+    def apply(self, event: PolicyEvent) -> None:
+        if event.revision <= self.in_force.get(event.policy_id, 0):
+            return  # overtaken by a later revision that took effect first
+        self.in_force[event.policy_id] = event.revision
         match event:
             case DeniedPartyListed():
                 self.denied[event.buyer_id].add(event.policy_id)
@@ -267,12 +341,11 @@ class Law:
                 self.tranches[(event.buyer_id, event.tranche_id)] = event
             case ImportUseRulesSet():
                 self.rules = True
-        return True
 
     def knows_anything_about(self, who: str) -> bool:
         return (
             self.rules
-            or any(policy_id.startswith("us-denied") for policy_id in self.revisions)
+            or any(policy_id.startswith("us-denied") for policy_id in self.in_force)
             or any(who in key for key in (*self.licences, *self.tranches, *((b, "") for b in self.importer)))
         )
 
@@ -305,6 +378,14 @@ class Law:
             held[(approved.buyer_id, approved.tranche_id)] += chips
         return held
 
+    def check_validity(self) -> None:
+        """No approval in force outlives the licence it draws on (it expires when the clock passes valid_until)."""
+        assert self.now is not None
+        for approved in self.open.values():
+            if approved.order_id not in self.ended:
+                licence = self.licences[(approved.buyer_id, approved.licence_id)]
+                assert self.now < licence.valid_until, "an approval outlived its licence"
+
     def check_limits(self) -> None:
         by_licence: dict[tuple[str, str], int] = defaultdict(int)
         by_tranche: dict[tuple[str, str], int] = defaultdict(int)
@@ -323,35 +404,64 @@ def observe(law: Law, message: Envelope[Any], outputs: list[Message], repeated: 
     if repeated:
         assert outputs == [], "a repeated input decided something"
         return
-    if isinstance(payload, PolicyEvent) and not law.apply(payload):
+    now, passes = law.advance(message)
+    # Decisions that fall due as the clock passes a time come first, in the same step: strict checks on what the
+    # input itself decided hold only for a step that reaches no such time.
+    quiet = not passes
+    # What fell due is decided before the input's own policy takes effect.
+    due_in_force, due_licences = dict(law.in_force), dict(law.licences)
+    if isinstance(payload, PolicyEvent) and not law.receive(payload) and quiet:
         assert outputs == [], "a stale policy revision decided something"
+    markers = [event for event in outputs if isinstance(event, ApprovalsPassed)]
+    if markers:
+        assert isinstance(payload, ClockTicked) and message.arrival is not None, "a marker not after a tick"
+        assert [(m.lane, m.at) for m in markers] == [(lane, now) for lane in range(3)]
+        assert outputs[-3:] == markers, "a marker written before a decision of the same step"
+    decisions = [event for event in outputs if not isinstance(event, ApprovalsPassed)]
     if isinstance(payload, OrderPlaced):
         new = payload.order_id not in law.placed and payload.order_id not in law.cancelled
-        assert len(outputs) == (1 if new else 0)
+        about = [e for e in decisions if isinstance(e, Decision) and e.order_id == payload.order_id]
+        if new or quiet:
+            assert len(about) == (1 if new else 0)
         law.placed.add(payload.order_id)
-    for event in outputs:
+    was_in_force = isinstance(payload, OrderCancelled) and payload.order_id in law.open
+    was_in_force = was_in_force and payload.order_id not in law.ended
+    for event in decisions:
         assert isinstance(event, Decision)
-        assert (event.cause_event_id, event.decided_at) == (message.id, message.occurred_at)
+        assert (event.cause_event_id, event.decided_at) == (message.id, now), "not decided at the partition clock"
+        assert law.passed is None or event.decided_at >= law.passed, "decided before a marker already written"
         if law.knows_anything_about(event.buyer_id) or not isinstance(event, OrderHeld):
             assert event.policy_refs, f"{event.TYPE} cites no policy"
+        for ref in event.policy_refs:
+            in_force = {law.in_force.get(ref.policy_id), due_in_force.get(ref.policy_id)}
+            assert ref.revision in in_force, f"{event.TYPE} cites {ref}, not the revision in force ({in_force})"
         if isinstance(event, OrderApproved):
-            law.check_approval(event, message.occurred_at)
+            law.check_approval(event, now)
             law.open[event.order_id] = event
         if isinstance(event, ApprovalReleased):
             assert isinstance(payload, OrderClosed), "licence or quota given back before the order book closed it"
             approved = law.open.pop(event.order_id)
             assert event.quantity == max(approved.approved_quantity - payload.kept_quantity, 0)
             law.kept.append((approved, approved.approved_quantity - event.quantity))
-            if payload.kept_quantity < approved.approved_quantity:
+            if payload.kept_quantity < approved.approved_quantity and payload.why != "unfilled":
                 assert event.order_id in law.ended, "an approval in force was closed before it was filled"
+        if isinstance(event, ApprovalExpired):
+            key = (event.buyer_id, event.licence_id)
+            ended = [licence.valid_until <= now for licence in (law.licences[key], due_licences[key])]
+            assert any(ended), "an approval expired while its licence was valid"
+            assert event.order_id in law.open and event.order_id not in law.ended, "expired what was not in force"
         if isinstance(event, OrderApproved | OrderDenied):
             law.decided.add(event.order_id)
-        if isinstance(event, ApprovalRevoked | ApprovalCancelled):
+        if isinstance(event, ApprovalRevoked | ApprovalCancelled | ApprovalExpired):
             law.ended.add(event.order_id)
     if isinstance(payload, OrderCancelled):
         law.cancelled.add(payload.order_id)
-        if payload.order_id in law.open and payload.order_id not in law.ended:
-            assert [type(event) for event in outputs] == [ApprovalCancelled], "a cancelled approval was not ended"
+        if was_in_force:
+            # by its ApprovalCancelled, or by what fell due in the same step (a revocation, an expiry)
+            assert payload.order_id in law.ended, "a cancelled approval was not ended"
+    if markers:
+        law.passed = now
+    law.check_validity()
     law.check_limits()
 
 
