@@ -4,6 +4,7 @@ these. Shrinking removes some and replays the rest; an action that no longer app
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from schemas.envelope import Envelope
@@ -13,19 +14,23 @@ from .topology import Consumer
 
 @dataclass(frozen=True)
 class Inject:
-    """An upstream system, an operator or an authority sends a message (built with the sim clock's time), to
-    the partition of its key unless `partition` says where another client's partitioner put it."""
+    """An upstream system, an operator, an authority or the clock process sends a message at `at` (the world's
+    time then, the envelope's own time unless said: a resend goes again later), to the partition of its key
+    unless `partition` says where another client's partitioner put it."""
 
     envelope: Envelope[Any]
     partition: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Deliver:
-    """The next record to one consumer. `publish` = k: the worker dies after sending k of the outputs."""
+    """The next record to one consumer, `after_ms` after the previous action (the broker's clock moves on).
+    `publish` = k: the worker dies after sending k of the outputs."""
 
     consumer: Consumer
     publish: int | None = None
+    after_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ def describe_message(envelope: Envelope[Any]) -> str:
     """One line naming what a message is about: enough to follow a trace."""
     payload = envelope.payload
     fields = []
-    for name in ("buyer_id", "upstream_ref", "batch_id", "quantity", "approved_quantity", "step", "rule"):
+    for name in ("buyer_id", "upstream_ref", "batch_id", "quantity", "approved_quantity", "step", "rule", "lane"):
         value = getattr(payload, name, None)
         if value is not None:
             fields.append(f"{name}={value}")
@@ -75,18 +80,22 @@ def describe_message(envelope: Envelope[Any]) -> str:
     reason = getattr(payload, "reason", None)
     if reason is not None and hasattr(reason, "code"):
         fields.append(f"reason={reason.code}")
+    for name in ("at", "decided_at", "allocated_at", "effective_at", "valid_until", "closed_at"):
+        value = getattr(payload, name, None)
+        if value is not None:
+            fields.append(f"{name}={value:%m-%d %H:%M:%S}")
     return f"{payload.TYPE}({', '.join(fields)}) id={str(envelope.id)[:8]}"
 
 
 def describe(action: Action) -> str:
     match action:
-        case Inject(envelope, partition):
+        case Inject(envelope, partition, at):
             where = "" if partition is None else f" on partition {partition}"
-            return f"inject {describe_message(envelope)} at {envelope.occurred_at:%m-%d %H:%M}{where}"
-        case Deliver(consumer, None):
-            return f"deliver {consumer.name}"
-        case Deliver(consumer, publish):
-            return f"deliver {consumer.name}, crash after publishing {publish} output(s)"
+            return f"inject {describe_message(envelope)} at {at or envelope.occurred_at:%m-%d %H:%M:%S}{where}"
+        case Deliver(consumer, publish, after_ms):
+            later = f" {after_ms} ms later" if after_ms else ""
+            crash = "" if publish is None else f", crash after publishing {publish} output(s)"
+            return f"deliver {consumer.name}{later}{crash}"
         case Commit(consumer):
             return f"commit {consumer.name}"
         case Crash(service):

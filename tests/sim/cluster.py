@@ -4,6 +4,13 @@ workers running the real cores through services.common.partitions (so a rebuild 
 Records keep their bytes (what the cores decode, as in production) and the envelope they were encoded from
 (what routers, the oracle and the trace read). Every append gets a global sequence number: the order in which
 things happened in the simulated world, which no single service can see.
+
+Time (docs/time.md): the broker has a clock, `now`, moved only by the actions of a run (a message sent at its
+time, a delivery some milliseconds after the previous action). A topic created with LogAppendTime (every inbox)
+stamps each record with it, never going back within a partition, and the record carries it as Kafka's
+LogAppendTime, so the real decode_record gives the envelope its arrival; any other topic keeps the producer's
+CreateTime, which is no arrival. Each inbox record also keeps the clock of its partition up to it (the last tick
+and the largest tick or arrival), which the oracle compares with the decisions made on it.
 """
 
 from __future__ import annotations
@@ -11,19 +18,37 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.codec import ContractError, encode
 from schemas.envelope import Envelope
-from schemas.routing import home_topic, record_key
+from schemas.routing import explicit_partition, home_topic, record_key
+from schemas.topics import BY_NAME
 from services.common.partitions import Outcome, PartitionedCore
-from services.common.records import Record
+from services.common.records import LOG_APPEND_TIME, Record
 
 from .topology import Consumer, Topology, partition_of, simulated_topics
 from .workers import make_worker, run_now
 
 # A core that raises is reported by the simulator as a violation; the worker's traceback would only be noise.
 logging.getLogger("services.common.partitions").setLevel(logging.CRITICAL)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CREATE_TIME = 0
+"""Kafka's timestamp type of a record stamped by its producer: a claim, never an arrival."""
+
+
+def ms(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(milliseconds=1)
+
+
+def at_ms(value: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=value)
+
+
+def stamped_by_broker(topic: str) -> bool:
+    return BY_NAME[topic].config.get("message.timestamp.type") == "LogAppendTime"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +59,17 @@ class Entry:
     seq: int
     origin: tuple[str, int, int] | None = None
     """For a decision: the inbox record (topic, partition, offset) it was decided on."""
+    timestamp_ms: int = 0
+    timestamp_type: int = CREATE_TIME
+    tick_ms: int | None = None
+    """On an inbox: the latest tick (ClockTicked.at) in the partition up to and including this record."""
+    clock_ms: int | None = None
+    """On an inbox: the largest tick or arrival in the partition up to and including this record (docs/time.md:
+    approval's partition clock `now` when it decides on this record)."""
+
+    def record(self, topic: str, partition: int, offset: int) -> Record:
+        """The Kafka record as a consumer reads it (with its timestamp and type)."""
+        return Record(topic, partition, offset, self.key, self.value, (), self.timestamp_ms, self.timestamp_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +86,8 @@ class Cluster:
             t.name: [[] for _ in range(t.partitions)] for t in simulated_topics()
         }
         self.seq = 0
+        self.now_ms = ms(datetime(2026, 2, 2, 9, 0, tzinfo=UTC))
+        """The broker's clock: moved by the actions of a run (Simulation), read by every append."""
         self.position: dict[Consumer, int] = dict.fromkeys(topology.consumers, 0)
         self.committed: dict[Consumer, int] = dict.fromkeys(topology.consumers, 0)
         self.processed: dict[Consumer, int] = dict.fromkeys(topology.consumers, -1)
@@ -61,6 +99,9 @@ class Cluster:
         self.readers: dict[tuple[str, int], list[Consumer]] = {}
         for consumer in topology.consumers:
             self.readers.setdefault((consumer.topic, consumer.partition), []).append(consumer)
+        self.admissions = 0
+        """Approvals written (OrderApproved, ApprovalReinstated): allocation serves each once a later tick's markers
+        have passed it."""
         self.waiting: set[Consumer] = set()
         """Consumers with records to read (kept as records are written and read: asked at every step)."""
 
@@ -69,7 +110,16 @@ class Cluster:
 
     async def _replay(self, topic: str, partition: int, until: int) -> AsyncIterator[Record]:
         for offset, entry in enumerate(self.logs[topic][partition][:until]):
-            yield Record(topic, partition, offset, entry.key, entry.value)
+            yield entry.record(topic, partition, offset)
+
+    # ------------------------------------------------------------------------------------------- time
+
+    def reach(self, at: datetime) -> None:
+        """The world's time is `at` (a message is sent then): the broker's clock never goes back."""
+        self.now_ms = max(self.now_ms, ms(at))
+
+    def elapse(self, milliseconds: int) -> None:
+        self.now_ms += milliseconds
 
     # ------------------------------------------------------------------------------------------- producing
 
@@ -77,7 +127,17 @@ class Cluster:
         self, topic: str, partition: int, key: bytes, value: bytes, envelope: Envelope[Any], origin: Any = None
     ) -> int:
         log = self.logs[topic][partition]
-        log.append(Entry(key, value, envelope, self.seq, origin))
+        if stamped_by_broker(topic):
+            previous = log[-1] if log else None
+            stamp = max(self.now_ms, previous.timestamp_ms if previous else self.now_ms)
+            tick = previous.tick_ms if previous else None
+            if envelope.type == "ClockTicked":
+                tick = max(tick or 0, ms(envelope.payload.at))
+            clock = stamp if tick is None else max(stamp, tick)  # stamps never go back: so neither does this
+            entry = Entry(key, value, envelope, self.seq, origin, stamp, LOG_APPEND_TIME, tick, clock)
+        else:
+            entry = Entry(key, value, envelope, self.seq, origin, ms(envelope.occurred_at), CREATE_TIME)
+        log.append(entry)
         self.waiting.update(self.readers.get((topic, partition), ()))
         self.seq += 1
         self.fresh.append((topic, partition, len(log) - 1))
@@ -88,6 +148,8 @@ class Cluster:
     ) -> tuple[str, int]:
         """Send to the message's home topic under the envelope's key, as a worker or an upstream client does."""
         topic = home_topic(envelope.payload)
+        if partition is None:
+            partition = explicit_partition(envelope.payload)
         partition = partition_of(envelope.key, topic) if partition is None else partition
         self.append(topic.name, partition, envelope.key.encode(), encode(envelope), envelope, origin)
         return topic.name, partition
@@ -124,12 +186,13 @@ class Cluster:
         return written
 
     def _decide(self, consumer: Consumer, offset: int, entry: Entry, publish: int | None) -> list[Any]:
-        record = Record(consumer.topic, consumer.partition, offset, entry.key, entry.value)
+        record = entry.record(consumer.topic, consumer.partition, offset)
         outcome: Outcome = run_now(self.workers[consumer.service].handle(record))
         self.processed[consumer] = max(self.processed[consumer], offset)
         if outcome.rejected is not None:
             self.dead_letters.append(DeadLetter(consumer, offset, outcome.rejected))
         outputs = outcome.outputs if publish is None else outcome.outputs[:publish]
+        self.admissions += sum(1 for envelope in outputs if envelope.type in ("OrderApproved", "ApprovalReinstated"))
         origin = (consumer.topic, consumer.partition, offset)
         return [(*self.publish(envelope, origin), envelope) for envelope in outputs]
 

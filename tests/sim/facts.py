@@ -24,6 +24,7 @@ STATUS = {
     "ApprovalSuspended": "suspended",
     "ApprovalRevoked": "ended",
     "ApprovalCancelled": "ended",
+    "ApprovalExpired": "ended",
     "ApprovalReleased": "ended",
 }
 """What each approval event says about an order's standing; `ended` is final."""
@@ -107,14 +108,21 @@ class Order:
 class Facts:
     seen: dict[UUID, int] = field(default_factory=dict)
     """Every fact's id, with the place (seq) where it was first written: the order of record."""
+    first: dict[UUID, Envelope[Any]] = field(default_factory=dict)
+    reused: list[tuple[Envelope[Any], Envelope[Any]]] = field(default_factory=list)
+    """Two different facts written under one id (every reader keeps the first and drops the second)."""
     orders: dict[UUID, Order] = field(default_factory=dict)
     placed_refs: dict[tuple[str, str], list[Envelope[Any]]] = field(default_factory=dict)
     lines: dict[UUID, Line] = field(default_factory=dict)
     batches: dict[str, int] = field(default_factory=dict)
     licence_max: dict[tuple[str, str], int] = field(default_factory=dict)
     quota_max: dict[tuple[str, str], int] = field(default_factory=dict)
+    licence_revisions: dict[str, list[Any]] = field(default_factory=dict)
+    """licence_id -> every ExportLicenceIssued for it: its validity window by revision."""
     rules: dict[str, tuple[int, str]] = field(default_factory=dict)
     """pool -> (revision, rule) of the latest AllocationPolicySet."""
+    rule_revisions: dict[str, list[Any]] = field(default_factory=dict)
+    """pool -> every AllocationPolicySet for it."""
     rejections: dict[UUID, list[str]] = field(default_factory=dict)
     """Report id -> reason codes of every FulfilmentStepRejected it caused (duplicates included)."""
     recorded: set[tuple[UUID, str]] = field(default_factory=set)
@@ -131,8 +139,11 @@ class Facts:
         if payload.TYPE == "FulfilmentStepRejected":
             self.rejections.setdefault(envelope.causation_id, []).append(payload.reason.code)
         if envelope.id in self.seen:
+            if self.first[envelope.id].payload != payload:
+                self.reused.append((self.first[envelope.id], envelope))
             return False
         self.seen[envelope.id] = seq
+        self.first[envelope.id] = envelope
         kind = payload.TYPE
         if kind == "OrderPlaced":
             self.order(payload.order_id).placed.append(envelope)
@@ -147,10 +158,12 @@ class Facts:
         elif kind == "ExportLicenceIssued":
             key = (payload.buyer_id, payload.licence_id)
             self.licence_max[key] = max(self.licence_max.get(key, 0), payload.quantity)
+            self.licence_revisions.setdefault(payload.licence_id, []).append(payload)
         elif kind == "TrancheQuotaSet":
             key = (payload.buyer_id, payload.tranche_id)
             self.quota_max[key] = max(self.quota_max.get(key, 0), payload.quantity)
         elif kind == "AllocationPolicySet":
+            self.rule_revisions.setdefault(payload.pool_id, []).append(payload)
             if payload.revision > self.rules.get(payload.pool_id, (0, ""))[0]:
                 self.rules[payload.pool_id] = (payload.revision, payload.rule)
         elif kind == "ChipsAllocated":
@@ -176,6 +189,11 @@ class Facts:
             self.orphans.append(envelope)  # released twice, or never allocated: chips counted back twice
         else:
             line.released, line.released_seq = envelope, seq
+
+    def valid_until(self, licence_id: str, at: datetime) -> datetime | None:
+        """The end of a licence's validity in its latest revision in force at `at` (effective by then)."""
+        issued = [p for p in self.licence_revisions.get(licence_id, []) if p.effective_at <= at]
+        return max(issued, key=lambda p: p.revision).valid_until if issued else None
 
     def licence_use(self, buyer: str, licence_id: str) -> int:
         return sum(

@@ -1,5 +1,7 @@
-"""The two gates as domain.md states them, applied to an approval against the policies its service had seen:
-the approval inbox up to the input the approval was decided on. Any failed condition is a violation.
+"""The two gates as domain.md states them, applied to an approval against the policies its service had seen and
+that were in force when it decided: the approval inbox up to the input the approval was decided on, less the
+policy events whose effective_at is after its decided_at (docs/time.md: a policy takes effect when the clock
+reaches its effective_at; until then it changes nothing). Any failed condition is a violation.
 
 US export: a licence in force (its latest revision is an issue, not a revocation) whose window covers the
 decision, and the buyer on no denied-party list (each list is its own policy: delisted from one list, a buyer
@@ -24,10 +26,15 @@ def latest_by_policy(events: Iterable[Any]) -> dict[str, Any]:
     return found
 
 
+def in_force(seen: list[Envelope[Any]], at: Any) -> list[Any]:
+    """The payloads of `seen`, less the policy events not yet in force at `at`."""
+    return [e.payload for e in seen if getattr(e.payload, "effective_at", None) is None or e.payload.effective_at <= at]
+
+
 def gate_failures(approved: Any, seen: list[Envelope[Any]]) -> list[str]:
     """What was wrong with approving `approved` (an OrderApproved), given the messages its service had seen."""
     buyer, at = approved.buyer_id, approved.decided_at
-    payloads = [envelope.payload for envelope in seen]
+    payloads = in_force(seen, at)
     mine = [p for p in payloads if getattr(p, "buyer_id", None) == buyer]
     failures = []
     denied = latest_by_policy(p for p in mine if p.TYPE in ("DeniedPartyListed", "DeniedPartyDelisted"))
@@ -76,14 +83,12 @@ def _use_rule_failures(approved: Any, payloads: list[Any]) -> list[str]:
     return failures
 
 
-def policy_quantity(seen: list[Envelope[Any]], kind: str, buyer: str, field: str, value: str) -> int | None:
-    """The quantity of a licence or a tranche quota in its latest revision among `seen`."""
+def policy_quantity(seen: list[Envelope[Any]], kind: str, buyer: str, field: str, value: str, at: Any) -> int | None:
+    """The quantity of a licence or a tranche quota in its latest revision among `seen` in force at `at`."""
     found = [
-        envelope.payload
-        for envelope in seen
-        if kind == envelope.payload.TYPE
-        and envelope.payload.buyer_id == buyer
-        and getattr(envelope.payload, field) == value
+        payload
+        for payload in in_force(seen, at)
+        if kind == payload.TYPE and payload.buyer_id == buyer and getattr(payload, field) == value
     ]
     latest = max(found, key=lambda p: p.revision, default=None)
     return None if latest is None else int(latest.quantity)

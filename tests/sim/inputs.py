@@ -56,11 +56,12 @@ def document(buyer: str, ref: str, kind: str) -> SupportingDocument:
 class Inputs:
     """The world outside the services. `facts` reads the simulated topics (ledger lines, recorded steps)."""
 
-    def __init__(self, seed: int | str, rng: Random) -> None:
+    def __init__(self, seed: int | str, rng: Random, timely: bool = False) -> None:
         self.seed, self.rng = seed, rng
         self.clock = T0
+        """The senders' clock (the world's time): the schedule keeps it at or after the broker's."""
         self.count = 0
-        self.policies = policies.Authorities(rng)
+        self.policies = policies.Authorities(rng, timely)
         self.orders: list[tuple[str, str, bool]] = []
         """(buyer, upstream_ref, documents complete) of every submission."""
         self.sent: list[Envelope[Any]] = []

@@ -17,10 +17,12 @@ from .cluster import Cluster, Entry
 from .facts import STATUS, Facts
 from .gates import gate_failures, policy_quantity
 from .ledger import ledger_violation
+from .timing import Timing
 from .violation import Violation
 
 BLOCKERS = frozenset(
-    {"ApprovalSuspended", "ApprovalRevoked", "ApprovalCancelled", "ApprovalReleased", "OrderCancelled"}
+    {"ApprovalSuspended", "ApprovalRevoked", "ApprovalCancelled", "ApprovalExpired", "ApprovalReleased"}
+    | {"OrderCancelled"}
     | {"AllocationSuspended", "AllocationRecallRequested", "AllocationReleased"}
 )
 """Messages after which a line must not be packed or shipped, until an unblocker (for suspensions)."""
@@ -32,6 +34,7 @@ class Oracle:
         self.cluster = cluster
         self.facts = Facts()
         self.event_topics = frozenset(cluster.topology.event_topics)
+        self.timing = Timing(cluster, self.facts)
 
     def seen_by(self, entry: Entry) -> list[Envelope[Any]]:
         """The inbox a decision was made on, up to and including its cause, once per id."""
@@ -57,6 +60,9 @@ class Oracle:
                 entry = self.cluster.logs[topic][partition][offset]
                 if self.facts.observe(entry.envelope, entry.seq):
                     new.append(entry)
+        if self.facts.reused:
+            first, second = self.facts.reused[0]
+            return Violation("id-reused", f"two different facts with one id {str(first.id)[:8]}", (first, second))
         for entry in new:
             found = self.on_event(entry)
             if found is not None:
@@ -64,6 +70,9 @@ class Oracle:
         return ledger_violation(self.facts) if new else None
 
     def on_event(self, entry: Entry) -> Violation | None:
+        return self.on_domain_event(entry) or self.timing.on_event(entry)
+
+    def on_domain_event(self, entry: Entry) -> Violation | None:
         payload = entry.envelope.payload
         if payload.TYPE == "OrderPlaced":
             placed = self.facts.placed_refs[(payload.buyer_id, payload.upstream_ref)]
@@ -87,7 +96,7 @@ class Oracle:
             ("ExportLicenceIssued", "licence_id", approved.licence_id, self.facts.licence_use),
             ("TrancheQuotaSet", "tranche_id", approved.tranche_id, self.facts.quota_use),
         ):
-            limit = policy_quantity(seen, kind, buyer, field, value)
+            limit = policy_quantity(seen, kind, buyer, field, value, approved.decided_at)
             held = use(buyer, value)
             if limit is not None and held > limit:
                 message = f"{buyer} {field} {value}: {held} chips held by approvals and kept by ended orders, > {limit}"

@@ -3,6 +3,8 @@ makes it happen, then lets everything settle. On sound cores the story ends with
 
 Holds name a service and the topic it copies from (and a key, for one partition), never an offset, so a story
 survives new routes and message types: a protocol that answers through the held route simply waits for it.
+The clock ticks before a story begins and runs on after it ends (Simulation.run_out); its authorities put every
+policy in force at once, with windows that outlast the story, unless the story is about time.
 """
 
 from __future__ import annotations
@@ -20,12 +22,28 @@ from schemas.supply import BatchManufactured
 from schemas.topics import BY_NAME
 
 from .actions import Deliver, Inject
+from .clock import tick
 from .inputs import Inputs
 from .policies import BUYERS, DENIED_LISTS, POOL
 from .simulation import Result, Simulation
 from .topology import Consumer, partition_of
 
 Hold = Callable[[Consumer], bool]
+
+
+class StoppedError(Exception):
+    """The story cannot go on: a violation stopped the run before what it waits for happened."""
+
+
+def decider(service: str, key: str) -> Hold:
+    """The deciding agent of `service` on the inbox partition of `key`."""
+
+    def held(consumer: Consumer) -> bool:
+        if consumer.service != service or consumer.route is not None:
+            return False
+        return consumer.partition == partition_of(key, BY_NAME[consumer.topic])
+
+    return held
 
 
 def route(service: str, source: str, key: str | None = None) -> Hold:
@@ -42,8 +60,15 @@ def route(service: str, source: str, key: str | None = None) -> Hold:
 class Story:
     def __init__(self, name: str, verbose: bool = False) -> None:
         self.sim = Simulation(verbose)
-        self.inputs = Inputs(name, Random(name))
+        self.inputs = Inputs(name, Random(name), timely=True)
         self.authorities = self.inputs.policies
+        self.tick()
+        self.drain()
+
+    def tick(self, minutes: int = 1) -> None:
+        """The clock process ticks `minutes` after the story's time."""
+        self.inputs.clock += timedelta(minutes=minutes)
+        self.sim.apply(Inject(tick(self.inputs.clock)))
 
     def send(self, payload: Message) -> Envelope[Any]:
         self.inputs.clock += timedelta(minutes=10)
@@ -55,21 +80,47 @@ class Story:
         self.sim.apply(Inject(envelope))
 
     def settle(self, *held: Hold) -> None:
-        """Deliver everything but what the holds keep back, in pipeline order."""
+        """Deliver everything but what the holds keep back, in pipeline order, while the clock runs: then a tick a
+        minute later, delivered too (allocation admits an approval once approval's markers have passed it)."""
+        self.drain(*held)
+        self.tick()
+        self.drain(*held)
+
+    def drain(self, *held: Hold) -> None:
         while self.sim.violation is None:
             ready = [c for c in self.sim.pending() if not any(hold(c) for hold in held)]
             if not ready:
                 return
             self.sim.apply(Deliver(ready[0]))
 
-    def authorise(self, buyer: str, licence: int = 100, quota: int = 100, rule: str = "fafs") -> None:
+    def authorise(
+        self,
+        buyer: str,
+        licence: int = 100,
+        quota: int = 100,
+        rule: str = "fafs",
+        *,
+        close_unfilled_after_s: int | None = None,
+        authorised_in: timedelta | None = None,
+        licence_for: timedelta | None = None,
+    ) -> None:
+        """The rules, then a licence, an import authorisation and a quota for `buyer`: all in force at once unless
+        the authorisation takes effect `authorised_in` later; the licence valid for `licence_for` if given."""
         at, authorities = self.inputs.clock, self.authorities
         if not any(e.type == "ImportUseRulesSet" for e in self.inputs.sent):
             self.send(authorities.use_rules(at))
-            rules = authorities.allocation_rule(at)
-            self.send(rules.model_copy(update={"rule": "pro_rata" if rule == "pro_rata" else FAFS}))
-        self.send(authorities.licence(buyer, at, licence))
-        self.send(authorities.importer_authorised(buyer, at))
+            rules = authorities.allocation_rule(at, first=True)
+            chosen = "pro_rata" if rule == "pro_rata" else FAFS
+            change = {"rule": chosen, "close_unfilled_after_s": close_unfilled_after_s}
+            self.send(rules.model_copy(update=change))
+        issued = authorities.licence(buyer, at, licence)
+        if licence_for is not None:
+            issued = issued.model_copy(update={"valid_until": at + licence_for})
+        self.send(issued)
+        authorised = authorities.importer_authorised(buyer, at)
+        if authorised_in is not None:
+            authorised = authorised.model_copy(update={"effective_at": at + authorised_in})
+        self.send(authorised)
         self.send(authorities.quota(buyer, at, quota))
 
     def order(self, buyer: str, quantity: int) -> tuple[str, str]:
@@ -87,7 +138,11 @@ class Story:
         )
 
     def line_of(self, buyer: str) -> Any:
-        return next(line.payload for line in self.sim.oracle.facts.lines.values() if line.payload.buyer_id == buyer)
+        lines = (line.payload for line in self.sim.oracle.facts.lines.values() if line.payload.buyer_id == buyer)
+        found = next(lines, None)
+        if found is None and self.sim.violation is not None:
+            raise StoppedError
+        return found
 
     def report(self, line: Any, *steps: Step, hold: tuple[Hold, ...] = ()) -> Envelope[Any]:
         for step in steps:
@@ -101,6 +156,7 @@ class Story:
 
     def end(self) -> Result:
         self.settle()
+        self.sim.run_out()
         return self.sim.finish()
 
 
@@ -147,15 +203,20 @@ def cancelled_after_delivery(story: Story) -> Result:
 
 
 def earlier_approval_copied_late(story: Story) -> Result:
-    """(c) First approved, first served: an order approved first ranks first, even when the news of it (here the
-    order's copy on its way to approval, decided as of the time it was placed) reaches allocation last."""
-    early, late = _on_two_partitions("h200.orders")
+    """(c) First approved, first served: an order approved first ranks first, even when the news of it reaches
+    allocation last. Here approval's partition of the early buyer is slow: its order arrived first (so it is
+    approved first, in business time) but the approval is written after the later one; the clock ticks and a
+    batch arrives meanwhile."""
+    early, late = _on_two_partitions("h200.approval.inbox")
     story.authorise(early)
     story.authorise(late)
-    slow = route("approval", "h200.orders", early)
+    story.settle()
+    slow = decider("approval", early)
     story.order(early, 20)
     story.settle(slow)
     story.order(late, 20)
+    story.settle(slow)
+    story.tick()
     story.settle(slow)
     story.batch(20)
     story.settle(slow)
@@ -188,6 +249,47 @@ def report_before_its_line_then_retried(story: Story) -> Result:
     return story.end()
 
 
+def authorisation_effective_later(story: Story) -> Result:
+    """#8: an import authorisation that takes effect tomorrow approves nothing today; the order waits, and is
+    decided on the first tick after the authorisation came into force."""
+    buyer = BUYERS[0]
+    story.authorise(buyer, authorised_in=timedelta(days=1))
+    story.settle()
+    story.order(buyer, 20)
+    story.settle()
+    story.tick(minutes=24 * 60)
+    story.settle()
+    story.batch(20)
+    return story.end()
+
+
+def licence_expires_before_the_batch(story: Story) -> Result:
+    """#8: an approval on a licence that ends before any chips arrive expires on the tick that passes its end;
+    the batch that comes later goes to no one under it."""
+    buyer = BUYERS[0]
+    story.authorise(buyer, licence_for=timedelta(hours=2))
+    story.settle()
+    story.order(buyer, 20)
+    story.settle()
+    story.tick(minutes=3 * 60)
+    story.settle()
+    story.batch(20)
+    return story.end()
+
+
+def order_left_unfilled_closes(story: Story) -> Result:
+    """#8: under a pool rule that closes orders left unfilled for an hour, a partly filled order is closed on the
+    tick that passes that hour; its unshipped chips are recalled and it keeps only what shipped."""
+    buyer = BUYERS[0]
+    story.authorise(buyer, close_unfilled_after_s=3600)
+    story.settle()
+    story.order(buyer, 30)
+    story.batch(10)
+    story.settle()
+    story.tick(minutes=2 * 60)
+    return story.end()
+
+
 def _on_two_partitions(topic: str) -> tuple[str, str]:
     partitions = {partition_of(buyer, BY_NAME[topic]): buyer for buyer in reversed(BUYERS)}
     first, second, *_ = sorted(partitions.values(), key=BUYERS.index)
@@ -201,8 +303,15 @@ SCENARIOS: dict[str, Callable[[Story], Result]] = {
     "earlier_approval_copied_late": earlier_approval_copied_late,
     "delisted_from_one_of_two_lists": delisted_from_one_of_two_lists,
     "report_before_its_line_then_retried": report_before_its_line_then_retried,
+    "authorisation_effective_later": authorisation_effective_later,
+    "licence_expires_before_the_batch": licence_expires_before_the_batch,
+    "order_left_unfilled_closes": order_left_unfilled_closes,
 }
 
 
 def play(name: str, verbose: bool = False) -> Result:
-    return SCENARIOS[name](Story(name, verbose))
+    story = Story(name, verbose)
+    try:
+        return SCENARIOS[name](story)
+    except StoppedError:
+        return story.sim.finish()

@@ -53,8 +53,10 @@ def nondeterminism(cluster: Cluster) -> Violation | None:
         core = cluster.topology.service(consumer.service).core
         # As services.common.partitions runs a core: every record, repeated ones too (idempotency is the core's).
         state, decided = core.initial_state(), {}
-        for entry in cluster.logs[consumer.topic][consumer.partition][: last + 1]:
-            state, outputs = step(core, state, entry.envelope)
+        for offset, entry in enumerate(cluster.logs[consumer.topic][consumer.partition][: last + 1]):
+            # With the arrival the record carries (its broker time), as decode_record gives it.
+            arrival = entry.record(consumer.topic, consumer.partition, offset).arrival
+            state, outputs = step(core, state, entry.envelope.arrived(arrival))
             decided.update((output.id, output) for output in outputs)
         recorded = published.get((consumer.topic, consumer.partition), {})
         missing = [decided.get(i) or recorded[i] for i in recorded.keys() ^ decided.keys() if settled or i in recorded]

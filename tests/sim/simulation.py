@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .actions import Action, Commit, Crash, Deliver, Duplicate, Inject, describe, describe_message
-from .cluster import Cluster
+from .clock import tick
+from .cluster import Cluster, at_ms
+from .due import licence_end_ignored, unfilled_not_closed
 from .invariants import Oracle
 from .ranking import BOTH_CLOCKS, DECISION_TIME, fafs_inversion
 from .settled import ignored_retry, nondeterminism
@@ -18,6 +20,9 @@ from .violation import Violation
 
 SETTLE_LIMIT = 4000
 """Deliveries allowed to settle a run: more means the services keep answering each other (a livelock)."""
+RUN_OUT_TICKS = 4
+"""Ticks after the last input, a second apart, while approvals are still being given: allocation serves an
+approval once approval's markers after a later tick have passed it."""
 
 
 @dataclass
@@ -66,12 +71,14 @@ class Simulation:
     def _effect(self, action: Action) -> str | None:
         cluster = self.cluster
         match action:
-            case Inject(envelope, partition):
+            case Inject(envelope, partition, at):
+                cluster.reach(at or envelope.occurred_at)
                 topic, partition = cluster.publish(envelope, partition=partition)
                 return f" -> {topic}:{partition}"
-            case Deliver(consumer, publish):
+            case Deliver(consumer, publish, after_ms):
                 if cluster.pending(consumer) == 0:
                     return None
+                cluster.elapse(after_ms)
                 offset = cluster.position[consumer]
                 incoming = cluster.entry_at(consumer).envelope
                 written = cluster.deliver(consumer, publish)
@@ -109,6 +116,20 @@ class Simulation:
                 self.failed_at = len(self.trace)
         return False
 
+    def run_out(self) -> bool:
+        """Settle, then let the clock run on (part of the trace): a tick a second later, settled, twice (what the
+        first tick's markers admitted, the second finds due), and again while the last round gave approvals."""
+        if not self.settle():
+            return False
+        for round in range(RUN_OUT_TICKS):
+            before = self.cluster.admissions
+            self.apply(Inject(tick(at_ms(self.cluster.now_ms + 1000))))
+            if not self.settle():
+                return False
+            if round > 0 and self.cluster.admissions == before:
+                break
+        return True
+
     def finish(self) -> Result:
         """The checks of a whole run: settled-system checks if nothing waits, and determinism."""
         if self.violation is None:
@@ -119,6 +140,8 @@ class Simulation:
                     lambda c: fafs_inversion(c, facts, BOTH_CLOCKS),
                     lambda c: fafs_inversion(c, facts, DECISION_TIME),
                     lambda c: ignored_retry(c, facts),
+                    lambda c: licence_end_ignored(c, facts),
+                    lambda c: unfilled_not_closed(c, facts),
                     *checks,
                 ]
             for check in checks:

@@ -1,6 +1,7 @@
-"""The whole system under the simulator: H200_SIM_SEEDS seeded runs (default 10,000, a few minutes on two cores;
-`make unit` runs a few hundred) of the real cores and routes with crashes, redelivery and producer retries, every
-invariant checked after every step. A failure names its seed and prints the shortest trace found.
+"""The whole system under the simulator: H200_SIM_SEEDS seeded runs (default 10,000: with business time about
+150 ms of CPU a seed, some 12 minutes on two free cores; `make unit` runs a few hundred) of the real cores and
+routes with the clock ticking, crashes, redelivery and producer retries, every invariant checked after every
+step. A failure names its seed and prints the shortest trace found.
 
 Checks whose defect is known and not fixed yet in the cores are listed in KNOWN_OPEN: they are reported by
 their own test, expected to fail until the fix lands (then it passes and the entry should go).
@@ -21,11 +22,9 @@ from .search import Failure, Summary, report, search
 SEEDS = int(os.environ.get("H200_SIM_SEEDS", "10000"))
 START = int(os.environ.get("H200_SIM_START", "0"))
 
-KNOWN_OPEN: dict[str, str] = {
-    "fafs-inversion": "(c) first-approved-first-served by decision time depends on how late the news of an "
-    "approval reaches allocation (the cores now rank by the order of record; an order earlier on both clocks "
-    "is checked as fafs-inversion-of-record)",
-}
+KNOWN_OPEN: dict[str, str] = {}
+"""(c) fafs-inversion (first-approved-first-served by decision time) left this list when approval's markers and
+allocation's admission landed: no seed of 2,000 shows it."""
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +52,7 @@ def test_no_seed_breaks_an_invariant(summary: Summary) -> None:
 
 
 @pytest.mark.xfail(reason="known defects not fixed yet: " + "; ".join(KNOWN_OPEN.values()), strict=False)
+@pytest.mark.skipif(not KNOWN_OPEN, reason="no known open defect")
 def test_no_seed_shows_a_known_open_defect(summary: Summary) -> None:
     failures = [f for f in summary.failures if f.check in KNOWN_OPEN]
     if failures:
