@@ -1,4 +1,4 @@
-"""The main job: the four services and the projector as processes, the article's scenario played through
+"""The main job: the four services, the projector and the clock as processes, the article's scenario played through
 them phase by phase, then the ledger: who got which H200 batches, how many and when, checked by an audit.
 """
 
@@ -132,11 +132,12 @@ class Demo:
         with admin_client(self.settings.bootstrap_servers) as admin:
             report = ensure_topics(admin)
         print(f"topics: {len(report.created)} created, {len(report.existing)} already there")
-        print("starting intake, approval, allocation, fulfilment and the projector as separate processes ...")
+        print("starting intake, approval, allocation, fulfilment, the projector and the clock as processes ...")
         self.supervisor.start_all()
         self.supervisor.keep_running()
         for process in self.supervisor.processes.values():
-            print(f"    {process.name:<13} {process.url}/metrics  /health  /ready")
+            where = f"{process.url}/metrics  /health  /ready" if process.url else "(log only)"
+            print(f"    {process.name:<13} {where}")
         try:
             self.supervisor.wait_started(3.0)
             for index, phase in enumerate(scenario.PHASES):

@@ -1,4 +1,4 @@
-"""The system under test: the four services and the projector as processes on one broker and one Redis.
+"""The system under test: the four services, the projector and the clock as processes on one broker and one Redis.
 
 `System` starts them with services.ops.supervisor, publishes as ops does, waits on recorded positions
 (services.ops.settle) and reads the log back as the auditor does (services.ops.audit).
@@ -67,8 +67,8 @@ class System:
 
     # --- processes -------------------------------------------------------------------------------------
 
-    def start(self, instances: dict[str, int] | None = None) -> None:
-        self.supervisor.start_all(instances)
+    def start(self, instances: dict[str, int] | None = None, clock: bool = True) -> None:
+        self.supervisor.start_all(instances, clock)
 
     def process(self, name: str) -> Process:
         return self.supervisor.processes[name]
@@ -77,6 +77,8 @@ class System:
         """A new process under the same name (worker id, log file) as the one that died."""
         if name == "projector":
             process = self.supervisor.projector()
+        elif name == "clock":
+            process = self.supervisor.business_clock()
         else:
             service, _, instance = name.rpartition("-")
             process = self.supervisor.service(service, int(instance))

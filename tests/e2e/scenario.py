@@ -263,7 +263,9 @@ class Market:
         return [f"{self.prefix}-b{n:02d}" for n in range(self.buyers)]
 
     def policies(self) -> list[Message]:
-        return [use_rules(), *(m for buyer in self.buyer_ids for m in cleared_buyer(buyer, self.quota))]
+        """The use rules, each buyer cleared, and the pool's allocation rule (a pool without one allocates nothing)."""
+        cleared = (m for buyer in self.buyer_ids for m in cleared_buyer(buyer, self.quota))
+        return [use_rules(), *cleared, allocation_rule(pool=self.pool)]
 
     def orders(self) -> list[SubmitOrder]:
         """Round robin over the buyers, one minute apart: the n-th order of each buyer is ref PO-n."""

@@ -40,7 +40,7 @@ IMAGES = {  # the variables docker-compose.yml and infra/images/build.sh read, w
     "H200_REDIS_IMAGE": "h200/redis:7",
     "H200_SERVICES_IMAGE": "h200/services:dev",
 }
-LONG_RUNNING = ("kafka", "redis", "intake", "approval", "allocation", "fulfilment", "projector")
+LONG_RUNNING = ("kafka", "redis", "intake", "approval", "allocation", "fulfilment", "projector", "clock")
 WEB = {  # the service's /metrics, /health and /ready port: the variable docker-compose.yml reads for it
     "intake": "H200_COMPOSE_INTAKE_WEB_PORT",
     "approval": "H200_COMPOSE_APPROVAL_WEB_PORT",
