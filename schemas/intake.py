@@ -98,7 +98,12 @@ class OrderPlaced(OrderTerms, Event):
     TYPE: ClassVar[str] = "OrderPlaced"
     VERSION: ClassVar[int] = 1
     order_id: UUID
-    placed_at: AwareDatetime
+    placed_at: AwareDatetime = Field(description="when intake received the submission (its inbox arrival)")
+    submitted_at: AwareDatetime | None = Field(
+        default=None,
+        description="the submitted_at the sender claimed, kept for the record: no rule reads it and it orders "
+        "nothing (placed_at does); none on orders placed before it was kept",
+    )
 
 
 class OrderSubmissionRejected(Event):

@@ -33,7 +33,8 @@ class IntakeWorker(ServiceWorker):
         app.page("/stats/rekeyed/")(self.page(self.rekeyed_stats))
 
     async def _forward(self, record: Record, payload: Message) -> None:
-        self.rekeyed.note(record, payload.buyer_id)  # type: ignore[attr-defined]  # every intake command has one
+        if isinstance(payload, INTAKE_COMMANDS):  # the submission window is a policy, copied to every partition
+            self.rekeyed.note(record, payload.buyer_id)  # type: ignore[attr-defined]  # every intake command has one
         await super()._forward(record, payload)
 
     def rekeyed_stats(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from schemas.allocation import AllocationRecallRequested, AllocationReleased, ChipsAllocated, OrderClosed
 from schemas.approval import (
     ApprovalCancelled,
+    ApprovalExpired,
     ApprovalReinstated,
     ApprovalReleased,
     ApprovalRevoked,
@@ -19,6 +20,7 @@ from schemas.approval import (
     OrderHeld,
 )
 from schemas.base import Message, PolicyRef, Reason
+from schemas.clock import ApprovalsPassed, ClockTicked
 from schemas.envelope import Envelope, derive_id, make_envelope
 from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered, Step
 from schemas.policy import AllocationPolicySet
@@ -107,8 +109,15 @@ def batch(
 
 
 def policy(
-    rule: Rule, revision: int = 1, *, pool: str = POOL, at: datetime = AT, message_id: UUID | None = None
+    rule: Rule,
+    revision: int = 2,
+    *,
+    pool: str = POOL,
+    at: datetime = AT,
+    close_unfilled_after: timedelta | None = None,
+    message_id: UUID | None = None,
 ) -> Envelope[AllocationPolicySet]:
+    """A pool's rule; revision 2 by default, so that it replaces the rule a Book publishes at the start (1)."""
     payload = AllocationPolicySet(
         policy_id=f"allocation/{pool}",
         revision=revision,
@@ -116,7 +125,41 @@ def policy(
         issued_by="ops",
         pool_id=pool,
         rule=rule,
+        close_unfilled_after_s=None if close_unfilled_after is None else int(close_unfilled_after.total_seconds()),
     )
+    return envelope(payload, message_id=message_id, at=at)
+
+
+def tick(at: datetime, *, message_id: UUID | None = None) -> Envelope[ClockTicked]:
+    """A clock tick as copied into the partition; sent (and learned) at the time it names."""
+    return make_envelope(
+        ClockTicked(at=at), key="h200", producer="clock", occurred_at=at, message_id=message_id or uuid4()
+    )
+
+
+def passed(
+    at: datetime, *, source: int = 0, lane: int = 0, sources: int = 1, lanes: int = 1, learned: datetime | None = None
+) -> Envelope[ApprovalsPassed]:
+    """Approval's partition `source` has written to lane `lane` everything it decided before `at`."""
+    payload = ApprovalsPassed(source_partition=source, sources=sources, lane=lane, lanes=lanes, at=at)
+    return make_envelope(
+        payload, key=f"ApprovalsPassed/{source}", producer="approval", occurred_at=learned or at, message_id=uuid4()
+    )
+
+
+def all_passed(at: datetime, *, sources: int = 1, lanes: int = 1) -> list[Envelope[ApprovalsPassed]]:
+    """A marker from every source on every lane."""
+    return [
+        passed(at, source=source, lane=lane, sources=sources, lanes=lanes)
+        for lane in range(lanes)
+        for source in range(sources)
+    ]
+
+
+def expired(
+    order_id: UUID, *, pool: str = POOL, at: datetime = AT, message_id: UUID | None = None
+) -> Envelope[ApprovalExpired]:
+    payload = ApprovalExpired(**_decision(order_id, pool, BUYER, at), licence_id="BIS-H200-0001", reason=REASON)
     return envelope(payload, message_id=message_id, at=at)
 
 
@@ -228,11 +271,16 @@ def allocations(events: Sequence[Message]) -> list[ChipsAllocated]:
 
 
 class Book:
-    """Given some inputs, when one more arrives, then these events: the core run by the shared runner."""
+    """Given some inputs, when one more arrives, then these events: the core run by the shared runner.
 
-    def __init__(self) -> None:
+    A pool's rule is always a published policy: the book starts with revision 1 of `rule` for each of `pools`
+    (none with rule=None)."""
+
+    def __init__(self, *pools: str, rule: Rule | None = "first_approved_first_served") -> None:
         self.state: AllocationState = domain.initial_state()
         self.ledger: list[Message] = []
+        if rule is not None:
+            self.given(*(policy(rule, 1, pool=pool) for pool in pools or (POOL,)))
 
     def given(self, *inputs: Envelope[Any]) -> Book:
         self.state, outputs = fold(domain, inputs, self.state)

@@ -8,7 +8,8 @@ from uuid import UUID, uuid4
 
 from schemas.allocation import OrderClosed
 from schemas.base import Message
-from schemas.envelope import Envelope, derive_id, make_envelope, order_id_for
+from schemas.clock import ClockTicked
+from schemas.envelope import Arrival, Envelope, derive_id, make_envelope, order_id_for
 from schemas.intake import (
     DeclaredUse,
     DeliverySite,
@@ -49,6 +50,23 @@ def envelope(payload: Message, key: str, when: datetime, message_id: UUID | None
 
 def document(kind: str, number: int = 1) -> SupportingDocument:
     return SupportingDocument(document_id=f"DOC-{kind}-{number}", kind=kind, sha256=f"{number:064x}")
+
+
+def arrived(message: Envelope[Any], minute: int, partition: int = 0, offset: int = 0) -> Envelope[Any]:
+    """`message` as read from approval inbox partition `partition`, appended by the broker at `minute`."""
+    return message.arrived(Arrival("h200.approval.inbox", partition, offset, at(minute)))
+
+
+def tick(minute: int, *, partition: int | None = None) -> Envelope[Any]:
+    """The clock at `minute`; read from inbox partition `partition` (arriving that minute) if given."""
+    ticked = envelope(ClockTicked(at=at(minute)), "h200", at(minute), derive_id("test-tick", minute))
+    return ticked if partition is None else arrived(ticked, minute, partition, offset=minute)
+
+
+def effective_at(policy: Envelope[Any], minute: int) -> Envelope[Any]:
+    """The same policy event (sent at the same time), but in force only from `minute`."""
+    payload = policy.payload.model_copy(update={"effective_at": at(minute)})
+    return envelope(payload, policy.key, policy.occurred_at, policy.id)
 
 
 # ----------------------------------------------------------------------------------------------------- orders

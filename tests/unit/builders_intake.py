@@ -8,8 +8,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from schemas.base import Message
-from schemas.envelope import Envelope, make_envelope, order_id_for
+from schemas.envelope import Arrival, Envelope, make_envelope, order_id_for
 from schemas.intake import AddOrderDocuments, CancelOrder, SubmitOrder, SupportingDocument
+from schemas.policy import SubmissionWindowSet
+from schemas.routing import record_key
 from services.common.decider import fold, step
 from services.intake import domain
 from services.intake.domain import State
@@ -75,6 +77,30 @@ def add_documents(
 ) -> Envelope[AddOrderDocuments]:
     command = AddOrderDocuments(buyer_id=buyer_id, upstream_ref=upstream_ref, documents=documents, requested_at=AT)
     return envelope(command, message_id=message_id, occurred_at=occurred_at)
+
+
+def window(
+    *,
+    revision: int = 1,
+    max_ahead_s: int = 300,
+    max_behind_s: int = 7 * 86_400,
+    effective_at: datetime = AT,
+    **extra: Any,
+) -> Envelope[SubmissionWindowSet]:
+    """A submission window as ops publishes it (policy intake/submission-window by default)."""
+    policy = SubmissionWindowSet(
+        **{"policy_id": "intake/submission-window", "issued_by": "H200 intake desk", **extra},
+        revision=revision,
+        effective_at=effective_at,
+        max_ahead_s=max_ahead_s,
+        max_behind_s=max_behind_s,
+    )
+    return make_envelope(policy, key=record_key(policy), producer="ops", occurred_at=effective_at, message_id=uuid4())
+
+
+def arriving(message: Envelope[Any], at: datetime, offset: int = 0) -> Envelope[Any]:
+    """`message` as intake reads it from its inbox: with the broker's time of the record (LogAppendTime)."""
+    return message.arrived(Arrival("h200.intake.inbox", 0, offset, at))
 
 
 def given(*history: Envelope[Any]) -> State:

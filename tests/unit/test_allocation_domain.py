@@ -180,7 +180,10 @@ def test_a_ledger_line_names_its_rule_policy_cause_and_time() -> None:
 
     assert isinstance(line, ChipsAllocated)
     assert line.allocation_id == derive_id("allocation", "h200", "B1", A, arrival.id)
-    assert (line.rule, line.policy_ref) == ("first_approved_first_served", None)
+    assert (line.rule, line.policy_ref) == (
+        "first_approved_first_served",
+        PolicyRef(policy_id="allocation/h200", revision=1),
+    )
     assert (line.cause_event_id, line.allocated_at, line.buyer_id) == (arrival.id, minutes(7), "bytedance")
 
 
@@ -211,7 +214,7 @@ def test_denied_and_held_orders_never_reach_the_book() -> None:
 
 
 def test_pools_share_nothing() -> None:
-    book = Book().given(approved(A, 10, pool="h200-east"))
+    book = Book("h200-east", "h200-west").given(approved(A, 10, pool="h200-east"))
 
     assert book.when(batch("B1", 10, pool="h200-west")) == []
     assert grants(book.when(approved(B, 10, pool="h200-west"))) == [(B, "B1", 10)]

@@ -50,14 +50,10 @@ def rejection_codes(event: object) -> list[str]:
 
 def test_a_valid_submission_places_the_order_under_the_id_named_by_buyer_and_reference() -> None:
     placed = then_only(run(submit()))
-    assert placed == OrderPlaced.model_validate({**order_terms(), "order_id": ORDER_ID, "placed_at": AT})
+    assert placed == OrderPlaced.model_validate(
+        {**order_terms(), "order_id": ORDER_ID, "placed_at": AT, "submitted_at": AT}
+    )
     assert placed.order_id == order_id_for(BUYER, REF)
-
-
-def test_an_order_is_placed_when_its_message_was_sent_not_when_the_buyer_claims_it_was_submitted() -> None:
-    placed = then_only(run(submit(submitted_at=AT - timedelta(days=30), occurred_at=LATER)))
-    assert isinstance(placed, OrderPlaced)
-    assert placed.placed_at == LATER
 
 
 def test_other_buyers_may_use_the_same_upstream_reference() -> None:
@@ -68,6 +64,7 @@ def test_other_buyers_may_use_the_same_upstream_reference() -> None:
             **order_terms(buyer_id="alibaba", buyer_name="Alibaba Group"),
             "order_id": order_id_for("alibaba", REF),
             "placed_at": AT,
+            "submitted_at": AT,
         }
     )
 
@@ -109,13 +106,16 @@ def test_a_domestic_commitment_of_ten_times_the_order_is_accepted() -> None:
     assert isinstance(then_only(run(submit(domestic_commitment=commitment))), OrderPlaced)
 
 
-def test_a_submission_dated_more_than_a_day_after_its_message_is_rejected() -> None:
-    rejected = then_only(run(submit(submitted_at=AT + timedelta(days=1, seconds=1))))
-    assert rejection_codes(rejected) == ["submitted_in_the_future"]
+@pytest.mark.parametrize("offset", [timedelta(days=1, seconds=1), -timedelta(days=1, seconds=1)])
+def test_until_a_window_is_published_a_claim_more_than_a_day_from_its_arrival_is_refused(offset: timedelta) -> None:
+    rejected = then_only(run(submit(submitted_at=AT + offset)))
+    assert rejection_codes(rejected) == ["implausible_submitted_at"]
+    assert "fallback window" in rejected.reasons[0].message  # type: ignore[attr-defined]
 
 
-def test_a_submission_dated_up_to_a_day_after_its_message_is_accepted() -> None:
-    assert isinstance(then_only(run(submit(submitted_at=AT + timedelta(days=1)))), OrderPlaced)
+@pytest.mark.parametrize("offset", [domain.FALLBACK_WINDOW, -domain.FALLBACK_WINDOW])
+def test_until_a_window_is_published_a_claim_up_to_a_day_from_its_arrival_is_accepted(offset: timedelta) -> None:
+    assert isinstance(then_only(run(submit(submitted_at=AT + offset))), OrderPlaced)
 
 
 def test_every_failed_check_is_listed_in_one_rejection() -> None:
@@ -135,7 +135,7 @@ def test_every_failed_check_is_listed_in_one_rejection() -> None:
         ("duplicate_document_content", "documents", "intake"),
         ("unit_price_out_of_band", "unit_price_cents", "intake"),
         ("domestic_commitment_implausible", "domestic_commitment.quantity", "intake"),
-        ("submitted_in_the_future", "submitted_at", "intake"),
+        ("implausible_submitted_at", "submitted_at", "intake"),
     ]
     assert (rejected.buyer_id, rejected.upstream_ref, rejected.rejected_at) == (BUYER, REF, AT)
 

@@ -102,6 +102,21 @@ def test_records_keyed_otherwise_are_counted_per_reason_and_logged_once(
     assert "h200.intake.commands[5]@0 is keyed b'" in caplog.records[0].getMessage()
 
 
+def test_the_submission_window_is_copied_into_every_inbox_partition_and_not_counted_as_rekeyed(
+    worker: tuple[intake_app.IntakeWorker, Sent],
+) -> None:
+    intake, sent = worker
+    window = next(p for p in sample_payloads() if isinstance(p, SubmissionWindowSet))
+    envelope = make_envelope(window, key=window.policy_id, producer="ops", occurred_at=AT, message_id=derive_id("w"))
+    record = Record("h200.policy", 0, 7, window.policy_id.encode(), encode(envelope))
+
+    asyncio.run(intake._forward(record, window))
+
+    partitions = BY_NAME[intake_app.INBOX].partitions
+    assert sent.records == [(intake_app.INBOX, record.key, record.value, p) for p in range(partitions)]
+    assert intake.rekeyed.by_reason() == {}
+
+
 @pytest.mark.parametrize(
     ("key", "reason"),
     [

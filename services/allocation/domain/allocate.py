@@ -1,13 +1,16 @@
 """Running the pool's rule on the book: the releases a decision makes, then as many chips allocated as it allows.
 
 Every input that may add supply or eligible demand runs the rule, so after every input either no eligible order
-is unfilled or no batch has chips left (allocation is work-conserving). The book is read in rank order and only
-as far as the rule needs. Deciding never changes the state.
+is unfilled or no batch has chips left (allocation is work-conserving), once the pool has a rule: a pool whose
+AllocationPolicySet has not arrived allocates nothing, and its demand waits for it. Every line cites the policy
+revision it applied. The book is read in rank order and only as far as the rule needs. Deciding never changes the
+state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from heapq import merge
 from typing import Any, Literal
@@ -15,7 +18,7 @@ from uuid import UUID
 
 from schemas.allocation import AllocationReleased, ChipsAllocated
 from schemas.base import Message, PolicyRef
-from schemas.envelope import Envelope, derive_id
+from schemas.envelope import derive_id
 from services.allocation.domain.rules import (
     Claim,
     Grant,
@@ -30,7 +33,15 @@ from services.allocation.domain.state import Allocation, Batch, Order, Pool, Rul
 Why = Literal["order_cancelled", "approval_revoked", "delivery_failed"]
 
 
-def line_fields(pool: Pool, line: Allocation, cause: Envelope[Any]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """The input a decision is made on, and the partition's clock then: the time of everything it decides."""
+
+    id: UUID
+    at: datetime
+
+
+def line_fields(pool: Pool, line: Allocation, cause: Cause) -> dict[str, Any]:
     """What every event about one ledger line names: the line, and the input that caused the event."""
     return {
         "allocation_id": line.allocation_id,
@@ -43,16 +54,16 @@ def line_fields(pool: Pool, line: Allocation, cause: Envelope[Any]) -> dict[str,
     }
 
 
-def release(pool: Pool, line: Allocation, why: Why, cause: Envelope[Any]) -> AllocationReleased:
-    return AllocationReleased(**line_fields(pool, line, cause), why=why, released_at=cause.occurred_at)
+def release(pool: Pool, line: Allocation, why: Why, cause: Cause) -> AllocationReleased:
+    return AllocationReleased(**line_fields(pool, line, cause), why=why, released_at=cause.at)
 
 
 def allocate(
     pool: Pool,
-    cause: Envelope[Any],
+    cause: Cause,
     *,
     releases: Sequence[AllocationReleased] = (),
-    extra_claim: Claim | None = None,
+    extra_claims: Sequence[Claim] = (),
     extra_stock: Stock | None = None,
     leaving: UUID | None = None,
     rule: Rule | None = None,
@@ -60,7 +71,12 @@ def allocate(
 ) -> list[Message]:
     """The releases, then the allocations the rule makes on the book as it stands after the input and them.
 
-    `leaving` names an order whose departure this very decision records (it is still in the book's state)."""
+    `extra_claims` are orders that become eligible with this decision (not in the book's demand yet); `leaving`
+    names an order whose departure this very decision records (it is still in the book's state)."""
+    rule = rule or pool.rule
+    policy_ref = policy_ref or pool.policy_ref
+    if rule is None or policy_ref is None:  # no rule published for the pool yet: demand waits for it
+        return list(releases)
     returned: dict[str, int] = {}
     regained: dict[UUID, int] = {}
     for release in releases:
@@ -71,14 +87,12 @@ def allocate(
     if available == 0:  # the usual case when demand exceeds supply: no need to look at the waiting orders
         return list(releases)
     stock = _stock(pool, returned, extra_stock)
-    claims = _claims(pool, regained, extra_claim, leaving)
-    rule = rule or pool.rule
+    claims = _claims(pool, regained, extra_claims, leaving)
     grants = (
         fill_in_order(claims, stock)
         if rule == "first_approved_first_served"
         else share_in_order(claims, stock, available)
     )
-    policy_ref = policy_ref or pool.policy_ref
     allocations = [
         ChipsAllocated(
             allocation_id=derive_id("allocation", pool.pool_id, grant.batch_id, grant.order_id, cause.id),
@@ -90,18 +104,19 @@ def allocate(
             rule=rule,
             policy_ref=policy_ref,
             cause_event_id=cause.id,
-            allocated_at=_dated(pool, grant, cause.occurred_at, extra_stock, extra_claim),
+            allocated_at=_dated(pool, grant, cause.at, extra_stock, extra_claims),
         )
         for grant in grants
     ]
     return [*releases, *allocations]
 
 
-def _dated(pool: Pool, grant: Grant, at: datetime, stock: Stock | None, claim: Claim | None) -> datetime:
+def _dated(pool: Pool, grant: Grant, at: datetime, stock: Stock | None, claims: Sequence[Claim]) -> datetime:
     """A line is never dated before its batch was ready or its order approved, whatever order inputs came in."""
     batch = pool.batches.get(grant.batch_id)
     ready_at = batch.ready_at if batch else stock.ready_at if stock else at
     order = pool.orders.get(grant.order_id)
+    claim = next((claim for claim in claims if claim.order_id == grant.order_id), None)
     approved_at = order.approved_at if order else claim.approved_at if claim else at
     return max(at, ready_at, approved_at)
 
@@ -115,7 +130,7 @@ def _stock(pool: Pool, returned: dict[str, int], extra: Stock | None) -> Iterato
     return merge(kept, sorted(changed, key=supply_rank), key=supply_rank)
 
 
-def _claims(pool: Pool, regained: dict[UUID, int], extra: Claim | None, leaving: UUID | None) -> Iterator[Claim]:
+def _claims(pool: Pool, regained: dict[UUID, int], extra: Sequence[Claim], leaving: UUID | None) -> Iterator[Claim]:
     """Eligible unfilled orders in approval order, counting the chips this decision takes back from them."""
     kept = (
         _claim_of(pool.orders[order_id])
@@ -123,8 +138,7 @@ def _claims(pool: Pool, regained: dict[UUID, int], extra: Claim | None, leaving:
         if order_id not in regained and order_id != leaving
     )
     changed = [_claim_of(pool.orders[order_id], plus=chips) for order_id, chips in regained.items()]
-    if extra is not None and extra.unfilled > 0:
-        changed.append(extra)
+    changed.extend(claim for claim in extra if claim.unfilled > 0)
     return merge(kept, sorted(changed, key=approval_rank), key=approval_rank)
 
 

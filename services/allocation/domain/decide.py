@@ -1,5 +1,6 @@
-"""What the order book decides on each input: chips allocated as the rule allows, and the protocol with fulfilment
-for lines whose order stops taking chips (see lines.py). Deciding never changes the state."""
+"""What the order book decides on each input, at the partition's clock (admission.py): chips allocated as the rule
+allows to the approvals admitted into the queue, and the protocol with fulfilment for lines whose order stops
+taking chips (see lines.py). Deciding never changes the state."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ from typing import Any
 
 from schemas.approval import (
     ApprovalCancelled,
+    ApprovalExpired,
     ApprovalReinstated,
     ApprovalRevoked,
     ApprovalSuspended,
     OrderApproved,
 )
 from schemas.base import Message, PolicyRef
+from schemas.clock import ApprovalsPassed, ClockTicked
 from schemas.envelope import Envelope
 from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered
 from schemas.policy import AllocationPolicySet
 from schemas.supply import BatchManufactured
-from services.allocation.domain.allocate import allocate
+from services.allocation.domain.admission import admits, admitted_by, after_marker, due_unfilled, passed_before, time_of
+from services.allocation.domain.allocate import Cause, allocate
 from services.allocation.domain.lines import (
     on_delivered,
     on_delivery_failed,
@@ -31,48 +35,81 @@ from services.allocation.domain.state import AllocationState, Pool
 
 
 def decide(state: AllocationState, message: Envelope[Any]) -> list[Message]:
+    cause = Cause(message.id, time_of(state, message))
     match message.payload:
         case OrderApproved() as approved:
-            return _on_approved(state.pool(approved.pool_id), approved, message)
+            return _on_approved(state, approved, cause)
         case BatchManufactured() as batch:
-            return _on_batch(state.pool(batch.pool_id), batch, message)
+            return _on_batch(state.pool(batch.pool_id), batch, cause)
         case AllocationPolicySet() as policy:
-            return _on_policy(state.pool(policy.pool_id), policy, message)
+            return _on_policy(state.pool(policy.pool_id), policy, cause)
         case ApprovalSuspended() as suspended:
-            return on_suspended(state.pool(suspended.pool_id), suspended, message)
+            return on_suspended(state.pool(suspended.pool_id), suspended, cause)
         case ApprovalReinstated() as reinstated:
-            return on_reinstated(state.pool(reinstated.pool_id), reinstated, message)
+            return on_reinstated(state.pool(reinstated.pool_id), reinstated, cause)
         case ApprovalRevoked() as revoked:
-            return on_order_leaving(state.pool(revoked.pool_id), revoked.order_id, "approval_revoked", message)
+            return on_order_leaving(state.pool(revoked.pool_id), revoked.order_id, "revoked", cause)
         case ApprovalCancelled() as cancelled:
-            return on_order_leaving(state.pool(cancelled.pool_id), cancelled.order_id, "order_cancelled", message)
+            return on_order_leaving(state.pool(cancelled.pool_id), cancelled.order_id, "cancelled", cause)
+        case ApprovalExpired() as expired:
+            return on_order_leaving(state.pool(expired.pool_id), expired.order_id, "expired", cause)
         case RecallAnswered() as answered:
-            return on_recall_answered(state.pool(answered.pool_id), answered, message)
+            return on_recall_answered(state.pool(answered.pool_id), answered, cause)
         case DeliveryFailed() as failed:
-            return on_delivery_failed(state.pool(failed.pool_id), failed, message)
+            return on_delivery_failed(state.pool(failed.pool_id), failed, cause)
         case FulfilmentStepRecorded() as recorded if recorded.step == "delivered":
-            return on_delivered(state.pool(recorded.pool_id), recorded, message)
+            return on_delivered(state.pool(recorded.pool_id), recorded, cause)
+        case ClockTicked():
+            return _on_tick(state, cause)
+        case ApprovalsPassed() as marker:
+            return _on_marker(state, marker, cause)
         case _:
             # Denied and held orders never reach the book; ApprovalReleased ends the chain (approval's answer to
             # our OrderClosed); other fulfilment steps only mark shipments.
             return []
 
 
-def _on_approved(pool: Pool, approved: OrderApproved, cause: Envelope[Any]) -> list[Message]:
-    if approved.order_id in pool.orders:
-        return []
+def _on_approved(state: AllocationState, approved: OrderApproved, cause: Cause) -> list[Message]:
+    pool = state.pool(approved.pool_id)
+    if approved.order_id in pool.orders or not admits(state, approved.decided_at):
+        return []  # a repeat, or kept in the book until the markers admit it
     claim = Claim(approved.order_id, approved.buyer_id, approved.decided_at, approved.approved_quantity)
-    return allocate(pool, cause, extra_claim=claim)
+    return allocate(pool, cause, extra_claims=[claim])
 
 
-def _on_batch(pool: Pool, batch: BatchManufactured, cause: Envelope[Any]) -> list[Message]:
+def _on_batch(pool: Pool, batch: BatchManufactured, cause: Cause) -> list[Message]:
     if batch.batch_id in pool.batches:
         return []
     return allocate(pool, cause, extra_stock=Stock(batch.batch_id, batch.ready_at, batch.quantity))
 
 
-def _on_policy(pool: Pool, policy: AllocationPolicySet, cause: Envelope[Any]) -> list[Message]:
+def _on_policy(pool: Pool, policy: AllocationPolicySet, cause: Cause) -> list[Message]:
     if policy.revision <= pool.policy_revision:
         return []
     ref = PolicyRef(policy_id=policy.policy_id, revision=policy.revision)
     return allocate(pool, cause, rule=policy.rule, policy_ref=ref)
+
+
+def _on_tick(state: AllocationState, cause: Cause) -> list[Message]:
+    """Orders left unfilled too long leave the book (their unshipped lines recalled, as for a cancellation)."""
+    events: list[Message] = []
+    for pool in state.pools.values():
+        for order in due_unfilled(pool, cause.at):
+            events.extend(on_order_leaving(pool, order.order_id, "unfilled", cause))
+    return events
+
+
+def _on_marker(state: AllocationState, marker: ApprovalsPassed, cause: Cause) -> list[Message]:
+    """The approvals every source has now passed join the queue, and take free chips as a batch's arrival would
+    give them."""
+    mark = passed_before(*after_marker(state, marker))
+    events: list[Message] = []
+    for pool in state.pools.values():
+        claims = [
+            Claim(order.order_id, order.buyer_id, order.approved_at, order.unfilled)
+            for order in admitted_by(pool, mark)
+            if order.status == "approved"
+        ]
+        if claims:
+            events.extend(allocate(pool, cause, extra_claims=claims))
+    return events

@@ -1,27 +1,33 @@
 """How the order book changes with each input it observes and each allocation or release it decided.
 
-Inputs change status, supply and policy only; quantities move only with the book's own ChipsAllocated and
-AllocationReleased, so the book is exactly the fold of its ledger. The state is updated in place.
+Inputs change the clock, admission, status, supply and policy only; quantities move only with the book's own
+ChipsAllocated and AllocationReleased, so the book is exactly the fold of its ledger. A tick changes the status of
+the orders it closes unfilled and a marker admits approvals, by the same rules `decide` applies (admission.py).
+The state is updated in place.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from schemas.allocation import AllocationRecallRequested, AllocationReleased, ChipsAllocated, OrderClosed
 from schemas.approval import (
     ApprovalCancelled,
+    ApprovalExpired,
     ApprovalReinstated,
     ApprovalRevoked,
     ApprovalSuspended,
     OrderApproved,
 )
 from schemas.base import PolicyRef
+from schemas.clock import ApprovalsPassed, ClockTicked
 from schemas.envelope import Envelope
 from schemas.fulfilment import FulfilmentStepRecorded, RecallAnswered
 from schemas.policy import AllocationPolicySet
 from schemas.supply import BatchManufactured
+from services.allocation.domain.admission import admits, admitted_by, after_marker, due_unfilled, passed_before, time_of
 from services.allocation.domain.state import IN_BOOK, LEAVING, Allocation, AllocationState, Batch, Order, Pool, Status
 
 SHIPPED_STEPS = frozenset({"shipped", "customs_cleared", "held", "released", "delivered", "lost", "refused"})
@@ -29,9 +35,10 @@ SHIPPED_STEPS = frozenset({"shipped", "customs_cleared", "held", "released", "de
 
 
 def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
+    now = state.now = time_of(state, message)
     match message.payload:
         case OrderApproved() as approved:
-            _approved(state.pool_for_update(approved.pool_id), approved)
+            _approved(state.pool_for_update(approved.pool_id), approved, admitted=admits(state, approved.decided_at))
         case BatchManufactured() as batch:
             _manufactured(state.pool_for_update(batch.pool_id), batch)
         case AllocationPolicySet() as policy:
@@ -44,6 +51,12 @@ def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
             _left(state.pool_for_update(revoked.pool_id), revoked.order_id, "revoked")
         case ApprovalCancelled() as cancelled:
             _left(state.pool_for_update(cancelled.pool_id), cancelled.order_id, "cancelled")
+        case ApprovalExpired() as expired:
+            _left(state.pool_for_update(expired.pool_id), expired.order_id, "expired")
+        case ClockTicked():
+            _ticked(state, now)
+        case ApprovalsPassed() as marker:
+            _marked(state, marker)
         case FulfilmentStepRecorded() as recorded if recorded.step in SHIPPED_STEPS:
             _shipped(state.pool_for_update(recorded.pool_id), recorded)
         case AllocationRecallRequested() as recall:
@@ -63,12 +76,28 @@ def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
     return state
 
 
-def _approved(pool: Pool, approved: OrderApproved) -> None:
+def _approved(pool: Pool, approved: OrderApproved, *, admitted: bool) -> None:
     if approved.order_id in pool.orders:
         return
     order = Order(approved.order_id, approved.buyer_id, approved.approved_quantity, approved.decided_at)
+    order.admitted = admitted
     pool.orders[order.order_id] = order
     pool.refresh_order(order)
+
+
+def _ticked(state: AllocationState, now: datetime) -> None:
+    for pool in state.pools.values():
+        for order in due_unfilled(pool, now):
+            _left(pool, order.order_id, "unfilled")
+
+
+def _marked(state: AllocationState, marker: ApprovalsPassed) -> None:
+    state.passed, state.lanes, state.sources = after_marker(state, marker)
+    mark = passed_before(state.passed, state.lanes, state.sources)
+    for pool in state.pools.values():
+        for order in admitted_by(pool, mark):
+            order.admitted = True
+            pool.refresh_order(order)
 
 
 def _manufactured(pool: Pool, batch: BatchManufactured) -> None:
@@ -84,6 +113,8 @@ def _policy_set(pool: Pool, policy: AllocationPolicySet) -> None:
     if policy.revision > pool.policy_revision:
         pool.rule = policy.rule
         pool.policy_ref = PolicyRef(policy_id=policy.policy_id, revision=policy.revision)
+        after = policy.close_unfilled_after_s
+        pool.close_unfilled_after = None if after is None else timedelta(seconds=after)
 
 
 def _toggle(pool: Pool, message: Envelope[Any], order_id: UUID, before: Status, after: Status) -> None:

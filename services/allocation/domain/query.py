@@ -16,11 +16,14 @@ class OrderPosition:
     buyer_id: str
     status: Status
     eligible: bool
+    """Approved, not suspended, and admitted into the queue: it may receive chips."""
     approved_quantity: int
     allocated: int
     """Chips of live allocations (net of releases), shipped or not."""
     unfilled: int
-    """Chips still owed: 0 once the order has left the book (revoked, cancelled, closed)."""
+    """Chips still owed: 0 once the order has left the book (revoked, cancelled, expired, unfilled, closed)."""
+    admitted: bool
+    """In the queue: every approval decided before it has reached the book (or no marker has been seen yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,8 @@ class AllocationLine:
 @dataclass(frozen=True, slots=True)
 class BookSummary:
     pool_id: str
-    rule: Rule
+    rule: Rule | None
+    """None until the pool's first AllocationPolicySet."""
     policy_ref: PolicyRef | None
     orders: tuple[OrderPosition, ...]
     """Every order the pool has seen, by order id (as a string)."""
@@ -75,6 +79,7 @@ def book_summary(state: AllocationState, pool_id: str) -> BookSummary:
             order.approved_quantity,
             order.allocated,
             order.unfilled,
+            order.admitted,
         )
         for order in sorted(pool.orders.values(), key=lambda order: str(order.order_id))
     )

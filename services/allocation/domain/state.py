@@ -1,25 +1,26 @@
-"""The order book of each pool: approved orders, manufactured batches, the allocations between them, the rule."""
+"""The order book of each pool (approved orders, manufactured batches, the allocations between them, the rule in
+force) and what the inbox partition knows of time: its clock and how far approval has passed on every lane."""
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from schemas.base import PolicyRef
 
 Rule = Literal["first_approved_first_served", "pro_rata"]
-DEFAULT_RULE: Rule = "first_approved_first_served"
 
-Status = Literal["approved", "suspended", "revoked", "cancelled", "closed"]
-"""approved: takes chips; suspended: keeps its chips, takes no new ones; revoked and cancelled: leaving the book,
-its unshipped lines recalled; closed: done, what it kept is final."""
+Status = Literal["approved", "suspended", "revoked", "cancelled", "expired", "unfilled", "closed"]
+"""approved: takes chips (once admitted); suspended: keeps its chips, takes no new ones; revoked, cancelled, expired
+(its licence ended) and unfilled (not filled in the pool's close_unfilled_after_s): leaving the book, its
+unshipped lines recalled; closed: done, what it kept is final."""
 
 IN_BOOK: frozenset[Status] = frozenset({"approved", "suspended"})
-LEAVING: frozenset[Status] = frozenset({"revoked", "cancelled"})
+LEAVING: frozenset[Status] = frozenset({"revoked", "cancelled", "expired", "unfilled"})
 
 OrderRank = tuple[datetime, str, UUID]
 """Approval time, then order id as a string (the UUID itself rides along, never compared: ids are unique)."""
@@ -65,6 +66,8 @@ class Order:
     """Every allocation the order ever received, oldest first."""
     recalls: set[UUID] = field(default_factory=set)
     """Lines whose recall fulfilment has not answered yet: the order closes when none is left."""
+    admitted: bool = True
+    """In the queue: every approval decided before it has reached the book (see admission.py)."""
 
     @property
     def rank(self) -> OrderRank:
@@ -72,8 +75,8 @@ class Order:
 
     @property
     def eligible(self) -> bool:
-        """Approved by both gates right now: the only orders that may receive chips."""
-        return self.status == "approved"
+        """Approved by both gates right now and admitted: the only orders that may receive chips."""
+        return self.status == "approved" and self.admitted
 
     @property
     def unfilled(self) -> int:
@@ -116,13 +119,19 @@ class Allocation:
 @dataclass(slots=True)
 class Pool:
     pool_id: str
-    rule: Rule = DEFAULT_RULE
+    rule: Rule | None = None
+    """None until the pool's first AllocationPolicySet: a pool without a rule allocates nothing."""
     policy_ref: PolicyRef | None = None
+    close_unfilled_after: timedelta | None = None
     orders: dict[UUID, Order] = field(default_factory=dict)
     batches: dict[str, Batch] = field(default_factory=dict)
     allocations: dict[UUID, Allocation] = field(default_factory=dict)
     demand: Ranking[OrderRank] = field(default_factory=Ranking)
     """Eligible orders with unfilled quantity, first approved first."""
+    open: Ranking[OrderRank] = field(default_factory=Ranking)
+    """Admitted orders in the book with unfilled quantity (suspended or not): those that may be closed unfilled."""
+    waiting: Ranking[OrderRank] = field(default_factory=Ranking)
+    """Orders in the book not admitted yet, first approved first."""
     supply: Ranking[BatchRank] = field(default_factory=Ranking)
     """Batches with chips left, in supply order."""
     available: int = 0
@@ -137,10 +146,9 @@ class Pool:
         return self.policy_ref.revision if self.policy_ref else 0
 
     def refresh_order(self, order: Order) -> None:
-        if order.eligible and order.unfilled > 0:
-            self.demand.add(order.rank)
-        else:
-            self.demand.discard(order.rank)
+        _keep(self.demand, order.rank, order.eligible and order.unfilled > 0)
+        _keep(self.open, order.rank, order.admitted and order.unfilled > 0)
+        _keep(self.waiting, order.rank, not order.admitted and order.status in IN_BOOK)
 
     def refresh_batch(self, batch: Batch) -> None:
         if batch.remaining > 0:
@@ -149,11 +157,25 @@ class Pool:
             self.supply.discard(batch.rank)
 
 
+def _keep(ranking: Ranking[OrderRank], rank: OrderRank, kept: bool) -> None:
+    if kept:
+        ranking.add(rank)
+    else:
+        ranking.discard(rank)
+
+
 @dataclass(slots=True)
 class AllocationState:
-    """Every pool of one inbox partition; pools never affect each other."""
+    """Every pool of one inbox partition (pools never affect each other), and the partition's view of time."""
 
     pools: dict[str, Pool] = field(default_factory=dict)
+    now: datetime | None = None
+    """The partition's clock: the latest tick or arrival seen; it never goes back."""
+    passed: dict[tuple[int, int], datetime] = field(default_factory=dict)
+    """(lane, source) -> the latest `at` of approval's ApprovalsPassed markers: empty until the first marker."""
+    lanes: int = 0
+    sources: int = 0
+    """How many lanes and sources the markers name (the largest seen: partitions are only ever added)."""
 
     def pool(self, pool_id: str) -> Pool:
         """The pool, or an empty one that is not stored (deciding must not change the state)."""

@@ -1,4 +1,14 @@
-"""The pure core of approval, in the decider shape of services.common.decider: NAME, initial_state, decide, evolve.
+"""The pure core of approval, in the decider shape of services.common.decider: NAME, initial_state, decide, evolve
+and time_of.
+
+Time (docs/time.md): each partition keeps a clock `now`, the latest tick or arrival it has seen; it never goes
+back and every decision is made at it (`decided_at`, and the time the gates are checked at). A policy takes effect
+when `now` reaches its effective_at; until then it is pending and changes nothing. As `now` passes a time, what
+falls due is decided in the same step, before the input that moved it: pending policies coming into force (with
+their consequences), a licence's valid_until (its open approvals EXPIRE; what shipped stays counted), a licence's
+valid_from or a tranche's opens_at (the buyer's held orders are examined again). A tranche closing changes nothing
+for approvals already given. After a tick read from the inbox, the partition writes ApprovalsPassed(at=now) to every
+lane of h200.approvals: it decides nothing more dated before `now`.
 
 Rules where the law left a choice (all numbers come from policy events):
 - No licence at all, a licence outside its validity window, no import authorisation yet, a suspended importer,
@@ -8,13 +18,17 @@ Rules where the law left a choice (all numbers come from policy events):
 - An approval draws on one licence (the one expiring first with chips left) and one tranche (closing first).
 - The latest revision of a policy is the policy: a licence issued again after a revocation is in force again.
 - A licence or quota cut below what open approvals hold revokes the newest approvals until the rest fit.
-- Held orders are reconsidered on every newer policy concerning their buyer (use rules: every buyer), oldest hold
-  first; a revocation therefore denies them at once. A cancelled held order leaves silently, never to be decided.
+- Held orders are reconsidered on every newer policy in force concerning their buyer (use rules: every buyer),
+  oldest hold first; a revocation therefore denies them at once. A cancelled held order leaves silently, never to
+  be decided.
+- Licence and quota use is given back only when the order book closes an order (OrderClosed: delivered, ended by
+  a cancellation, revocation or expiry, or left unfilled too long), and only for the chips it did not keep.
 """
 
 from services.approval import NAME
 from services.approval.domain.decide import decide
+from services.approval.domain.due import time_of
 from services.approval.domain.evolve import evolve
 from services.approval.domain.state import ApprovalState, initial_state
 
-__all__ = ["NAME", "ApprovalState", "decide", "evolve", "initial_state"]
+__all__ = ["NAME", "ApprovalState", "decide", "evolve", "initial_state", "time_of"]

@@ -1,8 +1,9 @@
-"""What a later policy does to approvals already given: suspend, reinstate, revoke, or trim to a smaller limit."""
+"""What a policy coming into force does to approvals already given (suspend, reinstate, revoke, trim to a smaller
+limit) and to held orders, and what the end of a licence's validity does to the approvals drawing on it."""
 
 from __future__ import annotations
 
-from schemas.approval import ApprovalReinstated, ApprovalRevoked, ApprovalSuspended
+from schemas.approval import ApprovalExpired, ApprovalReinstated, ApprovalRevoked, ApprovalSuspended
 from schemas.base import Gate, Message, PolicyRef, Reason
 from schemas.policy import (
     DeniedPartyListed,
@@ -12,14 +13,27 @@ from schemas.policy import (
     ImporterReinstated,
     ImporterRevoked,
     ImporterSuspended,
+    ImportUseRulesSet,
     PolicyEvent,
     TrancheQuotaSet,
 )
 from services.approval.domain.gates import TEXT_LIMIT
-from services.approval.domain.policies import ref_of
-from services.approval.domain.state import OrderRecord
+from services.approval.domain.policies import BuyerPolicyEvent, apply_to_buyer, apply_to_shared, ref_of
+from services.approval.domain.state import ApprovalState, OrderRecord
 from services.approval.domain.trial import Trial
-from services.approval.domain.verdict import decision_fields
+from services.approval.domain.verdict import Cause, decision_fields
+
+
+def policy_in_force(state: ApprovalState, event: PolicyEvent, cause: Cause) -> list[Message]:
+    """A policy revision coming into force: its effect on open approvals, then every held order it concerns, decided
+    again. The same whether it is in force on arrival or later, when the partition clock reaches its effective_at."""
+    trial = Trial(state, cause, apply_to_shared(state.shared, event))
+    if isinstance(event, ImportUseRulesSet):
+        return trial.reconsider_held(None)
+    if not isinstance(event, BuyerPolicyEvent):
+        return []
+    trial.policies[event.buyer_id] = apply_to_buyer(state.book_of(event.buyer_id).policy, event)
+    return consequences(trial, event) + trial.reconsider_held(event.buyer_id)
 
 
 def reason(gate: Gate, code: str, message: str) -> Reason:
@@ -47,6 +61,9 @@ def consequences(trial: Trial, event: PolicyEvent) -> list[Message]:
             why = reason("us_export", "licence_revoked", f"licence {event.licence_id} revoked: {event.reason}")
             under = [order for order in approvals_of(trial, event.buyer_id) if on_licence(order, event.licence_id)]
             return revoke_all(trial, under, why, trigger)
+        case ExportLicenceIssued() if event.valid_until <= trial.cause.at:
+            # Issued again with a validity that has already ended: its approvals end as if it had just expired.
+            return expire(trial, event.buyer_id, event.licence_id)
         case ExportLicenceIssued():
             why = reason("us_export", "licence_reduced", f"licence {event.licence_id} cut to {event.quantity} chips")
             under = [order for order in approvals_of(trial, event.buyer_id) if on_licence(order, event.licence_id)]
@@ -56,6 +73,23 @@ def consequences(trial: Trial, event: PolicyEvent) -> list[Message]:
             under = [order for order in approvals_of(trial, event.buyer_id) if on_tranche(order, event.tranche_id)]
             return trim(trial, under, event.quantity, why, trigger)
     return []
+
+
+def expire(trial: Trial, buyer_id: str, licence_id: str) -> list[Message]:
+    """The licence in force no longer covers the decision time: every open approval drawing on it expires (a
+    licence renewed in time covers it still and nothing expires)."""
+    licence = trial.policy(buyer_id).licences.get(licence_id)
+    if licence is None or licence.valid_until > trial.cause.at:
+        return []
+    text = f"licence {licence_id} is valid only until {licence.valid_until.isoformat()}"
+    why = reason("us_export", "licence_expired", text)
+    expired: list[Message] = []
+    for order in approvals_of(trial, buyer_id):
+        if on_licence(order, licence_id) and order.order_id not in trial.closing:
+            fields = decision_fields(order.placed, (licence.ref, *trial.grant_refs(order)), trial.cause)
+            trial.closing.add(order.order_id)
+            expired.append(ApprovalExpired(**fields, licence_id=licence_id, reason=why))
+    return expired
 
 
 def approvals_of(trial: Trial, buyer_id: str, status: str | None = None) -> list[OrderRecord]:

@@ -1,4 +1,7 @@
-"""evolve(state, message) -> the state after an input or one of approval's own events (updated in place)."""
+"""evolve(state, message) -> the state after an input or one of approval's own events (updated in place).
+
+Like decide, it first moves the partition clock: pending policies that the new time reaches come into force (the
+decisions they cause follow as approval's own events)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from typing import Any
 
 from schemas.approval import (
     ApprovalCancelled,
+    ApprovalExpired,
     ApprovalReinstated,
     ApprovalReleased,
     ApprovalRevoked,
@@ -17,7 +21,8 @@ from schemas.approval import (
 from schemas.envelope import Envelope
 from schemas.intake import OrderCancelled, OrderDocumentsAdded, OrderPlaced
 from schemas.policy import PolicyEvent
-from services.approval.domain.policies import BuyerPolicyEvent, apply_to_buyer, apply_to_shared, is_newer
+from services.approval.domain.due import bring_due_into_force, falls_due, next_due, record_pending, time_of
+from services.approval.domain.policies import bring_into_force, is_newer, supersedes
 from services.approval.domain.state import ApprovalState, BuyerBook, Grant, OrderRecord
 from services.approval.domain.trial import kinds_of
 
@@ -29,6 +34,7 @@ StatusChange = (
     | ApprovalReinstated
     | ApprovalRevoked
     | ApprovalCancelled
+    | ApprovalExpired
 )
 
 
@@ -36,6 +42,11 @@ def evolve(state: ApprovalState, message: Envelope[Any]) -> ApprovalState:
     if message.id in state.applied:
         return state
     state.applied.add(message.id)
+    now = time_of(state, message)
+    moved = falls_due(state, now)
+    if moved:
+        bring_due_into_force(state, now)
+    state.now = now
     payload = message.payload
     if isinstance(payload, OrderPlaced):
         book = state.buyers.setdefault(payload.buyer_id, BuyerBook())
@@ -48,16 +59,26 @@ def evolve(state: ApprovalState, message: Envelope[Any]) -> ApprovalState:
     elif isinstance(payload, OrderCancelled):
         cancel(state, payload)
     elif isinstance(payload, PolicyEvent) and is_newer(state.revisions, payload):
+        # Seen now, so a repeat is ignored; in force now or, if effective later, when the clock gets there.
         state.revisions[payload.policy_id] = payload.revision
-        state.shared = apply_to_shared(state.shared, payload)
-        if isinstance(payload, BuyerPolicyEvent):
-            book = state.buyers.setdefault(payload.buyer_id, BuyerBook())
-            book.policy = apply_to_buyer(book.policy, payload)
-    elif isinstance(payload, ApprovalReleased):
+        if payload.effective_at > now:
+            record_pending(state, payload)
+        elif supersedes(state, payload):
+            bring_into_force(state, payload)
+        moved = True
+    else:
+        fold_decision(state, payload)
+    if moved:
+        state.next_due = next_due(state)
+    return state
+
+
+def fold_decision(state: ApprovalState, payload: object) -> None:
+    """One of approval's own events (decide folds them into its copy the same way)."""
+    if isinstance(payload, ApprovalReleased):
         released(state, payload)
     elif isinstance(payload, StatusChange):
         decided(state, payload)
-    return state
 
 
 def cancel(state: ApprovalState, cancelled: OrderCancelled) -> None:
@@ -79,6 +100,9 @@ def decided(state: ApprovalState, event: StatusChange) -> None:
         order.grant = Grant(event.licence_id, event.tranche_id, event.approved_quantity, event.decided_at)
         state.buyers[event.buyer_id].usage.commit(event.licence_id, event.tranche_id, event.approved_quantity)
     elif isinstance(event, OrderHeld):
+        if order.status == "cancelled":
+            # Held again as time passed, in the step of the cancellation that evolve folded just before.
+            return
         order.status = "held"
         order.held_since = order.held_since or event.decided_at
         order.held_reasons = event.reasons
@@ -92,6 +116,8 @@ def decided(state: ApprovalState, event: StatusChange) -> None:
         order.status = "approved"
     elif isinstance(event, ApprovalCancelled):
         order.status = "cancelled"
+    elif isinstance(event, ApprovalExpired):
+        order.status = "expired"
     else:
         order.status = "revoked"
     state.held.pop(order.order_id, None)
@@ -102,6 +128,6 @@ def released(state: ApprovalState, event: ApprovalReleased) -> None:
     if order is None or order.released:
         return
     order.released = True
-    if event.why == "closed":
+    if event.why in ("closed", "unfilled"):
         order.status = "closed"
     state.buyers[event.buyer_id].usage.release(event.licence_id, event.tranche_id, event.quantity)

@@ -18,7 +18,15 @@ from schemas.policy import (
     PolicyEvent,
     TrancheQuotaSet,
 )
-from services.approval.domain.state import BuyerPolicy, Importer, Licence, SharedPolicy, Tranche
+from services.approval.domain.state import (
+    ApprovalState,
+    BuyerBook,
+    BuyerPolicy,
+    Importer,
+    Licence,
+    SharedPolicy,
+    Tranche,
+)
 
 BuyerPolicyEvent = (
     ExportLicenceIssued
@@ -51,8 +59,23 @@ def ref_of(event: PolicyEvent) -> PolicyRef:
 
 
 def is_newer(revisions: dict[str, int], event: PolicyEvent) -> bool:
-    """Only a revision above the last applied one of its policy counts: stale and repeated ones are ignored."""
+    """Only a revision above the last one seen of its policy counts: stale and repeated ones are ignored."""
     return isinstance(event, APPROVAL_POLICIES) and event.revision > revisions.get(event.policy_id, 0)
+
+
+def supersedes(state: ApprovalState, event: PolicyEvent) -> bool:
+    """A revision coming into force replaces the one in force only if it is newer: a pending revision overtaken by
+    a later one that took effect first never comes into force."""
+    return event.revision > state.in_force.get(event.policy_id, 0)
+
+
+def bring_into_force(state: ApprovalState, event: PolicyEvent) -> None:
+    """Make `event` the revision in force of its policy (the caller checked `supersedes`)."""
+    state.in_force[event.policy_id] = event.revision
+    state.shared = apply_to_shared(state.shared, event)
+    if isinstance(event, BuyerPolicyEvent):
+        book = state.buyers.setdefault(event.buyer_id, BuyerBook())
+        book.policy = apply_to_buyer(book.policy, event)
 
 
 def apply_to_shared(shared: SharedPolicy, event: PolicyEvent) -> SharedPolicy:

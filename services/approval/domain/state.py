@@ -1,4 +1,5 @@
-"""What approval remembers: the policies in force per buyer, the shared rules, and every order of the partition."""
+"""What approval remembers: the partition clock, the policies in force per buyer and those not yet in force, the
+shared rules, and every order of the partition."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from uuid import UUID
 
 from schemas.base import PolicyRef, Reason
 from schemas.intake import OrderPlaced
-from schemas.policy import ImportUseRulesSet
+from schemas.policy import ImportUseRulesSet, PolicyEvent
 
-OrderStatus = Literal["placed", "held", "approved", "suspended", "revoked", "denied", "cancelled", "closed"]
+OrderStatus = Literal["placed", "held", "approved", "suspended", "revoked", "expired", "denied", "cancelled", "closed"]
 ImporterStatus = Literal["authorised", "suspended", "revoked"]
 
 
@@ -123,8 +124,9 @@ class OrderRecord:
 
     @property
     def awaiting_close(self) -> bool:
-        """Ended (cancelled or revoked) while approved: its licence and quota wait for the order book's OrderClosed."""
-        return self.status in ("cancelled", "revoked") and self.grant is not None and not self.released
+        """Ended (cancelled, revoked or expired) while approved: its licence and quota wait for the order book's
+        OrderClosed."""
+        return self.status in ("cancelled", "revoked", "expired") and self.grant is not None and not self.released
 
     @property
     def is_open_approval(self) -> bool:
@@ -144,12 +146,31 @@ class BuyerBook:
         return sorted(found, key=approval_order)
 
 
+@dataclass(frozen=True)
+class PendingPolicy:
+    """A policy revision seen before its effective_at: it comes into force when the partition clock reaches it."""
+
+    effective_at: datetime
+    seq: int
+    """Arrival order among pending policies: the tie-break between equal effective times."""
+    event: PolicyEvent
+
+
 @dataclass
 class ApprovalState:
+    now: datetime | None = None
+    """The partition clock: the latest tick or arrival seen. Never goes back; every decision is made at it."""
+    pending: list[PendingPolicy] = field(default_factory=list)
+    """Policies seen but not yet in force, in the order they come into force (effective_at, arrival)."""
+    pending_seen: int = 0
+    in_force: dict[str, int] = field(default_factory=dict)
+    """The revision in force of every policy_id (`revisions` counts revisions seen, pending ones too)."""
+    next_due: datetime | None = None
+    """The earliest time after `now` at which something falls due (a policy, a licence or tranche boundary)."""
     buyers: dict[str, BuyerBook] = field(default_factory=dict)
     shared: SharedPolicy = field(default_factory=SharedPolicy)
     revisions: dict[str, int] = field(default_factory=dict)
-    """The last applied revision of every policy_id."""
+    """The last revision seen of every policy_id, in force or pending: an older or repeated one is ignored."""
     applied: set[UUID] = field(default_factory=set)
     """Ids of every envelope folded: a repeated one is ignored."""
     held: dict[UUID, str] = field(default_factory=dict)
@@ -165,13 +186,18 @@ class ApprovalState:
         return self.book_of(buyer_id).orders.get(order_id)
 
     def held_orders(self, buyer_id: str | None = None) -> list[OrderRecord]:
-        """Held orders of one buyer (or of all), in the order they are re-examined: held time, then order_id."""
+        """Held orders of one buyer (or of all), in the order they are re-examined: held time, then placed first."""
         found = [
             self.buyers[buyer].orders[order_id]
             for order_id, buyer in self.held.items()
             if buyer_id is None or buyer == buyer_id
         ]
-        return sorted(found, key=lambda order: (order.held_since or order.placed.placed_at, order.order_id))
+        return sorted(found, key=hold_order)
+
+
+def hold_order(order: OrderRecord) -> tuple[datetime, datetime, UUID]:
+    # Orders held at the same partition time: the one placed first is looked at first.
+    return (order.held_since or order.placed.placed_at, order.placed.placed_at, order.order_id)
 
 
 def approval_order(order: OrderRecord) -> tuple[datetime, UUID]:

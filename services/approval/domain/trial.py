@@ -11,7 +11,9 @@ from schemas.approval import ApprovalReleased
 from schemas.base import Message, PolicyRef, Reason
 from schemas.intake import SupportingDocument
 from services.approval.domain.state import ApprovalState, BuyerPolicy, OrderRecord, SharedPolicy, Usage
-from services.approval.domain.verdict import Cause, Evaluation, decision, decision_fields, decision_time, evaluate
+from services.approval.domain.verdict import Cause, Evaluation, decision, decision_fields, evaluate
+
+ReleaseWhy = Literal["cancelled", "revoked", "expired", "closed", "unfilled"]
 
 
 def kinds_of(documents: Iterable[SupportingDocument]) -> frozenset[str]:
@@ -52,8 +54,7 @@ class Trial:
         """Decide on an order now; None if it stays held for the very same reasons."""
         kinds = order.document_kinds if document_kinds is None else document_kinds
         buyer = order.buyer_id
-        at = decision_time(order.placed, self.cause)
-        found = evaluate(order.placed, kinds, self.policy(buyer), self.shared, self.usage(buyer), at)
+        found = evaluate(order.placed, kinds, self.policy(buyer), self.shared, self.usage(buyer), self.cause.at)
         if found.outcome == "deny" and self.release_pending(buyer) and all(r.code in EXHAUSTED for r in found.reasons):
             found = awaiting_release(found)
         if found.outcome == "hold" and found.reasons == order.held_reasons:
@@ -74,9 +75,7 @@ class Trial:
         )
         return any(order.order_id not in self.released for order in ended)
 
-    def release(
-        self, order: OrderRecord, why: Literal["cancelled", "revoked", "closed"], kept: int
-    ) -> ApprovalReleased:
+    def release(self, order: OrderRecord, why: ReleaseWhy, kept: int) -> ApprovalReleased:
         """Give back the licence and quota use of an ended order, less the `kept` chips that shipped."""
         grant = order.grant
         if grant is None:

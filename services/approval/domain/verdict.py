@@ -18,7 +18,7 @@ Outcome = Literal["approve", "deny", "hold"]
 
 @dataclass(frozen=True)
 class Cause:
-    """The input a decision answers: its envelope id and time."""
+    """The input a decision answers (its envelope id) and the partition clock once it is seen: the decision time."""
 
     event_id: UUID
     at: datetime
@@ -48,12 +48,6 @@ def unique(refs: tuple[PolicyRef, ...]) -> tuple[PolicyRef, ...]:
     return tuple(dict.fromkeys(refs))
 
 
-def decision_time(order: OrderPlaced, cause: Cause) -> datetime:
-    """When a decision on an order is taken: at its cause, but never before the order was placed (a policy
-    effective earlier that reaches approval after the order is applied to the order as it stands)."""
-    return max(cause.at, order.placed_at)
-
-
 def decision_fields(order: OrderPlaced, refs: tuple[PolicyRef, ...], cause: Cause) -> DecisionFields:
     return DecisionFields(
         order_id=order.order_id,
@@ -61,7 +55,7 @@ def decision_fields(order: OrderPlaced, refs: tuple[PolicyRef, ...], cause: Caus
         pool_id=order.pool_id,
         policy_refs=unique(refs),
         cause_event_id=cause.event_id,
-        decided_at=decision_time(order, cause),
+        decided_at=cause.at,
     )
 
 

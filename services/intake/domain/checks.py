@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from schemas.base import Reason
 from schemas.intake import OrderTerms, SubmitOrder, SupportingDocument
+from services.intake.domain.window import Window, span
 
 MIN_UNIT_PRICE_CENTS = 1_000_00
 MAX_UNIT_PRICE_CENTS = 100_000_00
@@ -20,19 +21,16 @@ Not a government rule: a price outside it is most likely a unit mistake (dollars
 MAX_DOMESTIC_COMMITMENT_RATIO = 10
 """A commitment to buy more than 10 domestic chips per H200 ordered is taken for a typing mistake."""
 
-MAX_CLOCK_SKEW = timedelta(days=1)
-"""How far submitted_at may lie ahead of the envelope's occurred_at before the sender's clock is distrusted."""
-
 _MAX_MESSAGE = 500  # schemas.base.Text
 
 
-def submission_problems(command: SubmitOrder, received_at: datetime) -> list[Reason]:
+def submission_problems(command: SubmitOrder, arrival: datetime, window: Window) -> list[Reason]:
     """Every check the submission fails, in a stable order; empty when it may be recorded."""
     return [
         *duplicate_documents(command.documents),
         *_price_problems(command),
         *_commitment_problems(command),
-        *_clock_problems(command, received_at),
+        *claim_problems(command, arrival, window),
     ]
 
 
@@ -91,14 +89,18 @@ def _commitment_problems(terms: OrderTerms) -> list[Reason]:
     ]
 
 
-def _clock_problems(command: SubmitOrder, received_at: datetime) -> list[Reason]:
-    if command.submitted_at - received_at <= MAX_CLOCK_SKEW:
+def claim_problems(command: SubmitOrder, arrival: datetime, window: Window) -> list[Reason]:
+    """A submitted_at too far after or before the submission's arrival: the sender's clock, or a backdating."""
+    claim = command.submitted_at
+    if arrival - window.max_behind <= claim <= arrival + window.max_ahead:
         return []
+    offset = claim - arrival
+    side = "after" if offset > timedelta(0) else "before"
     return [
         intake_reason(
-            "submitted_in_the_future",
-            f"submitted_at {command.submitted_at.isoformat()} is more than {MAX_CLOCK_SKEW} after the message "
-            f"was sent ({received_at.isoformat()}): the sender's clock is wrong",
+            "implausible_submitted_at",
+            f"submitted_at {claim.isoformat()} is {span(abs(offset))} {side} the submission arrived "
+            f"({arrival.isoformat()}), outside {window.describe()}",
             "submitted_at",
         )
     ]

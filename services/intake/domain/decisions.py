@@ -1,9 +1,10 @@
 """What intake decides on each command.
 
-Times: every event takes the input envelope's `occurred_at` (placed_at, rejected_at, cancelled_at, added_at),
-never the command's own submitted_at/requested_at. Those are the sender's claims: a backdated submitted_at
-would move an order ahead of others, and intake checks submitted_at against occurred_at, so occurred_at is
-the reference. It is also the time `services.common.decider.wrap` gives the events' envelopes.
+Times: intake decides when it learned of a command, its arrival in h200.intake.inbox (`learned_at`: the broker's
+LogAppendTime, docs/time.md). placed_at, rejected_at, cancelled_at and added_at are that arrival, never the
+command's own submitted_at/requested_at: those are the sender's claims, and a backdated submitted_at would move an
+order ahead of others. The claim is kept on OrderPlaced and checked against the arrival (the submission window).
+The arrival is also the time `services.common.decider.wrap` gives the events' envelopes.
 
 A reference is bound to its first submission for good: a resend with the same terms decides nothing, with
 other terms it is rejected as a conflict. That holds for a rejected first submission too (a fixed order
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.base import Message, Reason
-from schemas.envelope import Envelope, order_id_for
+from schemas.envelope import Envelope, learned_at, order_id_for
 from schemas.intake import (
     AddOrderDocuments,
     CancelOrder,
@@ -28,20 +29,25 @@ from schemas.intake import (
     OrderTerms,
     SubmitOrder,
 )
+from schemas.policy import SubmissionWindowSet
 from services.intake.domain.checks import duplicate_documents, intake_reason, submission_problems
 from services.intake.domain.records import TERM_FIELDS, State, Submission, terms_of
+from services.intake.domain.window import Window, window_at
 
 _UNORDERED_FIELDS = frozenset({"declared_uses", "documents"})
 
 
 def decide(state: State, message: Envelope[Any]) -> list[Message]:
-    """The events a command causes; none for an envelope already applied."""
+    """The events a command causes; none for an envelope already applied or for a window (it is only folded)."""
     if message.id in state.applied:
         return []
     payload = message.payload
     match payload:
         case SubmitOrder():
-            return _submit(state, payload, message.occurred_at)
+            at = learned_at(message)
+            return _submit(state, payload, at, window_at(state.windows, at))
+        case SubmissionWindowSet():
+            return []
         case CancelOrder():
             return _cancel(state, message, payload)
         case AddOrderDocuments():
@@ -50,17 +56,18 @@ def decide(state: State, message: Envelope[Any]) -> list[Message]:
             raise TypeError(f"intake does not decide on {type(payload).__name__}")
 
 
-def _submit(state: State, command: SubmitOrder, at: datetime) -> list[Message]:
+def _submit(state: State, command: SubmitOrder, at: datetime, window: Window) -> list[Message]:
     order_id = order_id_for(command.buyer_id, command.upstream_ref)
     known = state.orders.get(order_id)
     if known is not None:
         conflicts = _conflicts(known, terms_of(command))
         return [_rejected(command, conflicts, at)] if conflicts else []
-    problems = submission_problems(command, at)
+    problems = submission_problems(command, at, window)
     if problems:
         return [_rejected(command, problems, at)]
     terms = {name: getattr(command, name) for name in TERM_FIELDS}
-    return [OrderPlaced.model_validate({**terms, "order_id": order_id, "placed_at": at})]
+    placed = {**terms, "order_id": order_id, "placed_at": at, "submitted_at": command.submitted_at}
+    return [OrderPlaced.model_validate(placed)]
 
 
 def _conflicts(known: Submission, resent: OrderTerms) -> list[Reason]:
@@ -95,7 +102,7 @@ def _cancel(state: State, message: Envelope[Any], command: CancelOrder) -> list[
         return []
     return [
         OrderCancelled(
-            order_id=order_id, buyer_id=command.buyer_id, reason=command.reason, cancelled_at=message.occurred_at
+            order_id=order_id, buyer_id=command.buyer_id, reason=command.reason, cancelled_at=learned_at(message)
         )
     ]
 
@@ -120,7 +127,7 @@ def _add_documents(state: State, message: Envelope[Any], command: AddOrderDocume
         return [_command_rejected(message, command, problems)]
     return [
         OrderDocumentsAdded(
-            order_id=order_id, buyer_id=command.buyer_id, documents=tuple(new), added_at=message.occurred_at
+            order_id=order_id, buyer_id=command.buyer_id, documents=tuple(new), added_at=learned_at(message)
         )
     ]
 
@@ -140,5 +147,5 @@ def _command_rejected(
         buyer_id=command.buyer_id,
         upstream_ref=command.upstream_ref,
         reasons=tuple(reasons),
-        rejected_at=message.occurred_at,
+        rejected_at=learned_at(message),
     )

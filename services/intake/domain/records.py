@@ -1,4 +1,5 @@
-"""What intake remembers: every submission by order id, with its terms, documents on file and status."""
+"""What intake remembers: every submission by order id, with its terms, documents on file and status, and the
+submission window in force in the partition."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
 
-from schemas.envelope import Envelope, order_id_for
+from schemas.envelope import Envelope, learned_at, order_id_for
 from schemas.intake import (
     AddOrderDocuments,
     CancelOrder,
@@ -19,6 +20,8 @@ from schemas.intake import (
     SubmitOrder,
     SupportingDocument,
 )
+from schemas.policy import SubmissionWindowSet
+from services.intake.domain.window import Windows, advance, receive
 
 Status = Literal["submitted", "open", "cancelled", "rejected"]
 """`submitted` lasts only between folding a new SubmitOrder and folding the decision it caused."""
@@ -45,6 +48,8 @@ class State:
     """By order id, which names (buyer_id, upstream_ref): see schemas.envelope.order_id_for."""
     applied: set[UUID] = field(default_factory=set)
     """Ids of the input envelopes already folded: a redelivered command decides nothing."""
+    windows: Windows = field(default_factory=Windows)
+    """The submission window in force, those pending, and the latest arrival seen."""
 
 
 def initial_state() -> State:
@@ -61,10 +66,14 @@ def evolve(state: State, message: Envelope[Any]) -> State:
     payload = message.payload
     match payload:
         case SubmitOrder() | CancelOrder() | AddOrderDocuments():
+            # Every arrival, a repeated one too, is time the partition has seen pass.
+            advance(state.windows, learned_at(message))
             if message.id not in state.applied:
                 state.applied.add(message.id)
                 if isinstance(payload, SubmitOrder):
                     _remember_submission(state, payload)
+        case SubmissionWindowSet():
+            receive(advance(state.windows, learned_at(message)), payload)
         case OrderPlaced():
             known = state.orders.get(payload.order_id)
             if known is None or known.status == "submitted":

@@ -1,0 +1,77 @@
+"""Time in the order book (docs/time.md): the partition's clock, which approvals are admitted into the queue, and
+which orders have waited too long to be filled.
+
+The clock `now` is the latest of the ticks and arrivals the partition has seen, and never goes back; every
+decision is made at it. Copies of approvals travel to allocation at different speeds, so an approval is admitted
+into first-approved-first-served only when approval has promised, on every lane and from every source partition
+(its ApprovalsPassed markers), that nothing decided before it is still on its way: then no approval decided
+earlier can arrive later and lose its place. Until the first marker the partition admits every approval on
+arrival (a log written before markers existed). An admitted approval not filled `close_unfilled_after_s` after
+its decided_at leaves the book on the tick that reaches that time. These functions read the state, never change it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from schemas.clock import ApprovalsPassed, ClockTicked
+from schemas.envelope import Envelope, learned_at
+from services.allocation.domain.state import AllocationState, Order, Pool
+
+
+def time_of(state: AllocationState, message: Envelope[Any]) -> datetime:
+    """The partition's clock once `message` is seen: the time of every decision it causes."""
+    at = learned_at(message)
+    if isinstance(message.payload, ClockTicked):
+        at = max(at, message.payload.at)
+    return at if state.now is None else max(state.now, at)
+
+
+def passed_before(passed: dict[tuple[int, int], datetime], lanes: int, sources: int) -> datetime | None:
+    """The time before which every source has passed on every lane, or None while one of them is still unheard."""
+    marks = [passed.get((lane, source)) for lane in range(lanes) for source in range(sources)]
+    known = [mark for mark in marks if mark is not None]
+    return min(known) if known and len(known) == len(marks) else None
+
+
+def admits(state: AllocationState, decided_at: datetime) -> bool:
+    """Whether an approval decided at `decided_at` arriving now joins the queue at once."""
+    if not state.passed:
+        return True
+    mark = passed_before(state.passed, state.lanes, state.sources)
+    return mark is not None and decided_at < mark
+
+
+def after_marker(state: AllocationState, marker: ApprovalsPassed) -> tuple[dict[tuple[int, int], datetime], int, int]:
+    """What the partition knows of approval's progress once it has seen `marker`."""
+    key = (marker.lane, marker.source_partition)
+    passed = dict(state.passed)
+    passed[key] = max(passed.get(key, marker.at), marker.at)
+    return passed, max(state.lanes, marker.lanes), max(state.sources, marker.sources)
+
+
+def admitted_by(pool: Pool, mark: datetime | None) -> list[Order]:
+    """The orders waiting for admission that every source has passed (strictly: a later decision may share the
+    time), first approved first."""
+    if mark is None:
+        return []
+    found: list[Order] = []
+    for approved_at, _, order_id in pool.waiting:
+        if approved_at >= mark:
+            break
+        found.append(pool.orders[order_id])
+    return found
+
+
+def due_unfilled(pool: Pool, now: datetime) -> list[Order]:
+    """Admitted orders in the book still not filled `close_unfilled_after` after their approval, at `now`."""
+    after = pool.close_unfilled_after
+    if after is None:
+        return []
+    found: list[Order] = []
+    for approved_at, _, order_id in pool.open:
+        if approved_at + after > now:
+            break
+        found.append(pool.orders[order_id])
+    return found
