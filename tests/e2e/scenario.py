@@ -33,6 +33,7 @@ from schemas.policy import (
     ImporterRevoked,
     ImporterSuspended,
     ImportUseRulesSet,
+    SubmissionWindowSet,
     TrancheQuotaSet,
 )
 from schemas.supply import BatchManufactured
@@ -168,6 +169,19 @@ def denied_party(buyer: str, *, revision: int, minute: float = 0) -> DeniedParty
         issued_by=BIS,
         buyer_id=buyer,
         reason="entity list",
+    )
+
+
+def submission_window(*, behind: timedelta = 2 * YEAR, ahead: timedelta = timedelta(days=1)) -> SubmissionWindowSet:
+    """A window that accepts the claims of these scenarios: their submitted_at are counted from T0, long before
+    the broker's time of their arrival (the tests run after T0); in force from before T0 on."""
+    return SubmissionWindowSet(
+        policy_id="intake/submission-window",
+        revision=1,
+        effective_at=T0 - YEAR,
+        issued_by="ops",
+        max_ahead_s=int(ahead.total_seconds()),
+        max_behind_s=int(behind.total_seconds()),
     )
 
 

@@ -37,7 +37,7 @@ STOP_WITHIN_S = 10.0
 
 READERS = {  # who reads each input topic (schemas.topics.inputs_of), the projector included
     "h200.intake.commands": ("intake",),
-    "h200.policy": ("approval", "allocation", "projector"),
+    "h200.policy": ("intake", "approval", "allocation", "projector"),  # intake: the submission window
     "h200.supply": ("allocation", "projector"),
     "h200.fulfilment.commands": ("fulfilment",),
 }
