@@ -59,7 +59,9 @@ class Demo:
         self.supervisor.check_alive()
         wait_until_settled(self.admin, self.consumer, self.store, timeout_s=180, progress=_progress)
         sys.stdout.write(
-            "\r    settled: every service and the projector have read every topic to its end" + " " * 30 + "\n"
+            "\r    settled: every service and the projector have caught up (since then, only clock ticks)"
+            + " " * 30
+            + "\n"
         )
 
     def play(self, title: str, messages: Sequence[Message], producer: str = "ops") -> None:

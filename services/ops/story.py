@@ -87,15 +87,15 @@ def expiry(log: EventLog, licence_id: str, valid_until: datetime) -> list[str]:
     orders = {p.order_id for p in expired}
     recalls = _of(log, AllocationRecallRequested, lambda p: p.order_id in orders)
     answers = [e for e in log.of(RecallAnswered) if e.payload.order_id in orders]  # type: ignore[attr-defined]
-    released = _of(log, AllocationReleased, lambda p: p.order_id in orders)
+    answered = {e.id for e in answers}
+    released = _of(log, AllocationReleased, lambda p: p.cause_event_id in answered)  # not earlier losses
     closed = _of(log, OrderClosed, lambda p: p.order_id in orders and p.why == "expired")
     at = min((p.decided_at for p in expired), default=None)
     return [
         f"licence {licence_id} ended at {valid_until:%H:%M:%S}: {len(expired)} approval(s) expired"
         + (f" on the tick at {at:%H:%M:%S}" if at else ""),
         f"{len(recalls)} unshipped line(s) recalled ({_chips(sum(r.quantity for r in recalls))}); "
-        f"{_chips(sum(r.quantity for r in released))} back to the pool, allocated again to "
-        + _given_to(log, {e.id for e in answers}),
+        f"{_chips(sum(r.quantity for r in released))} back to the pool, allocated again to " + _given_to(log, answered),
         f"{len(closed)} order(s) closed as expired, keeping {_chips(sum(c.kept_quantity for c in closed))} "
         "that had shipped",
     ]
