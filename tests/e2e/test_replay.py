@@ -57,12 +57,14 @@ def played(_module_system: System) -> System:
     lines = {(e.payload.buyer_id, e.payload.batch_id): e.payload.allocation_id for e in _allocated(system)}
     system.publish([s.allocation_rule("pro_rata", revision=2)])
     system.settle()
-    system.publish(
-        [
-            *s.steps(lines[("bytedance", "TSMC-B1")], "packed", "shipped", "customs_cleared", "delivered", minute=180),
-            *s.steps(lines[("alibaba", "TSMC-B2")], "packed", "shipped", "lost", minute=180),
-        ]
-    )
+    # Logistics reports its steps at the times they happened (fulfilment records the claimed `at`): now, after
+    # the moment noted mid-scenario, a minute apart.
+    reports = [
+        *s.steps(lines[("bytedance", "TSMC-B1")], "packed", "shipped", "customs_cleared", "delivered", minute=180),
+        *s.steps(lines[("alibaba", "TSMC-B2")], "packed", "shipped", "lost", minute=180),
+    ]
+    start = datetime.now(UTC)
+    system.publish([r.model_copy(update={"at": start + (r.at - s.at(180)) / 60}) for r in reports])
     system.settle()
     return system
 
