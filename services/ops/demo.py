@@ -1,4 +1,4 @@
-"""The main job: the four services and the projector as processes, the article's scenario played through
+"""The main job: the four services, the projector and the clock as processes, the article's scenario played through
 them phase by phase, then the ledger: who got which H200 batches, how many and when, checked by an audit.
 """
 
@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
@@ -46,6 +47,8 @@ class Demo:
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+        self.before_policy_change = datetime.now(UTC)
+        """When the policy change was published: `h200 replay --as-of` it shows the ledger as it stood before."""
 
     @property
     def store(self) -> ReadModelStore:
@@ -56,7 +59,9 @@ class Demo:
         self.supervisor.check_alive()
         wait_until_settled(self.admin, self.consumer, self.store, timeout_s=180, progress=_progress)
         sys.stdout.write(
-            "\r    settled: every service and the projector have read every topic to its end" + " " * 30 + "\n"
+            "\r    settled: every service and the projector have caught up (since then, only clock ticks)"
+            + " " * 30
+            + "\n"
         )
 
     def play(self, title: str, messages: Sequence[Message], producer: str = "ops") -> None:
@@ -96,6 +101,22 @@ class Demo:
         producer.close()
         print("    an upstream system also sent one malformed record: it must land on h200.dlq.intake")
 
+    def business_time(self) -> None:
+        """A policy that takes effect after it is published and a licence that ends: decided on the clock's ticks."""
+        now = datetime.now(UTC)
+        effective_at, valid_until = now + scenario.AUTHORISED_AFTER, now + scenario.EXPIRES_AFTER
+        self.play(
+            f"business time: China authorises {scenario.LATER} from {effective_at:%H:%M:%S}; the US ends "
+            f"{scenario.SHORTENED}'s licence at {valid_until:%H:%M:%S}",
+            scenario.business_time(now),
+        )
+        print(f"    waiting for the clock to pass {valid_until:%H:%M:%S} ...")
+        time.sleep(max(0.0, (valid_until - datetime.now(UTC)).total_seconds()) + 2)
+        self.settle()
+        log = read_log(self.settings.bootstrap_servers)
+        self.tell(story.in_force_later(log, scenario.LATER, effective_at))
+        self.tell(story.expiry(log, f"BIS-H200-{scenario.SHORTENED.upper()}", valid_until))
+
     def report(self) -> int:
         print(f"\n{BOLD}== the ledger: who got which H200 batches, how many and when{END}")
         print(ledger_view(self.store))
@@ -118,11 +139,10 @@ class Demo:
         kept = "every recall answered, every ended order closed and released, no shipment after a recall or while "
         kept += "suspended"
         print("    protocol: " + (kept if not breaches else "BROKEN:\n      " + "\n      ".join(breaches)))
-        print(
-            f"\n{BOLD}== h200 replay --as-of 2026-02-19T00:00:00Z: the ledger as it stood before the policy change{END}"
-        )
+        as_of = self.before_policy_change.isoformat()
+        print(f"\n{BOLD}== h200 replay --as-of {as_of}: the ledger as it stood before the policy change{END}")
         sys.stdout.flush()
-        cli(["replay", "--as-of", "2026-02-19T00:00:00+00:00", "--no-progress"])
+        cli(["replay", "--as-of", as_of, "--no-progress"])
         print(f"\n{BOLD}== h200 verify: the whole log, its determinism and the live read model{END}")
         sys.stdout.flush()
         verified = cli(["verify", "--no-progress"])
@@ -132,14 +152,17 @@ class Demo:
         with admin_client(self.settings.bootstrap_servers) as admin:
             report = ensure_topics(admin)
         print(f"topics: {len(report.created)} created, {len(report.existing)} already there")
-        print("starting intake, approval, allocation, fulfilment and the projector as separate processes ...")
+        print("starting intake, approval, allocation, fulfilment, the projector and the clock as processes ...")
         self.supervisor.start_all()
         self.supervisor.keep_running()
         for process in self.supervisor.processes.values():
-            print(f"    {process.name:<13} {process.url}/metrics  /health  /ready")
+            where = f"{process.url}/metrics  /health  /ready" if process.url else "(log only)"
+            print(f"    {process.name:<13} {where}")
         try:
             self.supervisor.wait_started(3.0)
             for index, phase in enumerate(scenario.PHASES):
+                if phase.messages is scenario.policy_change:
+                    self.before_policy_change = datetime.now(UTC)
                 self.play(phase.title, phase.messages())
                 if index == 1:
                     self.send_garbage()
@@ -148,6 +171,7 @@ class Demo:
             self.ship()
             self.tell(story.losses(read_log(self.settings.bootstrap_servers)))
             self.play(scenario.FINAL.title, scenario.FINAL.messages())
+            self.business_time()
             return self.report()
         finally:
             print("\nstopping the services ...")

@@ -22,6 +22,7 @@ from schemas.policy import (
     ImporterAuthorised,
     ImporterRevoked,
     ImportUseRulesSet,
+    SubmissionWindowSet,
     TrancheQuotaSet,
 )
 from schemas.supply import BatchManufactured
@@ -128,6 +129,15 @@ class Phase:
 def rules() -> list[Message]:
     t = at(1, 20)
     return [
+        # The story's orders claim dates early in 2026 and are played long after: intake accepts claims that old.
+        SubmissionWindowSet(
+            policy_id="intake/submission-window",
+            revision=1,
+            effective_at=t,
+            issued_by="h200 operations",
+            max_ahead_s=86_400,
+            max_behind_s=2 * 366 * 86_400,
+        ),
         ImportUseRulesSet(
             policy_id="cn-use-rules",
             revision=1,
@@ -244,6 +254,42 @@ def revocation() -> list[Message]:
 
 def last_batch() -> list[Message]:
     return [_batch("TSMC-B07", 40_000, "TSMC Fab 18, Tainan", at(3, 23))]
+
+
+LATER = "moonshot"
+"""Licensed by the US from the start; China authorises it with effect a little after the demo publishes that."""
+SHORTENED = "alibaba"
+"""The US ends its licence a little after the demo publishes that: its open approvals expire."""
+AUTHORISED_AFTER = timedelta(seconds=15)
+EXPIRES_AFTER = timedelta(seconds=30)
+
+
+def business_time(now: datetime) -> list[Message]:
+    """Two policies that act later than they are published: China authorises Moonshot from `now` + 15 s (with a
+    quota in force at once), and a new revision of Alibaba's US licence ends it at `now` + 30 s."""
+    licence = _licence(SHORTENED, 150_000, at(1, 20))
+    return [
+        TrancheQuotaSet(
+            policy_id=f"cn-quota/2026-T1/{LATER}",
+            revision=1,
+            effective_at=now,
+            issued_by="MOFCOM",
+            tranche_id="2026-T1",
+            buyer_id=LATER,
+            quantity=40_000,
+            opens_at=at(1, 20),
+            closes_at=at(12, 31),
+        ),
+        ImporterAuthorised(
+            policy_id=f"cn-importer/{LATER}",
+            revision=1,
+            effective_at=now + AUTHORISED_AFTER,
+            issued_by="MOFCOM",
+            buyer_id=LATER,
+            buyer_name=NAMES[LATER],
+        ),
+        licence.model_copy(update={"revision": 2, "effective_at": now, "valid_until": now + EXPIRES_AFTER}),
+    ]
 
 
 PHASES = (

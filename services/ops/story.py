@@ -8,11 +8,12 @@ again in the same decision. A lost or refused shipment returns its chips on fulf
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from schemas.allocation import AllocationRecallRequested, AllocationReleased, ChipsAllocated, OrderClosed
-from schemas.approval import ApprovalReleased, ApprovalRevoked
+from schemas.approval import ApprovalExpired, ApprovalReleased, ApprovalRevoked, OrderApproved, OrderHeld
 from schemas.fulfilment import DeliveryFailed, RecallAnswered
 from services.replay.eventlog import EventLog
 
@@ -57,6 +58,46 @@ def losses(log: EventLog) -> list[str]:
         f"shipment of {_chips(p.quantity)} of {p.batch_id} to {p.buyer_id} {p.outcome}: back to the pool, allocated "
         f"again to {_given_to(log, {e.id})}"
         for e, p in _payloads(log.of(DeliveryFailed))
+    ]
+
+
+def _of(log: EventLog, kind: type[Any], keep: Callable[[Any], bool]) -> list[Any]:
+    """The payloads of `kind` that `keep` accepts."""
+    return [e.payload for e in log.of(kind) if keep(e.payload)]
+
+
+def in_force_later(log: EventLog, buyer: str, effective_at: datetime) -> list[str]:
+    """What a policy published ahead of its effective_at changed, and when: the buyer's holds, then approvals."""
+    held = _of(log, OrderHeld, lambda p: p.buyer_id == buyer)
+    approved = _of(log, OrderApproved, lambda p: p.buyer_id == buyer)
+    orders = {a.order_id for a in approved}
+    given = sum(p.quantity for p in _of(log, ChipsAllocated, lambda p: p.order_id in orders))
+    first = min((h.decided_at for h in held), default=None)
+    since = f"its order held since {first:%Y-%m-%d %H:%M:%S}" if first else "its order was never held"
+    when = ", ".join(f"{a.approved_quantity:,} at {a.decided_at:%H:%M:%S}" for a in approved) or "nothing yet"
+    return [
+        f"{buyer}: authorised with effect from {effective_at:%H:%M:%S} (published earlier); {since}",
+        f"approved {when}; allocated so far: {_chips(given)}",
+    ]
+
+
+def expiry(log: EventLog, licence_id: str, valid_until: datetime) -> list[str]:
+    """What a licence's end did: approvals expired on the tick past it, unshipped lines recalled, chips given on."""
+    expired = _of(log, ApprovalExpired, lambda p: p.licence_id == licence_id)
+    orders = {p.order_id for p in expired}
+    recalls = _of(log, AllocationRecallRequested, lambda p: p.order_id in orders)
+    answers = [e for e in log.of(RecallAnswered) if e.payload.order_id in orders]  # type: ignore[attr-defined]
+    answered = {e.id for e in answers}
+    released = _of(log, AllocationReleased, lambda p: p.cause_event_id in answered)  # not earlier losses
+    closed = _of(log, OrderClosed, lambda p: p.order_id in orders and p.why == "expired")
+    at = min((p.decided_at for p in expired), default=None)
+    return [
+        f"licence {licence_id} ended at {valid_until:%H:%M:%S}: {len(expired)} approval(s) expired"
+        + (f" on the tick at {at:%H:%M:%S}" if at else ""),
+        f"{len(recalls)} unshipped line(s) recalled ({_chips(sum(r.quantity for r in recalls))}); "
+        f"{_chips(sum(r.quantity for r in released))} back to the pool, allocated again to " + _given_to(log, answered),
+        f"{len(closed)} order(s) closed as expired, keeping {_chips(sum(c.kept_quantity for c in closed))} "
+        "that had shipped",
     ]
 
 

@@ -1,5 +1,7 @@
 """Starts the services as separate processes, each with its own log, and stops them: for the demo and tests.
 
+`start_all` starts the clock too (services.clock): business time moves while the system runs, as in production.
+
 With a RestartPolicy (the demo), `keep_running()` restarts a process that exits, after a back-off that doubles
 from 1 s to 30 s and starts again at 1 s once a process has run for a minute; each restart is logged with the
 exit code, and none is made once `stop_all()` was called. Without one (the tests), an exit is for
@@ -149,11 +151,21 @@ class Supervisor:
         self.processes["projector"] = process
         return process
 
-    def start_all(self, instances: dict[str, int] | None = None) -> None:
+    def business_clock(self) -> Process:
+        """The clock process (services.clock): ticks business time every H200_CLOCK_INTERVAL_S seconds."""
+        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        process = Process("clock", [sys.executable, "-m", "services.clock"], self.log_dir / "clock.log", env)
+        self.processes["clock"] = process
+        return process
+
+    def start_all(self, instances: dict[str, int] | None = None, clock: bool = True) -> None:
+        """The services, the projector and (unless `clock` is False) the clock; stop_all stops the clock first."""
         for service in SERVICES:
             for instance in range(1, (instances or {}).get(service, 1) + 1):
                 self.service(service, instance).start()
         self.projector().start()
+        if clock:
+            self.business_clock().start()
 
     def supervise_once(self) -> None:
         """Schedule the restart of each process found exited, and restart those due (unless stopping)."""

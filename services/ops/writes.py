@@ -1,6 +1,6 @@
-"""The write commands of `h200`: publish, supply, allocation-rule, fulfil. Each says what it wrote, or that it wrote
-nothing and why. Orders and shipment reports are decided by a service: the command waits for that answer (the event
-caused by the message it sent) and prints it; a refusal exits 1, no answer within --timeout exits 3."""
+"""The write commands of `h200`: publish, supply, allocation-rule, fulfil, tick. Each says what it wrote, or that it
+wrote nothing and why. Orders and shipment reports are decided by a service: the command waits for that answer (the
+event caused by the message it sent) and prints it; a refusal exits 1, no answer within --timeout exits 3."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from services.ops.arguments import add_bootstrap, add_wait, positive, when
 from services.ops.outcomes import OrderWatch, Outcome, StepWatch, Watch, exit_code, settle
 from services.ops.publish import load_file, publish, summarise
 from services.ops.settings import OpsSettings
+from services.ops.tick import add_tick_command
 from services.replay.kafka_io import read_topics
 
 ANSWERS = {"SubmitOrder": ("h200.orders", OrderWatch), "RecordFulfilmentStep": ("h200.fulfilment", StepWatch)}
@@ -172,3 +173,4 @@ def add_write_commands(commands: Any) -> None:
     add_wait(fulfil, "fulfilment")
     add_bootstrap(fulfil)
     fulfil.set_defaults(run=_fulfil)
+    add_tick_command(commands)

@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end tier: the four services and the projector as processes (services.ops.supervisor)
+"""Fixtures of the end-to-end tier: the four services, the projector and the clock (ticking every
+H200_CLOCK_INTERVAL_S, 1 s by default) as processes (services.ops.supervisor)
 on a fresh Kafka broker per test module (``module_kafka_bootstrap``) and the session's Redis, each system in
 its own read-model namespace. Every test here is marked ``e2e`` by path (tests/conftest.py).
 """

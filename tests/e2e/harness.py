@@ -1,4 +1,4 @@
-"""The system under test: the four services and the projector as processes on one broker and one Redis.
+"""The system under test: the four services, the projector and the clock as processes on one broker and one Redis.
 
 `System` starts them with services.ops.supervisor, publishes as ops does, waits on recorded positions
 (services.ops.settle) and reads the log back as the auditor does (services.ops.audit).
@@ -13,10 +13,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import redis
+import scenario
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -62,13 +64,17 @@ class System:
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self.store = ReadModelStore(self.redis, namespace)
+        self.moments: dict[str, datetime] = {}
+        """Wall times a test noted between its steps (e.g. for `h200 replay --as-of`)."""
         report = ensure_topics(self.admin)
         assert not report.problems, report.problems
 
     # --- processes -------------------------------------------------------------------------------------
 
-    def start(self, instances: dict[str, int] | None = None) -> None:
-        self.supervisor.start_all(instances)
+    def start(self, instances: dict[str, int] | None = None, clock: bool = True) -> None:
+        # The scenarios' claims are counted from a T0 long past: intake accepts them only inside a wide window.
+        self.publish([scenario.submission_window()])
+        self.supervisor.start_all(instances, clock)
 
     def process(self, name: str) -> Process:
         return self.supervisor.processes[name]
@@ -77,6 +83,8 @@ class System:
         """A new process under the same name (worker id, log file) as the one that died."""
         if name == "projector":
             process = self.supervisor.projector()
+        elif name == "clock":
+            process = self.supervisor.business_clock()
         else:
             service, _, instance = name.rpartition("-")
             process = self.supervisor.service(service, int(instance))

@@ -33,6 +33,7 @@ from schemas.policy import (
     ImporterRevoked,
     ImporterSuspended,
     ImportUseRulesSet,
+    SubmissionWindowSet,
     TrancheQuotaSet,
 )
 from schemas.supply import BatchManufactured
@@ -171,6 +172,19 @@ def denied_party(buyer: str, *, revision: int, minute: float = 0) -> DeniedParty
     )
 
 
+def submission_window(*, behind: timedelta = 2 * YEAR, ahead: timedelta = timedelta(days=1)) -> SubmissionWindowSet:
+    """A window that accepts the claims of these scenarios: their submitted_at are counted from T0, long before
+    the broker's time of their arrival (the tests run after T0); in force from before T0 on."""
+    return SubmissionWindowSet(
+        policy_id="intake/submission-window",
+        revision=1,
+        effective_at=T0 - YEAR,
+        issued_by="ops",
+        max_ahead_s=int(ahead.total_seconds()),
+        max_behind_s=int(behind.total_seconds()),
+    )
+
+
 def allocation_rule(
     rule: Rule = "first_approved_first_served", *, pool: str = POOL, revision: int = 1
 ) -> AllocationPolicySet:
@@ -263,7 +277,9 @@ class Market:
         return [f"{self.prefix}-b{n:02d}" for n in range(self.buyers)]
 
     def policies(self) -> list[Message]:
-        return [use_rules(), *(m for buyer in self.buyer_ids for m in cleared_buyer(buyer, self.quota))]
+        """The use rules, each buyer cleared, and the pool's allocation rule (a pool without one allocates nothing)."""
+        cleared = (m for buyer in self.buyer_ids for m in cleared_buyer(buyer, self.quota))
+        return [use_rules(), *cleared, allocation_rule(pool=self.pool)]
 
     def orders(self) -> list[SubmitOrder]:
         """Round robin over the buyers, one minute apart: the n-th order of each buyer is ref PO-n."""

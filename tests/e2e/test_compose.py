@@ -40,7 +40,7 @@ IMAGES = {  # the variables docker-compose.yml and infra/images/build.sh read, w
     "H200_REDIS_IMAGE": "h200/redis:7",
     "H200_SERVICES_IMAGE": "h200/services:dev",
 }
-LONG_RUNNING = ("kafka", "redis", "intake", "approval", "allocation", "fulfilment", "projector")
+LONG_RUNNING = ("kafka", "redis", "intake", "approval", "allocation", "fulfilment", "projector", "clock")
 WEB = {  # the service's /metrics, /health and /ready port: the variable docker-compose.yml reads for it
     "intake": "H200_COMPOSE_INTAKE_WEB_PORT",
     "approval": "H200_COMPOSE_APPROVAL_WEB_PORT",
@@ -283,7 +283,8 @@ def one_batch() -> list[Message]:
 def test_compose_stack_serves_one_batch_first_approved_first_served(client: Client) -> None:
     # Phase by phase, as the demo does: the rules are known before the orders, the orders approved before supply.
     client.play(scenario.rules())
-    client.play(three_orders())
+    for placed in three_orders():  # one after the other: first approved is the order approval learns of them
+        client.play([placed])
     client.play(one_batch())
 
     ledger = [line for line in client.store.ledger() if line["status"] == "allocated"]

@@ -47,7 +47,8 @@ def test_the_four_services_place_approve_allocate_and_ship(start_system: StartSy
     )
     system.settle()
 
-    # When each buyer orders, a minute apart
+    # When each buyer orders, one after the other: "first approved" is the order in which approval decides (when
+    # it learns of each order, docs/time.md), never the submitted_at a sender claims
     orders = {
         "bytedance": s.submit("bytedance", "BD-1", 600, minute=1),
         "alibaba": s.submit("alibaba", "AL-1", 500, minute=2),
@@ -55,8 +56,9 @@ def test_the_four_services_place_approve_allocate_and_ship(start_system: StartSy
         "baidu": s.submit("baidu", "BA-1", 200, minute=4),
         "sensetime": s.submit("sensetime", "ST-1", 100, minute=5),
     }
-    system.publish(orders.values())
-    system.settle()
+    for placed in orders.values():
+        system.publish([placed])
+        system.settle()
 
     # Then each order is decided once, for the reasons the policies give
     log = system.log()

@@ -37,7 +37,7 @@ STOP_WITHIN_S = 10.0
 
 READERS = {  # who reads each input topic (schemas.topics.inputs_of), the projector included
     "h200.intake.commands": ("intake",),
-    "h200.policy": ("approval", "allocation", "projector"),
+    "h200.policy": ("intake", "approval", "allocation", "projector"),  # intake: the submission window
     "h200.supply": ("allocation", "projector"),
     "h200.fulfilment.commands": ("fulfilment",),
 }
@@ -145,7 +145,9 @@ def dead_letters(system: System, service: str) -> list[tuple[dict[str, str], Any
 
 def test_poison_in_every_input_topic_stops_nothing_and_is_dead_lettered_once(start_system: StartSystem) -> None:
     system = start_system()
-    system.publish([s.use_rules(), *(m for buyer in BUYERS for m in s.cleared_buyer(buyer, 10_000))])
+    system.publish(
+        [s.use_rules(), *(m for buyer in BUYERS for m in s.cleared_buyer(buyer, 10_000)), s.allocation_rule()]
+    )
 
     # When good orders, a batch and poison records arrive at once, nothing settled in between
     publishers = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,6 @@ from harness import System
 from schemas.allocation import ChipsAllocated
 from services.ops.cli import main
 from services.replay.live import live_ledger
-
-MID_SCENARIO = s.at(90)
-"""After the first batch (minute 60) was shared, before the second (minute 120)."""
-
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,27 +40,31 @@ def played(_module_system: System) -> System:
         ]
     )
     system.settle()
-    system.publish(
-        [
-            s.submit("bytedance", "BD-1", 600, minute=1),
-            s.submit("alibaba", "AL-1", 500, minute=2),
-            s.submit("tencent", "TC-1", 300, minute=3),
-        ]
-    )
-    # Each phase is decided before the next is published, as in business time: an allocation is dated by the
-    # input that caused it, so a batch decided on before an earlier approval is allocated at the approval's time.
+    # Each step is decided before the next is published: decisions are dated when the deciding service learns of
+    # their input (docs/time.md), so the order of publishing is the order of business time.
+    for placed in (
+        s.submit("bytedance", "BD-1", 600, minute=1),
+        s.submit("alibaba", "AL-1", 500, minute=2),
+        s.submit("tencent", "TC-1", 300, minute=3),
+    ):
+        system.publish([placed])
+        system.settle()
+    system.publish([s.batch("TSMC-B1", 500, minute=60)])
     system.settle()
-    system.publish([s.batch("TSMC-B1", 500, minute=60), s.batch("TSMC-B2", 400, minute=120)])
+    system.moments["mid-scenario"] = datetime.now(UTC)
+    system.publish([s.batch("TSMC-B2", 400, minute=120)])
     system.settle()
     lines = {(e.payload.buyer_id, e.payload.batch_id): e.payload.allocation_id for e in _allocated(system)}
     system.publish([s.allocation_rule("pro_rata", revision=2)])
     system.settle()
-    system.publish(
-        [
-            *s.steps(lines[("bytedance", "TSMC-B1")], "packed", "shipped", "customs_cleared", "delivered", minute=180),
-            *s.steps(lines[("alibaba", "TSMC-B2")], "packed", "shipped", "lost", minute=180),
-        ]
-    )
+    # Logistics reports its steps at the times they happened (fulfilment records the claimed `at`): now, after
+    # the moment noted mid-scenario, a minute apart.
+    reports = [
+        *s.steps(lines[("bytedance", "TSMC-B1")], "packed", "shipped", "customs_cleared", "delivered", minute=180),
+        *s.steps(lines[("alibaba", "TSMC-B2")], "packed", "shipped", "lost", minute=180),
+    ]
+    start = datetime.now(UTC)
+    system.publish([r.model_copy(update={"at": start + (r.at - s.at(180)) / 60}) for r in reports])
     system.settle()
     return system
 
@@ -135,18 +135,19 @@ def test_replay_as_of_a_moment_mid_scenario_shows_exactly_the_allocations_made_b
     played: System, module_system: System, capsys: pytest.CaptureFixture[str]
 ) -> None:
     system = module_system
+    mid_scenario = system.moments["mid-scenario"]  # after the first batch was shared, before the second arrived
     code, out, _ = h200(
-        capsys, "replay", "--format", "json", "--bootstrap", system.bootstrap, "--as-of", MID_SCENARIO.isoformat()
+        capsys, "replay", "--format", "json", "--bootstrap", system.bootstrap, "--as-of", mid_scenario.isoformat()
     )
 
-    made_by_then = {str(e.payload.allocation_id) for e in _allocated(system) if e.occurred_at <= MID_SCENARIO}
+    made_by_then = {str(e.payload.allocation_id) for e in _allocated(system) if e.occurred_at <= mid_scenario}
     lines = json.loads(out)["lines"]
     assert code == 0
     assert {line["allocation_id"] for line in lines} == made_by_then
     assert [(line["buyer"], line["batch_id"], line["quantity"], line["status"]) for line in lines] == [
         ("bytedance", "TSMC-B1", 500, "allocated")
     ]
-    assert all(datetime.fromisoformat(line["allocated_at"]) <= MID_SCENARIO for line in lines)
+    assert all(datetime.fromisoformat(line["allocated_at"]) <= mid_scenario for line in lines)
 
 
 def test_an_export_imported_into_a_fresh_broker_replays_to_the_same_ledger_hash(

@@ -31,6 +31,7 @@ def test_two_workers_share_the_partitions(start_system: StartSystem) -> None:
             *(s.licence(buyer[n], QUOTA) for n in UNAUTHORISED),
             *(m for n in DENIED for m in s.cleared_buyer(buyer[n], QUOTA)),
             *(s.denied_party(buyer[n], revision=r) for r, n in enumerate(DENIED, start=1)),
+            s.allocation_rule(),
         ]
     )
     system.settle()

@@ -1,0 +1,5 @@
+import sys
+
+from services.clock.app import main
+
+sys.exit(main())
