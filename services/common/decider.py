@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from schemas.base import Message
 from schemas.envelope import Envelope, learned_at, make_envelope
 from schemas.routing import record_key
+from schemas.topics import BY_NAME
 
 S = TypeVar("S")
 
@@ -43,6 +44,7 @@ def wrap(
     """Envelopes for the facts a message caused: ids derived from the cause; their time is the decision's (`at`),
     by default when the service learned of the cause (its inbox arrival, docs/time.md)."""
     occurred_at = learned_at(cause) if at is None else at
+    copy = _broadcast_partition(cause)
     return [
         make_envelope(
             payload,
@@ -50,10 +52,26 @@ def wrap(
             producer=core_name,
             occurred_at=occurred_at,
             cause=cause,
-            discriminator=f"{index}:{payload.id_discriminator()}" if payload.id_discriminator() else index,
+            discriminator=_discriminator(copy, index, payload),
         )
         for index, payload in enumerate(payloads)
     ]
+
+
+def _broadcast_partition(cause: Envelope[Any]) -> int | None:
+    """The inbox partition of a cause copied into every partition (a tick, a rule for every buyer), else None.
+    Each copy has the id of the original, and each partition decides on it for its own keys: without the partition
+    in their ids, the first decision of two partitions would be one id for two facts, and readers would drop one."""
+    arrival = cause.arrival
+    if arrival is None or arrival.topic not in BY_NAME:
+        return None
+    return arrival.partition if isinstance(cause.payload, BY_NAME[arrival.topic].broadcast) else None
+
+
+def _discriminator(copy: int | None, index: int, payload: Message) -> str | int:
+    # Unchanged for every cause that is not a broadcast copy, so ids recorded before stay what a refold derives.
+    own = f"{index}:{payload.id_discriminator()}" if payload.id_discriminator() else index
+    return own if copy is None else f"p{copy}:{own}"
 
 
 def step(core: Any, state: S, message: Envelope[Any]) -> tuple[S, list[Envelope[Message]]]:
