@@ -103,3 +103,15 @@ down: ## stop everything this project started (broker, redis, dockerd)
 
 clean: down ## also delete local state: .run/ (broker and redis data)
 	@rm -rf .run
+
+# ------------------------------------------------------------------------------------ three-broker cluster
+.PHONY: cluster-up cluster-down cluster-status
+
+cluster-up: jars ## start a local 3-broker KRaft cluster (RF 3, min ISR 2) on 127.0.0.1:29092-29094; prints the bootstrap list
+	@KAFKA_PYTHON=$(abspath $(PY)) bash infra/kafka/kafka.sh cluster-start
+
+cluster-down: ## stop that cluster (`make cluster-down PURGE=1` also deletes its data in .run/cluster)
+	@bash infra/kafka/kafka.sh cluster-stop $(if $(PURGE),--purge,)
+
+cluster-status: ## whether every node of the local cluster runs and serves
+	@KAFKA_PYTHON=$(abspath $(PY)) bash infra/kafka/kafka.sh cluster-status
