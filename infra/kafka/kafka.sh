@@ -577,6 +577,7 @@ cluster_start() {
         sleep 0.5
     done
     info "Kafka $(kafka_version) cluster of $KAFKA_NODES ready on $(cluster_bootstrap) (replication factor $(cluster_replication), min.insync.replicas $(cluster_min_isr))"
+    info "services, CLI and tests use it with: export H200_BOOTSTRAP_SERVERS=$(cluster_bootstrap) H200_REPLICATION_FACTOR=$(cluster_replication) H200_MIN_INSYNC_REPLICAS=$(cluster_min_isr)"
 }
 
 cluster_stop() {

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.codec import MAX_MESSAGE_BYTES
@@ -20,6 +21,19 @@ class ClusterSettings(BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_message_bytes: int = Field(MAX_MESSAGE_BYTES, gt=0)
+    # The catalogue's topics are created with this many replicas and refuse a write (acks=all) that fewer than
+    # min_insync_replicas of them hold: 1 and 1 on one broker, 3 and 2 on the three-broker cluster.
+    replication_factor: int = Field(1, ge=1)
+    min_insync_replicas: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _replicas_can_be_in_sync(self) -> Self:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"H200_MIN_INSYNC_REPLICAS={self.min_insync_replicas} exceeds H200_REPLICATION_FACTOR="
+                f"{self.replication_factor}: every write would be refused"
+            )
+        return self
 
 
 class WorkerSettings(BaseSettings):

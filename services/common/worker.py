@@ -63,7 +63,14 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
         # Topics come from the catalogue (`h200 topics create`); faust must not invent its own.
         topic_allow_declare=False,
         topic_disable_leader=True,
+        topic_replication_factor=cluster.replication_factor,
         consumer_auto_offset_reset="earliest",
+        # Every in-sync replica has a record before it counts as sent (min.insync.replicas of the topic). Not
+        # idempotent: faust 0.15.3 turns aiokafka's enable_idempotence on only inside exactly_once transactions
+        # and has no setting for it, and aiokafka's idempotent sender stops for good on OutOfOrderSequenceNumber
+        # after a broker outage (aiokafka #1017). A send retried across a leader change may then be written twice;
+        # every reader skips repeats by event id, and aiokafka sends one batch per partition at a time, so a retry
+        # cannot reorder a partition.
         producer_acks=-1,
         processing_guarantee="at_least_once",
         broker_session_timeout=worker.session_timeout_s,
