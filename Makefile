@@ -105,7 +105,7 @@ clean: down ## also delete local state: .run/ (broker and redis data)
 	@rm -rf .run
 
 # ------------------------------------------------------------------------------------ three-broker cluster
-.PHONY: cluster-up cluster-down cluster-status
+.PHONY: cluster-up cluster-down cluster-status cluster-test
 
 cluster-up: jars ## start a local 3-broker KRaft cluster (RF 3, min ISR 2) on 127.0.0.1:29092-29094; prints the bootstrap list
 	@KAFKA_PYTHON=$(abspath $(PY)) bash infra/kafka/kafka.sh cluster-start
@@ -115,3 +115,6 @@ cluster-down: ## stop that cluster (`make cluster-down PURGE=1` also deletes its
 
 cluster-status: ## whether every node of the local cluster runs and serves
 	@KAFKA_PYTHON=$(abspath $(PY)) bash infra/kafka/kafka.sh cluster-status
+
+cluster-test: jars $(STAMP) ## drills on its own 3-broker cluster (~2-3 min, not in `make test`): leader SIGKILLed, nothing acknowledged lost
+	@H200_CLUSTER_TEST=1 $(PY) -m pytest tests/integration/test_cluster.py -q -s
