@@ -22,6 +22,7 @@ from schemas.topics import BY_NAME, Topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import replay_partition
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
+from services.common.outage_log import install_outage_log_filter
 from services.common.partitions import PartitionedCore
 from services.common.publishing import Publisher
 from services.common.records import Record, decode_record, from_faust
@@ -52,6 +53,7 @@ class Route:
 def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSettings) -> faust.App:
     datadir = worker.datadir / service / worker.worker_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
+    install_outage_log_filter()  # a broker outage is logged once and then by how long it lasts, not per attempt
     return faust.App(
         f"h200-{service}",
         broker=f"kafka://{cluster.bootstrap_servers}",
