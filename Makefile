@@ -116,5 +116,5 @@ cluster-down: ## stop that cluster (`make cluster-down PURGE=1` also deletes its
 cluster-status: ## whether every node of the local cluster runs and serves
 	@KAFKA_PYTHON=$(abspath $(PY)) bash infra/kafka/kafka.sh cluster-status
 
-cluster-test: jars $(STAMP) ## drills on its own 3-broker cluster (~2-3 min, not in `make test`): leader SIGKILLed, nothing acknowledged lost
-	@H200_CLUSTER_TEST=1 $(PY) -m pytest tests/integration/test_cluster.py -q -s
+cluster-test: jars images ## crash drills, ~3.5 min, not in `make test`: a 3-broker cluster loses its leader, workers crash and hand over
+	@H200_CLUSTER_TEST=1 $(PY) -m pytest tests/integration/test_cluster.py tests/integration/test_cluster_handover.py -q -s

@@ -46,6 +46,10 @@ class WorkerSettings(BaseSettings):
     web_port: int = Field(0, ge=0, le=65535, description="0 disables the worker's HTTP endpoint")
     # A killed worker's partitions wait this long before another worker takes them (faust's default is 60 s).
     session_timeout_s: float = Field(10.0, gt=0)
+    # Static membership (KIP-345): a worker restarted under the same id within session_timeout_s gets its partitions
+    # back at once, with no rebalance; one that does not come back keeps them unread until the session expires,
+    # even after a clean stop. It must name a slot (e.g. allocation-1), never a process: unset, membership is dynamic.
+    group_instance_id: str | None = Field(None, min_length=1)
     heartbeat_interval_s: float = Field(3.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0)
     # Publishing waits out a failure that passes: first send_retry_s, doubling up to send_retry_max_s; an

@@ -76,6 +76,7 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
         producer_acks=-1,
         processing_guarantee="at_least_once",
         broker_session_timeout=worker.session_timeout_s,
+        consumer_group_instance_id=worker.group_instance_id,
         broker_heartbeat_interval=worker.heartbeat_interval_s,
         broker_commit_interval=worker.commit_interval_s,
     )
