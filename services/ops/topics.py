@@ -112,6 +112,7 @@ def ensure_topics(
                 f"{topic.name} has {layout.partitions} partitions, the catalogue says {topic.partitions}; "
                 "recreate it on an empty cluster or change schemas/topics.py"
             )
+        wanted = replication.topic_config(topic)
         if layout.replicas != {replication.factor}:
             # Adding replicas copies every partition between brokers: an operator's decision, never automatic.
             replicas = " to ".join(str(n) for n in sorted(layout.replicas))
@@ -119,7 +120,8 @@ def ensure_topics(
                 f"{topic.name} has {replicas} replicas per partition, H200_REPLICATION_FACTOR says "
                 f"{replication.factor}; reassign its partitions (kafka-reassign-partitions) or change the setting"
             )
-        wanted = replication.topic_config(topic)
+            # Settings that do not describe this cluster must not lower (or raise) what a write needs.
+            del wanted["min.insync.replicas"]
         drift = {k: v for k, v in wanted.items() if configs.get(topic.name, {}).get(k, v) != v}
         if drift:
             admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic.name, configs=drift)])

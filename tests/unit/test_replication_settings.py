@@ -100,6 +100,14 @@ def test_a_topic_with_other_replicas_is_reported_not_changed() -> None:
     assert {t["replicas"] for t in admin.topics.values()} == {1}
 
 
+def test_settings_of_another_replication_leave_the_min_isr_alone() -> None:
+    admin = FakeAdmin(brokers=3)
+    ensure_topics(admin, catalogue(), Replication(3, 2))  # type: ignore[arg-type]
+    report = ensure_topics(admin, catalogue(), Replication(1, 1))  # type: ignore[arg-type]
+    assert report.reconfigured == [] and len(report.problems) == len(catalogue())
+    assert {t["configs"]["min.insync.replicas"] for t in admin.topics.values()} == {"2"}
+
+
 def test_a_drifted_min_isr_is_restored() -> None:
     admin = FakeAdmin(brokers=3)
     ensure_topics(admin, catalogue(), Replication(3, 2))  # type: ignore[arg-type]
