@@ -61,8 +61,9 @@ Commands:
                         start a local cluster of KAFKA_NODES nodes (node.id 1..N, each broker and
                         controller, a static quorum of all N controllers, each with its own ports and
                         \$KAFKA_CLUSTER_DIR/node-<id>/), replication factor min(3, N) for new and internal
-                        topics, min.insync.replicas min(2, N); wait until every broker is unfenced, then
-                        print "Kafka cluster of N ready on <bootstrap list>". Safe to repeat.
+                        topics, min.insync.replicas 2 with 3 replicas (else 1); wait until every broker is
+                        unfenced, then print "Kafka <version> cluster of N ready on <bootstrap list>" and
+                        the H200_* settings to export. Safe to repeat: starts only the nodes not running.
   cluster-stop [--purge]
                         stop every node of the cluster (all at once: a node stopped alone waits for a
                         quorum to shut down cleanly); --purge also deletes \$KAFKA_CLUSTER_DIR.
@@ -601,6 +602,7 @@ cluster_stop() {
         cluster_node "$i" stop "${purge[@]}" &
         pids+=("$!")
     done
+    ((${#pids[@]})) || info "no cluster in $KAFKA_CLUSTER_DIR (nothing to stop)."
     for i in "${pids[@]}"; do wait "$i" || failed=1; done
     ((failed == 0)) || die "not every node of the cluster stopped (see above)."
     if ((${#purge[@]})); then
