@@ -103,3 +103,27 @@ down: ## stop everything this project started (broker, redis, dockerd)
 
 clean: down ## also delete local state: .run/ (broker and redis data)
 	@rm -rf .run
+
+# ------------------------------------------------------------------------------------ three-broker cluster
+.PHONY: cluster-up cluster-down cluster-status cluster-test cluster-compose-up cluster-compose-down
+
+cluster-up: jars ## start a local 3-broker KRaft cluster (RF 3, min ISR 2) on 127.0.0.1:29092-29094; prints the bootstrap list
+	@KAFKA_PYTHON=$(abspath $(PY)) bash infra/kafka/kafka.sh cluster-start
+
+cluster-down: ## stop that cluster (`make cluster-down PURGE=1` also deletes its data in .run/cluster)
+	@bash infra/kafka/kafka.sh cluster-stop $(if $(PURGE),--purge,)
+
+cluster-status: ## whether every node of the local cluster runs and serves
+	@KAFKA_PYTHON=$(abspath $(PY)) bash infra/kafka/kafka.sh cluster-status
+
+cluster-test: jars images ## crash drills, ~3.5 min, not in `make test`: a 3-broker cluster loses its leader, workers crash and hand over
+	@H200_CLUSTER_TEST=1 $(PY) -m pytest tests/integration/test_cluster.py tests/integration/test_cluster_handover.py -q -s
+
+CLUSTER_COMPOSE ?= docker-compose -p $(or $(CLUSTER_COMPOSE_PROJECT),h200-cluster) -f infra/kafka/cluster.compose.yml
+
+cluster-compose-up: images ## the 3-broker cluster in containers (infra/kafka/cluster.compose.yml) on 127.0.0.1:49192-49194
+	@$(CLUSTER_COMPOSE) up -d
+	$(CLUSTER_COMPOSE) ps
+
+cluster-compose-down: ## stop that containerised cluster and delete its data
+	@$(CLUSTER_COMPOSE) down -v --remove-orphans

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Runs a single-node Apache Kafka 4.x broker (KRaft, broker+controller in one JVM) for development:
-# start | stop [--purge] | status | wait | logs | bootstrap.  See --help.
+# Runs Apache Kafka 4.x (KRaft, broker+controller in one JVM per node) for development: one node
+# (start | stop [--purge] | status | wait | logs | bootstrap) or a local cluster of KAFKA_NODES nodes
+# (cluster-start | cluster-stop [--purge] | cluster-status | cluster-bootstrap).  See --help.
 set -euo pipefail
 
-PROG="kafka.sh"
+PROG="${KAFKA_SH_LABEL:-kafka.sh}"   # cluster-start labels the nodes: kafka.sh[node 2]
 # shellcheck source=../lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
@@ -23,6 +24,18 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
 KAFKA_OPTS="${KAFKA_OPTS:-}"
 KAFKA_PYTHON="${KAFKA_PYTHON:-$REPO_ROOT/.venv/bin/python}"
+# One node by default; cluster-start sets these for each node it starts (see cluster_node_env).
+KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
+KAFKA_QUORUM_VOTERS="${KAFKA_QUORUM_VOTERS:-}"
+KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-}"
+KAFKA_REPLICATION="${KAFKA_REPLICATION:-1}"
+KAFKA_MIN_ISR="${KAFKA_MIN_ISR:-1}"
+# The local cluster: node i listens on KAFKA_CLUSTER_PORT+i-1 (clients) and KAFKA_CLUSTER_CONTROLLER_PORT+i-1.
+KAFKA_NODES="${KAFKA_NODES:-3}"
+KAFKA_CLUSTER_PORT="${KAFKA_CLUSTER_PORT:-29092}"
+KAFKA_CLUSTER_CONTROLLER_PORT="${KAFKA_CLUSTER_CONTROLLER_PORT:-29192}"
+KAFKA_CLUSTER_DIR="$(realpath -m "${KAFKA_CLUSTER_DIR:-$REPO_ROOT/.run/cluster}")"
+KAFKA_CLUSTER_HEAP_OPTS="${KAFKA_CLUSTER_HEAP_OPTS:--Xms128m -Xmx512m}"
 
 usage() {
     cat <<EOF
@@ -43,6 +56,21 @@ Commands:
   wait [--timeout S]    wait until a broker on 127.0.0.1:KAFKA_PORT serves metadata (default 60 s).
   logs [-f] [-n N]      show the last N (default 100) lines of the broker log; -f follows it.
   bootstrap             print the bootstrap address, e.g. 127.0.0.1:9092.
+
+  cluster-start [--timeout S]
+                        start a local cluster of KAFKA_NODES nodes (node.id 1..N, each broker and
+                        controller, a static quorum of all N controllers, each with its own ports and
+                        \$KAFKA_CLUSTER_DIR/node-<id>/), replication factor min(3, N) for new and internal
+                        topics, min.insync.replicas 2 with 3 replicas (else 1); wait until every broker is
+                        unfenced, then print "Kafka <version> cluster of N ready on <bootstrap list>" and
+                        the H200_* settings to export. Safe to repeat: starts only the nodes not running.
+  cluster-stop [--purge]
+                        stop every node of the cluster (all at once: a node stopped alone waits for a
+                        quorum to shut down cleanly); --purge also deletes \$KAFKA_CLUSTER_DIR.
+  cluster-status        each node's state; exit 0 = all N serve metadata with N unfenced brokers.
+  cluster-bootstrap     print the bootstrap list, e.g. 127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094.
+  The single-node commands work on one node of the cluster with KAFKA_RUN_DIR=\$KAFKA_CLUSTER_DIR/node-<id>
+  (e.g. to start a node again after killing it: cluster-start starts only the missing ones).
   -h, --help            show this help
 
 Environment (defaults in brackets):
@@ -58,6 +86,11 @@ Environment (defaults in brackets):
   KAFKA_PYTHON            Python with kafka-python, used for the readiness probe
                           [<repo>/.venv/bin/python; falls back to Kafka's Java tool]
   JAVA_HOME               Java 17+ to run (else java on PATH)
+  KAFKA_NODES             nodes of the local cluster [3]
+  KAFKA_CLUSTER_PORT      client port of node 1; node i uses KAFKA_CLUSTER_PORT+i-1 [29092]
+  KAFKA_CLUSTER_CONTROLLER_PORT  controller port of node 1, likewise [29192]
+  KAFKA_CLUSTER_DIR       the cluster's cluster.id and one run directory per node [<repo>/.run/cluster]
+  KAFKA_CLUSTER_HEAP_OPTS JVM heap options of each cluster node [-Xms128m -Xmx512m]
 
 Files in \$KAFKA_RUN_DIR: kafka.pid, server.properties (rendered from infra/kafka/server.properties),
 server.log (broker log, via infra/kafka/log4j2.yaml), kafka.out (JVM stdout/stderr), data/.
@@ -101,7 +134,7 @@ running_port() {
 # controller and at least one unfenced broker (i.e. it can take requests), not merely an open port.
 PROBE_MODE=""
 probe() {
-    local port="$1"
+    local port="$1" need="${2:-1}"
     if [[ -z "$PROBE_MODE" ]]; then
         if [[ -x "$KAFKA_PYTHON" ]] && "$KAFKA_PYTHON" -c 'import kafka' 2>/dev/null; then
             PROBE_MODE=python
@@ -111,7 +144,7 @@ probe() {
     fi
     port_in_use "$port" || return 1
     if [[ "$PROBE_MODE" == python ]]; then
-        timeout 15 "$KAFKA_PYTHON" - "$port" <<'PY' >/dev/null 2>&1
+        timeout 15 "$KAFKA_PYTHON" - "$port" "$need" <<'PY' >/dev/null 2>&1
 import logging, sys
 logging.disable(logging.CRITICAL)
 from kafka import KafkaAdminClient
@@ -122,13 +155,13 @@ try:
 finally:
     admin.close()
 brokers = [b for b in cluster.get("brokers", []) if not b.get("is_fenced", False)]
-sys.exit(0 if brokers and cluster.get("controller_id", -1) >= 0 else 1)
+sys.exit(0 if len(brokers) >= int(sys.argv[2]) and cluster.get("controller_id", -1) >= 0 else 1)
 PY
     else
         local out
         out="$(timeout 20 "$JAVA" -cp "$LIBS_DIR/*" -Dlog4j2.level=OFF \
             org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "127.0.0.1:$port" 2>/dev/null)" || return 1
-        [[ "$out" == *"(id: "* ]]
+        (($(grep -c '(id: ' <<<"$out") >= need))
     fi
 }
 
@@ -161,12 +194,33 @@ check_timeout_value() {
 sed_escape() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
 
 render_config() {
-    local tmp="$CONFIG.tmp.$$"
-    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-        -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-        -e "s|@KAFKA_DATA_DIR@|$(sed_escape "$KAFKA_DATA_DIR")|g" \
+    local tmp="$CONFIG.tmp.$$" quorum
+    if [[ -n "$KAFKA_QUORUM_VOTERS" ]]; then
+        quorum="controller.quorum.voters=$KAFKA_QUORUM_VOTERS"
+    else
+        quorum="controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT"
+    fi
+    # Comment lines are copied as they are: they name the placeholders.
+    sed -e "/^#/!s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+        -e "/^#/!s|@KAFKA_NODE_ID@|$KAFKA_NODE_ID|g" \
+        -e "/^#/!s|@KAFKA_QUORUM@|$quorum|g" \
+        -e "/^#/!s|@KAFKA_REPLICATION@|$KAFKA_REPLICATION|g" \
+        -e "/^#/!s|@KAFKA_MIN_ISR@|$KAFKA_MIN_ISR|g" \
+        -e "/^#/!s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+        -e "/^#/!s|@KAFKA_DATA_DIR@|$(sed_escape "$KAFKA_DATA_DIR")|g" \
         "$TEMPLATE" >"$tmp"
     mv "$tmp" "$CONFIG"
+}
+
+# new_cluster_id : a base64url-encoded random 128-bit UUID (22 characters). Kafka avoids ids that
+# start with '-' (they look like options on command lines), so do we.
+new_cluster_id() {
+    local cluster_id
+    while :; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+        [[ "$cluster_id" != -* ]] && break
+    done
+    printf '%s\n' "$cluster_id"
 }
 
 format_storage_if_needed() {
@@ -178,19 +232,18 @@ format_storage_if_needed() {
             "Point KAFKA_DATA_DIR at an empty or a Kafka data directory, or empty this one if its contents are not needed."
     fi
     mkdir -p "$KAFKA_DATA_DIR"
-    # A cluster id is a base64url-encoded random 128-bit UUID (22 characters). Kafka avoids ids that
-    # start with '-' (they look like options on command lines), so do we.
-    local cluster_id
-    while :; do
-        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-        [[ "$cluster_id" != -* ]] && break
-    done
-    info "formatting new data directory $KAFKA_DATA_DIR (cluster id $cluster_id, standalone KRaft quorum)"
+    local cluster_id="$KAFKA_CLUSTER_ID" quorum=(--standalone) what="standalone KRaft quorum"
+    [[ -n "$cluster_id" ]] || cluster_id="$(new_cluster_id)"
+    if [[ -n "$KAFKA_QUORUM_VOTERS" ]]; then
+        quorum=()   # the static voters of the rendered config
+        what="node $KAFKA_NODE_ID of the static quorum $KAFKA_QUORUM_VOTERS"
+    fi
+    info "formatting new data directory $KAFKA_DATA_DIR (cluster id $cluster_id, $what)"
     local rc=0
     # shellcheck disable=SC2086   # option lists are word lists by design
     timeout 120 "$JAVA" $KAFKA_HEAP_OPTS -cp "$LIBS_DIR/*" \
         -Dlog4j2.configurationFile="$LOG4J_CONFIG" -Dkafka.logs.dir="$KAFKA_RUN_DIR" \
-        kafka.tools.StorageTool format --standalone --cluster-id "$cluster_id" --config "$CONFIG" \
+        kafka.tools.StorageTool format "${quorum[@]}" --cluster-id "$cluster_id" --config "$CONFIG" \
         >>"$OUT_LOG" 2>&1 </dev/null || rc=$?
     if ((rc != 0)) || [[ ! -f "$KAFKA_DATA_DIR/meta.properties" ]]; then
         show_logs_on_failure
@@ -219,11 +272,13 @@ with_lock() {
 }
 
 cmd_start() {
-    local timeout_s="$KAFKA_START_TIMEOUT"
+    local timeout_s="$KAFKA_START_TIMEOUT" no_wait=0
     while (($#)); do
         case "$1" in
             --timeout) (($# >= 2)) || die "--timeout needs a number of seconds."; timeout_s="$2"; shift ;;
             --timeout=*) timeout_s="${1#*=}" ;;
+            # Used by cluster-start: a node of a static quorum cannot serve metadata before a majority runs.
+            --no-wait) no_wait=1 ;;
             -h | --help) usage; exit 0 ;;
             *) die "unknown option '$1' for start (see --help)." ;;
         esac
@@ -243,6 +298,7 @@ cmd_start() {
         port="$(running_port)"
         info "Kafka is already running (pid $pid) on 127.0.0.1:$port; not starting another."
         [[ "$port" == "$KAFKA_PORT" ]] || warn "it listens on $port, not on KAFKA_PORT=$KAFKA_PORT; run '$0 stop' first to change ports."
+        ((no_wait)) && return 0
         resolve_java
         if wait_ready "$port" "$timeout_s" "$pid"; then
             info "Kafka $(kafka_version) ready on 127.0.0.1:$port"
@@ -283,6 +339,10 @@ cmd_start() {
         sleep 0.05
     done
     [[ -n "$pid" ]] || { show_logs_on_failure; die "the broker process did not start (no pid written to $PID_FILE)."; }
+    if ((no_wait)); then
+        info "started Kafka node $KAFKA_NODE_ID (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+        return 0
+    fi
     info "started Kafka broker (pid $pid); waiting up to ${timeout_s} s for it to serve metadata on 127.0.0.1:$KAFKA_PORT ..."
 
     local rc=0
@@ -404,6 +464,170 @@ cmd_logs() {
     tail -n "$nlines" "$SERVER_LOG"
 }
 
+# ---------------------------------------------------------------------------------------------- cluster mode
+# A local cluster is N single nodes of this same script, each run with its own KAFKA_RUN_DIR, ports, node id
+# and the cluster's shared id, quorum and replication settings (cluster_node runs one command on node i).
+
+SELF="$(realpath "${BASH_SOURCE[0]}")"
+
+cluster_check() {
+    is_uint "$KAFKA_NODES" && ((KAFKA_NODES >= 1 && KAFKA_NODES <= 9)) || die "KAFKA_NODES='$KAFKA_NODES' is not a number of nodes from 1 to 9."
+    check_port KAFKA_CLUSTER_PORT "$KAFKA_CLUSTER_PORT"
+    check_port KAFKA_CLUSTER_CONTROLLER_PORT "$KAFKA_CLUSTER_CONTROLLER_PORT"
+    local last=$((KAFKA_CLUSTER_PORT + KAFKA_NODES - 1)) clast=$((KAFKA_CLUSTER_CONTROLLER_PORT + KAFKA_NODES - 1))
+    ((last <= 65535 && clast <= 65535)) || die "the cluster's ports would go past 65535; lower KAFKA_CLUSTER_PORT or KAFKA_CLUSTER_CONTROLLER_PORT."
+    if ((KAFKA_CLUSTER_PORT <= clast && KAFKA_CLUSTER_CONTROLLER_PORT <= last)); then
+        die "client ports $KAFKA_CLUSTER_PORT-$last and controller ports $KAFKA_CLUSTER_CONTROLLER_PORT-$clast overlap." \
+            "Choose KAFKA_CLUSTER_PORT and KAFKA_CLUSTER_CONTROLLER_PORT at least KAFKA_NODES apart."
+    fi
+}
+
+cluster_voters() {
+    local i out=""
+    for ((i = 1; i <= KAFKA_NODES; i++)); do out+="${out:+,}$i@127.0.0.1:$((KAFKA_CLUSTER_CONTROLLER_PORT + i - 1))"; done
+    printf '%s\n' "$out"
+}
+
+cluster_bootstrap() {
+    local i out=""
+    for ((i = 1; i <= KAFKA_NODES; i++)); do out+="${out:+,}127.0.0.1:$((KAFKA_CLUSTER_PORT + i - 1))"; done
+    printf '%s\n' "$out"
+}
+
+# Replication factor 3 (at most the nodes) and min ISR 2 when there are 3 replicas: with acks=all an
+# acknowledged record is then on two brokers, and the cluster goes on taking writes with one broker down.
+cluster_replication() { printf '%s\n' $((KAFKA_NODES < 3 ? KAFKA_NODES : 3)); }
+cluster_min_isr() { printf '%s\n' $(($(cluster_replication) >= 3 ? 2 : 1)); }
+
+# cluster_node I COMMAND [ARGS...] : run this script's single-node COMMAND on node I of the cluster.
+cluster_node() {
+    local i="$1"
+    shift
+    KAFKA_NODE_ID="$i" \
+        KAFKA_PORT=$((KAFKA_CLUSTER_PORT + i - 1)) \
+        KAFKA_CONTROLLER_PORT=$((KAFKA_CLUSTER_CONTROLLER_PORT + i - 1)) \
+        KAFKA_RUN_DIR="$KAFKA_CLUSTER_DIR/node-$i" \
+        KAFKA_DATA_DIR="$KAFKA_CLUSTER_DIR/node-$i/data" \
+        KAFKA_QUORUM_VOTERS="$(cluster_voters)" \
+        KAFKA_CLUSTER_ID="${CLUSTER_ID:-}" \
+        KAFKA_REPLICATION="$(cluster_replication)" \
+        KAFKA_MIN_ISR="$(cluster_min_isr)" \
+        KAFKA_HEAP_OPTS="$KAFKA_CLUSTER_HEAP_OPTS" \
+        KAFKA_SH_LABEL="kafka.sh[node $i]" \
+        bash "$SELF" "$@" 7>&-   # the cluster lock stays with this process, not with the brokers
+}
+
+cluster_lock() {
+    mkdir -p "$KAFKA_CLUSTER_DIR"
+    exec 7>"$KAFKA_CLUSTER_DIR/cluster.lock"
+    flock -w 180 7 || die "another kafka.sh cluster command has held $KAFKA_CLUSTER_DIR/cluster.lock for 3 minutes."
+}
+
+# The cluster id and quorum the data directories were formatted with; a cluster is never re-formatted
+# with other nodes (its nodes would not agree on the quorum): cluster-stop --purge first.
+CLUSTER_ID=""
+cluster_identity() {
+    local file="$KAFKA_CLUSTER_DIR/cluster.conf" voters
+    voters="$(cluster_voters)"
+    if [[ -f "$file" ]]; then
+        CLUSTER_ID="$(sed -n 's/^cluster.id=//p' "$file")"
+        local formatted
+        formatted="$(sed -n 's/^voters=//p' "$file")"
+        [[ "$formatted" == "$voters" ]] || die "the cluster in $KAFKA_CLUSTER_DIR was formatted for the voters $formatted, not $voters." \
+            "Keep KAFKA_NODES and KAFKA_CLUSTER_CONTROLLER_PORT as they were, or delete it with '$0 cluster-stop --purge'."
+    fi
+    if [[ -z "$CLUSTER_ID" ]]; then
+        CLUSTER_ID="$(new_cluster_id)"
+        printf 'cluster.id=%s\nvoters=%s\n' "$CLUSTER_ID" "$voters" >"$file"
+    fi
+}
+
+cluster_start() {
+    local timeout_s=120
+    while (($#)); do
+        case "$1" in
+            --timeout) (($# >= 2)) || die "--timeout needs a number of seconds."; timeout_s="$2"; shift ;;
+            --timeout=*) timeout_s="${1#*=}" ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown option '$1' for cluster-start (see --help)." ;;
+        esac
+        shift
+    done
+    check_timeout_value "--timeout" "$timeout_s"
+    cluster_check
+    cluster_lock
+    cluster_identity
+    local i failed=0 deadline=$((SECONDS + timeout_s))
+    local -a pids=()
+    # Every node first (formatted and launched side by side), then the waiting: no node serves metadata
+    # before a majority of the quorum runs.
+    for ((i = 1; i <= KAFKA_NODES; i++)); do
+        cluster_node "$i" start --no-wait &
+        pids+=("$!")
+    done
+    for i in "${pids[@]}"; do wait "$i" || failed=1; done
+    ((failed == 0)) || die "not every node of the cluster started (see above); '$0 cluster-stop' stops the others."
+    for ((i = 1; i <= KAFKA_NODES; i++)); do
+        cluster_node "$i" wait --timeout $((deadline > SECONDS ? deadline - SECONDS : 1)) >/dev/null
+    done
+    resolve_java
+    local port1=$((KAFKA_CLUSTER_PORT))
+    until probe "$port1" "$KAFKA_NODES"; do
+        ((SECONDS < deadline)) || die "the $KAFKA_NODES nodes run, but not all their brokers are unfenced after ${timeout_s} s." \
+            "See '$0 cluster-status' and the logs in $KAFKA_CLUSTER_DIR/node-*/server.log."
+        sleep 0.5
+    done
+    info "Kafka $(kafka_version) cluster of $KAFKA_NODES ready on $(cluster_bootstrap) (replication factor $(cluster_replication), min.insync.replicas $(cluster_min_isr))"
+    info "services, CLI and tests use it with: export H200_BOOTSTRAP_SERVERS=$(cluster_bootstrap) H200_REPLICATION_FACTOR=$(cluster_replication) H200_MIN_INSYNC_REPLICAS=$(cluster_min_isr)"
+}
+
+cluster_stop() {
+    local purge=()
+    while (($#)); do
+        case "$1" in
+            --purge) purge=(--purge) ;;
+            -h | --help) usage; exit 0 ;;
+            *) die "unknown option '$1' for cluster-stop (see --help)." ;;
+        esac
+        shift
+    done
+    cluster_check
+    cluster_lock
+    local i failed=0
+    local -a pids=()
+    # All at once: a broker asks the active controller to let it go; stopped one by one, the last ones
+    # would wait for a quorum that is gone until KAFKA_STOP_TIMEOUT and its SIGKILL.
+    for ((i = 1; i <= KAFKA_NODES; i++)); do
+        [[ -d "$KAFKA_CLUSTER_DIR/node-$i" ]] || continue
+        cluster_node "$i" stop "${purge[@]}" &
+        pids+=("$!")
+    done
+    ((${#pids[@]})) || info "no cluster in $KAFKA_CLUSTER_DIR (nothing to stop)."
+    for i in "${pids[@]}"; do wait "$i" || failed=1; done
+    ((failed == 0)) || die "not every node of the cluster stopped (see above)."
+    if ((${#purge[@]})); then
+        [[ "$KAFKA_CLUSTER_DIR" != "/" && "$KAFKA_CLUSTER_DIR" != "$REPO_ROOT" && "$KAFKA_CLUSTER_DIR" != "$HOME" ]] ||
+            die "refusing to delete KAFKA_CLUSTER_DIR=$KAFKA_CLUSTER_DIR."
+        rm -rf "$KAFKA_CLUSTER_DIR"
+        info "deleted $KAFKA_CLUSTER_DIR."
+    fi
+}
+
+cluster_status() {
+    cluster_check
+    local i rc=0
+    for ((i = 1; i <= KAFKA_NODES; i++)); do
+        cluster_node "$i" status || rc=1
+    done
+    resolve_java
+    if ((rc == 0)) && probe "$KAFKA_CLUSTER_PORT" "$KAFKA_NODES"; then
+        info "cluster of $KAFKA_NODES: all brokers unfenced; bootstrap $(cluster_bootstrap)"
+        return 0
+    fi
+    info "cluster of $KAFKA_NODES: not every node runs and serves (bootstrap $(cluster_bootstrap))"
+    return 1
+}
+
 main() {
     (($#)) || { usage >&2; exit 2; }
     local cmd="$1"
@@ -415,8 +639,12 @@ main() {
         wait) cmd_wait "$@" ;;
         logs) cmd_logs "$@" ;;
         bootstrap) if our_pid >/dev/null; then echo "127.0.0.1:$(running_port)"; else echo "127.0.0.1:$KAFKA_PORT"; fi ;;
+        cluster-start) cluster_start "$@" ;;
+        cluster-stop) cluster_stop "$@" ;;
+        cluster-status) cluster_status "$@" ;;
+        cluster-bootstrap) cluster_check; cluster_bootstrap ;;
         -h | --help | help) usage ;;
-        *) usage >&2; die "unknown command '$cmd' (expected start, stop, status, wait, logs or bootstrap)." ;;
+        *) usage >&2; die "unknown command '$cmd' (expected start, stop, status, wait, logs, bootstrap or cluster-start, cluster-stop, cluster-status, cluster-bootstrap)." ;;
     esac
 }
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.codec import MAX_MESSAGE_BYTES
@@ -20,6 +21,19 @@ class ClusterSettings(BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_message_bytes: int = Field(MAX_MESSAGE_BYTES, gt=0)
+    # The catalogue's topics are created with this many replicas and refuse a write (acks=all) that fewer than
+    # min_insync_replicas of them hold: 1 and 1 on one broker, 3 and 2 on the three-broker cluster.
+    replication_factor: int = Field(1, ge=1)
+    min_insync_replicas: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _replicas_can_be_in_sync(self) -> Self:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"H200_MIN_INSYNC_REPLICAS={self.min_insync_replicas} exceeds H200_REPLICATION_FACTOR="
+                f"{self.replication_factor}: every write would be refused"
+            )
+        return self
 
 
 class WorkerSettings(BaseSettings):
@@ -32,6 +46,10 @@ class WorkerSettings(BaseSettings):
     web_port: int = Field(0, ge=0, le=65535, description="0 disables the worker's HTTP endpoint")
     # A killed worker's partitions wait this long before another worker takes them (faust's default is 60 s).
     session_timeout_s: float = Field(10.0, gt=0)
+    # Static membership (KIP-345): a worker restarted under the same id within session_timeout_s gets its partitions
+    # back at once, with no rebalance; one that does not come back keeps them unread until the session expires,
+    # even after a clean stop. It must name a slot (e.g. allocation-1), never a process: unset, membership is dynamic.
+    group_instance_id: str | None = Field(None, min_length=1)
     heartbeat_interval_s: float = Field(3.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0)
     # Publishing waits out a failure that passes: first send_retry_s, doubling up to send_retry_max_s; an

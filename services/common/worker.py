@@ -22,6 +22,7 @@ from schemas.topics import BY_NAME, Topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import replay_partition
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
+from services.common.outage_log import install_outage_log_filter
 from services.common.partitions import PartitionedCore
 from services.common.publishing import Publisher
 from services.common.records import Record, decode_record, from_faust
@@ -52,6 +53,7 @@ class Route:
 def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSettings) -> faust.App:
     datadir = worker.datadir / service / worker.worker_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
+    install_outage_log_filter()  # a broker outage is logged once and then by how long it lasts, not per attempt
     return faust.App(
         f"h200-{service}",
         broker=f"kafka://{cluster.bootstrap_servers}",
@@ -63,10 +65,18 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
         # Topics come from the catalogue (`h200 topics create`); faust must not invent its own.
         topic_allow_declare=False,
         topic_disable_leader=True,
+        topic_replication_factor=cluster.replication_factor,
         consumer_auto_offset_reset="earliest",
+        # Every in-sync replica has a record before it counts as sent (min.insync.replicas of the topic). Not
+        # idempotent: faust 0.15.3 turns aiokafka's enable_idempotence on only inside exactly_once transactions
+        # and has no setting for it, and aiokafka's idempotent sender stops for good on OutOfOrderSequenceNumber
+        # after a broker outage (aiokafka #1017). A send retried across a leader change may then be written twice;
+        # every reader skips repeats by event id, and aiokafka sends one batch per partition at a time, so a retry
+        # cannot reorder a partition.
         producer_acks=-1,
         processing_guarantee="at_least_once",
         broker_session_timeout=worker.session_timeout_s,
+        consumer_group_instance_id=worker.group_instance_id,
         broker_heartbeat_interval=worker.heartbeat_interval_s,
         broker_commit_interval=worker.commit_interval_s,
     )

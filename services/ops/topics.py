@@ -5,12 +5,28 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError
 
 from schemas.topics import CATALOGUE, Topic
+from services.common.settings import ClusterSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How many brokers hold each partition, and how many must have a record before it is acknowledged."""
+
+    factor: int = 1
+    min_insync: int = 1
+
+    @classmethod
+    def from_settings(cls, cluster: ClusterSettings) -> Replication:
+        return cls(cluster.replication_factor, cluster.min_insync_replicas)
+
+    def topic_config(self, topic: Topic) -> dict[str, str]:
+        return {**topic.config, "min.insync.replicas": str(self.min_insync)}
 
 
 @dataclass
@@ -21,9 +37,19 @@ class TopicsReport:
     problems: list[str] = field(default_factory=list)
 
 
-def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+@dataclass(frozen=True)
+class Layout:
+    partitions: int
+    replicas: frozenset[int]
+    """The replica counts of its partitions (one value when they all agree)."""
+
+
+def _layouts(admin: KafkaAdminClient, names: list[str]) -> dict[str, Layout]:
     return {
-        description["name"]: len(description["partitions"])
+        description["name"]: Layout(
+            len(description["partitions"]),
+            frozenset(len(partition["replica_nodes"]) for partition in description["partitions"]),
+        )
         for description in admin.describe_topics(names)
         if not description.get("error_code")
     }
@@ -38,9 +64,14 @@ def _configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, s
     }
 
 
-def ensure_topics(admin: KafkaAdminClient, catalogue: tuple[Topic, ...] = CATALOGUE) -> TopicsReport:
-    """Create missing topics, restore drifted retention settings, and report partition mismatches."""
+def ensure_topics(
+    admin: KafkaAdminClient, catalogue: tuple[Topic, ...] = CATALOGUE, replication: Replication | None = None
+) -> TopicsReport:
+    """Create missing topics, restore drifted retention and min ISR settings, and report partition and
+    replication mismatches. Without `replication`, H200_REPLICATION_FACTOR and H200_MIN_INSYNC_REPLICAS say it."""
+    replication = replication or Replication.from_settings(ClusterSettings())
     report = TopicsReport()
+    uncreatable: set[str] = set()
     present = set(admin.list_topics())
     for topic in catalogue:
         if topic.name in present:
@@ -48,7 +79,13 @@ def ensure_topics(admin: KafkaAdminClient, catalogue: tuple[Topic, ...] = CATALO
             continue
         try:
             admin.create_topics(
-                [NewTopic(topic.name, topic.partitions, 1, topic_configs=dict(topic.config))],
+                {
+                    topic.name: {
+                        "num_partitions": topic.partitions,
+                        "replication_factor": replication.factor,
+                        "configs": replication.topic_config(topic),
+                    }
+                },
                 timeout_ms=30_000,
                 wait_for_metadata=True,
             )
@@ -56,17 +93,36 @@ def ensure_topics(admin: KafkaAdminClient, catalogue: tuple[Topic, ...] = CATALO
         except TopicAlreadyExistsError:
             # Another process created it between our listing and our request: the same outcome.
             report.existing.append(topic.name)
-    names = [topic.name for topic in catalogue]
-    counts = _partition_counts(admin, names)
+        except InvalidReplicationFactorError as error:
+            uncreatable.add(topic.name)
+            report.problems.append(
+                f"{topic.name} cannot be created with {replication.factor} replicas ({error}): the cluster has "
+                "fewer brokers; set H200_REPLICATION_FACTOR to at most their number"
+            )
+    names = [topic.name for topic in catalogue if topic.name not in uncreatable]
+    layouts = _layouts(admin, names)
     configs = _configs(admin, names)
     for topic in catalogue:
-        if counts.get(topic.name, topic.partitions) != topic.partitions:
+        layout = layouts.get(topic.name)
+        if layout is None:
+            continue
+        if layout.partitions != topic.partitions:
             # Changing the count would move keys to other partitions and break per-key order: never automatic.
             report.problems.append(
-                f"{topic.name} has {counts[topic.name]} partitions, the catalogue says {topic.partitions}; "
+                f"{topic.name} has {layout.partitions} partitions, the catalogue says {topic.partitions}; "
                 "recreate it on an empty cluster or change schemas/topics.py"
             )
-        drift = {k: v for k, v in topic.config.items() if configs.get(topic.name, {}).get(k, v) != v}
+        wanted = replication.topic_config(topic)
+        if layout.replicas != {replication.factor}:
+            # Adding replicas copies every partition between brokers: an operator's decision, never automatic.
+            replicas = " to ".join(str(n) for n in sorted(layout.replicas))
+            report.problems.append(
+                f"{topic.name} has {replicas} replicas per partition, H200_REPLICATION_FACTOR says "
+                f"{replication.factor}; reassign its partitions (kafka-reassign-partitions) or change the setting"
+            )
+            # Settings that do not describe this cluster must not lower (or raise) what a write needs.
+            del wanted["min.insync.replicas"]
+        drift = {k: v for k, v in wanted.items() if configs.get(topic.name, {}).get(k, v) != v}
         if drift:
             admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic.name, configs=drift)])
             report.reconfigured.append(f"{topic.name} ({', '.join(sorted(drift))})")
