@@ -18,7 +18,7 @@ from services.replay import reports
 from services.replay.determinism import check_determinism
 from services.replay.eventlog import EventLog, build_log
 from services.replay.exportfile import exported_topics, make_header, read_export, read_header, write_export
-from services.replay.kafka_io import create_catalogue, read_topics, record_counts, write_records
+from services.replay.kafka_io import create_catalogue, keeping_arrivals, read_topics, record_counts, write_records
 from services.replay.ledger import fold_ledger
 from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
@@ -105,7 +105,8 @@ def run_import(args: argparse.Namespace, settings: OpsSettings) -> int:
             f"the cluster at {bootstrap} already holds records in {held}: import into an empty cluster, "
             "or give --force to append to what is there"
         )
-    sent = write_records(bootstrap, read_export(args.file), progress_stream(args.progress))
+    with keeping_arrivals(bootstrap):
+        sent = write_records(bootstrap, read_export(args.file), progress_stream(args.progress))
     emit(f"imported {sent:,} of {records:,} records into {len(topics)} topics on {bootstrap}")
     return 0 if sent == records else 1
 

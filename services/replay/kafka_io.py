@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 
+from schemas.topics import CATALOGUE
+from services.common.records import LOG_APPEND_TIME
 from services.ops.kafka_clients import admin_client, producer, reader
 from services.ops.topics import ensure_topics
 from services.replay.progress import Progress
-from services.replay.records import LogRecord, ReplayError
+from services.replay.records import IMPORTED_ARRIVAL, LogRecord, ReplayError
+
+TIMESTAMP_TYPE = "message.timestamp.type"
 
 FETCH_BYTES = 16 * 1024 * 1024
 POLL_RECORDS = 10_000
@@ -105,6 +111,23 @@ def create_catalogue(bootstrap: str) -> None:
         raise ReplayError("the cluster's topics differ from the catalogue: " + "; ".join(report.problems))
 
 
+@contextmanager
+def keeping_arrivals(bootstrap: str) -> Iterator[None]:
+    """While importing, the inboxes take the producer's time: a broker stamping them again (LogAppendTime) would
+    give every imported record the time of the import, and a refold would decide at other times than the cores
+    did. Each record then keeps its original time (its arrival is marked by IMPORTED_ARRIVAL); the catalogue's
+    setting is restored afterwards, so what arrives later is stamped by the broker again."""
+    inboxes = [topic.name for topic in CATALOGUE if topic.config.get(TIMESTAMP_TYPE) == "LogAppendTime"]
+    with admin_client(bootstrap) as admin:
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, configs={TIMESTAMP_TYPE: "CreateTime"}) for name in inboxes]
+        )
+    try:
+        yield
+    finally:
+        create_catalogue(bootstrap)
+
+
 def write_records(bootstrap: str, records: Iterable[LogRecord], stream: TextIO | None = None) -> int:
     """Send each record to its own topic and partition, with its key, time and headers, in the order given (an
     idempotent producer keeps that order per partition); returns how many the broker acknowledged."""
@@ -120,7 +143,7 @@ def write_records(bootstrap: str, records: Iterable[LogRecord], stream: TextIO |
                     value=record.value,
                     partition=record.partition,
                     timestamp_ms=record.timestamp_ms,
-                    headers=list(record.headers),
+                    headers=[*record.headers, *_arrival_mark(record)],
                 )
             )
             if len(pending) >= SEND_CHUNK:
@@ -131,6 +154,11 @@ def write_records(bootstrap: str, records: Iterable[LogRecord], stream: TextIO |
         progress.advance(len(pending))
     progress.close()
     return sent
+
+
+def _arrival_mark(record: LogRecord) -> list[tuple[str, bytes]]:
+    already = any(name == IMPORTED_ARRIVAL for name, _ in record.headers)
+    return [(IMPORTED_ARRIVAL, b"1")] if record.timestamp_type == LOG_APPEND_TIME and not already else []
 
 
 def _acknowledged(futures: list[object]) -> int:

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from schemas.envelope import Arrival
 from schemas.topics import CATALOGUE, EVENT_TOPICS
-from services.common.records import Record
+from services.common.records import LOG_APPEND_TIME, Record
 
 INBOX = "h200.allocation.inbox"
 """The allocation core's inputs, in the order it decided on them: what the determinism check and what-if refold."""
@@ -34,6 +34,12 @@ class Spot(NamedTuple):
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
+IMPORTED_ARRIVAL = "h200.imported_arrival"
+"""Header `h200 import` puts on an inbox record whose time was the broker's when it was exported: the import keeps
+that time as the producer's (a broker stamping it again would date it at the import), and a replay reads it as the
+arrival it was. Only replays read it: a service never takes a sender's header for a time of receipt."""
+
+
 @dataclass(frozen=True, slots=True)
 class LogRecord:
     topic: str
@@ -54,7 +60,10 @@ class LogRecord:
     def arrival(self) -> Arrival | None:
         """When the service reading this record learned of it, as the services read it (services.common.records):
         a replay refolds an inbox with the very times its core decided on."""
-        as_read = Record(*self.spot, self.key, self.value, self.headers, self.timestamp_ms, self.timestamp_type)
+        kind = self.timestamp_type
+        if kind == 0 and (IMPORTED_ARRIVAL, b"1") in self.headers:
+            kind = LOG_APPEND_TIME
+        as_read = Record(*self.spot, self.key, self.value, self.headers, self.timestamp_ms, kind)
         return as_read.arrival
 
 
