@@ -45,6 +45,12 @@ def at(month: int, day: int, hour: int = 9) -> datetime:
     return datetime(2026, month, day, hour, tzinfo=UTC)
 
 
+LICENCES_END = datetime(2036, 12, 31, tzinfo=UTC)
+"""When the story's licences and tranches end. The story is told in January 2026, but its decisions are made at
+the time the demo runs (the broker stamps arrivals, docs/time.md): the windows must outlast any run of the demo,
+or every approval would be expired on the first tick."""
+
+
 def _doc(buyer: str, ref: str, kind: str) -> SupportingDocument:
     digest = sha256(f"{buyer}/{ref}/{kind}".encode()).hexdigest()
     return SupportingDocument(document_id=f"{ref}-{kind}", kind=kind, sha256=digest)
@@ -83,7 +89,7 @@ def _licence(buyer: str, quantity: int, when: datetime) -> ExportLicenceIssued:
         buyer_id=buyer,
         quantity=quantity,
         valid_from=when,
-        valid_until=at(12, 31),
+        valid_until=LICENCES_END,
     )
 
 
@@ -106,7 +112,7 @@ def _importer(buyer: str, quota: int, when: datetime) -> list[Message]:
             buyer_id=buyer,
             quantity=quota,
             opens_at=when,
-            closes_at=at(12, 31),
+            closes_at=LICENCES_END,
         ),
     ]
 
@@ -278,7 +284,7 @@ def business_time(now: datetime) -> list[Message]:
             buyer_id=LATER,
             quantity=40_000,
             opens_at=at(1, 20),
-            closes_at=at(12, 31),
+            closes_at=LICENCES_END,
         ),
         ImporterAuthorised(
             policy_id=f"cn-importer/{LATER}",

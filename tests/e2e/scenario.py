@@ -97,7 +97,7 @@ def licence(buyer: str, quantity: int, *, revision: int = 1, minute: float = 0) 
         buyer_id=buyer,
         quantity=quantity,
         valid_from=T0 - YEAR,
-        valid_until=T0 + YEAR,
+        valid_until=T0 + 10 * YEAR,  # outlasts any run: decisions are made at the time the test runs
     )
 
 
@@ -156,7 +156,7 @@ def quota(buyer: str, quantity: int, *, tranche: str = "T1", revision: int = 1, 
         buyer_id=buyer,
         quantity=quantity,
         opens_at=T0 - YEAR,
-        closes_at=T0 + YEAR,
+        closes_at=T0 + 10 * YEAR,
     )
 
 
