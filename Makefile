@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics schemas \
-        schemas-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay
+        schemas-check asyncapi-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,11 @@ topics: $(STAMP) ## create the topic catalogue on H200_BOOTSTRAP_SERVERS (safe t
 
 schemas: $(STAMP) ## regenerate schemas/json/*.schema.json and schemas/asyncapi.json from the models
 	@$(PY) -m schemas.generate
+
+asyncapi-check: ## validate schemas/asyncapi.json with the AsyncAPI parser itself (Node 18+ and npm; not in CI)
+	@mkdir -p .cache/asyncapi && cp schemas/tools/package.json schemas/tools/validate-asyncapi.mjs .cache/asyncapi/
+	cd .cache/asyncapi && npm install --no-audit --no-fund --silent
+	node validate-asyncapi.mjs $(CURDIR)/schemas/asyncapi.json
 
 schemas-check: $(STAMP) ## fail if the generated schemas drifted from the models
 	@$(PY) -m schemas.generate --check

@@ -31,6 +31,8 @@ from services.projector.store import ReadModelStore, current_store
 
 BOLD, END = "\033[1m", "\033[0m"
 WEB_PORTS = 39100
+API_PORT = 39150
+"""The demo's HTTP API (services.api): curl 127.0.0.1:39150/v1/ledger while it runs."""
 """The demo's services answer /metrics, /health and /ready from here on (services.ops.supervisor.web_ports)."""
 
 
@@ -43,7 +45,8 @@ def _progress(lag: Lag) -> None:
 class Demo:
     def __init__(self, settings: OpsSettings, log_dir: Path) -> None:
         self.settings = settings
-        self.supervisor = Supervisor(log_dir, env={**os.environ, **web_ports(WEB_PORTS)}, restart=RestartPolicy())
+        env = {**os.environ, **web_ports(WEB_PORTS), "H200_API_PORT": str(API_PORT)}
+        self.supervisor = Supervisor(log_dir, env=env, restart=RestartPolicy())
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
@@ -152,11 +155,12 @@ class Demo:
         with admin_client(self.settings.bootstrap_servers) as admin:
             report = ensure_topics(admin)
         print(f"topics: {len(report.created)} created, {len(report.existing)} already there")
-        print("starting intake, approval, allocation, fulfilment, the projector and the clock as processes ...")
+        print("starting intake, approval, allocation, fulfilment, the projector, the clock and the HTTP API ...")
         self.supervisor.start_all()
         self.supervisor.keep_running()
         for process in self.supervisor.processes.values():
-            where = f"{process.url}/metrics  /health  /ready" if process.url else "(log only)"
+            pages = "/v1/ledger  /docs  /ready" if process.name == "api" else "/metrics  /health  /ready"
+            where = f"{process.url}{pages}" if process.url else "(log only)"
             print(f"    {process.name:<13} {where}")
         try:
             self.supervisor.wait_started(3.0)

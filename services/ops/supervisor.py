@@ -158,14 +158,26 @@ class Supervisor:
         self.processes["clock"] = process
         return process
 
+    def http_api(self) -> Process:
+        """The HTTP API (services.api) on H200_API_PORT, reading the projector's namespace."""
+        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("H200_NAMESPACE", env.get("H200_PROJECTOR_NAMESPACE", "h200"))
+        port = int(env.get("H200_API_PORT") or 0)
+        process = Process("api", [sys.executable, "-m", "services.api"], self.log_dir / "api.log", env, web_port=port)
+        self.processes["api"] = process
+        return process
+
     def start_all(self, instances: dict[str, int] | None = None, clock: bool = True) -> None:
-        """The services, the projector and (unless `clock` is False) the clock; stop_all stops the clock first."""
+        """The services, the projector, (unless `clock` is False) the clock, and the HTTP API when H200_API_PORT is
+        set; stop_all stops the clock first."""
         for service in SERVICES:
             for instance in range(1, (instances or {}).get(service, 1) + 1):
                 self.service(service, instance).start()
         self.projector().start()
         if clock:
             self.business_clock().start()
+        if int(self.env.get("H200_API_PORT") or 0):
+            self.http_api().start()
 
     def supervise_once(self) -> None:
         """Schedule the restart of each process found exited, and restart those due (unless stopping)."""

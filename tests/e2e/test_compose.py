@@ -40,13 +40,14 @@ IMAGES = {  # the variables docker-compose.yml and infra/images/build.sh read, w
     "H200_REDIS_IMAGE": "h200/redis:7",
     "H200_SERVICES_IMAGE": "h200/services:dev",
 }
-LONG_RUNNING = ("kafka", "redis", "intake", "approval", "allocation", "fulfilment", "projector", "clock")
+LONG_RUNNING = ("kafka", "redis", "intake", "approval", "allocation", "fulfilment", "projector", "clock", "api")
 WEB = {  # the service's /metrics, /health and /ready port: the variable docker-compose.yml reads for it
     "intake": "H200_COMPOSE_INTAKE_WEB_PORT",
     "approval": "H200_COMPOSE_APPROVAL_WEB_PORT",
     "allocation": "H200_COMPOSE_ALLOCATION_WEB_PORT",
     "fulfilment": "H200_COMPOSE_FULFILMENT_WEB_PORT",
     "projector": "H200_COMPOSE_PROJECTOR_PORT",
+    "api": "H200_COMPOSE_API_PORT",
 }
 UP_TIMEOUT_S = 180.0  # `up -d` returns once Kafka and Redis are healthy and the topics exist
 HEALTHY_TIMEOUT_S = 120.0  # then every service's healthcheck (GET /ready) passes
@@ -312,3 +313,8 @@ def test_compose_services_are_healthy_and_answer_metrics(stack: ComposeStack) ->
     status, metrics = stack.get("projector", "/metrics")
     assert status == 200
     assert "h200_events_applied_total" in metrics
+    # The HTTP API answers from the same read models the CLI reads.
+    status, ledger = stack.get("api", "/v1/ledger")
+    assert status == 200
+    document = json.loads(ledger)
+    assert (document["namespace"], type(document["lines"])) == ("h200", list)

@@ -1,0 +1,97 @@
+"""The HTTP API as an upstream system uses it, against the real services: submit (concurrently, several at once),
+read the outcome, be told exactly what is wrong with a bad request, cancel."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import scenario as s
+from harness import StartSystem, System
+
+POOL = "api"
+BUYER = "api-buyer"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _call(port: int, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _wait_ready(system: System, port: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        system.supervisor.check_alive()
+        try:
+            if _call(port, "GET", "/ready")[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the API on {port} was not ready in {timeout_s:.0f} s\n{system.tails(30)}")
+
+
+def _order(ref: str, quantity: int) -> dict[str, Any]:
+    return json.loads(s.submit(BUYER, ref, quantity, pool=POOL).model_dump_json())
+
+
+def test_an_upstream_system_submits_reads_outcomes_and_is_told_what_is_wrong(start_system: StartSystem) -> None:
+    port = _free_port()
+    system = start_system(env={"H200_API_PORT": str(port)})
+    system.publish([s.use_rules(), *s.cleared_buyer(BUYER, 1_000), s.allocation_rule(pool=POOL)])
+    _wait_ready(system, port)
+
+    # Five submissions at once, no settling: each is answered with its outcome as the services decided it
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda n: _call(port, "POST", "/v1/orders?wait=30", _order(f"API-{n}", 100)), range(5)))
+    assert [status for status, _ in answers] == [200] * 5, answers
+    assert {body["outcome"]["status"] for _, body in answers} == {"approved"}, answers
+
+    # A bad request is refused with the field at fault, and nothing reaches the services
+    bad = {**_order("API-BAD", 100), "quantity": "100"}
+    status, refusal = _call(port, "POST", "/v1/orders", bad)
+    assert (status, refusal["code"]) == (422, "invalid_payload")
+    assert "quantity" in refusal["detail"]
+    status, refusal = _call(port, "POST", "/v1/orders", raw=b"[" * 5000 + b"]" * 5000)
+    assert (status, refusal["code"]) == (400, "too_deep")
+
+    # A submission intake refuses on its own checks is answered with intake's reasons
+    cheap = {**_order("API-CHEAP", 100), "unit_price_cents": 100}
+    status, body = _call(port, "POST", "/v1/orders?wait=30", cheap)
+    assert status == 200 and body["outcome"]["status"] == "rejected_at_intake", body
+
+    # The order reads back with its trail; a cancellation goes through
+    status, order = _call(port, "GET", f"/v1/orders/{BUYER}/API-0")
+    assert status == 200 and order["status"] == "approved" and order["trail"], order
+    status, _ = _call(
+        port,
+        "POST",
+        f"/v1/orders/{BUYER}/API-0/cancellation",
+        {"reason": "plan changed", "requested_at": "2026-01-28T10:00:00Z"},
+    )
+    assert status == 202
+    system.wait_until(
+        "API-0 cancelled in the read model",
+        lambda: _call(port, "GET", f"/v1/orders/{BUYER}/API-0")[1].get("status") == "cancelled",
+    )
+    status, unknown = _call(port, "GET", f"/v1/orders/{BUYER}/API-NEVER")
+    assert (status, unknown["detail"]["code"]) == (404, "unknown_order")
+    assert system.store.dead_letters() == {}
