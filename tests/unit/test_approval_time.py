@@ -98,7 +98,7 @@ def test_a_revocation_effective_later_neither_denies_nor_revokes_today_but_does_
     assert codes(*when(state, order_placed("bytedance", "BD-3", 10, minute=62))) == ["licence_revoked"]
 
 
-def test_what_falls_due_is_decided_before_the_input_that_moved_the_clock() -> None:
+def test_what_falls_due_is_in_force_before_the_input_that_moved_the_clock_is_decided() -> None:
     later = effective_at(importer_authorised("bytedance"), 60)
     state = given(use_rules_set(), licence_issued("bytedance", 100), tranche_quota_set("bytedance", 100), later)
     when(state, order_placed("bytedance", "BD-1", 10, minute=1))
@@ -128,6 +128,56 @@ def test_a_pending_policy_sent_again_is_ignored_and_comes_into_force_once() -> N
 
     assert when(state, again) == []
     assert [event.TYPE for event in when(state, tick(60))] == ["ApprovalSuspended"]
+
+
+def held_for_quota_until(minute: int) -> ApprovalState:
+    """A cleared buyer whose quota comes into force only at `minute`, with an order held for want of it."""
+    later_quota = effective_at(tranche_quota_set("bytedance", 100), minute)
+    state = given(use_rules_set(), licence_issued("bytedance", 100), importer_authorised("bytedance"), later_quota)
+    (held,) = when(state, order_placed("bytedance", "BD-1", 10, minute=1))
+    assert isinstance(held, OrderHeld) and "importer_suspended" not in codes(held)
+    return state
+
+
+def test_a_suspension_arriving_when_a_pending_quota_falls_due_keeps_the_order_held_not_approved_then_suspended() -> (
+    None
+):
+    # The simulation's seed 129: the suspension that moved the clock is in force at that very `now`, like the quota.
+    state = held_for_quota_until(30)
+
+    (held,) = when(state, importer_suspended("bytedance", revision=2, minute=30))
+
+    assert isinstance(held, OrderHeld) and held.decided_at == at(30)
+    assert "importer_suspended" in codes(held)
+
+
+def test_two_pending_policies_due_on_one_tick_are_both_in_force_before_any_decision() -> None:
+    state = held_for_quota_until(30)
+    when(state, effective_at(importer_suspended("bytedance", revision=2, minute=2), 30))
+
+    (held,) = when(state, tick(30))
+
+    assert isinstance(held, OrderHeld) and "importer_suspended" in codes(held)
+
+
+def test_a_licence_revoked_at_the_moment_it_opens_keeps_the_held_order_held() -> None:
+    state = given(*cleared(valid_from=at(30), valid_until=T0 + YEAR))
+    assert codes(*when(state, order_placed("bytedance", "BD-1", 10, minute=1))) == ["licence_not_in_window"]
+
+    decided = when(state, licence_revoked("bytedance", minute=30))
+
+    assert OrderApproved not in kinds(decided) and ApprovalRevoked not in kinds(decided)
+    (held,) = decided
+    assert "licence_revoked" in codes(held)
+
+
+def test_a_suspension_overtaken_by_a_reinstatement_before_the_clock_gets_there_suspends_nothing() -> None:
+    state = given(*cleared(), order_placed("bytedance", "BD-1", 10, minute=1))
+    when(state, effective_at(importer_suspended("bytedance", revision=2, minute=2), 30))
+    when(state, effective_at(importer_reinstated("bytedance", revision=3, minute=3), 40))
+
+    assert when(state, tick(45)) == []
+    assert kinds(when(state, order_placed("bytedance", "BD-2", 10, minute=46))) == [OrderApproved]
 
 
 # ----------------------------------------------------------------------------------- licences and tranches

@@ -13,27 +13,14 @@ from schemas.policy import (
     ImporterReinstated,
     ImporterRevoked,
     ImporterSuspended,
-    ImportUseRulesSet,
     PolicyEvent,
     TrancheQuotaSet,
 )
 from services.approval.domain.gates import TEXT_LIMIT
-from services.approval.domain.policies import BuyerPolicyEvent, apply_to_buyer, apply_to_shared, ref_of
-from services.approval.domain.state import ApprovalState, OrderRecord
+from services.approval.domain.policies import ref_of
+from services.approval.domain.state import OrderRecord
 from services.approval.domain.trial import Trial
-from services.approval.domain.verdict import Cause, decision_fields
-
-
-def policy_in_force(state: ApprovalState, event: PolicyEvent, cause: Cause) -> list[Message]:
-    """A policy revision coming into force: its effect on open approvals, then every held order it concerns, decided
-    again. The same whether it is in force on arrival or later, when the partition clock reaches its effective_at."""
-    trial = Trial(state, cause, apply_to_shared(state.shared, event))
-    if isinstance(event, ImportUseRulesSet):
-        return trial.reconsider_held(None)
-    if not isinstance(event, BuyerPolicyEvent):
-        return []
-    trial.policies[event.buyer_id] = apply_to_buyer(state.book_of(event.buyer_id).policy, event)
-    return consequences(trial, event) + trial.reconsider_held(event.buyer_id)
+from services.approval.domain.verdict import decision_fields
 
 
 def reason(gate: Gate, code: str, message: str) -> Reason:

@@ -1,5 +1,6 @@
 """decide(state, input) -> the approval events the input causes, all made at the partition clock. Never changes
-the state: when the input moves the clock past something due, that is decided first on a copy of the state."""
+the state: when the input is a policy in force or moves the clock past something due, the step is decided on a
+copy of the state, against every policy in force at the new clock."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from schemas.envelope import Envelope
 from schemas.intake import OrderCancelled, OrderDocumentsAdded, OrderPlaced
 from schemas.policy import PolicyEvent
 from schemas.topics import BY_NAME
-from services.approval.domain.approvals import expire, policy_in_force
-from services.approval.domain.due import Boundary, boundaries, due_policy, falls_due, time_of
+from services.approval.domain.approvals import consequences, expire
+from services.approval.domain.due import Boundary, boundaries, bring_due_into_force, falls_due, time_of
 from services.approval.domain.evolve import fold_decision
-from services.approval.domain.policies import bring_into_force, is_newer, supersedes
+from services.approval.domain.policies import BuyerPolicyEvent, bring_into_force, is_newer, supersedes
 from services.approval.domain.state import ApprovalState, OrderRecord
 from services.approval.domain.trial import ReleaseWhy, Trial, kinds_of
 from services.approval.domain.verdict import Cause, decision_fields
@@ -32,11 +33,13 @@ def decide(state: ApprovalState, message: Envelope[Any]) -> list[Message]:
         return []
     now = time_of(state, message)
     cause = Cause(message.id, now)
+    arriving = in_force_on_arrival(state, message.payload, now)
     events: list[Message] = []
-    if falls_due(state, now):
+    if arriving is not None or falls_due(state, now):
         state = deepcopy(state)
-        events = catch_up(state, now, cause)
-    events += decide_input(state, message.payload, cause)
+        events = catch_up(state, now, cause, arriving)
+    if arriving is None:
+        events += decide_input(state, message.payload, cause)
     arrival = message.arrival
     if isinstance(message.payload, ClockTicked) and arrival is not None:
         # Every decision from now on is made at `now` or later: each lane may admit what came before.
@@ -45,6 +48,13 @@ def decide(state: ApprovalState, message: Envelope[Any]) -> list[Message]:
             for lane in range(LANES)
         ]
     return events
+
+
+def in_force_on_arrival(state: ApprovalState, payload: object, now: datetime) -> PolicyEvent | None:
+    """The input itself when it is a new policy revision already in force at `now` (else it waits as pending)."""
+    if isinstance(payload, PolicyEvent) and is_newer(state.revisions, payload) and payload.effective_at <= now:
+        return payload
+    return None
 
 
 def decide_input(state: ApprovalState, payload: object, cause: Cause) -> list[Message]:
@@ -56,42 +66,57 @@ def decide_input(state: ApprovalState, payload: object, cause: Cause) -> list[Me
         return order_cancelled(state, payload, cause)
     if isinstance(payload, OrderClosed):
         return order_closed(state, payload, cause)
-    if isinstance(payload, PolicyEvent) and is_newer(state.revisions, payload) and payload.effective_at <= cause.at:
-        return policy_in_force(state, payload, cause)
-    return []  # a clock tick, a policy not yet in force (pending), a stale revision, anything else
+    return []  # a clock tick, a policy (decided in catch_up, or pending, or stale), anything else
 
 
-def catch_up(state: ApprovalState, now: datetime, cause: Cause) -> list[Message]:
-    """Decide, on `state` (a copy), what falls due up to `now` in time order, folding each decision as it is made:
-    pending policies coming into force, then at each licence or tranche time its expiries and re-examined holds."""
-    passed = boundaries(state, state.now, now)
-    events: list[Message] = []
-    while True:
-        pending = due_policy(state, now)
-        boundary = passed[0] if passed else None
-        if pending is not None and (boundary is None or pending.effective_at <= boundary.at):
-            state.pending.pop(0)
-            decided: list[Message] = []
-            if supersedes(state, pending.event):
-                decided = policy_in_force(state, pending.event, cause)
-                bring_into_force(state, pending.event)
-        elif boundary is not None:
-            passed.pop(0)
-            decided = at_boundary(state, boundary, cause)
-        else:
-            break
-        for event in decided:
-            fold_decision(state, event)
-        events += decided
+def catch_up(state: ApprovalState, now: datetime, cause: Cause, arriving: PolicyEvent | None) -> list[Message]:
+    """Decide, on `state` (a copy), everything the step owes at `now`, folding each decision as it is made. Every
+    decision is dated `now`, so each is made against the policies in force at `now`, never an earlier mix of them:
+    first every policy with effective_at <= now comes into force (the pending ones that fell due, in time order,
+    then `arriving`, the input itself); then the consequences of the revisions still in force once all are in
+    (suspensions, reinstatements, revocations, cuts), and the expiry of every licence whose valid_until the clock
+    passed; then held orders are examined once. The input, if an order, is decided after (by decide_input)."""
+    since = state.now
+    came = bring_due_into_force(state, now)
+    if arriving is not None:
+        state.revisions[arriving.policy_id] = arriving.revision
+        if supersedes(state, arriving):
+            bring_into_force(state, arriving)
+            came.append(arriving)
     state.now = now
+    # A revision overtaken in the same step (suspended, then reinstated) was never in force at `now`: no effect.
+    current = [event for event in came if state.in_force.get(event.policy_id) == event.revision]
+    events: list[Message] = []
+    for event in current:
+        events += folded(state, consequences(Trial(state, cause, state.shared), event))
+    # Licence and tranche times as the policies now in force give them (a renewal keeps its approvals open).
+    passed = boundaries(state, since, now)
+    for boundary in passed:
+        if boundary.kind == "expiry":
+            events += folded(state, expire(Trial(state, cause, state.shared), boundary.buyer_id, boundary.source_id))
+    events += folded(state, reexamine_held(state, cause, current, passed))
     return events
 
 
-def at_boundary(state: ApprovalState, boundary: Boundary, cause: Cause) -> list[Message]:
+def reexamine_held(
+    state: ApprovalState, cause: Cause, current: list[PolicyEvent], passed: list[Boundary]
+) -> list[Message]:
+    """Once, oldest hold first: the held orders of every buyer a policy of the step or an opening concerns (of all
+    buyers for a rule that applies to every buyer)."""
+    buyers = {event.buyer_id for event in current if isinstance(event, BuyerPolicyEvent)}
+    buyers |= {boundary.buyer_id for boundary in passed if boundary.kind == "opening"}
+    everyone = any(not isinstance(event, BuyerPolicyEvent) for event in current)
     trial = Trial(state, cause, state.shared)
-    if boundary.kind == "expiry":
-        return expire(trial, boundary.buyer_id, boundary.source_id)
-    return trial.reconsider_held(boundary.buyer_id)
+    held = [order for order in state.held_orders(None) if everyone or order.buyer_id in buyers]
+    decided = (trial.reconsider(order) for order in held)
+    return [event for event in decided if event is not None]
+
+
+def folded(state: ApprovalState, decided: list[Message]) -> list[Message]:
+    """Fold decisions into decide's copy as they are made, as evolve will: later ones see what they changed."""
+    for event in decided:
+        fold_decision(state, event)
+    return decided
 
 
 def order_placed(state: ApprovalState, placed: OrderPlaced, cause: Cause) -> list[Message]:

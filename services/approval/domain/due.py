@@ -1,9 +1,11 @@
 """The partition clock and what falls due as it passes a time (docs/time.md, "Approval").
 
-`now` is the latest tick or arrival the partition has seen and never goes back. As it passes a time, what falls
-due there is decided in the same step, before the input that moved it: a pending policy comes into force, a
-licence's valid_until expires the approvals drawing on it, a licence's valid_from or a tranche's opens_at has the
-buyer's held orders examined again. Pure helpers shared by decide (on a copy of the state) and evolve.
+`now` is the latest tick or arrival the partition has seen and never goes back. A step that moves it first brings
+into force every policy effective by `now` (the pending ones that fell due, then the input if it is one), and only
+then decides, all against those policies: what the revisions in force cause, the expiry of approvals on a licence
+whose valid_until it passed, one new look at held orders (a licence's valid_from or a tranche's opens_at among
+the times it passed has the buyer's held orders examined again); then the input, if an order. Pure helpers
+shared by decide (on a copy of the state) and evolve.
 """
 
 from __future__ import annotations
@@ -62,12 +64,16 @@ def due_policy(state: ApprovalState, now: datetime) -> PendingPolicy | None:
     return first if first is not None and first.effective_at <= now else None
 
 
-def bring_due_into_force(state: ApprovalState, now: datetime) -> None:
-    """evolve's part of a step that passes pending policies: each in force, in (effective_at, arrival) order."""
+def bring_due_into_force(state: ApprovalState, now: datetime) -> list[PolicyEvent]:
+    """The pending policies `now` reaches, each in force in (effective_at, arrival) order (the same in decide and
+    evolve); those it brought into force, a revision overtaken before its time excepted."""
+    came: list[PolicyEvent] = []
     while (pending := due_policy(state, now)) is not None:
         state.pending.pop(0)
         if supersedes(state, pending.event):
             bring_into_force(state, pending.event)
+            came.append(pending.event)
+    return came
 
 
 def boundaries(state: ApprovalState, after: datetime | None, until: datetime) -> list[Boundary]:
