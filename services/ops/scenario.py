@@ -311,9 +311,9 @@ PHASES = (
 FINAL = Phase("supply: a last batch after the revocation and the lost shipment", last_batch)
 
 
-def shipment_plan(index: int, start: datetime) -> list[tuple[str, datetime]]:
-    """The logistics story of the index-th ledger line: most are delivered, one held at customs, one lost."""
-    day = timedelta(days=1)
+def shipment_plan(index: int, start: datetime, day: timedelta = timedelta(days=1)) -> list[tuple[str, datetime]]:
+    """The logistics story of the index-th ledger line: most are delivered, one held at customs, one lost. `day` is
+    the story's day (the demo tells nine days in less than a second)."""
     if index == 1:
         return [
             ("packed", start),
