@@ -30,6 +30,25 @@ def time_of(state: AllocationState, message: Envelope[Any]) -> datetime:
     return at if state.now is None else max(state.now, at)
 
 
+def hand_out_as_of(state: AllocationState, message: Envelope[Any], now: datetime) -> tuple[bool, datetime | None]:
+    """Whether approval's markers bound hand-outs, and the time T chips are handed out as of once `message` is seen.
+
+    T = min(now, F), F the frontier: the earliest `at` of the (lane, source) markers, before which approval has
+    written everything, every end of an approval (revocation, expiry, suspension, cancellation) included. So when
+    chips are handed out as of T, every end decided before T is already in the book: no chips go to an approval
+    ended by then. Not waiting for F >= now: markers always lag the clock. None while a (lane, source) is unheard;
+    before the first marker ever, hand-outs are not bounded (a log written before markers existed)."""
+    passed, lanes, sources = (
+        after_marker(state, message.payload)
+        if isinstance(message.payload, ApprovalsPassed)
+        else (state.passed, state.lanes, state.sources)
+    )
+    if not passed:
+        return False, None
+    frontier = passed_before(passed, lanes, sources)
+    return True, None if frontier is None else min(now, frontier)
+
+
 def is_new_tick(state: AllocationState, tick: ClockTicked) -> bool:
     """Only a tick later than every earlier one decides anything: a copy of an old tick is a repeat, and deciding
     on it again (under the same cause id) could decide something that is due now and not then."""
