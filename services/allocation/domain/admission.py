@@ -2,10 +2,11 @@
 which orders have waited too long to be filled.
 
 The clock `now` is the latest of the ticks and arrivals the partition has seen, and never goes back; every
-decision is made at it, except chips, which are handed out as of min(now, approval's frontier) (hand_out_as_of). Copies of approvals travel to allocation at different speeds, so an approval is admitted
-into first-approved-first-served only when approval has promised, on every lane and from every source partition
-(its ApprovalsPassed markers), that nothing decided before it is still on its way: then no approval decided
-earlier can arrive later and lose its place. Until the first marker the partition admits every approval on
+decision is made at it, except chips, which are handed out as of min(now, approval's frontier) (see
+hand_out_as_of). Copies of approvals travel to allocation at different speeds, so an approval is admitted into
+first-approved-first-served only when approval has promised, on every lane and from every source partition (its
+ApprovalsPassed markers), that nothing decided before it is still on its way: then no approval decided earlier
+can arrive later and lose its place. Until the first marker the partition admits every approval on
 arrival (a log written before markers existed). An admitted approval not filled `close_unfilled_after_s` after
 its decided_at leaves the book on the first tick at or after that time (ticks are the book's way of noticing
 that time has passed; a tick is recognised as a repeat by its own time). These functions read the state, never
