@@ -15,6 +15,7 @@ from schemas.allocation import AllocationReleased, ChipsAllocated
 from schemas.approval import OrderApproved, OrderDenied, OrderHeld
 from schemas.envelope import Envelope
 from schemas.fulfilment import FulfilmentStepRecorded
+from schemas.topics import BY_NAME
 from services.allocation import domain as allocation
 from services.replay.chips import check_chips
 from services.replay.eventlog import EventLog
@@ -42,6 +43,10 @@ def check(log: EventLog) -> list[Violation]:
 # --- approved at that moment ----------------------------------------------------------------------------
 
 
+BROADCAST = BY_NAME["h200.allocation.inbox"].broadcast
+"""Inputs (ticks, approval's markers) copied into every allocation partition, bytes and id unchanged."""
+
+
 def _approved_at_that_moment(log: EventLog) -> list[Violation]:
     """Each allocation went to an order approved by both gates when the input that caused it was decided on."""
     caused: dict[Any, list[Event]] = defaultdict(list)
@@ -61,6 +66,10 @@ def _approved_at_that_moment(log: EventLog) -> list[Violation]:
                 continue
             for allocated in caused.get(cause.id, []):
                 p: Any = allocated.payload
+                if p.pool_id not in state.pools and isinstance(cause.payload, BROADCAST):
+                    # Every partition holds a copy of a tick or a marker, under one id: the allocation was decided
+                    # by the partition that holds its pool, on its own copy.
+                    continue
                 order = state.pool(p.pool_id).orders.get(p.order_id)
                 if order is None or not order.eligible:
                     status = "unknown to the book" if order is None else order.status

@@ -103,6 +103,19 @@ class Model:
     ticked: datetime | None = None
     passed: dict[int, datetime] = field(default_factory=dict)
     """Source -> latest marker (one lane)."""
+    ready: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    settled_as_of: datetime | None = None
+    """The time as of which every pool was last handed out to all at once (a fresh tick, a marker that moved the
+    frontier): after it, no eligible order is unfilled while a batch ready by then has chips."""
+
+    def frontier(self) -> datetime | None:
+        """The earliest marker, once every source has written one."""
+        return min(self.passed.values()) if len(self.passed) == SOURCES else None
+
+    def as_of(self, now: datetime) -> datetime | None:
+        """The time chips are handed out as of (docs/time.md): min(now, frontier); None: nothing may be."""
+        frontier = self.frontier()
+        return None if frontier is None else min(now, frontier)
 
     def admits(self, decided_at: datetime) -> bool:
         if not self.passed:
@@ -133,16 +146,24 @@ class Model:
     def allocated_from(self, pool: str, batch_id: str) -> int:
         return sum(line.quantity for line in self.live.values() if (line.pool_id, line.batch_id) == (pool, batch_id))
 
-    def claims(self, pool: str) -> dict[UUID, int]:
-        """Eligible orders of the pool and their unfilled quantity."""
+    def claims(self, pool: str, as_of: datetime | None = None) -> dict[UUID, int]:
+        """Eligible orders of the pool and their unfilled quantity; once markers exist, those approved by `as_of`."""
         return {
             order_id: order.approved - self.allocated_to(order_id)
             for order_id, order in self.orders.items()
-            if order.pool == pool and order.status == "approved" and order.admitted
+            if order.pool == pool
+            and order.status == "approved"
+            and order.admitted
+            and (not self.passed or (as_of is not None and order.approved_at <= as_of))
         }
 
-    def available(self, pool: str) -> int:
-        return sum(qty - self.allocated_from(p, b) for (p, b), qty in self.batches.items() if p == pool)
+    def available(self, pool: str, as_of: datetime | None = None) -> int:
+        """Chips left in the pool's batches; once markers exist, only in batches ready by `as_of` (none if None)."""
+        return sum(
+            qty - self.allocated_from(p, b)
+            for (p, b), qty in self.batches.items()
+            if p == pool and (not self.passed or (as_of is not None and self.ready[(p, b)] <= as_of))
+        )
 
 
 class History:
@@ -285,20 +306,25 @@ class History:
             for order_id in model.due(self.now):
                 model.orders[order_id].status = "unfilled"
             model.ticked = payload.at
+            model.settled_as_of = model.as_of(self.now)
         model.now = self.now
         if kind == "OrderApproved" and payload.order_id not in model.orders:
             model.orders[payload.order_id] = ModelOrder(
                 payload.pool_id, payload.approved_quantity, payload.decided_at, model.admits(payload.decided_at)
             )
         elif kind == "ApprovalsPassed":
+            frontier = model.frontier()
             model.passed[payload.source_partition] = max(
                 model.passed.get(payload.source_partition, payload.at), payload.at
             )
+            if model.frontier() != frontier:
+                model.settled_as_of = model.as_of(self.now)
             for order in model.orders.values():
                 if order.status in ("approved", "suspended") and model.admits(order.approved_at):
                     order.admitted = True
         elif kind == "BatchManufactured":
             model.batches.setdefault((payload.pool_id, payload.batch_id), payload.quantity)
+            model.ready.setdefault((payload.pool_id, payload.batch_id), payload.ready_at)
         elif kind == "AllocationPolicySet" and payload.revision > model.revision(payload.pool_id):
             model.policy[payload.pool_id] = (payload.rule, payload.revision)
             after = payload.close_unfilled_after_s
@@ -346,15 +372,19 @@ class History:
             assert model.live.pop(release.allocation_id).quantity == release.quantity
             event(f"chips released: {release.why}")
         pools_touched = {line.pool_id for line in lines}
-        before = {pool: (model.claims(pool), model.available(pool)) for pool in pools_touched}
+        as_of = model.as_of(self.now)
+        before = {pool: (model.claims(pool, as_of), model.available(pool, as_of)) for pool in pools_touched}
         for line in lines:
             order = model.orders[line.order_id]
             assert order.pool == line.pool_id and order.status == "approved"  # eligible at that moment
             assert order.admitted  # and in the queue
             assert line.allocation_id not in model.live and line.quantity > 0
             assert (line.rule, line.cause_event_id) == (model.rule(line.pool_id), message.id)
-            # Dated at the partition's clock, but never before the order was approved (or the batch ready).
-            assert line.allocated_at >= max(self.now, order.approved_at)
+            if model.passed:  # handed out as of min(now, frontier), never before the order was approved
+                assert as_of is not None and order.approved_at <= as_of and line.allocated_at == as_of
+                assert model.ready[(line.pool_id, line.batch_id)] <= as_of  # a batch ready later waits
+            else:  # at the partition's clock, never before the order was approved (or the batch ready)
+                assert line.allocated_at >= max(self.now, order.approved_at)
             assert line.policy_ref is not None and line.policy_ref.revision == model.revision(line.pool_id)
             model.live[line.allocation_id] = line
             model.ever.append(line)
@@ -415,8 +445,9 @@ class History:
         for order_id, order in model.orders.items():
             assert model.allocated_to(order_id) <= order.approved
         for pool in POOLS:
-            claims = model.claims(pool)
-            assert sum(claims.values()) == 0 or model.available(pool) == 0  # work-conserving
+            claims = model.claims(pool, model.settled_as_of)
+            # work-conserving, among the batches ready by the last time every pool was handed out to
+            assert sum(claims.values()) == 0 or model.available(pool, model.settled_as_of) == 0
             summary = book_summary(self.state, pool)
             assert {o.order_id: o.allocated for o in summary.orders} == {
                 order_id: model.allocated_to(order_id) for order_id, o in model.orders.items() if o.pool == pool

@@ -2,10 +2,11 @@
 which orders have waited too long to be filled.
 
 The clock `now` is the latest of the ticks and arrivals the partition has seen, and never goes back; every
-decision is made at it. Copies of approvals travel to allocation at different speeds, so an approval is admitted
-into first-approved-first-served only when approval has promised, on every lane and from every source partition
-(its ApprovalsPassed markers), that nothing decided before it is still on its way: then no approval decided
-earlier can arrive later and lose its place. Until the first marker the partition admits every approval on
+decision is made at it, except chips, which are handed out as of min(now, approval's frontier) (see
+hand_out_as_of). Copies of approvals travel to allocation at different speeds, so an approval is admitted into
+first-approved-first-served only when approval has promised, on every lane and from every source partition (its
+ApprovalsPassed markers), that nothing decided before it is still on its way: then no approval decided earlier
+can arrive later and lose its place. Until the first marker the partition admits every approval on
 arrival (a log written before markers existed). An admitted approval not filled `close_unfilled_after_s` after
 its decided_at leaves the book on the first tick at or after that time (ticks are the book's way of noticing
 that time has passed; a tick is recognised as a repeat by its own time). These functions read the state, never
@@ -28,6 +29,25 @@ def time_of(state: AllocationState, message: Envelope[Any]) -> datetime:
     if isinstance(message.payload, ClockTicked):
         at = max(at, message.payload.at)
     return at if state.now is None else max(state.now, at)
+
+
+def hand_out_as_of(state: AllocationState, message: Envelope[Any], now: datetime) -> tuple[bool, datetime | None]:
+    """Whether approval's markers bound hand-outs, and the time T chips are handed out as of once `message` is seen.
+
+    T = min(now, F), F the frontier: the earliest `at` of the (lane, source) markers, before which approval has
+    written everything, every end of an approval (revocation, expiry, suspension, cancellation) included. So when
+    chips are handed out as of T, every end decided before T is already in the book: no chips go to an approval
+    ended by then. Not waiting for F >= now: markers always lag the clock. None while a (lane, source) is unheard;
+    before the first marker ever, hand-outs are not bounded (a log written before markers existed)."""
+    passed, lanes, sources = (
+        after_marker(state, message.payload)
+        if isinstance(message.payload, ApprovalsPassed)
+        else (state.passed, state.lanes, state.sources)
+    )
+    if not passed:
+        return False, None
+    frontier = passed_before(passed, lanes, sources)
+    return True, None if frontier is None else min(now, frontier)
 
 
 def is_new_tick(state: AllocationState, tick: ClockTicked) -> bool:

@@ -9,10 +9,11 @@ state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from heapq import merge
+from itertools import takewhile
 from typing import Any, Literal
 from uuid import UUID
 
@@ -35,10 +36,15 @@ Why = Literal["order_cancelled", "approval_revoked", "approval_expired", "order_
 
 @dataclass(frozen=True, slots=True)
 class Cause:
-    """The input a decision is made on, and the partition's clock then: the time of everything it decides."""
+    """The input a decision is made on, and the partition's clock then: the time of everything it decides, except
+    chips handed out, which are handed out as of `as_of` (admission.hand_out_as_of)."""
 
     id: UUID
     at: datetime
+    marked: bool = False
+    """Approval's markers exist: chips are handed out only as of `as_of`, never later than its frontier."""
+    as_of: datetime | None = None
+    """When marked, the time of every ChipsAllocated (None: a lane or source is still unheard, none are)."""
 
 
 def line_fields(pool: Pool, line: Allocation, cause: Cause) -> dict[str, Any]:
@@ -65,29 +71,39 @@ def allocate(
     releases: Sequence[AllocationReleased] = (),
     extra_claims: Sequence[Claim] = (),
     extra_stock: Stock | None = None,
-    leaving: UUID | None = None,
+    leaving: Collection[UUID] = (),
     rule: Rule | None = None,
     policy_ref: PolicyRef | None = None,
 ) -> list[Message]:
     """The releases, then the allocations the rule makes on the book as it stands after the input and them.
 
     `extra_claims` are orders that become eligible with this decision (not in the book's demand yet); `leaving`
-    names an order whose departure this very decision records (it is still in the book's state)."""
+    names orders whose departure this very decision records (they are still in the book's state)."""
     rule = rule or pool.rule
     policy_ref = policy_ref or pool.policy_ref
     if rule is None or policy_ref is None:  # no rule published for the pool yet: demand waits for it
         return list(releases)
+    if cause.marked and cause.as_of is None:  # approval has not passed anything on some lane: nothing is safe
+        return list(releases)
+    as_of = cause.as_of if cause.marked and cause.as_of is not None else cause.at
     returned: dict[str, int] = {}
     regained: dict[UUID, int] = {}
     for release in releases:
         returned[release.batch_id] = returned.get(release.batch_id, 0) + release.quantity
-        if pool.orders[release.order_id].eligible and release.order_id != leaving:
+        if pool.orders[release.order_id].eligible and release.order_id not in leaving:
             regained[release.order_id] = regained.get(release.order_id, 0) + release.quantity
     available = pool.available + sum(returned.values()) + (extra_stock.remaining if extra_stock else 0)
     if available == 0:  # the usual case when demand exceeds supply: no need to look at the waiting orders
         return list(releases)
     stock = _stock(pool, returned, extra_stock)
+    if cause.marked:  # a batch ready after the frontier waits for a marker that passes its ready_at
+        stock = takewhile(lambda line: line.ready_at <= as_of, stock)
+        if rule == "pro_rata":
+            ready = list(stock)
+            stock, available = iter(ready), sum(line.remaining for line in ready)
     claims = _claims(pool, regained, extra_claims, leaving)
+    if cause.marked:  # nor is an order approved after it served (possible only when the frontier is ahead of now)
+        claims = takewhile(lambda claim: claim.approved_at <= as_of, claims)
     grants = (
         fill_in_order(claims, stock)
         if rule == "first_approved_first_served"
@@ -104,7 +120,7 @@ def allocate(
             rule=rule,
             policy_ref=policy_ref,
             cause_event_id=cause.id,
-            allocated_at=_dated(pool, grant, cause.at, extra_stock, extra_claims),
+            allocated_at=_dated(pool, grant, as_of, extra_stock, extra_claims),
         )
         for grant in grants
     ]
@@ -130,12 +146,14 @@ def _stock(pool: Pool, returned: dict[str, int], extra: Stock | None) -> Iterato
     return merge(kept, sorted(changed, key=supply_rank), key=supply_rank)
 
 
-def _claims(pool: Pool, regained: dict[UUID, int], extra: Sequence[Claim], leaving: UUID | None) -> Iterator[Claim]:
+def _claims(
+    pool: Pool, regained: dict[UUID, int], extra: Sequence[Claim], leaving: Collection[UUID]
+) -> Iterator[Claim]:
     """Eligible unfilled orders in approval order, counting the chips this decision takes back from them."""
     kept = (
         _claim_of(pool.orders[order_id])
         for *_, order_id in pool.demand
-        if order_id not in regained and order_id != leaving
+        if order_id not in regained and order_id not in leaving
     )
     changed = [_claim_of(pool.orders[order_id], plus=chips) for order_id, chips in regained.items()]
     changed.extend(claim for claim in extra if claim.unfilled > 0)

@@ -26,6 +26,7 @@ from services.allocation.domain.admission import (
     admitted_by,
     after_marker,
     due_unfilled,
+    hand_out_as_of,
     is_new_tick,
     passed_before,
     time_of,
@@ -44,7 +45,8 @@ from services.allocation.domain.state import AllocationState, Pool
 
 
 def decide(state: AllocationState, message: Envelope[Any]) -> list[Message]:
-    cause = Cause(message.id, time_of(state, message))
+    now = time_of(state, message)
+    cause = Cause(message.id, now, *hand_out_as_of(state, message, now))
     match message.payload:
         case OrderApproved() as approved:
             return _on_approved(state, approved, cause)
@@ -101,18 +103,23 @@ def _on_policy(pool: Pool, policy: AllocationPolicySet, cause: Cause) -> list[Me
 
 def _on_tick(state: AllocationState, cause: Cause) -> list[Message]:
     """Orders left unfilled too long leave the book (their unshipped lines recalled, as for a cancellation); the
-    recalls come first, then the orders closed at once, as for every other decision."""
+    recalls come first, then the chips the clock's move lets the others take (a batch ready by the new time, when
+    approval's markers are ahead of the old one), then the orders closed at once, as for every other decision."""
     events: list[Message] = []
     for pool in state.pools.values():
-        for order in due_unfilled(pool, cause.at):
-            events.extend(on_order_leaving(pool, order.order_id, "unfilled", cause))
+        leaving = [order.order_id for order in due_unfilled(pool, cause.at)]
+        for order_id in leaving:
+            events.extend(on_order_leaving(pool, order_id, "unfilled", cause))
+        if cause.marked:
+            events.extend(allocate(pool, cause, leaving=frozenset(leaving)))
     return sorted(events, key=lambda event: isinstance(event, OrderClosed))
 
 
 def _on_marker(state: AllocationState, marker: ApprovalsPassed, cause: Cause) -> list[Message]:
-    """The approvals every source has now passed join the queue, and take free chips as a batch's arrival would
-    give them."""
+    """The approvals every source has now passed join the queue; the frontier may have moved past batches' ready
+    times: free chips go to the admitted approvals as a batch's arrival would give them."""
     mark = passed_before(*after_marker(state, marker))
+    moved = mark != passed_before(state.passed, state.lanes, state.sources)
     events: list[Message] = []
     for pool in state.pools.values():
         claims = [
@@ -120,6 +127,6 @@ def _on_marker(state: AllocationState, marker: ApprovalsPassed, cause: Cause) ->
             for order in admitted_by(pool, mark)
             if order.status == "approved"
         ]
-        if claims:
+        if claims or moved:  # a repeat of a marker changes nothing
             events.extend(allocate(pool, cause, extra_claims=claims))
     return events
