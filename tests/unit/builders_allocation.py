@@ -116,12 +116,13 @@ def policy(
     at: datetime = AT,
     close_unfilled_after: timedelta | None = None,
     message_id: UUID | None = None,
+    effective_at: datetime | None = None,
 ) -> Envelope[AllocationPolicySet]:
     """A pool's rule; revision 2 by default, so that it replaces the rule a Book publishes at the start (1)."""
     payload = AllocationPolicySet(
         policy_id=f"allocation/{pool}",
         revision=revision,
-        effective_at=at,
+        effective_at=at if effective_at is None else effective_at,
         issued_by="ops",
         pool_id=pool,
         rule=rule,

@@ -4,6 +4,7 @@ taking chips (see lines.py). Deciding never changes the state."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from schemas.allocation import OrderClosed
@@ -17,9 +18,10 @@ from schemas.approval import (
 )
 from schemas.base import Message, PolicyRef
 from schemas.clock import ApprovalsPassed, ClockTicked
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, derive_id, make_envelope
 from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered
 from schemas.policy import AllocationPolicySet
+from schemas.routing import record_key
 from schemas.supply import BatchManufactured
 from services.allocation.domain.admission import (
     admits,
@@ -32,6 +34,7 @@ from services.allocation.domain.admission import (
     time_of,
 )
 from services.allocation.domain.allocate import Cause, allocate
+from services.allocation.domain.evolve import evolve
 from services.allocation.domain.lines import (
     on_delivered,
     on_delivery_failed,
@@ -41,11 +44,42 @@ from services.allocation.domain.lines import (
     on_suspended,
 )
 from services.allocation.domain.rules import Claim, Stock
+from services.allocation.domain.rules_in_force import bring_rule_into_force, due_rules, is_newer, pools_with_due_rules
 from services.allocation.domain.state import AllocationState, Pool
 
 
 def decide(state: AllocationState, message: Envelope[Any]) -> list[Message]:
     now = time_of(state, message)
+    if not pools_with_due_rules(state, now):
+        return _decide(state, message, now)
+    # A revision of a rule comes into force at this step: what it changes is decided first, on a copy (rare: only
+    # when the clock passes a pending revision's effective_at), then the input against the rule now in force.
+    scratch = copy.deepcopy(state)
+    cause = Cause(message.id, now, *hand_out_as_of(scratch, message, now))
+    events: list[Message] = []
+    for pool in pools_with_due_rules(scratch, now):
+        for policy in due_rules(pool, now):
+            changed = _rule_changed(pool, policy, cause)
+            bring_rule_into_force(pool, policy)
+            _fold(scratch, message, changed, now, len(events))
+            events.extend(changed)
+    return events + _decide(scratch, message, now)
+
+
+def _fold(state: AllocationState, cause: Envelope[Any], events: list[Message], at: Any, first: int) -> None:
+    """Fold decisions of this step into decide's copy as evolve will fold their envelopes."""
+    for index, event in enumerate(events, start=first):
+        envelope = make_envelope(
+            event,
+            key=record_key(event),
+            producer="allocation",
+            occurred_at=at,
+            message_id=derive_id(cause.id, "in-force", index),
+        )
+        evolve(state, envelope)
+
+
+def _decide(state: AllocationState, message: Envelope[Any], now: Any) -> list[Message]:
     cause = Cause(message.id, now, *hand_out_as_of(state, message, now))
     match message.payload:
         case OrderApproved() as approved:
@@ -95,8 +129,13 @@ def _on_batch(pool: Pool, batch: BatchManufactured, cause: Cause) -> list[Messag
 
 
 def _on_policy(pool: Pool, policy: AllocationPolicySet, cause: Cause) -> list[Message]:
-    if policy.revision <= pool.policy_revision:
+    """A newer revision in force now changes the rule; one effective later waits, pending (rules_in_force.py)."""
+    if not is_newer(pool, policy) or policy.effective_at > cause.at:
         return []
+    return _rule_changed(pool, policy, cause)
+
+
+def _rule_changed(pool: Pool, policy: AllocationPolicySet, cause: Cause) -> list[Message]:
     ref = PolicyRef(policy_id=policy.policy_id, revision=policy.revision)
     return allocate(pool, cause, rule=policy.rule, policy_ref=ref)
 

@@ -8,7 +8,7 @@ The state is updated in place.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +21,6 @@ from schemas.approval import (
     ApprovalSuspended,
     OrderApproved,
 )
-from schemas.base import PolicyRef
 from schemas.clock import ApprovalsPassed, ClockTicked
 from schemas.envelope import Envelope
 from schemas.fulfilment import FulfilmentStepRecorded, RecallAnswered
@@ -36,6 +35,7 @@ from services.allocation.domain.admission import (
     passed_before,
     time_of,
 )
+from services.allocation.domain.rules_in_force import apply_rule, bring_due_into_force, is_newer, pools_with_due_rules
 from services.allocation.domain.state import IN_BOOK, LEAVING, Allocation, AllocationState, Batch, Order, Pool, Status
 
 SHIPPED_STEPS = frozenset({"shipped", "customs_cleared", "held", "released", "delivered", "lost", "refused"})
@@ -44,13 +44,15 @@ SHIPPED_STEPS = frozenset({"shipped", "customs_cleared", "held", "released", "de
 
 def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
     now = state.now = time_of(state, message)
+    for pool in pools_with_due_rules(state, now):
+        bring_due_into_force(pool, now)
     match message.payload:
         case OrderApproved() as approved:
             _approved(state.pool_for_update(approved.pool_id), approved, admitted=admits(state, approved.decided_at))
         case BatchManufactured() as batch:
             _manufactured(state.pool_for_update(batch.pool_id), batch)
         case AllocationPolicySet() as policy:
-            _policy_set(state.pool_for_update(policy.pool_id), policy)
+            _policy_set(state.pool_for_update(policy.pool_id), policy, now)
         case ApprovalSuspended() as suspended:
             _toggle(state.pool_for_update(suspended.pool_id), message, suspended.order_id, "approved", "suspended")
         case ApprovalReinstated() as reinstated:
@@ -118,12 +120,13 @@ def _manufactured(pool: Pool, batch: BatchManufactured) -> None:
     pool.refresh_batch(line)
 
 
-def _policy_set(pool: Pool, policy: AllocationPolicySet) -> None:
-    if policy.revision > pool.policy_revision:
-        pool.rule = policy.rule
-        pool.policy_ref = PolicyRef(policy_id=policy.policy_id, revision=policy.revision)
-        after = policy.close_unfilled_after_s
-        pool.close_unfilled_after = None if after is None else timedelta(seconds=after)
+def _policy_set(pool: Pool, policy: AllocationPolicySet, now: datetime) -> None:
+    if not is_newer(pool, policy):
+        return
+    if policy.effective_at > now:
+        pool.pending_rules.append(policy)
+    else:
+        apply_rule(pool, policy)
 
 
 def _toggle(pool: Pool, message: Envelope[Any], order_id: UUID, before: Status, after: Status) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from schemas.base import PolicyRef
+from schemas.policy import AllocationPolicySet
 
 Rule = Literal["first_approved_first_served", "pro_rata"]
 
@@ -123,6 +124,8 @@ class Pool:
     """None until the pool's first AllocationPolicySet: a pool without a rule allocates nothing."""
     policy_ref: PolicyRef | None = None
     close_unfilled_after: timedelta | None = None
+    pending_rules: list[AllocationPolicySet] = field(default_factory=list)
+    """Revisions of the rule published ahead of their effective_at (rules_in_force.py)."""
     orders: dict[UUID, Order] = field(default_factory=dict)
     batches: dict[str, Batch] = field(default_factory=dict)
     allocations: dict[UUID, Allocation] = field(default_factory=dict)
