@@ -161,12 +161,13 @@ def _count(counts: dict[str, Any], line: Line) -> None:
 
 
 def decided_at(envelope: Envelope[Message]) -> datetime:
-    """When the fact was decided or happened, by its own time: a line when allocated, a release when released, a
-    shipment step at its `at`, any decision of approval when decided, an order when placed, a batch when ready; any
-    other event when it occurred."""
+    """When the fact was decided or happened, by its own time: a line when allocation decided it (the later of its
+    envelope's time and its allocated_at: chips are handed out as of approval's frontier, which may lag the moment
+    allocation made the decision, docs/time.md), a release when released, a shipment step at its `at`, any decision
+    of approval when decided, an order when placed, a batch when ready; any other event when it occurred."""
     match envelope.payload:
         case ChipsAllocated(allocated_at=moment):
-            return moment
+            return max(moment, envelope.occurred_at)
         case AllocationReleased(released_at=moment):
             return moment
         case FulfilmentStepRecorded(at=moment):

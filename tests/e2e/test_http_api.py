@@ -57,6 +57,9 @@ def test_an_upstream_system_submits_reads_outcomes_and_is_told_what_is_wrong(sta
     port = _free_port()
     system = start_system(env={"H200_API_PORT": str(port)})
     system.publish([s.use_rules(), *s.cleared_buyer(BUYER, 1_000), s.allocation_rule(pool=POOL)])
+    # The races between policies and orders are other tests' subject (test_concurrent_flow): here the authorities
+    # have spoken before the upstream system submits, so every outcome is the gates' verdict on the order itself.
+    system.settle()
     _wait_ready(system, port)
 
     # Five submissions at once, no settling: each is answered with its outcome as the services decided it

@@ -122,3 +122,31 @@ def test_with_a_tick_every_second_and_markers_a_second_behind_chips_go_within_tw
             line.allocated_at for line in allocations(book.when(marker(now - timedelta(seconds=1), learned=now)))
         ]
     assert given_at == [ready]  # at the marker that first passes the batch's ready_at, no later
+
+
+def test_chips_given_back_are_not_handed_out_as_of_a_time_before_they_came_back() -> None:
+    from uuid import uuid4
+
+    from builders_allocation import Book, all_passed, allocations, approved, batch, minutes, revoked
+
+    first, second = uuid4(), uuid4()
+    book = Book().given(
+        *all_passed(minutes(0)),
+        approved(first, 40, decided_at=minutes(1)),
+        approved(second, 40, decided_at=minutes(2)),
+        batch("B1", 40, ready_at=minutes(0)),
+        *all_passed(minutes(3)),
+    )
+    assert [line.order_id for line in allocations(book.ledger)] == [first]
+
+    # The first approval is revoked; its line is recalled and released at minute 10, while approval's markers
+    # are still at minute 3: the chips may not go to the second order as of minute 3
+    asked = book.when(revoked(first, at=minutes(10)))
+    released = book.answer_recalls(asked)
+    assert allocations(released) == []
+
+    # once the frontier passes the release, they do, dated then
+    given = [event for marker in all_passed(minutes(11)) for event in book.when(marker)]
+    assert [(line.order_id, line.quantity, line.allocated_at) for line in allocations(given)] == [
+        (second, 40, minutes(11))
+    ]

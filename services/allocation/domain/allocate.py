@@ -96,8 +96,8 @@ def allocate(
     if available == 0:  # the usual case when demand exceeds supply: no need to look at the waiting orders
         return list(releases)
     stock = _stock(pool, returned, extra_stock)
-    if cause.marked:  # a batch ready after the frontier waits for a marker that passes its ready_at
-        stock = takewhile(lambda line: line.ready_at <= as_of, stock)
+    if cause.marked:  # chips ready (or given back) after the frontier wait for a marker that passes that time
+        stock = (line for line in stock if _available_at(pool, line, returned, cause) <= as_of)
         if rule == "pro_rata":
             ready = list(stock)
             stock, available = iter(ready), sum(line.remaining for line in ready)
@@ -135,6 +135,18 @@ def _dated(pool: Pool, grant: Grant, at: datetime, stock: Stock | None, claims: 
     claim = next((claim for claim in claims if claim.order_id == grant.order_id), None)
     approved_at = order.approved_at if order else claim.approved_at if claim else at
     return max(at, ready_at, approved_at)
+
+
+def _available_at(pool: Pool, line: Stock, returned: dict[str, int], cause: Cause) -> datetime:
+    """When a batch's free chips can be handed out: once it is ready and once chips given back to it are back (a
+    line handed out as of an earlier time would hold chips another line still held then)."""
+    batch = pool.batches.get(line.batch_id)
+    freed = [line.ready_at]
+    if batch is not None and batch.freed_at is not None:
+        freed.append(batch.freed_at)
+    if line.batch_id in returned:
+        freed.append(cause.at)
+    return max(freed)
 
 
 def _stock(pool: Pool, returned: dict[str, int], extra: Stock | None) -> Iterator[Stock]:

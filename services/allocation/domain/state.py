@@ -92,6 +92,8 @@ class Batch:
     ready_at: datetime
     site: str
     allocated: int = 0
+    freed_at: datetime | None = None
+    """When chips last came back to the batch (a release): they cannot be handed out as of an earlier time."""
 
     @property
     def rank(self) -> BatchRank:
