@@ -22,12 +22,16 @@ def _chips(n: int) -> str:
     return f"{n:,} chips"
 
 
-def _given_to(log: EventLog, causes: set[Any]) -> str:
-    """Chips allocated on these inputs, per buyer."""
+def _given_again(log: EventLog, released: Iterable[Any]) -> str:
+    """Chips handed out again from the batches these releases gave back to, from each release on, per buyer. They go
+    out once approval's markers pass the release (docs/time.md), so not necessarily on the input that freed them."""
+    since: dict[str, datetime] = {}
+    for release in released:
+        since[release.batch_id] = min(since.get(release.batch_id, release.released_at), release.released_at)
     given: Counter[str] = Counter()
     for e in log.of(ChipsAllocated):
         p: Any = e.payload
-        if p.cause_event_id in causes:
+        if p.batch_id in since and p.allocated_at >= since[p.batch_id]:
             given[p.buyer_id] += p.quantity
     return ", ".join(f"{buyer} {n:,}" for buyer, n in sorted(given.items())) or "no one (no order was owed chips)"
 
@@ -46,7 +50,7 @@ def revocation(log: EventLog, buyer: str) -> list[str]:
         f"line(s) ({_chips(sum(r.quantity for r in recalls))})",
         f"fulfilment answered: {', '.join(f'{n} {o}' for o, n in sorted(outcomes.items())) or 'nothing yet'}; "
         f"{_chips(sum(r.quantity for r in released))} back to the pool, allocated again to "
-        + _given_to(log, {e.id for e in answers}),
+        + _given_again(log, released),
         f"order book closed {len(closed)} order(s) keeping {_chips(sum(c.kept_quantity for c in closed))}; approval "
         f"gave back {_chips(sum(f.quantity for f in freed))} of licence and quota",
     ]
@@ -56,9 +60,13 @@ def losses(log: EventLog) -> list[str]:
     """Each failed delivery: its chips back to the pool and who received them."""
     return [
         f"shipment of {_chips(p.quantity)} of {p.batch_id} to {p.buyer_id} {p.outcome}: back to the pool, allocated "
-        f"again to {_given_to(log, {e.id})}"
+        f"again to {_given_again(log, _released_line(log, p.allocation_id))}"
         for e, p in _payloads(log.of(DeliveryFailed))
     ]
+
+
+def _released_line(log: EventLog, allocation_id: Any) -> list[Any]:
+    return [e.payload for e in log.of(AllocationReleased) if e.payload.allocation_id == allocation_id]  # type: ignore[attr-defined]
 
 
 def _of(log: EventLog, kind: type[Any], keep: Callable[[Any], bool]) -> list[Any]:
@@ -95,7 +103,8 @@ def expiry(log: EventLog, licence_id: str, valid_until: datetime) -> list[str]:
         f"licence {licence_id} ended at {valid_until:%H:%M:%S}: {len(expired)} approval(s) expired"
         + (f" on the tick at {at:%H:%M:%S}" if at else ""),
         f"{len(recalls)} unshipped line(s) recalled ({_chips(sum(r.quantity for r in recalls))}); "
-        f"{_chips(sum(r.quantity for r in released))} back to the pool, allocated again to " + _given_to(log, answered),
+        f"{_chips(sum(r.quantity for r in released))} back to the pool, allocated again to "
+        + _given_again(log, released),
         f"{len(closed)} order(s) closed as expired, keeping {_chips(sum(c.kept_quantity for c in closed))} "
         "that had shipped",
     ]
