@@ -108,23 +108,24 @@ def create_app(gateway: Gateway, *, poll_s: float = 0.1) -> FastAPI:
             )
         return command
 
+    async def order_command(
+        route: str, request: Request, model: type[CancelOrder | AddOrderDocuments], buyer_id: str, upstream_ref: str
+    ) -> Response:
+        try:
+            command = _bound(await body_of(request), model, buyer_id, upstream_ref)
+        except ContractError as error:
+            return refused(route, error)
+        return JSONResponse(await accept(route, command, buyer_id, upstream_ref), status_code=202)
+
     @app.post("/v1/orders/{buyer_id}/{upstream_ref}/cancellation", status_code=202)
     async def cancel(buyer_id: str, upstream_ref: str, request: Request) -> Response:
         """Cancel an order: CancelOrder's fields (reason, requested_at; buyer_id and upstream_ref from the path)."""
-        try:
-            command = _bound(await body_of(request), CancelOrder, buyer_id, upstream_ref)
-        except ContractError as error:
-            return refused("cancel", error)
-        return JSONResponse(await accept("cancel", command, buyer_id, upstream_ref), status_code=202)
+        return await order_command("cancel", request, CancelOrder, buyer_id, upstream_ref)
 
     @app.post("/v1/orders/{buyer_id}/{upstream_ref}/documents", status_code=202)
     async def add_documents(buyer_id: str, upstream_ref: str, request: Request) -> Response:
         """File more documents for an order: AddOrderDocuments' fields (documents, requested_at)."""
-        try:
-            command = _bound(await body_of(request), AddOrderDocuments, buyer_id, upstream_ref)
-        except ContractError as error:
-            return refused("documents", error)
-        return JSONResponse(await accept("documents", command, buyer_id, upstream_ref), status_code=202)
+        return await order_command("documents", request, AddOrderDocuments, buyer_id, upstream_ref)
 
     @app.get("/v1/orders/{buyer_id}/{upstream_ref}")
     async def order(buyer_id: str, upstream_ref: str) -> dict[str, Any]:

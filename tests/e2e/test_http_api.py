@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import scenario as s
-from harness import StartSystem, System
+from harness import StartSystem
 
 POOL = "api"
 BUYER = "api-buyer"
@@ -36,17 +35,11 @@ def _call(port: int, method: str, path: str, body: Any = None, raw: bytes | None
         return error.code, json.loads(error.read())
 
 
-def _wait_ready(system: System, port: int, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        system.supervisor.check_alive()
-        try:
-            if _call(port, "GET", "/ready")[0] == 200:
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the API on {port} was not ready in {timeout_s:.0f} s\n{system.tails(30)}")
+def _ready(port: int) -> bool:
+    try:
+        return _call(port, "GET", "/ready")[0] == 200
+    except (urllib.error.URLError, ConnectionError):
+        return False
 
 
 def _order(ref: str, quantity: int) -> dict[str, Any]:
@@ -60,7 +53,7 @@ def test_an_upstream_system_submits_reads_outcomes_and_is_told_what_is_wrong(sta
     # The races between policies and orders are other tests' subject (test_concurrent_flow): here the authorities
     # have spoken before the upstream system submits, so every outcome is the gates' verdict on the order itself.
     system.settle()
-    _wait_ready(system, port)
+    system.wait_until(f"the API on {port} ready", lambda: _ready(port))
 
     # Five submissions at once, no settling: each is answered with its outcome as the services decided it
     with ThreadPoolExecutor(5) as pool:
