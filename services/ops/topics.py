@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
@@ -102,6 +103,7 @@ def ensure_topics(
     names = [topic.name for topic in catalogue if topic.name not in uncreatable]
     layouts = _layouts(admin, names)
     configs = _configs(admin, names)
+    altered: dict[str, dict[str, str]] = {}
     for topic in catalogue:
         layout = layouts.get(topic.name)
         if layout is None:
@@ -126,5 +128,34 @@ def ensure_topics(
         if drift:
             admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic.name, configs=drift)])
             report.reconfigured.append(f"{topic.name} ({', '.join(sorted(drift))})")
+            altered[topic.name] = drift
+    report.problems.extend(_await_configs(admin, altered))
     log.info("topics created=%s existing=%s reconfigured=%s", report.created, report.existing, report.reconfigured)
     return report
+
+
+CONFIG_SETTLE_S = 30.0
+"""How long a changed topic setting may take to show in what the broker describes. The broker answers an
+alteration before its metadata is published, so a describe right after it can still show the old value (seen in
+CI); the report says a setting was restored only once the cluster shows it."""
+
+
+def _await_configs(admin: KafkaAdminClient, altered: dict[str, dict[str, str]]) -> list[str]:
+    """Wait until every altered setting reads back as set; the ones that never do are problems to report."""
+    deadline = time.monotonic() + CONFIG_SETTLE_S
+    pending = dict(altered)
+    while pending:
+        shown = _configs(admin, list(pending))
+        pending = {
+            name: wanted
+            for name, wanted in pending.items()
+            if any(shown.get(name, {}).get(key) != value for key, value in wanted.items())
+        }
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return [
+        f"{name}: {', '.join(f'{key}={value}' for key, value in sorted(wanted.items()))} was set but the cluster "
+        f"still shows the old value after {CONFIG_SETTLE_S:.0f} s; run `h200 topics create` again"
+        for name, wanted in pending.items()
+    ]
