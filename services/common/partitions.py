@@ -66,6 +66,8 @@ class PartitionState:
 class Outcome:
     outputs: list[Envelope[Message]]
     rejected: ContractError | None = None
+    decided_by: str = ""
+    """The version of the core that decided (for a decision answered from the journal, the one recorded there)."""
 
 
 @dataclass
@@ -121,7 +123,8 @@ class PartitionedCore:
         try:
             envelope = decode_record(record, self._max_bytes)
         except ContractError as error:
-            return Outcome([], rejected=error), JournalEntry(**entry, outcome="rejected", **_error(error))
+            rejected = Outcome([], rejected=error, decided_by=self.version)
+            return rejected, JournalEntry(**entry, outcome="rejected", **_error(error))
         try:
             current.state, outputs = step(self.core, current.state, envelope)
         except Exception as exc:
@@ -129,9 +132,10 @@ class PartitionedCore:
             # Nothing of it was folded: once the defect is fixed, the same record sent again (same id) is processed.
             log.exception("%s failed on %s", self.core.NAME, record.where)
             failure = ContractError("processing_failed", f"{type(exc).__name__}: {exc}")
-            return Outcome([], rejected=failure), JournalEntry(**entry, outcome="failed", **_error(failure))
+            failed = Outcome([], rejected=failure, decided_by=self.version)
+            return failed, JournalEntry(**entry, outcome="failed", **_error(failure))
         encoded = tuple(encode(output).decode("utf-8") for output in outputs)
-        return Outcome(outputs), JournalEntry(**entry, outcome="decided", outputs=encoded)
+        return Outcome(outputs, decided_by=self.version), JournalEntry(**entry, outcome="decided", outputs=encoded)
 
     def _refold(self, current: PartitionState, record: Record, entry: JournalEntry) -> Outcome:
         """Fold a record with what was recorded for it; `decide` is not called."""
@@ -146,7 +150,7 @@ class PartitionedCore:
         for output in outputs:
             state = self.core.evolve(state, output)
         current.state = state
-        return Outcome(outputs)
+        return Outcome(outputs, decided_by=entry.core_version)
 
     async def handle(self, record: Record) -> Outcome:
         """Apply one live record; the outputs are the facts to publish for it (journaled before they are)."""

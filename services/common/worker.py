@@ -118,7 +118,6 @@ class ServiceWorker:
             snapshots=FileSnapshots(worker.datadir / service / "snapshots"),
             snapshot_every=worker.snapshot_every,
         )
-        self._decided_by = [(DECIDED_BY, self.core.version.encode())]
         # A dead letter must fit both what our producer sends and what the cluster takes.
         letter_bytes = min(cluster.max_message_bytes, app.conf.producer_max_request_size)
         self.dead_letters = DeadLetters(service, self._send_letter, letter_bytes)
@@ -181,11 +180,12 @@ class ServiceWorker:
         outcome = await self.core.handle(record)
         if outcome.rejected is not None:
             await self._reject(record, outcome.rejected)
+        decided_by = [(DECIDED_BY, (outcome.decided_by or self.core.version).encode())]
         for envelope in outcome.outputs:
             try:
                 topic = home_topic(envelope.payload).name
                 partition = explicit_partition(envelope.payload)
-                await self._send(topic, envelope.key.encode(), encode(envelope), self._decided_by, partition)
+                await self._send(topic, envelope.key.encode(), encode(envelope), decided_by, partition)
             except RecordRefusedError as refused:
                 # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
                 await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {refused}"))

@@ -16,7 +16,7 @@ from schemas.journal import JournalEntry
 from schemas.samples import AT, sample_payloads
 from services.common.core_version import core_version
 from services.common.journal import MemoryJournal, decisions, split
-from services.common.partitions import PartitionedCore
+from services.common.partitions import Outcome, PartitionedCore
 from services.common.records import LOG_APPEND_TIME, Record
 from services.common.snapshots import MemorySnapshots
 from services.intake import domain as intake_core
@@ -74,8 +74,12 @@ def worker(
 
 
 def handle_all(runner: PartitionedCore, records: list[Record]) -> list[list[Envelope[Message]]]:
-    async def go() -> list[list[Envelope[Message]]]:
-        return [(await runner.handle(record)).outputs for record in records]
+    return [outcome.outputs for outcome in outcomes(runner, records)]
+
+
+def outcomes(runner: PartitionedCore, records: list[Record]) -> list[Outcome]:
+    async def go() -> list[Outcome]:
+        return [await runner.handle(record) for record in records]
 
     return asyncio.run(go())
 
@@ -101,7 +105,10 @@ def test_a_changed_core_deployed_before_a_commit_repeats_what_was_decided_and_de
     # The worker crashed after deciding offsets 0-2 with only offset 0 committed; the variant is deployed.
     variant = Counting(refuse_all=True)
     runner = worker(variant, log, journal)
-    after = handle_all(runner, log.records[1:])
+    answered = outcomes(runner, log.records[1:])
+    after = [outcome.outputs for outcome in answered]
+    # what is sent again says which core decided it: the original, not the one running now
+    assert [o.decided_by for o in answered] == ["intake@original"] * 2 + ["intake@variant"] * 2
     assert [[o.id for o in outputs] for outputs in after[:2]] == [
         [o.id for o in outputs] for outputs in before_crash[1:]
     ]
