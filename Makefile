@@ -91,6 +91,9 @@ bench-replay: jars $(STAMP) ## a million events: our replay against Kafka's Cons
 	@trap 'KAFKA_RUN_DIR=.run/bench/kafka bash infra/kafka/kafka.sh stop --purge >/dev/null 2>&1 || true' EXIT
 	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),)
 
+bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000): snapshot + tail vs journal fold vs deciding again
+	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),)
+
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
 	@$(COMPOSE) up -d
 	$(COMPOSE) ps
@@ -126,7 +129,10 @@ cluster-test: jars images ## crash drills, ~3.5 min, not in `make test`: a 3-bro
 
 CLUSTER_COMPOSE ?= docker-compose -p $(or $(CLUSTER_COMPOSE_PROJECT),h200-cluster) -f infra/kafka/cluster.compose.yml
 
-cluster-compose-up: images ## the 3-broker cluster in containers (infra/kafka/cluster.compose.yml) on 127.0.0.1:49192-49194
+cluster-bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000): snapshot + tail vs journal fold vs deciding again
+	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),)
+
+compose-up: images ## the 3-broker cluster in containers (infra/kafka/cluster.compose.yml) on 127.0.0.1:49192-49194
 	@$(CLUSTER_COMPOSE) up -d
 	$(CLUSTER_COMPOSE) ps
 

@@ -38,7 +38,17 @@ class Recorded:
 
 class Journal(Protocol):
     async def write(self, entries: list[JournalEntry]) -> int:
-        """Record the parts of one decision; the position after the last one once all are acknowledged."""
+        """Record the parts of one decision, after every entry written before; the position after the last one
+        once all are acknowledged."""
+        ...
+
+    async def write_later(self, entries: list[JournalEntry]) -> None:
+        """Record the parts of a decision that sends nothing: queued in order, acknowledged by the next `write`
+        or `flush` (nothing waits for it: most inbox records, ticks and markers, decide nothing)."""
+        ...
+
+    async def flush(self, inbox: str, partition: int) -> int:
+        """Wait for every queued entry; the position after the last entry of the partition's journal written."""
         ...
 
     def read(self, inbox: str, partition: int, start: int) -> AsyncIterator[tuple[int, bytes | None]]:
@@ -118,6 +128,12 @@ class MemoryJournal:
             log_.append(entry.model_dump_json().encode("utf-8"))
         return len(log_)
 
+    async def write_later(self, entries: list[JournalEntry]) -> None:
+        await self.write(entries)
+
+    async def flush(self, inbox: str, partition: int) -> int:
+        return len(self.logs.get((inbox, partition), []))
+
     async def read(self, inbox: str, partition: int, start: int) -> AsyncIterator[tuple[int, bytes | None]]:
         records = self.logs.get((inbox, partition), [])
         for position in range(start, len(records)):
@@ -133,22 +149,57 @@ EndOffset = Callable[[str, int], Any]
 
 
 class KafkaJournal:
-    """The journal on the cluster: topic h200.<service>.journal, partition = inbox partition."""
+    """The journal on the cluster: topic h200.<service>.journal, partition = inbox partition.
 
-    def __init__(self, topic: str, send: Send, replay: Replay, end_offset: EndOffset) -> None:
+    A queued entry (`write_later`) is handed to the producer at once, so entries reach a partition in the order
+    written, and only its acknowledgement is awaited later. If the worker crashes before it is acknowledged and
+    after its record was committed, that record has no entry: a rebuild decides it again, which gives the same
+    nothing with the same core (and sends nothing in any case)."""
+
+    def __init__(self, topic: str, send: Send, enqueue: Send, replay: Replay, end_offset: EndOffset) -> None:
         self.topic = topic
         self._send = send
+        self._enqueue = enqueue
         self._replay = replay
         self._end_offset = end_offset
+        self._queued: list[tuple[int, Any]] = []
+        self._positions: dict[int, int] = {}
+
+    async def _drain(self) -> None:
+        queued, self._queued = self._queued, []
+        for partition, pending in queued:
+            try:
+                metadata = await pending
+            except Exception as error:
+                raise RuntimeError(
+                    f"a journal entry for {self.topic}[{partition}] was not written ({error}); the worker stops so "
+                    "that nothing is sent without its decision recorded first"
+                ) from error
+            self._advance(partition, metadata)
+
+    def _advance(self, partition: int, metadata: Any) -> int:
+        position = max(self._positions.get(partition, 0), int(getattr(metadata, "offset", -1)) + 1)
+        self._positions[partition] = position
+        return position
+
+    def _record(self, entry: JournalEntry) -> tuple[str, bytes, bytes]:
+        return self.topic, str(entry.offset).encode(), entry.model_dump_json().encode("utf-8")
 
     async def write(self, entries: list[JournalEntry]) -> int:
+        await self._drain()
         position = 0
         for entry in entries:
-            metadata = await self._send(
-                self.topic, str(entry.offset).encode(), entry.model_dump_json().encode("utf-8"), None, entry.partition
-            )
-            position = int(getattr(metadata, "offset", -1)) + 1
+            metadata = await self._send(*self._record(entry), None, entry.partition)
+            position = self._advance(entry.partition, metadata)
         return position
+
+    async def write_later(self, entries: list[JournalEntry]) -> None:
+        for entry in entries:
+            self._queued.append((entry.partition, await self._enqueue(*self._record(entry), None, entry.partition)))
+
+    async def flush(self, inbox: str, partition: int) -> int:
+        await self._drain()
+        return self._positions.get(partition, 0)
 
     async def read(self, inbox: str, partition: int, start: int) -> AsyncIterator[tuple[int, bytes | None]]:
         until = await self.end(inbox, partition)

@@ -171,8 +171,11 @@ class PartitionedCore:
             outcome = self._refold(current, record, recorded.entry)
         else:
             outcome, entry = self._apply(current, record)
-            if self.journal is not None:
+            if self.journal is not None and (outcome.outputs or outcome.rejected):
+                # Recorded, with every entry before it, before anything of it is sent.
                 current.journal_position = await self.journal.write(split(entry, self._max_bytes))
+            elif self.journal is not None:
+                await self.journal.write_later(split(entry, self._max_bytes))
         current.since_snapshot += 1
         if self.snapshots is not None and self.snapshot_every and current.since_snapshot >= self.snapshot_every:
             await self._snapshot(current, record)
@@ -181,6 +184,10 @@ class PartitionedCore:
     async def _snapshot(self, current: PartitionState, record: Record) -> None:
         pending = [recorded.position for recorded in current.recorded.values()]
         assert self.snapshots is not None
+        if self.journal is not None:
+            current.journal_position = max(
+                current.journal_position, await self.journal.flush(record.topic, record.partition)
+            )
         await self.snapshots.save(
             Snapshot(
                 record.topic,

@@ -105,7 +105,11 @@ class ServiceWorker:
         self.publisher = Publisher(app, backoff)
         replay = partial(replay_partition, cluster.bootstrap_servers)
         journal = KafkaJournal(
-            journal_topic(service), self._send, replay, partial(end_offset, cluster.bootstrap_servers)
+            journal_topic(service),
+            self._send,
+            self.publisher.enqueue,
+            replay,
+            partial(end_offset, cluster.bootstrap_servers),
         )
         self.core = PartitionedCore(
             core,
