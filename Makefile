@@ -81,8 +81,8 @@ e2e: install images ## the services as processes against a containerised broker:
 sim: $(STAMP) ## seeded whole-system simulation of the real cores and routes with faults (SEEDS=n, default 10000; START, STEPS)
 	@$(PY) -m tests.sim --seeds $(or $(SEEDS),10000) $(if $(START),--start $(START),) $(if $(STEPS),--steps $(STEPS),)
 
-test: install images ## the whole suite: unit, simulation (3,000 seeds; SIM_SEEDS=n), integration and end-to-end tiers (what CI runs)
-	@H200_SIM_SEEDS=$(or $(SIM_SEEDS),3000) $(PY) -m pytest tests/unit tests/sim tests/integration tests/e2e -q
+test: install images ## the whole suite: unit, simulation (4,000 seeds; SIM_SEEDS=n), integration and end-to-end tiers (what CI runs)
+	@H200_SIM_SEEDS=$(or $(SIM_SEEDS),4000) $(PY) -m pytest tests/unit tests/sim tests/integration tests/e2e -q
 
 demo: install ## the main job: Kafka, Redis and the four services play the article's scenario; prints the ledger
 	@bash infra/demo.sh
@@ -90,9 +90,6 @@ demo: install ## the main job: Kafka, Redis and the four services play the artic
 bench-replay: jars $(STAMP) ## a million events: our replay against Kafka's ConsumerPerformance on an isolated broker (EVENTS=n)
 	@trap 'KAFKA_RUN_DIR=.run/bench/kafka bash infra/kafka/kafka.sh stop --purge >/dev/null 2>&1 || true' EXIT
 	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),)
-
-bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000): snapshot + tail vs journal fold vs deciding again
-	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),)
 
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
 	@$(COMPOSE) up -d
@@ -129,10 +126,7 @@ cluster-test: jars images ## crash drills, ~3.5 min, not in `make test`: a 3-bro
 
 CLUSTER_COMPOSE ?= docker-compose -p $(or $(CLUSTER_COMPOSE_PROJECT),h200-cluster) -f infra/kafka/cluster.compose.yml
 
-cluster-bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000): snapshot + tail vs journal fold vs deciding again
-	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),)
-
-compose-up: images ## the 3-broker cluster in containers (infra/kafka/cluster.compose.yml) on 127.0.0.1:49192-49194
+cluster-compose-up: images ## the 3-broker cluster in containers (infra/kafka/cluster.compose.yml) on 127.0.0.1:49192-49194
 	@$(CLUSTER_COMPOSE) up -d
 	$(CLUSTER_COMPOSE) ps
 
