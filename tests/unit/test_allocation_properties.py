@@ -104,6 +104,9 @@ class Model:
     passed: dict[int, datetime] = field(default_factory=dict)
     """Source -> latest marker (one lane)."""
     ready: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    freed: list[tuple[str, str, int, datetime]] = field(default_factory=list)
+    """Chips given back to a batch: (pool, batch, quantity, released_at). They are the pool's again only from then
+    on: a hand-out as of an earlier time cannot count them (chips do not come back before they are released)."""
     settled_as_of: datetime | None = None
     """The time as of which every pool was last handed out to all at once (a fresh tick, a marker that moved the
     frontier): after it, no eligible order is unfilled while a batch ready by then has chips."""
@@ -158,12 +161,18 @@ class Model:
         }
 
     def available(self, pool: str, as_of: datetime | None = None) -> int:
-        """Chips left in the pool's batches; once markers exist, only in batches ready by `as_of` (none if None)."""
+        """Chips left in the pool's batches; once markers exist, only in batches ready by `as_of` (none if None) and
+        not counting chips given back after `as_of`."""
         return sum(
-            qty - self.allocated_from(p, b)
+            max(0, qty - self.allocated_from(p, b) - self.freed_after(p, b, as_of))
             for (p, b), qty in self.batches.items()
             if p == pool and (not self.passed or (as_of is not None and self.ready[(p, b)] <= as_of))
         )
+
+    def freed_after(self, pool: str, batch_id: str, as_of: datetime | None) -> int:
+        if not self.passed or as_of is None:
+            return 0
+        return sum(q for p, b, q, at in self.freed if (p, b) == (pool, batch_id) and at > as_of)
 
 
 class History:
@@ -370,6 +379,7 @@ class History:
         assert len(freed) == len(expected_releases)
         for release in freed:
             assert model.live.pop(release.allocation_id).quantity == release.quantity
+            model.freed.append((release.pool_id, release.batch_id, release.quantity, release.released_at))
             event(f"chips released: {release.why}")
         pools_touched = {line.pool_id for line in lines}
         as_of = model.as_of(self.now)

@@ -10,7 +10,7 @@ state.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from heapq import merge
 from itertools import takewhile
@@ -97,7 +97,7 @@ def allocate(
         return list(releases)
     stock = _stock(pool, returned, extra_stock)
     if cause.marked:  # chips ready (or given back) after the frontier wait for a marker that passes that time
-        stock = (line for line in stock if _available_at(pool, line, returned, cause) <= as_of)
+        stock = (held for line in stock if (held := _held_as_of(pool, line, returned, cause, as_of)) is not None)
         if rule == "pro_rata":
             ready = list(stock)
             stock, available = iter(ready), sum(line.remaining for line in ready)
@@ -137,16 +137,17 @@ def _dated(pool: Pool, grant: Grant, at: datetime, stock: Stock | None, claims: 
     return max(at, ready_at, approved_at)
 
 
-def _available_at(pool: Pool, line: Stock, returned: dict[str, int], cause: Cause) -> datetime:
-    """When a batch's free chips can be handed out: once it is ready and once chips given back to it are back (a
-    line handed out as of an earlier time would hold chips another line still held then)."""
+def _held_as_of(pool: Pool, line: Stock, returned: dict[str, int], cause: Cause, as_of: datetime) -> Stock | None:
+    """The chips of a stock line that the batch held at `as_of`: none before it was ready, and not the chips given
+    back to it after `as_of` (a line handed out as of then would hold chips another line still held then)."""
+    if line.ready_at > as_of:
+        return None
     batch = pool.batches.get(line.batch_id)
-    freed = [line.ready_at]
-    if batch is not None and batch.freed_at is not None:
-        freed.append(batch.freed_at)
-    if line.batch_id in returned:
-        freed.append(cause.at)
-    return max(freed)
+    later = sum(chips for at, chips in batch.returns if at > as_of) if batch is not None else 0
+    if cause.at > as_of:
+        later += returned.get(line.batch_id, 0)
+    remaining = line.remaining - later
+    return replace(line, remaining=remaining) if remaining > 0 else None
 
 
 def _stock(pool: Pool, returned: dict[str, int], extra: Stock | None) -> Iterator[Stock]:

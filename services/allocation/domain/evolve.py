@@ -196,7 +196,7 @@ def _released(pool: Pool, released: AllocationReleased) -> None:
     order, batch = pool.orders[line.order_id], pool.batches[line.batch_id]
     order.allocated -= line.quantity
     batch.allocated -= line.quantity
-    batch.freed_at = released.released_at if batch.freed_at is None else max(batch.freed_at, released.released_at)
+    batch.returns.append((released.released_at, line.quantity))
     pool.available += line.quantity
     pool.refresh_order(order)
     pool.refresh_batch(batch)

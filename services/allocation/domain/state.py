@@ -92,8 +92,9 @@ class Batch:
     ready_at: datetime
     site: str
     allocated: int = 0
-    freed_at: datetime | None = None
-    """When chips last came back to the batch (a release): they cannot be handed out as of an earlier time."""
+    returns: list[tuple[datetime, int]] = field(default_factory=list)
+    """Chips given back to the batch (releases) and when: they are the batch's only from then on, so a hand-out as of
+    an earlier time cannot use them (the batch's other free chips it can)."""
 
     @property
     def rank(self) -> BatchRank:
