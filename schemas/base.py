@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -62,6 +62,10 @@ class Contract(BaseModel):
     """A frozen value that rejects unknown fields: the shape every contract shares."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, str_strip_whitespace=False)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # A frozen value: a deep copy of a core's state shares it instead of copying every message it holds.
+        return self
 
 
 class Message(Contract):

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from schemas.base import Message
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, envelope_model
 from schemas.registry import BY_TYPE_AND_VERSION, CURRENT, upcast
 
 M = TypeVar("M", bound=Message)
@@ -59,12 +58,6 @@ def describe(error: ValidationError, prefix: str = "", shown: int = 20) -> str:
     if error.error_count() > shown:
         lines.append(f"and {error.error_count() - shown} more")
     return "; ".join(lines)
-
-
-@cache
-def envelope_model(model: type[Message]) -> Any:
-    """`Envelope[model]`, made once: pydantic's own cache of parametrised generics is weak and costly to miss."""
-    return Envelope[model]  # type: ignore[valid-type]
 
 
 def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope[Message]:

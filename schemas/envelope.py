@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID, uuid5
 
@@ -48,7 +49,10 @@ class Envelope(Contract, Generic[M]):
         """Where and when the system learned of this message: set by the reader of an inbox from the record's
         broker time (LogAppendTime), never by a sender (it is not part of the JSON), None for a message not read
         from a record that carries one (unit tests, tools)."""
-        return self._arrival
+        # Read straight from pydantic's private slot: `self._arrival` goes through BaseModel.__getattr__, and the
+        # cores ask for a message's arrival several times per decision.
+        private = self.__pydantic_private__
+        return None if private is None else private.get("_arrival")
 
     def arrived(self, arrival: Arrival | None) -> Envelope[M]:
         """This envelope with its arrival set (a copy; the original is unchanged)."""
@@ -99,7 +103,7 @@ def make_envelope(
         if cause is None:
             raise ValueError("make_envelope: give message_id for a message without a cause")
         message_id = derive_id(cause.id, payload.TYPE, discriminator)
-    model: type[Envelope[M]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+    model: type[Envelope[M]] = envelope_model(type(payload))
     return model.model_validate(
         {
             "id": message_id,
@@ -113,3 +117,10 @@ def make_envelope(
             "payload": payload,
         }
     )
+
+
+@cache
+def envelope_model(model: type[Message]) -> Any:
+    """`Envelope[model]`, made once: pydantic's own cache of parametrised generics is weak and costly to miss, and
+    its lookup costs more than the rest of wrapping a small payload."""
+    return Envelope[model]  # type: ignore[valid-type]

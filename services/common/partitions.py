@@ -104,6 +104,12 @@ class PartitionedCore:
         )
         return rebuilt
 
+    def is_current(self, record: Record) -> bool:
+        """Whether `record` is the next one of a partition whose state is held: handling it rebuilds nothing, and
+        then `handle` never waits."""
+        current = self._partitions.get((record.topic, record.partition))
+        return current is not None and current.next_offset == record.offset
+
     async def handle(self, record: Record) -> Outcome:
         """Apply one live record; the outputs are the facts to publish for it."""
         key = (record.topic, record.partition)

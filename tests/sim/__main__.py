@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(result.violation or "no violation")
         return 1 if result.violation else 0
     if args.seed is not None:
-        result = run_seed(args.seed, args.steps, verbose=True)
+        result = run_seed(args.seed, args.steps, verbose=True, refold=True)
         print(result.violation or f"seed {args.seed}: no violation")
         if result.violation is None:
             return 0

@@ -29,7 +29,7 @@ from services.common.partitions import Outcome, PartitionedCore
 from services.common.records import LOG_APPEND_TIME, Record
 
 from .topology import Consumer, Topology, partition_of, simulated_topics
-from .workers import make_worker, run_now
+from .workers import make_worker, run_at_once, run_now
 
 # A core that raises is reported by the simulator as a violation; the worker's traceback would only be noise.
 logging.getLogger("services.common.partitions").setLevel(logging.CRITICAL)
@@ -187,7 +187,8 @@ class Cluster:
 
     def _decide(self, consumer: Consumer, offset: int, entry: Entry, publish: int | None) -> list[Any]:
         record = entry.record(consumer.topic, consumer.partition, offset)
-        outcome: Outcome = run_now(self.workers[consumer.service].handle(record))
+        worker = self.workers[consumer.service]
+        outcome: Outcome = (run_at_once if worker.is_current(record) else run_now)(worker.handle(record))
         self.processed[consumer] = max(self.processed[consumer], offset)
         if outcome.rejected is not None:
             self.dead_letters.append(DeadLetter(consumer, offset, outcome.rejected))

@@ -47,8 +47,10 @@ class Result:
 
 
 class Simulation:
-    def __init__(self, verbose: bool = False) -> None:
+    def __init__(self, verbose: bool = False, refold: bool = True) -> None:
         self.cluster = Cluster(load())
+        self.refold = refold
+        """Whether finish() refolds every inbox with its core (the determinism check)."""
         self.oracle = Oracle(self.cluster)
         self.verbose = verbose
         self.trace: list[Action] = []
@@ -133,7 +135,7 @@ class Simulation:
     def finish(self) -> Result:
         """The checks of a whole run: settled-system checks if nothing waits, and determinism."""
         if self.violation is None:
-            checks = [nondeterminism]
+            checks = [nondeterminism] if self.refold else []
             if self.cluster.quiescent():
                 facts = self.oracle.facts
                 checks = [

@@ -1,5 +1,5 @@
 """The whole system under the simulator: H200_SIM_SEEDS seeded runs (default 10,000: with business time about
-150 ms of CPU a seed, some 12 minutes on two free cores; `make unit` runs a few hundred) of the real cores and
+160 ms of CPU a seed, some 14 minutes on two free cores; `make unit` runs a few hundred) of the real cores and
 routes with the clock ticking, crashes, redelivery and producer retries, every invariant checked after every
 step. A failure names its seed and prints the shortest trace found.
 

@@ -6,19 +6,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Self
 from uuid import UUID
 
 from schemas.base import PolicyRef, Reason
 from schemas.intake import OrderPlaced
 from schemas.policy import ImportUseRulesSet, PolicyEvent
 
+
+class Value:
+    """A frozen value: a deep copy of the state (decide tries changes on one) shares it rather than copying it."""
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        return self
+
+
 OrderStatus = Literal["placed", "held", "approved", "suspended", "revoked", "expired", "denied", "cancelled", "closed"]
 ImporterStatus = Literal["authorised", "suspended", "revoked"]
 
 
 @dataclass(frozen=True)
-class Licence:
+class Licence(Value):
     """A US export licence as its latest revision states it."""
 
     licence_id: str
@@ -33,7 +41,7 @@ class Licence:
 
 
 @dataclass(frozen=True)
-class Tranche:
+class Tranche(Value):
     """A buyer's import quota for one tranche (a period of approvals)."""
 
     tranche_id: str
@@ -47,13 +55,13 @@ class Tranche:
 
 
 @dataclass(frozen=True)
-class Importer:
+class Importer(Value):
     status: ImporterStatus
     ref: PolicyRef
 
 
 @dataclass(frozen=True)
-class BuyerPolicy:
+class BuyerPolicy(Value):
     """Every policy that names one buyer. Replaced, never mutated: decide tries a change on a copy."""
 
     licences: Mapping[str, Licence] = field(default_factory=dict)
@@ -64,7 +72,7 @@ class BuyerPolicy:
 
 
 @dataclass(frozen=True)
-class SharedPolicy:
+class SharedPolicy(Value):
     """Policies that concern every buyer: China's use rules and the denied-party lists consulted."""
 
     use_rules: ImportUseRulesSet | None = None
@@ -95,7 +103,7 @@ class Usage:
 
 
 @dataclass(frozen=True)
-class Grant:
+class Grant(Value):
     """What an approval holds: chips under one licence and one tranche."""
 
     licence_id: str
@@ -147,7 +155,7 @@ class BuyerBook:
 
 
 @dataclass(frozen=True)
-class PendingPolicy:
+class PendingPolicy(Value):
     """A policy revision seen before its effective_at: it comes into force when the partition clock reaches it."""
 
     effective_at: datetime
