@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.codec import MAX_MESSAGE_BYTES
@@ -25,6 +25,14 @@ class ClusterSettings(BaseSettings):
     # min_insync_replicas of them hold: 1 and 1 on one broker, 3 and 2 on the three-broker cluster.
     replication_factor: int = Field(1, ge=1)
     min_insync_replicas: int = Field(1, ge=1)
+    # Who this process is to Kafka (docs/security.md). The broker refuses a client that does not authenticate; the
+    # principal's ACLs decide what it may read and write. Without H200_KAFKA_PASSWORD the password is read from
+    # <kafka_secrets_dir>/<kafka_username>, where `h200 access secrets` writes one per principal.
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT"] = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_username: str | None = Field(None, min_length=1)
+    kafka_password: SecretStr | None = None
+    kafka_secrets_dir: Path = Path(".run/secrets/kafka")
 
     @model_validator(mode="after")
     def _replicas_can_be_in_sync(self) -> Self:

@@ -18,6 +18,8 @@ import redis
 from schemas.codec import encode
 from schemas.samples import sample_envelopes
 from schemas.topics import CATALOGUE
+from services.common.kafka_auth import KafkaCredentialsError
+from services.ops.access_commands import add_access_commands
 from services.ops.arguments import add_bootstrap, add_redis
 from services.ops.dead_letter_commands import add_dead_letter_commands
 from services.ops.following import MissingTopicError
@@ -31,7 +33,14 @@ from services.ops.writes import add_write_commands
 from services.replay.parsers import add_replay_commands
 from services.replay.records import ReplayError
 
-OPERATOR_ERRORS = (BrokerUnavailableError, InputFileError, ReplayError, MissingTopicError, argparse.ArgumentTypeError)
+OPERATOR_ERRORS = (
+    BrokerUnavailableError,
+    InputFileError,
+    ReplayError,
+    MissingTopicError,
+    argparse.ArgumentTypeError,
+    KafkaCredentialsError,
+)
 
 
 def _catalogue(_: argparse.Namespace, __: OpsSettings) -> int:
@@ -163,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_commands(commands)
     _add_rebuild_command(commands)
     add_dead_letter_commands(commands)
+    add_access_commands(commands)
     return parser
 
 

@@ -1,0 +1,62 @@
+"""`h200 access`: generate the principals' secrets, apply their SCRAM users and ACLs, show what each may do."""
+
+from __future__ import annotations
+
+import argparse
+
+from schemas.principals import ADMIN, PRINCIPALS, grants_of
+from services.common.settings import ClusterSettings
+from services.ops.access import apply_access, ensure_secrets
+from services.ops.arguments import add_bootstrap
+from services.ops.kafka_clients import admin_client
+from services.ops.settings import OpsSettings
+
+
+def _secrets(_: argparse.Namespace, __: OpsSettings) -> int:
+    directory = ClusterSettings().kafka_secrets_dir
+    written = ensure_secrets(directory)
+    if written:
+        print(f"wrote a new password for {', '.join(written)} into {directory}/ (mode 0600)")
+    else:
+        print(f"every principal has a password in {directory}/; nothing written")
+    return 0
+
+
+def _apply(_: argparse.Namespace, settings: OpsSettings) -> int:
+    cluster = ClusterSettings()
+    if cluster.kafka_username != ADMIN:
+        print(f"error: users and ACLs are applied as {ADMIN!r} (H200_KAFKA_USERNAME={cluster.kafka_username})")
+        return 2
+    with admin_client(settings.bootstrap_servers, settings.request_timeout_s) as admin:
+        report = apply_access(admin, cluster.kafka_secrets_dir)
+    print(f"SCRAM-SHA-512 passwords set for {', '.join(report.users)} (from {cluster.kafka_secrets_dir}/)")
+    print(f"ACLs: {len(report.added)} added, {len(report.removed)} removed (not granted by the catalogue)")
+    for removed in report.removed:
+        print(f"  removed {removed}")
+    return 0
+
+
+def _principals(_: argparse.Namespace, __: OpsSettings) -> int:
+    for principal in PRINCIPALS:
+        granted = grants_of(principal)
+        for operation in ("WRITE", "READ"):
+            names = [g.resource for g in granted if g.operation == operation]
+            print(f"{principal:<11} {operation.lower():<5} {', '.join(names) or '-'}")
+    print(f"{ADMIN:<11} super user (topics, ACLs, users); the brokers log in to their controllers as 'controller'")
+    return 0
+
+
+def add_access_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    access = commands.add_parser("access", help="Kafka principals: secrets, SCRAM users and ACLs")
+    actions = access.add_subparsers(dest="access_command", required=True, metavar="ACTION")
+    actions.add_parser(
+        "secrets", help="write a random password for each principal without one (H200_KAFKA_SECRETS_DIR)"
+    ).set_defaults(run=_secrets)
+    apply = actions.add_parser(
+        "apply", help="as admin: set each principal's SCRAM password and make its ACLs what the catalogue grants"
+    )
+    add_bootstrap(apply)
+    apply.set_defaults(run=_apply)
+    actions.add_parser("principals", help="what each principal may read and write; writes nothing").set_defaults(
+        run=_principals
+    )
