@@ -39,9 +39,12 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 os.environ.setdefault("TC_HOST", "127.0.0.1")
 
+
 import contextlib
+import secrets as _secrets
 import socket
 import struct
+import tempfile as _tempfile
 import time
 import uuid
 import warnings
@@ -58,6 +61,19 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     with contextlib.suppress(ImportError):  # if missing, the integration fixtures report it
         import kafka  # noqa: F401
+
+# Every broker the tests start authenticates its clients and enforces the catalogue's ACLs (docs/security.md). The
+# session's principals get fresh passwords in a private directory; the tests themselves act as the admin, and each
+# process the e2e tier starts logs in as its own principal (services.ops.supervisor.as_principal).
+if not os.environ.get("H200_KAFKA_SECRETS_DIR"):
+    os.environ["H200_KAFKA_SECRETS_DIR"] = _tempfile.mkdtemp(prefix="h200-test-secrets-")
+    os.environ.pop("H200_KAFKA_PASSWORD", None)
+os.environ.setdefault("H200_KAFKA_USERNAME", "admin")
+for _name in ("admin", "controller"):
+    _path = os.path.join(os.environ["H200_KAFKA_SECRETS_DIR"], _name)
+    if not os.path.exists(_path):
+        with open(os.open(_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as _out:
+            _out.write(_secrets.token_hex(24) + "\n")
 
 DEFAULT_KAFKA_IMAGE = "h200/kafka:4.4.0"
 DEFAULT_REDIS_IMAGE = "h200/redis:7"
@@ -248,7 +264,33 @@ def kafka_container_env(image: str, port: int, node_id: int = 1) -> dict[str, st
         "KAFKA_PORT": str(port),
         "KAFKA_ADVERTISED_HOST": "127.0.0.1",
         "KAFKA_NODE_ID": str(node_id),
+        "KAFKA_ADMIN_PASSWORD": test_secret("admin"),
+        "KAFKA_CONTROLLER_PASSWORD": test_secret("controller"),
     }
+
+
+def test_secret(name: str) -> str:
+    """The session's password of principal `name` (H200_KAFKA_SECRETS_DIR)."""
+    return Path(os.environ["H200_KAFKA_SECRETS_DIR"], name).read_text(encoding="utf-8").strip()
+
+
+test_secret.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def apply_test_access(bootstrap: str) -> None:
+    """Give every principal its SCRAM password and the catalogue's ACLs on a broker the session started."""
+    from kafka.admin import KafkaAdminClient
+
+    from services.common.kafka_auth import kafka_python_options
+    from services.ops.access import apply_access, ensure_secrets
+
+    directory = Path(os.environ["H200_KAFKA_SECRETS_DIR"])
+    ensure_secrets(directory)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="h200-test-access", **kafka_python_options())
+    try:
+        apply_access(admin, directory)
+    finally:
+        admin.close()
 
 
 def kafka_answers(bootstrap: str, timeout: float = 2.0) -> bool:
@@ -274,6 +316,8 @@ def wait_for_kafka(bootstrap: str, timeout: float, container: Any | None = None)
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaConfigurationError
 
+    from services.common.kafka_auth import kafka_python_options
+
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
@@ -289,6 +333,7 @@ def wait_for_kafka(bootstrap: str, timeout: float, container: Any | None = None)
                 bootstrap_servers=bootstrap,
                 client_id="h200-test-readiness",
                 request_timeout_ms=5000,
+                **kafka_python_options(),
             )
             admin.list_topics()
             return
@@ -375,6 +420,7 @@ def running_kafka(image: str) -> Iterator[str]:
     bootstrap = f"127.0.0.1:{port}"
     try:
         wait_for_kafka(bootstrap, timeout, container)
+        apply_test_access(bootstrap)
         yield bootstrap
     finally:
         _remove(container)

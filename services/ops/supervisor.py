@@ -32,6 +32,13 @@ PORTS_PER_SERVICE = 10
 """Room for that many workers of a service in the ports of `web_ports`."""
 
 
+def as_principal(env: dict[str, str], principal: str) -> dict[str, str]:
+    """`env` for a process that logs in to Kafka as `principal`, with its password from H200_KAFKA_SECRETS_DIR (the
+    caller's own H200_KAFKA_PASSWORD, e.g. the admin's, is not passed on)."""
+    own = {key: value for key, value in env.items() if key != "H200_KAFKA_PASSWORD"}
+    return {**own, "H200_KAFKA_USERNAME": principal}
+
+
 def web_ports(first: int) -> dict[str, str]:
     """The environment that gives each service the ports from `first + 10 i` on, and the projector `first + 40`."""
     ports = {f"H200_{s.upper()}_WEB_PORT": str(first + PORTS_PER_SERVICE * i) for i, s in enumerate(SERVICES)}
@@ -130,7 +137,7 @@ class Supervisor:
         first_port = int(self.env.get(f"{prefix}WEB_PORT") or 0)
         port = first_port + instance - 1 if first_port > 0 else 0
         env = {
-            **self.env,
+            **as_principal(self.env, service),
             f"{prefix}WORKER_ID": name,
             f"{prefix}DATADIR": str(self.log_dir / "workers"),
             f"{prefix}WEB_PORT": str(port),
@@ -144,7 +151,7 @@ class Supervisor:
         return process
 
     def projector(self) -> Process:
-        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        env = {**as_principal(self.env, "projector"), "PYTHONUNBUFFERED": "1"}
         port = int(env.get("H200_PROJECTOR_METRICS_PORT") or 0)
         command = [sys.executable, "-m", "services.projector"]
         process = Process("projector", command, self.log_dir / "projector.log", env, web_port=port)
@@ -153,14 +160,14 @@ class Supervisor:
 
     def business_clock(self) -> Process:
         """The clock process (services.clock): ticks business time every H200_CLOCK_INTERVAL_S seconds."""
-        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        env = {**as_principal(self.env, "clock"), "PYTHONUNBUFFERED": "1"}
         process = Process("clock", [sys.executable, "-m", "services.clock"], self.log_dir / "clock.log", env)
         self.processes["clock"] = process
         return process
 
     def http_api(self) -> Process:
         """The HTTP API (services.api) on H200_API_PORT, reading the projector's namespace."""
-        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        env = {**as_principal(self.env, "api"), "PYTHONUNBUFFERED": "1"}
         env.setdefault("H200_NAMESPACE", env.get("H200_PROJECTOR_NAMESPACE", "h200"))
         port = int(env.get("H200_API_PORT") or 0)
         process = Process("api", [sys.executable, "-m", "services.api"], self.log_dir / "api.log", env, web_port=port)

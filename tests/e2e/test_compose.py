@@ -27,6 +27,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 
 from schemas.base import Message
 from schemas.supply import BatchManufactured
+from services.common.kafka_auth import kafka_python_options
 from services.ops import scenario
 from services.ops.audit import check_invariants, ledger_rows, read_log
 from services.ops.publish import publish
@@ -255,8 +256,14 @@ class Client:
 def client(stack: ComposeStack) -> Iterator[Client]:
     with (
         closing(redis.Redis.from_url(stack.redis_url, decode_responses=True)) as client,
-        closing(KafkaAdminClient(bootstrap_servers=stack.bootstrap, client_id="h200-compose-test")) as admin,
-        closing(KafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None, enable_auto_commit=False)) as consumer,
+        closing(
+            KafkaAdminClient(**kafka_python_options(), bootstrap_servers=stack.bootstrap, client_id="h200-compose-test")
+        ) as admin,
+        closing(
+            KafkaConsumer(
+                **kafka_python_options(), bootstrap_servers=stack.bootstrap, group_id=None, enable_auto_commit=False
+            )
+        ) as consumer,
     ):
         yield Client(stack, ReadModelStore(client), admin, consumer)
 

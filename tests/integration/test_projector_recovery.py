@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 from test_rebuild import MAX_BYTES, LiveProjector, Publisher, batch_story, order_story, send, wait_caught_up
 
 from schemas.topics import EVENT_TOPICS
+from services.common.kafka_auth import kafka_python_options
 from services.ops.kafka_clients import admin_client, reader
 from services.ops.topics import ensure_topics
 from services.projector.rebuild import rebuild
@@ -71,7 +72,7 @@ def system(module_kafka_bootstrap: str, own_redis: tuple[str, Any]) -> Iterator[
 
 
 def stories(bootstrap: str, run: str, buyers: list[str], batch_id: str, numbers: range) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     if numbers.start == 0:
         send(producer, batch_story(run, batch_id))
     for n in numbers:
