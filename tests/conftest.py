@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from session_logins import redis_login_url, secret_of
 
 # kafka-python 3.0.12 warns (DeprecationWarning: importlib.resources.read_text) while importing itself. A
 # sub-directory conftest.py given on the command line (pytest tests/integration) is imported before
@@ -69,11 +70,17 @@ if not os.environ.get("H200_KAFKA_SECRETS_DIR"):
     os.environ["H200_KAFKA_SECRETS_DIR"] = _tempfile.mkdtemp(prefix="h200-test-secrets-")
     os.environ.pop("H200_KAFKA_PASSWORD", None)
 os.environ.setdefault("H200_KAFKA_USERNAME", "admin")
-for _name in ("admin", "controller"):
-    _path = os.path.join(os.environ["H200_KAFKA_SECRETS_DIR"], _name)
-    if not os.path.exists(_path):
-        with open(os.open(_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as _out:
-            _out.write(_secrets.token_hex(24) + "\n")
+if not os.environ.get("H200_REDIS_SECRETS_DIR"):
+    os.environ["H200_REDIS_SECRETS_DIR"] = _tempfile.mkdtemp(prefix="h200-test-redis-secrets-")
+for _variable, _names in (
+    ("H200_KAFKA_SECRETS_DIR", ("admin", "controller")),
+    ("H200_REDIS_SECRETS_DIR", ("admin", "projector", "reader")),
+):
+    for _name in _names:
+        _path = os.path.join(os.environ[_variable], _name)
+        if not os.path.exists(_path):
+            with open(os.open(_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as _out:
+                _out.write(_secrets.token_hex(24) + "\n")
 
 DEFAULT_KAFKA_IMAGE = "h200/kafka:4.4.0"
 DEFAULT_REDIS_IMAGE = "h200/redis:7"
@@ -264,17 +271,9 @@ def kafka_container_env(image: str, port: int, node_id: int = 1) -> dict[str, st
         "KAFKA_PORT": str(port),
         "KAFKA_ADVERTISED_HOST": "127.0.0.1",
         "KAFKA_NODE_ID": str(node_id),
-        "KAFKA_ADMIN_PASSWORD": test_secret("admin"),
-        "KAFKA_CONTROLLER_PASSWORD": test_secret("controller"),
+        "KAFKA_ADMIN_PASSWORD": secret_of("admin"),
+        "KAFKA_CONTROLLER_PASSWORD": secret_of("controller"),
     }
-
-
-def test_secret(name: str) -> str:
-    """The session's password of principal `name` (H200_KAFKA_SECRETS_DIR)."""
-    return Path(os.environ["H200_KAFKA_SECRETS_DIR"], name).read_text(encoding="utf-8").strip()
-
-
-test_secret.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def apply_test_access(bootstrap: str) -> None:
@@ -469,8 +468,10 @@ def _redis_server(redis_image: str) -> Iterator[tuple[str, bool]]:
     port = free_port()
     container = DockerContainer(redis_image).with_name(f"{CONTAINER_NAME_PREFIX}redis-{uuid.uuid4().hex[:8]}")
     publish_on_loopback(container, 6379, port)
+    for user in ("ADMIN", "PROJECTOR", "READER"):
+        container.with_env(f"REDIS_{user}_PASSWORD", secret_of(user.lower(), "H200_REDIS_SECRETS_DIR"))
     _start(container, f"Redis ({redis_image})")
-    url = f"redis://127.0.0.1:{port}/0"
+    url = redis_login_url(port, "admin")  # the tests act as the admin; the e2e tier's processes as their own users
     try:
         wait_for_redis(url, timeout, container)
         yield url, True
@@ -480,7 +481,7 @@ def _redis_server(redis_image: str) -> Iterator[tuple[str, bool]]:
 
 @pytest.fixture(scope="session")
 def redis_url(_redis_server: tuple[str, bool]) -> str:
-    """``"redis://127.0.0.1:P/0"`` of a Redis server running for this test session."""
+    """``"redis://admin:PASSWORD@127.0.0.1:P/0"`` of a Redis server running for this test session."""
     return _redis_server[0]
 
 

@@ -6,11 +6,25 @@ import os
 import socket
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.codec import MAX_MESSAGE_BYTES
+
+
+def redis_url_with_password(url: str, secrets_dir: Path) -> str:
+    """`url` with its user's password from `secrets_dir` when it names a user but no password (else unchanged)."""
+    parts = urlsplit(url)
+    if not parts.username or parts.password is not None:
+        return url
+    secret = secrets_dir / unquote(parts.username)
+    if not secret.is_file():
+        return url  # Redis then refuses the login and the client says so
+    password = quote(secret.read_text(encoding="utf-8").strip(), safe="")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{password}@{host}"))
 
 
 class ClusterSettings(BaseSettings):
@@ -33,6 +47,14 @@ class ClusterSettings(BaseSettings):
     kafka_username: str | None = Field(None, min_length=1)
     kafka_password: SecretStr | None = None
     kafka_secrets_dir: Path = Path(".run/secrets/kafka")
+    # Redis has no anonymous user: H200_REDIS_URL names one (redis://reader@host:port/0); without a password in the
+    # URL it is read from <redis_secrets_dir>/<user> (admin, projector, reader; docs/security.md).
+    redis_secrets_dir: Path = Path(".run/secrets/redis")
+
+    @model_validator(mode="after")
+    def _redis_login(self) -> Self:
+        object.__setattr__(self, "redis_url", redis_url_with_password(self.redis_url, self.redis_secrets_dir))
+        return self
 
     @model_validator(mode="after")
     def _replicas_can_be_in_sync(self) -> Self:

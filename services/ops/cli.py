@@ -19,6 +19,7 @@ from schemas.codec import encode
 from schemas.samples import sample_envelopes
 from schemas.topics import CATALOGUE
 from services.common.kafka_auth import KafkaCredentialsError
+from services.common.settings import redis_url_with_password
 from services.ops.access_commands import add_access_commands
 from services.ops.arguments import add_bootstrap, add_redis
 from services.ops.dead_letter_commands import add_dead_letter_commands
@@ -180,6 +181,8 @@ def _settings(args: argparse.Namespace) -> OpsSettings:
     """The environment's settings, with --bootstrap and --redis-url of this call in their place when given."""
     settings = OpsSettings()
     given = {"bootstrap_servers": getattr(args, "bootstrap", None), "redis_url": getattr(args, "redis_url", None)}
+    if given["redis_url"]:
+        given["redis_url"] = redis_url_with_password(given["redis_url"], settings.redis_secrets_dir)
     return settings.model_copy(update={k: v for k, v in given.items() if v})
 
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from services.common.retry import Backoff
 
@@ -36,7 +37,22 @@ def as_principal(env: dict[str, str], principal: str) -> dict[str, str]:
     """`env` for a process that logs in to Kafka as `principal`, with its password from H200_KAFKA_SECRETS_DIR (the
     caller's own H200_KAFKA_PASSWORD, e.g. the admin's, is not passed on)."""
     own = {key: value for key, value in env.items() if key != "H200_KAFKA_PASSWORD"}
-    return {**own, "H200_KAFKA_USERNAME": principal}
+    login = {"H200_KAFKA_USERNAME": principal}
+    redis_user = REDIS_USERS.get(principal)
+    if redis_user and own.get("H200_REDIS_URL"):
+        login["H200_REDIS_URL"] = redis_url_as(own["H200_REDIS_URL"], redis_user)
+    return {**own, **login}
+
+
+REDIS_USERS = {"projector": "projector", "api": "reader"}
+"""The Redis user of each process that reads or writes Redis: the projector writes the read models, the API reads."""
+
+
+def redis_url_as(url: str, user: str) -> str:
+    """`url` for Redis user `user`, without a password: settings read it from H200_REDIS_SECRETS_DIR."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 def web_ports(first: int) -> dict[str, str]:

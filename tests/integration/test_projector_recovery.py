@@ -5,6 +5,7 @@ then catches up. Each time the read model ends equal to the ledger folded from t
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 from kafka import KafkaProducer
+from session_logins import redis_login_url, secret_of
 from test_rebuild import MAX_BYTES, LiveProjector, Publisher, batch_story, order_story, send, wait_caught_up
 
 from schemas.topics import EVENT_TOPICS
@@ -26,7 +28,7 @@ from services.replay.kafka_io import read_topics
 from services.replay.ledger import fold_ledger
 from services.replay.live import live_ledger
 
-REDIS_IMAGE = "h200/redis:7"
+REDIS_IMAGE = os.environ.get("H200_REDIS_IMAGE") or "h200/redis:7"
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,10 @@ def own_redis() -> Iterator[tuple[str, Any]]:
         port = int(sock.getsockname()[1])
     container = DockerContainer(REDIS_IMAGE).with_name(f"h200-test-redis-{uuid.uuid4().hex[:8]}")
     container.ports["6379/tcp"] = ("127.0.0.1", port)  # loopback only, as tests/conftest.py publishes
+    for user in ("ADMIN", "PROJECTOR", "READER"):
+        container.with_env(f"REDIS_{user}_PASSWORD", secret_of(user.lower(), "H200_REDIS_SECRETS_DIR"))
     container.start()
-    url = f"redis://127.0.0.1:{port}/0"
+    url = redis_login_url(port, "admin")
     try:
         deadline = time.monotonic() + 60
         while True:
