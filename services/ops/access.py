@@ -56,7 +56,18 @@ def ensure_secrets(directory: Path, names: Iterable[str] = (ADMIN, CONTROLLER, *
     return written
 
 
+REDIS_USERS = ("admin", "projector", "reader")
+
+
+def secret_variable(name: str, system: str = "KAFKA") -> str:
+    """The environment variable that may carry a principal's password instead of its file (the compose stack)."""
+    return f"H200_{system}_SECRET_{name.upper()}"
+
+
 def read_secret(directory: Path, name: str) -> str:
+    given = os.environ.get(secret_variable(name))
+    if given:
+        return given
     return (directory / name).read_text(encoding="utf-8").strip()
 
 

@@ -6,19 +6,28 @@ import argparse
 
 from schemas.principals import ADMIN, PRINCIPALS, grants_of
 from services.common.settings import ClusterSettings
-from services.ops.access import apply_access, ensure_secrets
+from services.ops.access import CONTROLLER, REDIS_USERS, apply_access, ensure_secrets, read_secret, secret_variable
 from services.ops.arguments import add_bootstrap
 from services.ops.kafka_clients import admin_client
 from services.ops.settings import OpsSettings
 
 
-def _secrets(_: argparse.Namespace, __: OpsSettings) -> int:
-    directory = ClusterSettings().kafka_secrets_dir
-    written = ensure_secrets(directory)
+def _secrets(args: argparse.Namespace, __: OpsSettings) -> int:
+    cluster = ClusterSettings()
+    kafka, redis = cluster.kafka_secrets_dir, cluster.redis_secrets_dir
+    written = [f"kafka {name}" for name in ensure_secrets(kafka)]
+    written += [f"redis {name}" for name in ensure_secrets(redis, REDIS_USERS)]
+    if args.export:
+        # For `eval "$(h200 access secrets --export)"` before docker-compose, which hands each container its own.
+        for name in (ADMIN, CONTROLLER, *PRINCIPALS):
+            print(f"export {secret_variable(name)}={read_secret(kafka, name)}")
+        for name in REDIS_USERS:
+            print(f"export {secret_variable(name, 'REDIS')}={(redis / name).read_text(encoding='utf-8').strip()}")
+        return 0
     if written:
-        print(f"wrote a new password for {', '.join(written)} into {directory}/ (mode 0600)")
+        print(f"wrote a new password for {', '.join(written)} into {kafka}/ and {redis}/ (mode 0600)")
     else:
-        print(f"every principal has a password in {directory}/; nothing written")
+        print(f"every Kafka principal and Redis user has a password in {kafka}/ and {redis}/; nothing written")
     return 0
 
 
@@ -49,9 +58,15 @@ def _principals(_: argparse.Namespace, __: OpsSettings) -> int:
 def add_access_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     access = commands.add_parser("access", help="Kafka principals: secrets, SCRAM users and ACLs")
     actions = access.add_subparsers(dest="access_command", required=True, metavar="ACTION")
-    actions.add_parser(
-        "secrets", help="write a random password for each principal without one (H200_KAFKA_SECRETS_DIR)"
-    ).set_defaults(run=_secrets)
+    secrets = actions.add_parser(
+        "secrets",
+        help="write a random password for each Kafka principal and Redis user without one "
+        "(H200_KAFKA_SECRETS_DIR, H200_REDIS_SECRETS_DIR)",
+    )
+    secrets.add_argument(
+        "--export", action="store_true", help="then print them as shell exports (for docker-compose); keep it private"
+    )
+    secrets.set_defaults(run=_secrets)
     apply = actions.add_parser(
         "apply", help="as admin: set each principal's SCRAM password and make its ACLs what the catalogue grants"
     )
