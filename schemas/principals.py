@@ -14,7 +14,7 @@ from typing import Literal
 
 from schemas import fulfilment, supply
 from schemas.base import Message
-from schemas.topics import CATALOGUE, INTAKE_COMMANDS, POLICY_MESSAGES, SERVICES, Topic
+from schemas.topics import CATALOGUE, INTAKE_COMMANDS, POLICY_MESSAGES, SERVICES, Topic, submission_topic
 
 ADMIN = "admin"
 AUDITOR = "auditor"
@@ -85,5 +85,19 @@ def grants() -> tuple[Grant, ...]:
     return tuple(sorted(found))
 
 
-def grants_of(principal: str) -> tuple[Grant, ...]:
-    return tuple(grant for grant in grants() if grant.principal == principal)
+def grants_of(principal: str, buyers: tuple[str, ...] = ()) -> tuple[Grant, ...]:
+    return tuple(grant for grant in (*grants(), *buyer_grants(buyers)) if grant.principal == principal)
+
+
+def buyer_principal(buyer_id: str) -> str:
+    return f"{UPSTREAM}-{buyer_id}"
+
+
+def buyer_grants(buyers: tuple[str, ...]) -> tuple[Grant, ...]:
+    """Each buyer's system writes its own submission topic and nothing else; intake and the auditor read them."""
+    found = set()
+    for buyer in buyers:
+        name = submission_topic(buyer).name
+        found |= {Grant(buyer_principal(buyer), "topic", name, "WRITE"), Grant("intake", "topic", name, "READ")}
+        found.add(Grant(AUDITOR, "topic", name, "READ"))
+    return tuple(sorted(found))

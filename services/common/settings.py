@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -50,6 +50,9 @@ class ClusterSettings(BaseSettings):
     # Redis has no anonymous user: H200_REDIS_URL names one (redis://reader@host:port/0); without a password in the
     # URL it is read from <redis_secrets_dir>/<user> (admin, projector, reader; docs/security.md).
     redis_secrets_dir: Path = Path(".run/secrets/redis")
+    # The buyers whose systems have their own principal (upstream-<buyer>) and submission topic
+    # (h200.submissions.<buyer>); intake reads those topics. JSON: H200_BUYER_SYSTEMS='["tencent","bytedance"]'.
+    buyer_systems: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], ...] = ()
 
     @model_validator(mode="after")
     def _redis_login(self) -> Self:

@@ -26,7 +26,7 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from schemas.principals import ADMIN, PRINCIPALS, Grant, grants
+from schemas.principals import ADMIN, PRINCIPALS, Grant, buyer_grants, buyer_principal, grants
 
 CONTROLLER = "controller"
 """The brokers' own login to the KRaft controller listener (SASL PLAIN; a super user like the admin)."""
@@ -95,11 +95,17 @@ def _key(acl: ACL) -> tuple[str, str, str, str, str, str]:
 
 
 def apply_access(
-    admin: KafkaAdminClient, directory: Path, principals: Iterable[str] = PRINCIPALS, wanted: Iterable[Grant] = ()
+    admin: KafkaAdminClient,
+    directory: Path,
+    principals: Iterable[str] = PRINCIPALS,
+    wanted: Iterable[Grant] = (),
+    buyers: tuple[str, ...] = (),
 ) -> AccessReport:
-    """Upsert each principal's SCRAM-SHA-512 password from `directory`, then make its ACLs exactly `wanted`."""
-    names = tuple(principals)
-    desired = tuple(wanted) or tuple(g for g in grants() if g.principal in names)
+    """Upsert each principal's SCRAM-SHA-512 password from `directory`, then make its ACLs exactly `wanted` (by
+    default what the catalogue grants, and each buyer system's grants on its own submission topic)."""
+    names = (*principals, *(buyer_principal(buyer) for buyer in buyers))
+    ensure_secrets(directory, names)
+    desired = tuple(wanted) or tuple(g for g in (*grants(), *buyer_grants(buyers)) if g.principal in names)
     report = AccessReport()
     upserts = [
         UserScramCredentialUpsertion(name, ScramMechanism.SCRAM_SHA_512, read_secret(directory, name), ITERATIONS)

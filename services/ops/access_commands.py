@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from schemas.principals import ADMIN, PRINCIPALS, grants_of
+from schemas.principals import ADMIN, PRINCIPALS, buyer_principal, grants_of
+from schemas.topics import submission_topic
 from services.common.settings import ClusterSettings
 from services.ops.access import CONTROLLER, REDIS_USERS, apply_access, ensure_secrets, read_secret, secret_variable
 from services.ops.arguments import add_bootstrap
 from services.ops.kafka_clients import admin_client
 from services.ops.settings import OpsSettings
+from services.ops.topics import ensure_topics
 
 
 def _secrets(args: argparse.Namespace, __: OpsSettings) -> int:
@@ -36,8 +38,15 @@ def _apply(_: argparse.Namespace, settings: OpsSettings) -> int:
     if cluster.kafka_username != ADMIN:
         print(f"error: users and ACLs are applied as {ADMIN!r} (H200_KAFKA_USERNAME={cluster.kafka_username})")
         return 2
+    buyers = cluster.buyer_systems
     with admin_client(settings.bootstrap_servers, settings.request_timeout_s) as admin:
-        report = apply_access(admin, cluster.kafka_secrets_dir)
+        topics = ensure_topics(admin, tuple(submission_topic(buyer) for buyer in buyers))
+        report = apply_access(admin, cluster.kafka_secrets_dir, buyers=buyers)
+    if buyers:
+        print(
+            f"buyer systems {', '.join(buyers)}: submission topics {len(topics.created)} created, "
+            f"{len(topics.existing)} already there"
+        )
     print(f"SCRAM-SHA-512 passwords set for {', '.join(report.users)} (from {cluster.kafka_secrets_dir}/)")
     print(f"ACLs: {len(report.added)} added, {len(report.removed)} removed (not granted by the catalogue)")
     for removed in report.removed:
@@ -46,8 +55,9 @@ def _apply(_: argparse.Namespace, settings: OpsSettings) -> int:
 
 
 def _principals(_: argparse.Namespace, __: OpsSettings) -> int:
-    for principal in PRINCIPALS:
-        granted = grants_of(principal)
+    buyers = ClusterSettings().buyer_systems
+    for principal in (*PRINCIPALS, *(buyer_principal(buyer) for buyer in buyers)):
+        granted = grants_of(principal, buyers)
         for operation in ("WRITE", "READ"):
             names = [g.resource for g in granted if g.operation == operation]
             print(f"{principal:<11} {operation.lower():<5} {', '.join(names) or '-'}")
