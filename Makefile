@@ -134,8 +134,10 @@ cluster-test: jars images ## crash drills, ~3.5 min, not in `make test`: a 3-bro
 CLUSTER_COMPOSE ?= docker-compose -p $(or $(CLUSTER_COMPOSE_PROJECT),h200-cluster) -f infra/kafka/cluster.compose.yml
 
 cluster-compose-up: images ## the 3-broker cluster in containers (infra/kafka/cluster.compose.yml) on 127.0.0.1:49192-49194
-	@$(CLUSTER_COMPOSE) up -d
+	@eval "$$($(PY) -m services.ops access secrets --export)"
+	$(CLUSTER_COMPOSE) up -d
 	$(CLUSTER_COMPOSE) ps
 
 cluster-compose-down: ## stop that containerised cluster and delete its data
-	@$(CLUSTER_COMPOSE) down -v --remove-orphans
+	@eval "$$($(PY) -m services.ops access secrets --export)"
+	$(CLUSTER_COMPOSE) down -v --remove-orphans
