@@ -34,13 +34,13 @@ PORTS_PER_SERVICE = 10
 
 
 def as_principal(env: dict[str, str], principal: str) -> dict[str, str]:
-    """`env` for a process that logs in to Kafka as `principal`, with its password from H200_KAFKA_SECRETS_DIR (the
-    caller's own H200_KAFKA_PASSWORD, e.g. the admin's, is not passed on)."""
-    own = {key: value for key, value in env.items() if key != "H200_KAFKA_PASSWORD"}
+    """`env` for a process that logs in to Kafka as `principal`, with its password from H200_KAFKA_SECRETS_DIR, and
+    to Redis as its own user if it uses Redis (the caller's own logins, e.g. the admin's, are not passed on)."""
+    own = {key: value for key, value in env.items() if key not in ("H200_KAFKA_PASSWORD", "H200_REDIS_URL")}
     login = {"H200_KAFKA_USERNAME": principal}
     redis_user = REDIS_USERS.get(principal)
-    if redis_user and own.get("H200_REDIS_URL"):
-        login["H200_REDIS_URL"] = redis_url_as(own["H200_REDIS_URL"], redis_user)
+    if redis_user and env.get("H200_REDIS_URL"):  # a process that uses no Redis is given no Redis login either
+        login["H200_REDIS_URL"] = redis_url_as(env["H200_REDIS_URL"], redis_user)
     return {**own, **login}
 
 
