@@ -35,6 +35,8 @@ READS_BACK: dict[str, tuple[str, ...]] = {
     "clock": ("h200.clock",),  # the last tick, so a restarted clock never ticks backwards
     "authority": ("h200.policy",),  # `h200 allocation-rule` reads the pool's revisions before it writes one
     "ops": ("h200.fulfilment",),  # `h200 fulfil` prints fulfilment's answer to each step
+    # the read model counts what each service dead-lettered (services.projector.letters)
+    "projector": tuple(topic.name for topic in CATALOGUE if topic.dead_letter and topic.name != "h200.dlq.projector"),
 }
 """What a writer reads back of what it or its peers wrote, beyond the catalogue's consumers."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.principals import PRINCIPALS, SERVICE_PRINCIPALS, grants, grants_of
+from schemas.principals import PRINCIPALS, READS_BACK, SERVICE_PRINCIPALS, grants, grants_of
 from schemas.topics import BY_NAME, CATALOGUE, inputs_of
 
 
@@ -18,7 +18,7 @@ def read_by(principal: str) -> set[str]:
 
 @pytest.mark.parametrize("service", ["intake", "approval", "allocation", "fulfilment", "projector"])
 def test_a_service_reads_exactly_its_inputs_and_writes_exactly_its_outputs(service: str) -> None:
-    assert read_by(service) == set(inputs_of(service))
+    assert read_by(service) == set(inputs_of(service)) | set(READS_BACK.get(service, ()))
     assert written_by(service) == {t.name for t in CATALOGUE if service in t.producers}
 
 
@@ -56,3 +56,9 @@ def test_every_topic_has_a_writer_and_no_grant_names_an_unknown_topic_or_princip
     assert topics <= set(BY_NAME)
     assert {g.principal for g in grants()} <= set(PRINCIPALS)
     assert set(SERVICE_PRINCIPALS) <= set(PRINCIPALS)
+
+
+def test_the_projector_reads_every_services_dead_letters_it_counts() -> None:
+    from services.projector.app import DEAD_LETTER_TOPICS
+
+    assert set(DEAD_LETTER_TOPICS) <= read_by("projector")
