@@ -10,7 +10,7 @@ PYTHON  ?= python3
 STAMP   := $(VENV)/.installed
 COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
-.PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics schemas \
+.PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics access schemas \
         schemas-check asyncapi-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay
 
 help: ## list the targets
@@ -48,8 +48,12 @@ engine: ## make sure a Docker engine answers (installs docker.io and starts dock
 images: engine jars $(STAMP) ## build the Kafka, Redis and services images locally (no registry; reuses what exists)
 	@bash infra/images/build.sh
 
-topics: $(STAMP) ## create the topic catalogue on H200_BOOTSTRAP_SERVERS (safe to repeat)
-	@$(PY) -m services.ops topics create
+topics: $(STAMP) ## create the topic catalogue on H200_BOOTSTRAP_SERVERS as admin (safe to repeat)
+	@H200_KAFKA_USERNAME=$${H200_KAFKA_USERNAME:-admin} $(PY) -m services.ops topics create
+
+access: $(STAMP) ## as admin: every principal's SCRAM password and the catalogue's ACLs on H200_BOOTSTRAP_SERVERS
+	@$(PY) -m services.ops access secrets
+	H200_KAFKA_USERNAME=admin $(PY) -m services.ops access apply
 
 schemas: $(STAMP) ## regenerate schemas/json/*.schema.json and schemas/asyncapi.json from the models
 	@$(PY) -m schemas.generate
@@ -92,14 +96,17 @@ bench-replay: jars $(STAMP) ## a million events: our replay against Kafka's Cons
 	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),)
 
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
-	@$(COMPOSE) up -d
+	@eval "$$($(PY) -m services.ops access secrets --export)"
+	$(COMPOSE) up -d
 	$(COMPOSE) ps
 
 compose-down: ## stop the compose stack and delete its data
-	@$(COMPOSE) down -v --remove-orphans
+	@eval "$$($(PY) -m services.ops access secrets --export)"
+	$(COMPOSE) down -v --remove-orphans
 
 compose-logs: ## follow the compose stack's logs
-	@$(COMPOSE) logs -f --tail 50
+	@eval "$$($(PY) -m services.ops access secrets --export)"
+	$(COMPOSE) logs -f --tail 50
 
 down: ## stop everything this project started (broker, redis, dockerd)
 	@bash infra/kafka/kafka.sh stop || true
@@ -127,8 +134,10 @@ cluster-test: jars images ## crash drills, ~3.5 min, not in `make test`: a 3-bro
 CLUSTER_COMPOSE ?= docker-compose -p $(or $(CLUSTER_COMPOSE_PROJECT),h200-cluster) -f infra/kafka/cluster.compose.yml
 
 cluster-compose-up: images ## the 3-broker cluster in containers (infra/kafka/cluster.compose.yml) on 127.0.0.1:49192-49194
-	@$(CLUSTER_COMPOSE) up -d
+	@eval "$$($(PY) -m services.ops access secrets --export)"
+	$(CLUSTER_COMPOSE) up -d
 	$(CLUSTER_COMPOSE) ps
 
 cluster-compose-down: ## stop that containerised cluster and delete its data
-	@$(CLUSTER_COMPOSE) down -v --remove-orphans
+	@eval "$$($(PY) -m services.ops access secrets --export)"
+	$(CLUSTER_COMPOSE) down -v --remove-orphans

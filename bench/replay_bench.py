@@ -26,6 +26,7 @@ from kafka import KafkaProducer
 from bench import stages
 from bench.eventgen import check, generate
 from schemas.topics import EVENT_TOPICS
+from services.common.kafka_auth import kafka_python_options
 from services.ops.kafka_clients import admin_client
 from services.ops.topics import ensure_topics
 from services.replay.kafka_io import record_counts
@@ -70,6 +71,7 @@ def broker(run_dir: Path) -> Iterator[str]:
 def produce(bootstrap: str, events: int) -> tuple[int, int]:
     """Write the log; returns (records, bytes of keys and values)."""
     producer = KafkaProducer(
+        **kafka_python_options(),
         bootstrap_servers=bootstrap,
         acks=1,
         linger_ms=50,

@@ -258,6 +258,28 @@ EVENT_TOPICS: tuple[str, ...] = tuple(topic.name for topic in CATALOGUE if "proj
 """The facts: every topic a read model is built from and a replay folds."""
 
 
+SUBMISSIONS_PREFIX = "h200.submissions."
+
+
+def submission_topic(buyer_id: str) -> Topic:
+    """A buyer's own submission topic: only that buyer's system may write it, and intake copies into its inbox only
+    the commands of that buyer found there (docs/security.md)."""
+    return Topic(
+        name=f"{SUBMISSIONS_PREFIX}{buyer_id}",
+        key="buyer_id",
+        partitions=1,
+        description=f"Order submissions, cancellations and added documents of buyer {buyer_id}, from its own system "
+        "alone (its principal upstream-<buyer> may write nothing else). A command for another buyer is dead-lettered.",
+        messages=INTAKE_COMMANDS,
+        producers=("upstream",),
+        consumers=("intake",),
+    )
+
+
+def buyer_of_submission_topic(name: str) -> str | None:
+    return name.removeprefix(SUBMISSIONS_PREFIX) if name.startswith(SUBMISSIONS_PREFIX) else None
+
+
 def inputs_of(service: str) -> tuple[str, ...]:
     """The topics a service reads (its inbox and the sources its routers copy from), as the catalogue says."""
     return tuple(topic.name for topic in CATALOGUE if service in topic.consumers)

@@ -39,9 +39,12 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 os.environ.setdefault("TC_HOST", "127.0.0.1")
 
+
 import contextlib
+import secrets as _secrets
 import socket
 import struct
+import tempfile as _tempfile
 import time
 import uuid
 import warnings
@@ -50,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from session_logins import redis_login_url, secret_of
 
 # kafka-python 3.0.12 warns (DeprecationWarning: importlib.resources.read_text) while importing itself. A
 # sub-directory conftest.py given on the command line (pytest tests/integration) is imported before
@@ -58,6 +62,25 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     with contextlib.suppress(ImportError):  # if missing, the integration fixtures report it
         import kafka  # noqa: F401
+
+# Every broker the tests start authenticates its clients and enforces the catalogue's ACLs (docs/security.md). The
+# session's principals get fresh passwords in a private directory; the tests themselves act as the admin, and each
+# process the e2e tier starts logs in as its own principal (services.ops.supervisor.as_principal).
+if not os.environ.get("H200_KAFKA_SECRETS_DIR"):
+    os.environ["H200_KAFKA_SECRETS_DIR"] = _tempfile.mkdtemp(prefix="h200-test-secrets-")
+    os.environ.pop("H200_KAFKA_PASSWORD", None)
+os.environ.setdefault("H200_KAFKA_USERNAME", "admin")
+if not os.environ.get("H200_REDIS_SECRETS_DIR"):
+    os.environ["H200_REDIS_SECRETS_DIR"] = _tempfile.mkdtemp(prefix="h200-test-redis-secrets-")
+for _variable, _names in (
+    ("H200_KAFKA_SECRETS_DIR", ("admin", "controller")),
+    ("H200_REDIS_SECRETS_DIR", ("admin", "projector", "reader")),
+):
+    for _name in _names:
+        _path = os.path.join(os.environ[_variable], _name)
+        if not os.path.exists(_path):
+            with open(os.open(_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as _out:
+                _out.write(_secrets.token_hex(24) + "\n")
 
 DEFAULT_KAFKA_IMAGE = "h200/kafka:4.4.0"
 DEFAULT_REDIS_IMAGE = "h200/redis:7"
@@ -248,7 +271,25 @@ def kafka_container_env(image: str, port: int, node_id: int = 1) -> dict[str, st
         "KAFKA_PORT": str(port),
         "KAFKA_ADVERTISED_HOST": "127.0.0.1",
         "KAFKA_NODE_ID": str(node_id),
+        "KAFKA_ADMIN_PASSWORD": secret_of("admin"),
+        "KAFKA_CONTROLLER_PASSWORD": secret_of("controller"),
     }
+
+
+def apply_test_access(bootstrap: str) -> None:
+    """Give every principal its SCRAM password and the catalogue's ACLs on a broker the session started."""
+    from kafka.admin import KafkaAdminClient
+
+    from services.common.kafka_auth import kafka_python_options
+    from services.ops.access import apply_access, ensure_secrets
+
+    directory = Path(os.environ["H200_KAFKA_SECRETS_DIR"])
+    ensure_secrets(directory)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="h200-test-access", **kafka_python_options())
+    try:
+        apply_access(admin, directory)
+    finally:
+        admin.close()
 
 
 def kafka_answers(bootstrap: str, timeout: float = 2.0) -> bool:
@@ -274,6 +315,8 @@ def wait_for_kafka(bootstrap: str, timeout: float, container: Any | None = None)
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaConfigurationError
 
+    from services.common.kafka_auth import kafka_python_options
+
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
@@ -289,6 +332,7 @@ def wait_for_kafka(bootstrap: str, timeout: float, container: Any | None = None)
                 bootstrap_servers=bootstrap,
                 client_id="h200-test-readiness",
                 request_timeout_ms=5000,
+                **kafka_python_options(),
             )
             admin.list_topics()
             return
@@ -375,6 +419,7 @@ def running_kafka(image: str) -> Iterator[str]:
     bootstrap = f"127.0.0.1:{port}"
     try:
         wait_for_kafka(bootstrap, timeout, container)
+        apply_test_access(bootstrap)
         yield bootstrap
     finally:
         _remove(container)
@@ -423,8 +468,10 @@ def _redis_server(redis_image: str) -> Iterator[tuple[str, bool]]:
     port = free_port()
     container = DockerContainer(redis_image).with_name(f"{CONTAINER_NAME_PREFIX}redis-{uuid.uuid4().hex[:8]}")
     publish_on_loopback(container, 6379, port)
+    for user in ("ADMIN", "PROJECTOR", "READER"):
+        container.with_env(f"REDIS_{user}_PASSWORD", secret_of(user.lower(), "H200_REDIS_SECRETS_DIR"))
     _start(container, f"Redis ({redis_image})")
-    url = f"redis://127.0.0.1:{port}/0"
+    url = redis_login_url(port, "admin")  # the tests act as the admin; the e2e tier's processes as their own users
     try:
         wait_for_redis(url, timeout, container)
         yield url, True
@@ -434,7 +481,7 @@ def _redis_server(redis_image: str) -> Iterator[tuple[str, bool]]:
 
 @pytest.fixture(scope="session")
 def redis_url(_redis_server: tuple[str, bool]) -> str:
-    """``"redis://127.0.0.1:P/0"`` of a Redis server running for this test session."""
+    """``"redis://admin:PASSWORD@127.0.0.1:P/0"`` of a Redis server running for this test session."""
     return _redis_server[0]
 
 

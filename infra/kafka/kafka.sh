@@ -36,6 +36,9 @@ KAFKA_CLUSTER_PORT="${KAFKA_CLUSTER_PORT:-29092}"
 KAFKA_CLUSTER_CONTROLLER_PORT="${KAFKA_CLUSTER_CONTROLLER_PORT:-29192}"
 KAFKA_CLUSTER_DIR="$(realpath -m "${KAFKA_CLUSTER_DIR:-$REPO_ROOT/.run/cluster}")"
 KAFKA_CLUSTER_HEAP_OPTS="${KAFKA_CLUSTER_HEAP_OPTS:--Xms128m -Xmx512m}"
+# One password file per principal (docs/security.md); the brokers need admin's and controller's, generated here if
+# missing, and `h200 access apply` gives every other principal its SCRAM password and ACLs once the broker serves.
+KAFKA_SECRETS_DIR="$(realpath -m "${H200_KAFKA_SECRETS_DIR:-$REPO_ROOT/.run/secrets/kafka}")"
 
 usage() {
     cat <<EOF
@@ -91,6 +94,12 @@ Environment (defaults in brackets):
   KAFKA_CLUSTER_CONTROLLER_PORT  controller port of node 1, likewise [29192]
   KAFKA_CLUSTER_DIR       the cluster's cluster.id and one run directory per node [<repo>/.run/cluster]
   KAFKA_CLUSTER_HEAP_OPTS JVM heap options of each cluster node [-Xms128m -Xmx512m]
+  H200_KAFKA_SECRETS_DIR  the principals' password files [<repo>/.run/secrets/kafka]
+
+Authentication is always on: clients log in with SASL/SCRAM-SHA-512 on the client port, the brokers with SASL
+PLAIN as 'controller' on the controller port; the StandardAuthorizer allows only what ACLs grant (super users:
+admin, controller). After start (and cluster-start) the principals' users and ACLs are applied with
+'python -m services.ops access apply' (needs KAFKA_PYTHON).
 
 Files in \$KAFKA_RUN_DIR: kafka.pid, server.properties (rendered from infra/kafka/server.properties),
 server.log (broker log, via infra/kafka/log4j2.yaml), kafka.out (JVM stdout/stderr), data/.
@@ -126,7 +135,7 @@ our_pid() {
 # running_port : the client port of the running broker (from the rendered config), else KAFKA_PORT.
 running_port() {
     local p=""
-    [[ -f "$CONFIG" ]] && p="$(sed -n 's/^listeners=PLAINTEXT:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$CONFIG" | head -n 1)"
+    [[ -f "$CONFIG" ]] && p="$(sed -n 's/^listeners=SASL_PLAINTEXT:\/\/[^:]*:\([0-9]*\),.*/\1/p' "$CONFIG" | head -n 1)"
     printf '%s\n' "${p:-$KAFKA_PORT}"
 }
 
@@ -144,12 +153,14 @@ probe() {
     fi
     port_in_use "$port" || return 1
     if [[ "$PROBE_MODE" == python ]]; then
-        timeout 15 "$KAFKA_PYTHON" - "$port" "$need" <<'PY' >/dev/null 2>&1
-import logging, sys
+        KAFKA_SH_ADMIN_PASSWORD="$(secret admin)" timeout 15 "$KAFKA_PYTHON" - "$port" "$need" <<'PY' >/dev/null 2>&1
+import logging, os, sys
 logging.disable(logging.CRITICAL)
 from kafka import KafkaAdminClient
 admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:" + sys.argv[1], client_id="kafka.sh-probe",
-                         bootstrap_timeout_ms=3000, request_timeout_ms=3000)
+                         bootstrap_timeout_ms=3000, request_timeout_ms=3000,
+                         security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+                         sasl_plain_username="admin", sasl_plain_password=os.environ["KAFKA_SH_ADMIN_PASSWORD"])
 try:
     cluster = admin.describe_cluster()
 finally:
@@ -160,7 +171,8 @@ PY
     else
         local out
         out="$(timeout 20 "$JAVA" -cp "$LIBS_DIR/*" -Dlog4j2.level=OFF \
-            org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "127.0.0.1:$port" 2>/dev/null)" || return 1
+            org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "127.0.0.1:$port" \
+            --command-config "$KAFKA_RUN_DIR/admin.properties" 2>/dev/null)" || return 1
         (($(grep -c '(id: ' <<<"$out") >= need))
     fi
 }
@@ -193,8 +205,35 @@ check_timeout_value() {
 
 sed_escape() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
 
+# secret NAME : the password of principal NAME, generated (48 hex digits, mode 0600) if it has none yet.
+secret() {
+    local file="$KAFKA_SECRETS_DIR/$1"
+    if [[ ! -s "$file" ]]; then
+        (umask 077 && mkdir -p "$KAFKA_SECRETS_DIR" && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file.tmp.$$" &&
+            echo >>"$file.tmp.$$" && mv -n "$file.tmp.$$" "$file" && rm -f "$file.tmp.$$")
+    fi
+    tr -d '[:space:]' <"$file"
+}
+
+# apply_access BOOTSTRAP : every principal's SCRAM password and exactly the ACLs the topic catalogue grants.
+apply_access() {
+    if [[ ! -x "$KAFKA_PYTHON" ]] || ! "$KAFKA_PYTHON" -c 'import services.ops' 2>/dev/null; then
+        warn "no Python with this project at KAFKA_PYTHON=$KAFKA_PYTHON: principals and ACLs not applied (only admin can log in)." \
+            "Run 'make install', then 'H200_KAFKA_USERNAME=admin .venv/bin/h200 access apply --bootstrap $1'."
+        return 0
+    fi
+    local env=(H200_BOOTSTRAP_SERVERS="$1" H200_KAFKA_USERNAME=admin H200_KAFKA_SECRETS_DIR="$KAFKA_SECRETS_DIR")
+    env -u H200_KAFKA_PASSWORD "${env[@]}" "$KAFKA_PYTHON" -m services.ops access secrets >/dev/null &&
+        env -u H200_KAFKA_PASSWORD "${env[@]}" "$KAFKA_PYTHON" -m services.ops access apply | sed "s/^/$PROG: /" ||
+        die "applying the principals' users and ACLs to $1 failed (see above)."
+    info "clients log in as a principal: H200_KAFKA_USERNAME=<name> H200_KAFKA_SECRETS_DIR=$KAFKA_SECRETS_DIR ('h200 access principals' lists them)"
+}
+
 render_config() {
-    local tmp="$CONFIG.tmp.$$" quorum
+    local tmp="$CONFIG.tmp.$$" quorum admin_pw controller_pw
+    admin_pw="$(secret admin)"
+    controller_pw="$(secret controller)"
+    umask 077   # the rendered config and the tool config hold passwords
     if [[ -n "$KAFKA_QUORUM_VOTERS" ]]; then
         quorum="controller.quorum.voters=$KAFKA_QUORUM_VOTERS"
     else
@@ -208,8 +247,15 @@ render_config() {
         -e "/^#/!s|@KAFKA_MIN_ISR@|$KAFKA_MIN_ISR|g" \
         -e "/^#/!s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
         -e "/^#/!s|@KAFKA_DATA_DIR@|$(sed_escape "$KAFKA_DATA_DIR")|g" \
+        -e "/^#/!s|@KAFKA_ADMIN_PASSWORD@|$admin_pw|g" \
+        -e "/^#/!s|@KAFKA_CONTROLLER_PASSWORD@|$controller_pw|g" \
         "$TEMPLATE" >"$tmp"
     mv "$tmp" "$CONFIG"
+    cat >"$KAFKA_RUN_DIR/admin.properties" <<PROPS
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pw";
+PROPS
 }
 
 # new_cluster_id : a base64url-encoded random 128-bit UUID (22 characters). Kafka avoids ids that
@@ -244,6 +290,7 @@ format_storage_if_needed() {
     timeout 120 "$JAVA" $KAFKA_HEAP_OPTS -cp "$LIBS_DIR/*" \
         -Dlog4j2.configurationFile="$LOG4J_CONFIG" -Dkafka.logs.dir="$KAFKA_RUN_DIR" \
         kafka.tools.StorageTool format "${quorum[@]}" --cluster-id "$cluster_id" --config "$CONFIG" \
+        --add-scram "SCRAM-SHA-512=[name=admin,password=$(secret admin)]" \
         >>"$OUT_LOG" 2>&1 </dev/null || rc=$?
     if ((rc != 0)) || [[ ! -f "$KAFKA_DATA_DIR/meta.properties" ]]; then
         show_logs_on_failure
@@ -348,7 +395,7 @@ cmd_start() {
     local rc=0
     wait_ready "$KAFKA_PORT" "$timeout_s" "$pid" || rc=$?
     case "$rc" in
-        0) info "Kafka $(kafka_version) ready on 127.0.0.1:$KAFKA_PORT" ;;
+        0) info "Kafka $(kafka_version) ready on 127.0.0.1:$KAFKA_PORT"; apply_access "127.0.0.1:$KAFKA_PORT" ;;
         2)
             rm -f "$PID_FILE"
             show_logs_on_failure
@@ -559,6 +606,7 @@ cluster_start() {
     cluster_identity
     local i failed=0 deadline=$((SECONDS + timeout_s))
     local -a pids=()
+    secret admin >/dev/null && secret controller >/dev/null   # once, before the nodes start side by side
     # Every node first (formatted and launched side by side), then the waiting: no node serves metadata
     # before a majority of the quorum runs.
     for ((i = 1; i <= KAFKA_NODES; i++)); do
@@ -578,6 +626,7 @@ cluster_start() {
         sleep 0.5
     done
     info "Kafka $(kafka_version) cluster of $KAFKA_NODES ready on $(cluster_bootstrap) (replication factor $(cluster_replication), min.insync.replicas $(cluster_min_isr))"
+    apply_access "$(cluster_bootstrap)"
     info "services, CLI and tests use it with: export H200_BOOTSTRAP_SERVERS=$(cluster_bootstrap) H200_REPLICATION_FACTOR=$(cluster_replication) H200_MIN_INSYNC_REPLICAS=$(cluster_min_isr)"
 }
 

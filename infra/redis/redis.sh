@@ -17,12 +17,15 @@ REDIS_START_TIMEOUT="${REDIS_START_TIMEOUT:-30}"
 REDIS_STOP_TIMEOUT="${REDIS_STOP_TIMEOUT:-30}"
 REDIS_SERVER="${REDIS_SERVER:-redis-server}"
 REDIS_CLI="${REDIS_CLI:-redis-cli}"
+# No anonymous access (docs/security.md): users admin (everything), projector (reads and writes the read models, no
+# admin commands, no FLUSHALL/FLUSHDB) and reader (reads only, for the CLI and the API), each with a password file.
+REDIS_SECRETS_DIR="$(realpath -m "${H200_REDIS_SECRETS_DIR:-$REPO_ROOT/.run/secrets/redis}")"
 
 usage() {
     cat <<EOF
 Usage: infra/redis/redis.sh COMMAND [options]
 
-Runs a private redis-server on 127.0.0.1 (protected mode, no password) with its data, pid file and
+Runs a private redis-server on 127.0.0.1 (protected mode, ACL users admin/projector/reader, no anonymous user) with its data, pid file and
 log in REDIS_RUN_DIR. It never uses or changes the system Redis service (/etc/redis). Persistence:
 append-only file, fsync every second, no RDB snapshots (see infra/redis/redis.conf for why).
 If redis-server is not installed, 'start' installs the Debian package when run as root.
@@ -126,10 +129,31 @@ running_port() {
     if [[ "$title" =~ 127\.0\.0\.1:([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; else echo "$REDIS_PORT"; fi
 }
 
-# ping PORT : succeed when the server on PORT answers PONG (not LOADING, not an error).
+# redis_secret NAME : the password of Redis user NAME, generated (48 hex digits, mode 0600) if it has none yet.
+redis_secret() {
+    local file="$REDIS_SECRETS_DIR/$1"
+    if [[ ! -s "$file" ]]; then
+        (umask 077 && mkdir -p "$REDIS_SECRETS_DIR" && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file.tmp.$$" &&
+            echo >>"$file.tmp.$$" && mv -n "$file.tmp.$$" "$file" && rm -f "$file.tmp.$$")
+    fi
+    tr -d '[:space:]' <"$file"
+}
+
+# write_acl FILE : the users of this server (the same rules as infra/images/redis/entrypoint.sh).
+write_acl() {
+    (umask 077 && cat >"$1" <<ACL
+user default off
+user admin on >$(redis_secret admin) ~* &* +@all
+user projector on >$(redis_secret projector) ~* &* +@all -@admin -flushall -flushdb
+user reader on >$(redis_secret reader) ~* &* -@all +@read +@connection +eval_ro +evalsha_ro +script|load +script|exists
+ACL
+    )
+}
+
+# ping PORT : succeed when the server on PORT answers PONG (not LOADING, not an error), logged in as admin.
 ping_redis() {
     local out
-    out="$(timeout 3 "$REDIS_CLI" -h 127.0.0.1 -p "$1" ping 2>/dev/null)" || return 1
+    out="$(REDISCLI_AUTH="$(redis_secret admin)" timeout 3 "$REDIS_CLI" --no-auth-warning --user admin -h 127.0.0.1 -p "$1" ping 2>/dev/null)" || return 1
     [[ "$out" == PONG ]]
 }
 
@@ -211,11 +235,13 @@ cmd_start() {
         SERVER_LOG_FROM="$(file_size "$SERVER_LOG")"
         OUT_LOG_FROM="$(file_size "$OUT_LOG")"
         printf '\n===== %s redis.sh start (port %s) =====\n' "$(date '+%F %T')" "$REDIS_PORT" >>"$OUT_LOG"
+        write_acl "$run_dir/users.acl"
         # setsid: own session, no controlling terminal, survives the calling shell. The inner shell
         # enters the run directory, writes its pid and execs redis-server, so the pid file is the server's.
         # shellcheck disable=SC2016
         setsid bash -c 'cd "$0" && echo $$ >"$1" && shift && exec "$@"' "$run_dir" "$PID_FILE" \
             "$REDIS_SERVER" "$REDIS_CONF" --port "$REDIS_PORT" --dir "$run_dir" --logfile "$SERVER_LOG" \
+            --aclfile "$run_dir/users.acl" \
             </dev/null >>"$OUT_LOG" 2>&1 8>&- &
         local i
         pid=""
@@ -239,6 +265,7 @@ cmd_start() {
         fi
         if ping_redis "$REDIS_PORT"; then
             info "Redis $(redis_version) ready on 127.0.0.1:$REDIS_PORT (data in $REDIS_RUN_DIR)"
+            info "users admin, projector, reader (passwords in $REDIS_SECRETS_DIR): e.g. H200_REDIS_URL=redis://reader@127.0.0.1:$REDIS_PORT/0"
             return 0
         fi
         sleep 0.2
@@ -284,7 +311,7 @@ cmd_status() {
         port="$(running_port "$pid")"
         if ping_redis "$port"; then
             local keys
-            keys="$(timeout 3 "$REDIS_CLI" -h 127.0.0.1 -p "$port" dbsize 2>/dev/null || echo '?')"
+            keys="$(REDISCLI_AUTH="$(redis_secret admin)" timeout 3 "$REDIS_CLI" --no-auth-warning --user admin -h 127.0.0.1 -p "$port" dbsize 2>/dev/null || echo '?')"
             info "Redis $(redis_version) is running (pid $pid) and answering on 127.0.0.1:$port ($keys keys in db 0; data in $REDIS_RUN_DIR)."
             return 0
         fi
@@ -303,7 +330,7 @@ cmd_cli() {
     command -v "$REDIS_CLI" >/dev/null 2>&1 || die "redis-cli ('$REDIS_CLI') is not installed; run '$0 start' (installs it as root) or set REDIS_CLI."
     local pid port="$REDIS_PORT"
     if pid="$(our_pid)"; then port="$(running_port "$pid")"; fi
-    exec "$REDIS_CLI" -h 127.0.0.1 -p "$port" "$@"
+    REDISCLI_AUTH="$(redis_secret admin)" exec "$REDIS_CLI" --no-auth-warning --user admin -h 127.0.0.1 -p "$port" "$@"
 }
 
 main() {

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Self
 
 import uvicorn
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.api.app import create_app
 from services.api.gateway import KafkaRedisGateway
+from services.common.settings import redis_url_with_password
 
 
 class ApiSettings(BaseSettings):
@@ -19,6 +23,12 @@ class ApiSettings(BaseSettings):
     namespace: str = "h200"
     api_host: str = "127.0.0.1"
     api_port: int = 8088
+    redis_secrets_dir: Path = Path(".run/secrets/redis")
+
+    @model_validator(mode="after")
+    def _redis_login(self) -> Self:
+        object.__setattr__(self, "redis_url", redis_url_with_password(self.redis_url, self.redis_secrets_dir))
+        return self
 
 
 def main() -> None:

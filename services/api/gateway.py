@@ -11,6 +11,7 @@ from schemas.base import Message
 from schemas.codec import encode
 from schemas.envelope import Envelope
 from schemas.routing import home_topic
+from services.common.kafka_auth import aiokafka_options
 from services.projector.store import ReadModelStore, current_store
 
 COUNTERS = frozenset({"quantity", "approved_quantity", "allocated", "shipped", "delivered", "released", "requested"})
@@ -42,7 +43,11 @@ class KafkaRedisGateway:
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True, client_id="h200-api"
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            client_id="h200-api",
+            **aiokafka_options(),
         )
         await self._producer.start()
 

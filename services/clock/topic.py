@@ -12,6 +12,7 @@ from schemas.clock import ClockTicked
 from schemas.codec import ContractError, decode, encode
 from schemas.envelope import Envelope
 from services.clock.ticks import last_tick
+from services.common.kafka_auth import kafka_python_options
 
 TOPIC = "h200.clock"
 TAIL = 100
@@ -28,6 +29,7 @@ def new_producer(bootstrap: str, timeout_s: float) -> KafkaProducer:
         max_block_ms=timeout_ms,
         request_timeout_ms=min(timeout_ms, 30_000),
         bootstrap_timeout_ms=timeout_ms,
+        **kafka_python_options(),
     )
 
 
@@ -44,6 +46,7 @@ def read_last_tick(bootstrap: str, clock_id: str, timeout_s: float = 30.0) -> da
         enable_auto_commit=False,
         request_timeout_ms=int(timeout_s * 1000),
         bootstrap_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_options(),
     )
     try:
         partitions = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC) or {0})]

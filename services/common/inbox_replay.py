@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.common.kafka_auth import aiokafka_options
 from services.common.records import Record
 
 
@@ -19,6 +20,7 @@ async def replay_partition(bootstrap: str, topic: str, partition: int, until: in
         enable_auto_commit=False,
         isolation_level="read_committed",
         auto_offset_reset="earliest",
+        **aiokafka_options(),
     )
     await consumer.start()
     try:

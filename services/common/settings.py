@@ -5,12 +5,26 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Literal, Self
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.codec import MAX_MESSAGE_BYTES
+
+
+def redis_url_with_password(url: str, secrets_dir: Path) -> str:
+    """`url` with its user's password from `secrets_dir` when it names a user but no password (else unchanged)."""
+    parts = urlsplit(url)
+    if not parts.username or parts.password is not None:
+        return url
+    secret = secrets_dir / unquote(parts.username)
+    if not secret.is_file():
+        return url  # Redis then refuses the login and the client says so
+    password = quote(secret.read_text(encoding="utf-8").strip(), safe="")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{password}@{host}"))
 
 
 class ClusterSettings(BaseSettings):
@@ -25,6 +39,25 @@ class ClusterSettings(BaseSettings):
     # min_insync_replicas of them hold: 1 and 1 on one broker, 3 and 2 on the three-broker cluster.
     replication_factor: int = Field(1, ge=1)
     min_insync_replicas: int = Field(1, ge=1)
+    # Who this process is to Kafka (docs/security.md). The broker refuses a client that does not authenticate; the
+    # principal's ACLs decide what it may read and write. Without H200_KAFKA_PASSWORD the password is read from
+    # <kafka_secrets_dir>/<kafka_username>, where `h200 access secrets` writes one per principal.
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT"] = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_username: str | None = Field(None, min_length=1)
+    kafka_password: SecretStr | None = None
+    kafka_secrets_dir: Path = Path(".run/secrets/kafka")
+    # Redis has no anonymous user: H200_REDIS_URL names one (redis://reader@host:port/0); without a password in the
+    # URL it is read from <redis_secrets_dir>/<user> (admin, projector, reader; docs/security.md).
+    redis_secrets_dir: Path = Path(".run/secrets/redis")
+    # The buyers whose systems have their own principal (upstream-<buyer>) and submission topic
+    # (h200.submissions.<buyer>); intake reads those topics. JSON: H200_BUYER_SYSTEMS='["tencent","bytedance"]'.
+    buyer_systems: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], ...] = ()
+
+    @model_validator(mode="after")
+    def _redis_login(self) -> Self:
+        object.__setattr__(self, "redis_url", redis_url_with_password(self.redis_url, self.redis_secrets_dir))
+        return self
 
     @model_validator(mode="after")
     def _replicas_can_be_in_sync(self) -> Self:

@@ -21,6 +21,7 @@ from schemas.routing import explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME, Topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import replay_partition
+from services.common.kafka_auth import faust_credentials
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
 from services.common.outage_log import install_outage_log_filter
 from services.common.partitions import PartitionedCore
@@ -57,6 +58,7 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
     return faust.App(
         f"h200-{service}",
         broker=f"kafka://{cluster.bootstrap_servers}",
+        broker_credentials=faust_credentials(cluster),
         store="memory://",
         datadir=str(datadir),
         web_enabled=worker.web_port > 0,

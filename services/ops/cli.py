@@ -14,10 +14,14 @@ import sys
 from contextlib import suppress
 
 import redis
+from kafka.errors import AuthorizationError
 
 from schemas.codec import encode
 from schemas.samples import sample_envelopes
 from schemas.topics import CATALOGUE
+from services.common.kafka_auth import KafkaCredentialsError
+from services.common.settings import ClusterSettings, redis_url_with_password
+from services.ops.access_commands import add_access_commands
 from services.ops.arguments import add_bootstrap, add_redis
 from services.ops.dead_letter_commands import add_dead_letter_commands
 from services.ops.following import MissingTopicError
@@ -31,7 +35,14 @@ from services.ops.writes import add_write_commands
 from services.replay.parsers import add_replay_commands
 from services.replay.records import ReplayError
 
-OPERATOR_ERRORS = (BrokerUnavailableError, InputFileError, ReplayError, MissingTopicError, argparse.ArgumentTypeError)
+OPERATOR_ERRORS = (
+    BrokerUnavailableError,
+    InputFileError,
+    ReplayError,
+    MissingTopicError,
+    argparse.ArgumentTypeError,
+    KafkaCredentialsError,
+)
 
 
 def _catalogue(_: argparse.Namespace, __: OpsSettings) -> int:
@@ -99,7 +110,6 @@ def _demo(_: argparse.Namespace, __: OpsSettings) -> int:
 
 
 def _rebuild(args: argparse.Namespace, settings: OpsSettings) -> int:
-    from services.common.settings import ClusterSettings
     from services.projector.rebuild import run_rebuild
 
     options = {"switch": not args.no_switch, "keep_old": args.keep_old, "force": args.force}
@@ -163,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_commands(commands)
     _add_rebuild_command(commands)
     add_dead_letter_commands(commands)
+    add_access_commands(commands)
     return parser
 
 
@@ -170,6 +181,8 @@ def _settings(args: argparse.Namespace) -> OpsSettings:
     """The environment's settings, with --bootstrap and --redis-url of this call in their place when given."""
     settings = OpsSettings()
     given = {"bootstrap_servers": getattr(args, "bootstrap", None), "redis_url": getattr(args, "redis_url", None)}
+    if given["redis_url"]:
+        given["redis_url"] = redis_url_with_password(given["redis_url"], settings.redis_secrets_dir)
     return settings.model_copy(update={k: v for k, v in given.items() if v})
 
 
@@ -185,6 +198,14 @@ def _run(argv: list[str] | None) -> int:
     except OPERATOR_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except AuthorizationError as exc:
+        who = ClusterSettings().kafka_username
+        print(
+            f"error: the broker refused principal {who!r} ({exc}); `h200 access principals` shows what each may "
+            "read and write: set H200_KAFKA_USERNAME to one that may",
+            file=sys.stderr,
+        )
+        return 1
     except redis.ConnectionError as exc:
         print(
             f"error: Redis does not answer ({exc}); start it with `make redis-up`, or give --redis-url or "

@@ -17,6 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from schemas.base import Message
 from schemas.envelope import order_id_for
 from schemas.fulfilment import RecordFulfilmentStep
+from services.common.kafka_auth import kafka_python_options
 from services.ops import scenario, story
 from services.ops.audit import check_invariants, check_settled_protocol, ledger_rows, read_log
 from services.ops.cli import main as cli
@@ -51,8 +52,8 @@ class Demo:
         env = {**os.environ, **web_ports(WEB_PORTS), "H200_API_PORT": str(API_PORT)}
         self.supervisor = Supervisor(log_dir, env=env, restart=RestartPolicy())
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **kafka_python_options())
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, **kafka_python_options())
         self.before_policy_change = datetime.now(UTC)
         """When the policy change was published: `h200 replay --as-of` it shows the ledger as it stood before."""
 
@@ -105,7 +106,9 @@ class Demo:
         )
 
     def send_garbage(self) -> None:
-        producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap_servers, acks="all")
+        producer = KafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers, acks="all", **kafka_python_options()
+        )
         producer.send("h200.intake.commands", key=b"unknown", value=b'{"type": "SubmitOrder", "version": 1, oops')
         producer.flush()
         producer.close()

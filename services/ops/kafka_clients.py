@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
+from services.common.kafka_auth import kafka_python_options
+
 BOOTSTRAP_TIMEOUT_MS = 10_000
 
 
@@ -17,8 +19,9 @@ class BrokerUnavailableError(RuntimeError):
 
 def _unreachable(bootstrap: str) -> BrokerUnavailableError:
     return BrokerUnavailableError(
-        f"no Kafka broker answers at {bootstrap}: start one with `make kafka-up`, "
-        "or give a running cluster with --bootstrap or H200_BOOTSTRAP_SERVERS"
+        f"no Kafka broker answers at {bootstrap}, or it refused this client's login: start one with `make kafka-up`, "
+        "or give a running cluster with --bootstrap or H200_BOOTSTRAP_SERVERS, and check the principal "
+        "(H200_KAFKA_USERNAME) and its password (H200_KAFKA_PASSWORD or H200_KAFKA_SECRETS_DIR)"
     )
 
 
@@ -29,6 +32,7 @@ def admin_client(bootstrap: str, timeout_s: float = 30.0) -> Iterator[KafkaAdmin
             bootstrap_servers=bootstrap,
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+            **kafka_python_options(),
         )
     except KafkaTimeoutError:
         raise _unreachable(bootstrap) from None
@@ -48,6 +52,7 @@ def producer(bootstrap: str, **overrides: object) -> Iterator[KafkaProducer]:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            **kafka_python_options(),
             **overrides,
         )
     except KafkaTimeoutError:
@@ -70,6 +75,7 @@ def reader(bootstrap: str, **overrides: object) -> Iterator[KafkaConsumer]:
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
+            **kafka_python_options(),
             **overrides,
         )
     except KafkaTimeoutError:

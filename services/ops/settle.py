@@ -27,6 +27,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import RetriableError
 
 from schemas.topics import BY_NAME, EVENT_TOPICS, inputs_of
+from services.common.kafka_auth import kafka_python_options
 from services.projector.store import ReadModelStore
 
 SERVICE_INPUTS = {
@@ -170,7 +171,9 @@ def wait_until_settled(
     deadline = time.monotonic() + timeout_s
     state = Settling(time.monotonic(), quiet_s)
     snapshot: dict[TopicPartition, int] | None = None
-    reader = KafkaConsumer(bootstrap_servers=consumer.config["bootstrap_servers"], enable_auto_commit=False)
+    reader = KafkaConsumer(
+        bootstrap_servers=consumer.config["bootstrap_servers"], enable_auto_commit=False, **kafka_python_options()
+    )
     try:
         while True:
             try:

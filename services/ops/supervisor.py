@@ -24,12 +24,35 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from services.common.retry import Backoff
 
 SERVICES = ("intake", "approval", "allocation", "fulfilment")
 PORTS_PER_SERVICE = 10
 """Room for that many workers of a service in the ports of `web_ports`."""
+
+
+def as_principal(env: dict[str, str], principal: str) -> dict[str, str]:
+    """`env` for a process that logs in to Kafka as `principal`, with its password from H200_KAFKA_SECRETS_DIR, and
+    to Redis as its own user if it uses Redis (the caller's own logins, e.g. the admin's, are not passed on)."""
+    own = {key: value for key, value in env.items() if key not in ("H200_KAFKA_PASSWORD", "H200_REDIS_URL")}
+    login = {"H200_KAFKA_USERNAME": principal}
+    redis_user = REDIS_USERS.get(principal)
+    if redis_user and env.get("H200_REDIS_URL"):  # a process that uses no Redis is given no Redis login either
+        login["H200_REDIS_URL"] = redis_url_as(env["H200_REDIS_URL"], redis_user)
+    return {**own, **login}
+
+
+REDIS_USERS = {"projector": "projector", "api": "reader"}
+"""The Redis user of each process that reads or writes Redis: the projector writes the read models, the API reads."""
+
+
+def redis_url_as(url: str, user: str) -> str:
+    """`url` for Redis user `user`, without a password: settings read it from H200_REDIS_SECRETS_DIR."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 def web_ports(first: int) -> dict[str, str]:
@@ -130,7 +153,7 @@ class Supervisor:
         first_port = int(self.env.get(f"{prefix}WEB_PORT") or 0)
         port = first_port + instance - 1 if first_port > 0 else 0
         env = {
-            **self.env,
+            **as_principal(self.env, service),
             f"{prefix}WORKER_ID": name,
             f"{prefix}DATADIR": str(self.log_dir / "workers"),
             f"{prefix}WEB_PORT": str(port),
@@ -144,7 +167,7 @@ class Supervisor:
         return process
 
     def projector(self) -> Process:
-        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        env = {**as_principal(self.env, "projector"), "PYTHONUNBUFFERED": "1"}
         port = int(env.get("H200_PROJECTOR_METRICS_PORT") or 0)
         command = [sys.executable, "-m", "services.projector"]
         process = Process("projector", command, self.log_dir / "projector.log", env, web_port=port)
@@ -153,14 +176,14 @@ class Supervisor:
 
     def business_clock(self) -> Process:
         """The clock process (services.clock): ticks business time every H200_CLOCK_INTERVAL_S seconds."""
-        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        env = {**as_principal(self.env, "clock"), "PYTHONUNBUFFERED": "1"}
         process = Process("clock", [sys.executable, "-m", "services.clock"], self.log_dir / "clock.log", env)
         self.processes["clock"] = process
         return process
 
     def http_api(self) -> Process:
         """The HTTP API (services.api) on H200_API_PORT, reading the projector's namespace."""
-        env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        env = {**as_principal(self.env, "api"), "PYTHONUNBUFFERED": "1"}
         env.setdefault("H200_NAMESPACE", env.get("H200_PROJECTOR_NAMESPACE", "h200"))
         port = int(env.get("H200_API_PORT") or 0)
         process = Process("api", [sys.executable, "-m", "services.api"], self.log_dir / "api.log", env, web_port=port)

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.codec import ContractError
 from schemas.topics import EVENT_TOPICS
 from services.common.dead_letters import dead_letter_topic
+from services.common.kafka_auth import kafka_python_options
 from services.common.metrics import serve_pages
 from services.common.records import Record, decode_record
 from services.common.retry import Backoff, FailureLog
@@ -124,9 +125,15 @@ class Projector:
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
+            **kafka_python_options(cluster),
         )
         self.reader: TimeOrderedReader | None = None
-        self.producer = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers, acks="all", enable_idempotence=True)
+        self.producer = KafkaProducer(
+            bootstrap_servers=cluster.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            **kafka_python_options(cluster),
+        )
         # A dead letter must fit both what the producer sends and what the cluster takes.
         letter_bytes = min(cluster.max_message_bytes, self.producer.config["max_request_size"])
         self.letters = ProjectorLetters(self.producer, letter_bytes, lambda: self.running)

@@ -27,6 +27,7 @@ from schemas.codec import encode
 from schemas.envelope import Envelope
 from schemas.routing import home_topic
 from schemas.topics import BY_NAME
+from services.common.kafka_auth import kafka_python_options
 from services.ops import audit
 from services.ops.kafka_clients import producer
 from services.ops.publish import envelope_for, publish
@@ -59,9 +60,11 @@ class System:
             },
         )
         self.admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="h200-e2e-admin", request_timeout_ms=30_000
+            **kafka_python_options(), bootstrap_servers=bootstrap, client_id="h200-e2e-admin", request_timeout_ms=30_000
         )
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            **kafka_python_options(), bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self.store = ReadModelStore(self.redis, namespace)
         self.moments: dict[str, datetime] = {}
@@ -117,7 +120,9 @@ class System:
         return publish(self.bootstrap, payloads, producer)
 
     def raw_producer(self) -> KafkaProducer:
-        return KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", max_request_size=2_000_000)
+        return KafkaProducer(
+            **kafka_python_options(), bootstrap_servers=self.bootstrap, acks="all", max_request_size=2_000_000
+        )
 
     # --- waiting on recorded positions -----------------------------------------------------------------
 
@@ -186,7 +191,9 @@ class System:
     def records(self, topic: str) -> list[Any]:
         """Every raw record of a topic (all partitions), oldest first per partition."""
         partitions = [TopicPartition(topic, p) for p in range(BY_NAME[topic].partitions)]
-        reader = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        reader = KafkaConsumer(
+            **kafka_python_options(), bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+        )
         try:
             ends = reader.end_offsets(partitions)
             found: list[Any] = []

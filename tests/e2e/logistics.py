@@ -34,6 +34,7 @@ from schemas.fulfilment import FulfilmentStepRecorded, FulfilmentStepRejected, R
 from schemas.routing import home_topic
 from schemas.supply import BatchManufactured
 from schemas.topics import BY_NAME
+from services.common.kafka_auth import kafka_python_options
 from services.ops.kafka_clients import producer
 from services.ops.publish import envelope_for
 
@@ -103,7 +104,9 @@ class Reactor(threading.Thread):
         partitions = [TopicPartition(t, p) for t in WATCHED for p in range(BY_NAME[t].partitions)]
         try:
             with producer(self.bootstrap) as self._producer:
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+                consumer = KafkaConsumer(
+                    **kafka_python_options(), bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+                )
                 try:
                     consumer.assign(partitions)
                     consumer.seek_to_beginning(*partitions)

@@ -24,10 +24,14 @@ from typing import Any
 import pytest
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer
+from session_logins import redis_login_url
 
 from schemas.base import Message
+from schemas.principals import ADMIN, PRINCIPALS
 from schemas.supply import BatchManufactured
+from services.common.kafka_auth import kafka_python_options
 from services.ops import scenario
+from services.ops.access import CONTROLLER, REDIS_USERS, ensure_secrets, read_secret, secret_variable
 from services.ops.audit import check_invariants, ledger_rows, read_log
 from services.ops.publish import publish
 from services.ops.settle import wait_until_settled
@@ -95,7 +99,7 @@ class ComposeStack:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return redis_login_url(self.redis_port, "admin")
 
     def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         command = [self.compose, "-p", self.project, "-f", str(COMPOSE_FILE), *args]
@@ -190,6 +194,16 @@ def _show(request: pytest.FixtureRequest, text: str) -> None:
         print(text, flush=True)
 
 
+def _secrets() -> dict[str, str]:
+    """What `h200 access secrets --export` gives docker-compose: the session's passwords, one variable each."""
+    kafka, redis_dir = Path(os.environ["H200_KAFKA_SECRETS_DIR"]), Path(os.environ["H200_REDIS_SECRETS_DIR"])
+    ensure_secrets(kafka)
+    ensure_secrets(redis_dir, REDIS_USERS)
+    found = {secret_variable(name): read_secret(kafka, name) for name in (ADMIN, CONTROLLER, *PRINCIPALS)}
+    found |= {secret_variable(name, "REDIS"): read_secret(redis_dir, name) for name in REDIS_USERS}
+    return found
+
+
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     docker = _tool("DOCKER", "docker")
@@ -205,6 +219,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
         "H200_COMPOSE_CONTROLLER_PORT": str(controller_port),
         "H200_COMPOSE_REDIS_PORT": str(redis_port),
         **{WEB[service]: str(port) for service, port in web_ports.items()},
+        **_secrets(),
     }
     stack = ComposeStack(
         docker, compose, f"h200test{uuid.uuid4().hex[:10]}", kafka_port, controller_port, redis_port, web_ports, env
@@ -255,8 +270,14 @@ class Client:
 def client(stack: ComposeStack) -> Iterator[Client]:
     with (
         closing(redis.Redis.from_url(stack.redis_url, decode_responses=True)) as client,
-        closing(KafkaAdminClient(bootstrap_servers=stack.bootstrap, client_id="h200-compose-test")) as admin,
-        closing(KafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None, enable_auto_commit=False)) as consumer,
+        closing(
+            KafkaAdminClient(**kafka_python_options(), bootstrap_servers=stack.bootstrap, client_id="h200-compose-test")
+        ) as admin,
+        closing(
+            KafkaConsumer(
+                **kafka_python_options(), bootstrap_servers=stack.bootstrap, group_id=None, enable_auto_commit=False
+            )
+        ) as consumer,
     ):
         yield Client(stack, ReadModelStore(client), admin, consumer)
 

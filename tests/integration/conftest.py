@@ -14,10 +14,17 @@ from typing import Any
 import pytest
 from kafka.admin import KafkaAdminClient
 
+from services.common.kafka_auth import kafka_python_options
+
 
 @pytest.fixture(scope="session")
 def kafka_admin(kafka_bootstrap: str) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="h200-test-admin", request_timeout_ms=30000)
+    admin = KafkaAdminClient(
+        **kafka_python_options(),
+        bootstrap_servers=kafka_bootstrap,
+        client_id="h200-test-admin",
+        request_timeout_ms=30000,
+    )
     try:
         yield admin
     finally:

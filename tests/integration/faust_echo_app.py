@@ -14,9 +14,12 @@ import os
 
 import faust
 
+from services.common.kafka_auth import faust_credentials
+
 app = faust.App(
     os.environ["H200_FAUST_APP_ID"],
     broker=f"kafka://{os.environ['H200_FAUST_BOOTSTRAP']}",
+    broker_credentials=faust_credentials(),
     store="memory://",
     datadir=os.environ["H200_FAUST_DATADIR"],
     web_enabled=False,

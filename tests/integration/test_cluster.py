@@ -27,6 +27,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import KafkaError, NotEnoughReplicasError
 
 from schemas.topics import CATALOGUE, Topic
+from services.common.kafka_auth import kafka_python_options
 from services.ops.kafka_clients import producer
 from services.ops.topics import Replication, ensure_topics
 
@@ -115,7 +116,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 @pytest.fixture(scope="module")
 def admin(cluster: LocalCluster) -> Iterator[KafkaAdminClient]:
     client = KafkaAdminClient(
-        bootstrap_servers=cluster.bootstrap, client_id="h200-test-cluster", request_timeout_ms=30000
+        **kafka_python_options(),
+        bootstrap_servers=cluster.bootstrap,
+        client_id="h200-test-cluster",
+        request_timeout_ms=30000,
     )
     try:
         yield client
@@ -157,7 +161,11 @@ def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
 def read_all(bootstrap: str, topic: str) -> list[bytes]:
     """Every value of partition 0 up to its current end."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed", group_id=None
+        **kafka_python_options(),
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        group_id=None,
     )
     try:
         tp = TopicPartition(topic, 0)
@@ -177,7 +185,12 @@ def read_all(bootstrap: str, topic: str) -> list[bytes]:
 def unacknowledged_probe(bootstrap: str, topic: str, value: bytes) -> BaseException:
     """Send one record without retries and return why it was not acknowledged (fail if it was)."""
     probe = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", retries=0, request_timeout_ms=10_000, max_block_ms=20_000
+        **kafka_python_options(),
+        bootstrap_servers=bootstrap,
+        acks="all",
+        retries=0,
+        request_timeout_ms=10_000,
+        max_block_ms=20_000,
     )
     try:
         probe.send(topic, value).get(timeout=60)

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.common.kafka_auth import kafka_python_options
+
 pytestmark = pytest.mark.skipif(
     os.environ.get("H200_CLUSTER_TEST") != "1",
     reason="kills and restarts faust workers against a 30 s session (minutes): run it with `make cluster-test`",
@@ -54,7 +56,9 @@ class Copies:
     """Reads the worker's output topic from its start."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            **kafka_python_options(), bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
         self.tp = TopicPartition(topic, 0)
         self.consumer.assign([self.tp])
         self.consumer.seek_to_beginning(self.tp)
@@ -92,7 +96,7 @@ def crash_and_restart(bootstrap: str, make_topic: Callable[..., str], tmp_path: 
     if instance_id:
         env[f"{prefix}GROUP_INSTANCE_ID"] = instance_id
     log = tmp_path / f"worker-{instance_id or 'dynamic'}.log"
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_python_options(), bootstrap_servers=bootstrap, acks="all")
     copies = Copies(bootstrap, sink)
     try:
         with worker(env, log) as first:

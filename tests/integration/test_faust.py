@@ -14,6 +14,8 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from services.common.kafka_auth import kafka_python_options
+
 APP = Path(__file__).with_name("faust_echo_app.py")
 RESULT_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -54,7 +56,9 @@ def test_faust_agent_consumes_and_produces(
             start_new_session=True,
         )
     try:
-        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", client_id="h200-test-faust-in")
+        producer = KafkaProducer(
+            **kafka_python_options(), bootstrap_servers=kafka_bootstrap, acks="all", client_id="h200-test-faust-in"
+        )
         try:
             for k, v in messages:
                 producer.send(source, key=k, value=v)
@@ -63,6 +67,7 @@ def test_faust_agent_consumes_and_produces(
             producer.close(timeout=10)
 
         consumer = KafkaConsumer(
+            **kafka_python_options(),
             bootstrap_servers=kafka_bootstrap,
             group_id=None,
             enable_auto_commit=False,

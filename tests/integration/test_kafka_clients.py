@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition as AioTopicPartition
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.common.kafka_auth import kafka_python_options
+
 DRAIN_TIMEOUT_S = 60.0
 
 
@@ -41,6 +43,7 @@ def test_kafka_python_round_trip(kafka_bootstrap: str, make_topic: Callable[...,
     sent: list[tuple[bytes, bytes]] = [(f"key-{i % 10}".encode(), f"value-{i}".encode()) for i in range(n)]
 
     producer = KafkaProducer(
+        **kafka_python_options(),
         bootstrap_servers=kafka_bootstrap,
         acks="all",
         enable_idempotence=True,
@@ -69,6 +72,7 @@ def test_kafka_python_round_trip(kafka_bootstrap: str, make_topic: Callable[...,
     assert len(produced_by_partition) > 1, "10 keys over 3 partitions should use more than one partition"
 
     consumer = KafkaConsumer(
+        **kafka_python_options(),
         bootstrap_servers=kafka_bootstrap,
         enable_auto_commit=False,
         group_id=None,
@@ -95,7 +99,11 @@ def test_aiokafka_round_trip(kafka_bootstrap: str, make_topic: Callable[..., str
 
     async def run() -> tuple[list[Any], list[Any]]:
         producer = AIOKafkaProducer(
-            bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True, client_id="h200-test-aio-producer"
+            **kafka_python_options(),
+            bootstrap_servers=kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            client_id="h200-test-aio-producer",
         )
         await producer.start()
         try:
@@ -107,6 +115,7 @@ def test_aiokafka_round_trip(kafka_bootstrap: str, make_topic: Callable[..., str
 
         tps = [AioTopicPartition(topic, p) for p in range(partitions)]
         consumer = AIOKafkaConsumer(
+            **kafka_python_options(),
             bootstrap_servers=kafka_bootstrap,
             group_id=None,
             enable_auto_commit=False,
@@ -155,6 +164,7 @@ def test_transactional_write_is_visible_only_after_commit(kafka_bootstrap: str, 
     committed = [f"committed-{i}".encode() for i in range(7)]
 
     producer = KafkaProducer(
+        **kafka_python_options(),
         bootstrap_servers=kafka_bootstrap,
         transactional_id=f"h200-test-{uuid.uuid4().hex}",
         transaction_timeout_ms=15000,
@@ -176,6 +186,7 @@ def test_transactional_write_is_visible_only_after_commit(kafka_bootstrap: str, 
             producer.send(topic, key=b"k", value=v)
         producer.flush(timeout=30)
         peek = KafkaConsumer(
+            **kafka_python_options(),
             bootstrap_servers=kafka_bootstrap,
             group_id=None,
             enable_auto_commit=False,
@@ -195,6 +206,7 @@ def test_transactional_write_is_visible_only_after_commit(kafka_bootstrap: str, 
     views: dict[str, list[bytes]] = {}
     for isolation in ("read_committed", "read_uncommitted"):
         consumer = KafkaConsumer(
+            **kafka_python_options(),
             bootstrap_servers=kafka_bootstrap,
             group_id=None,
             enable_auto_commit=False,

@@ -5,6 +5,7 @@ then catches up. Each time the read model ends equal to the ledger folded from t
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 import redis
 from kafka import KafkaProducer
+from session_logins import redis_login_url, secret_of
 from test_rebuild import MAX_BYTES, LiveProjector, Publisher, batch_story, order_story, send, wait_caught_up
 
 from schemas.topics import EVENT_TOPICS
+from services.common.kafka_auth import kafka_python_options
 from services.ops.kafka_clients import admin_client, reader
 from services.ops.topics import ensure_topics
 from services.projector.rebuild import rebuild
@@ -25,7 +28,7 @@ from services.replay.kafka_io import read_topics
 from services.replay.ledger import fold_ledger
 from services.replay.live import live_ledger
 
-REDIS_IMAGE = "h200/redis:7"
+REDIS_IMAGE = os.environ.get("H200_REDIS_IMAGE") or "h200/redis:7"
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,10 @@ def own_redis() -> Iterator[tuple[str, Any]]:
         port = int(sock.getsockname()[1])
     container = DockerContainer(REDIS_IMAGE).with_name(f"h200-test-redis-{uuid.uuid4().hex[:8]}")
     container.ports["6379/tcp"] = ("127.0.0.1", port)  # loopback only, as tests/conftest.py publishes
+    for user in ("ADMIN", "PROJECTOR", "READER"):
+        container.with_env(f"REDIS_{user}_PASSWORD", secret_of(user.lower(), "H200_REDIS_SECRETS_DIR"))
     container.start()
-    url = f"redis://127.0.0.1:{port}/0"
+    url = redis_login_url(port, "admin")
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -71,7 +76,7 @@ def system(module_kafka_bootstrap: str, own_redis: tuple[str, Any]) -> Iterator[
 
 
 def stories(bootstrap: str, run: str, buyers: list[str], batch_id: str, numbers: range) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     if numbers.start == 0:
         send(producer, batch_story(run, batch_id))
     for n in numbers:

@@ -21,6 +21,7 @@ from schemas.codec import encode
 from schemas.envelope import Envelope, derive_id, make_envelope, order_id_for
 from schemas.routing import home_topic, record_key
 from schemas.topics import EVENT_TOPICS
+from services.common.kafka_auth import kafka_python_options
 from services.common.settings import ClusterSettings
 from services.ops.kafka_clients import admin_client, reader
 from services.ops.topics import ensure_topics
@@ -156,7 +157,7 @@ class Publisher:
     """Keeps publishing order stories until stopped."""
 
     def __init__(self, bootstrap: str, run: str, buyers: list[str], batch_id: str, first: int) -> None:
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        self.producer = KafkaProducer(**kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=2)
         self.run, self.buyers, self.batch_id, self.sent = run, buyers, batch_id, first
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -227,7 +228,7 @@ def test_rebuild_while_the_system_runs_switches_without_a_gap_and_matches_a_fres
     bootstrap, client = cluster
     run, base = uuid.uuid4().hex[:8], f"rb-{uuid.uuid4().hex[:8]}"
     buyers, batch_id = [f"buyer-{run}-{i}" for i in range(5)], f"B-{run}"
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     send(producer, batch_story(run, batch_id))
     for n in range(150):
         send(producer, order_story(run, buyers[n % len(buyers)], batch_id, n))

@@ -350,9 +350,9 @@ def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[tup
                 yield from _commands(sub, f"{prefix}{name} ") if nested else [(f"{prefix}{name}", sub)]
 
 
-NO_KAFKA = {"catalogue", "demo", "show", "ledger"}
-"""Commands that reach no cluster of the operator's: the catalogue is printed, the demo starts its own broker, show
-and ledger read Redis (they take --redis-url)."""
+NO_KAFKA = {"catalogue", "demo", "show", "ledger", "access principals", "access secrets"}
+"""Commands that reach no cluster of the operator's: the catalogue and the principals' grants are printed, secrets
+are written to files, the demo starts its own broker, show and ledger read Redis (they take --redis-url)."""
 
 
 def test_every_command_that_reaches_kafka_takes_bootstrap_and_every_redis_reader_takes_redis_url() -> None:

@@ -1,4 +1,28 @@
 #!/bin/sh
+# redis-server with ACL users and no anonymous access (docs/security.md): admin (everything), projector (reads and
+# writes the read models; no admin commands, no FLUSHALL/FLUSHDB), reader (reads only: the CLI and the API). Their
+# passwords come from REDIS_<USER>_PASSWORD or the file REDIS_<USER>_PASSWORD_FILE names; all three are required.
 set -eu
+
+password() {
+    eval "value=\${REDIS_${1}_PASSWORD:-}"
+    eval "file=\${REDIS_${1}_PASSWORD_FILE:-}"
+    if [ -z "$value" ] && [ -n "$file" ]; then value="$(tr -d '[:space:]' <"$file")"; fi
+    if [ -z "$value" ]; then
+        echo "redis entrypoint: set REDIS_${1}_PASSWORD or REDIS_${1}_PASSWORD_FILE (Redis admits no anonymous client)" >&2
+        exit 64
+    fi
+    printf '%s' "$value"
+}
+
+umask 077
+acl=/tmp/users.acl
+{
+    echo "user default off"
+    echo "user admin on >$(password ADMIN) ~* &* +@all"
+    echo "user projector on >$(password PROJECTOR) ~* &* +@all -@admin -flushall -flushdb"
+    echo "user reader on >$(password READER) ~* &* -@all +@read +@connection +eval_ro +evalsha_ro +script|load +script|exists"
+} >"$acl"
+
 exec redis-server --bind 0.0.0.0 --port "${REDIS_PORT:-6379}" --protected-mode no --dir /data \
-    --daemonize no --logfile '' "$@"
+    --daemonize no --logfile '' --aclfile "$acl" "$@"

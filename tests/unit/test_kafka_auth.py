@@ -1,0 +1,53 @@
+"""Settings become each client library's login options; a missing login says what to set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.common.kafka_auth import KafkaCredentialsError, faust_credentials, kafka_python_options
+from services.common.settings import ClusterSettings, redis_url_with_password
+from services.ops.supervisor import as_principal
+
+
+def test_a_principal_logs_in_with_scram_and_the_password_from_its_file(tmp_path: Path) -> None:
+    (tmp_path / "auditor").write_text("s3cret\n")
+    cluster = ClusterSettings(kafka_username="auditor", kafka_password=None, kafka_secrets_dir=tmp_path)
+    assert kafka_python_options(cluster) == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "auditor",
+        "sasl_plain_password": "s3cret",
+    }
+    credentials = faust_credentials(cluster)
+    assert credentials is not None
+    assert (credentials.username, credentials.password, credentials.mechanism.value) == (
+        "auditor",
+        "s3cret",
+        "SCRAM-SHA-512",
+    )
+
+
+def test_a_client_without_a_principal_is_told_what_to_set(tmp_path: Path) -> None:
+    with pytest.raises(KafkaCredentialsError, match="H200_KAFKA_USERNAME is not set"):
+        kafka_python_options(ClusterSettings(kafka_username=None, kafka_secrets_dir=tmp_path))
+    with pytest.raises(KafkaCredentialsError, match="no password for Kafka principal 'ops'"):
+        kafka_python_options(ClusterSettings(kafka_username="ops", kafka_password=None, kafka_secrets_dir=tmp_path))
+
+
+def test_a_redis_url_naming_a_user_gets_its_password_from_the_secrets(tmp_path: Path) -> None:
+    (tmp_path / "reader").write_text("p@ss\n")
+    assert redis_url_with_password("redis://reader@127.0.0.1:6379/0", tmp_path) == (
+        "redis://reader:p%40ss@127.0.0.1:6379/0"
+    )
+    assert redis_url_with_password("redis://reader:given@127.0.0.1:6379/0", tmp_path).endswith("given@127.0.0.1:6379/0")
+
+
+def test_the_supervisor_starts_a_process_as_its_own_principal_without_the_callers_password() -> None:
+    env = {"H200_KAFKA_USERNAME": "admin", "H200_KAFKA_PASSWORD": "admin-pw", "H200_REDIS_URL": "redis://admin:x@h:1/0"}
+    assert as_principal(env, "projector") == {
+        "H200_KAFKA_USERNAME": "projector",
+        "H200_REDIS_URL": "redis://projector@h:1/0",
+    }
+    assert as_principal(env, "intake") == {"H200_KAFKA_USERNAME": "intake"}  # intake uses no Redis

@@ -1,0 +1,64 @@
+"""The principals' ACLs as the catalogue implies them: each service its inputs and outputs, outsiders their kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.principals import PRINCIPALS, READS_BACK, SERVICE_PRINCIPALS, grants, grants_of
+from schemas.topics import BY_NAME, CATALOGUE, inputs_of
+
+
+def written_by(principal: str) -> set[str]:
+    return {g.resource for g in grants_of(principal) if g.operation == "WRITE"}
+
+
+def read_by(principal: str) -> set[str]:
+    return {g.resource for g in grants_of(principal) if g.operation == "READ" and g.resource_type == "topic"}
+
+
+@pytest.mark.parametrize("service", ["intake", "approval", "allocation", "fulfilment", "projector"])
+def test_a_service_reads_exactly_its_inputs_and_writes_exactly_its_outputs(service: str) -> None:
+    assert read_by(service) == set(inputs_of(service)) | set(READS_BACK.get(service, ()))
+    assert written_by(service) == {t.name for t in CATALOGUE if service in t.producers}
+
+
+@pytest.mark.parametrize("service", ["intake", "approval", "allocation", "fulfilment"])
+def test_a_faust_service_uses_only_its_own_consumer_group(service: str) -> None:
+    assert {g.resource for g in grants_of(service) if g.resource_type == "group"} == {f"h200-{service}"}
+
+
+def test_only_the_authority_writes_policy() -> None:
+    assert {g.principal for g in grants() if g.resource == "h200.policy" and g.operation == "WRITE"} == {"authority"}
+
+
+def test_upstream_systems_write_only_submissions() -> None:
+    assert written_by("upstream") == {"h200.intake.commands"}
+    assert read_by("upstream") == set()
+
+
+def test_only_approval_writes_approvals_and_only_allocation_the_ledger() -> None:
+    writers = {
+        name: {g.principal for g in grants() if g.resource == name and g.operation == "WRITE"} for name in BY_NAME
+    }
+    assert writers["h200.approvals"] == {"approval"}
+    assert writers["h200.allocations"] == {"allocation"}
+    assert writers["h200.allocation.inbox"] == {"allocation"}
+
+
+def test_the_auditor_reads_everything_and_writes_nothing() -> None:
+    assert read_by("auditor") == set(BY_NAME)
+    assert written_by("auditor") == set()
+
+
+def test_every_topic_has_a_writer_and_no_grant_names_an_unknown_topic_or_principal() -> None:
+    assert all(any(g.resource == t.name and g.operation == "WRITE" for g in grants()) for t in CATALOGUE)
+    topics = {g.resource for g in grants() if g.resource_type == "topic"}
+    assert topics <= set(BY_NAME)
+    assert {g.principal for g in grants()} <= set(PRINCIPALS)
+    assert set(SERVICE_PRINCIPALS) <= set(PRINCIPALS)
+
+
+def test_the_projector_reads_every_services_dead_letters_it_counts() -> None:
+    from services.projector.app import DEAD_LETTER_TOPICS
+
+    assert set(DEAD_LETTER_TOPICS) <= read_by("projector")
