@@ -72,9 +72,13 @@ if not os.environ.get("H200_KAFKA_SECRETS_DIR"):
 os.environ.setdefault("H200_KAFKA_USERNAME", "admin")
 if not os.environ.get("H200_REDIS_SECRETS_DIR"):
     os.environ["H200_REDIS_SECRETS_DIR"] = _tempfile.mkdtemp(prefix="h200-test-redis-secrets-")
+if not os.environ.get("H200_API_SECRETS_DIR"):
+    # The HTTP API's bearer tokens (services.api.callers): the auditor's here, a buyer's where a test needs it.
+    os.environ["H200_API_SECRETS_DIR"] = _tempfile.mkdtemp(prefix="h200-test-api-secrets-")
 for _variable, _names in (
     ("H200_KAFKA_SECRETS_DIR", ("admin", "controller")),
     ("H200_REDIS_SECRETS_DIR", ("admin", "projector", "reader")),
+    ("H200_API_SECRETS_DIR", ("auditor",)),
 ):
     for _name in _names:
         _path = os.path.join(os.environ[_variable], _name)

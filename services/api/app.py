@@ -17,6 +17,7 @@ from schemas.base import Message
 from schemas.codec import ContractError, decode_payload
 from schemas.envelope import order_id_for
 from schemas.intake import AddOrderDocuments, CancelOrder, SubmitOrder
+from services.api.callers import Caller, CallerRefusedError, Callers
 from services.api.gateway import Gateway
 from services.ops.publish import envelope_for
 
@@ -26,7 +27,8 @@ UNDECIDED = frozenset({"", "placed"})
 """Read-model statuses that are not an outcome yet: nothing recorded, or placed and not decided by approval."""
 
 
-def create_app(gateway: Gateway, *, poll_s: float = 0.1) -> FastAPI:
+def create_app(gateway: Gateway, callers: Callers, *, poll_s: float = 0.1) -> FastAPI:
+    """The API; every /v1 route answers only a caller `callers` knows (services.api.callers)."""
     registry = CollectorRegistry()
     requests = Counter(
         "h200_api_requests", "Requests answered, by route and outcome", ["route", "outcome"], registry=registry
@@ -46,6 +48,17 @@ def create_app(gateway: Gateway, *, poll_s: float = 0.1) -> FastAPI:
         summary="Submit H200 purchase orders and read what became of them",
         lifespan=lifespan,
     )
+
+    @app.exception_handler(CallerRefusedError)
+    async def refuse_caller(request: Request, refusal: CallerRefusedError) -> JSONResponse:
+        route = request.url.path.split("/")[2] if request.url.path.startswith("/v1/") else ""
+        requests.labels(route, refusal.code).inc()
+        headers = {"WWW-Authenticate": 'Bearer realm="h200"'} if refusal.status == 401 else None
+        body = {"code": refusal.code, "detail": refusal.detail}
+        return JSONResponse(body, status_code=refusal.status, headers=headers)
+
+    def caller_of(request: Request) -> Caller:
+        return callers.identify(request.headers.get("authorization"))
 
     async def body_of(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -86,10 +99,12 @@ def create_app(gateway: Gateway, *, poll_s: float = 0.1) -> FastAPI:
     async def submit(request: Request, wait: float = Query(0, ge=0, le=30)) -> Response:
         """Submit an order: SubmitOrder's fields as JSON. 202 with where to read its outcome; with `wait`, up to that
         many seconds for the outcome (200 with the order as recorded, or 202 if it was not decided in time)."""
+        caller = caller_of(request)
         try:
             command = decode_payload(SubmitOrder, await body_of(request))
         except ContractError as error:
             return refused("submit", error)
+        callers.check_acts_for(caller, command.buyer_id)
         accepted = await accept("submit", command, command.buyer_id, command.upstream_ref)
         if wait > 0:
             found = await outcome(accepted["order_id"], wait)
@@ -111,6 +126,7 @@ def create_app(gateway: Gateway, *, poll_s: float = 0.1) -> FastAPI:
     async def order_command(
         route: str, request: Request, model: type[CancelOrder | AddOrderDocuments], buyer_id: str, upstream_ref: str
     ) -> Response:
+        callers.check_acts_for(caller_of(request), buyer_id)
         try:
             command = _bound(await body_of(request), model, buyer_id, upstream_ref)
         except ContractError as error:
@@ -128,8 +144,9 @@ def create_app(gateway: Gateway, *, poll_s: float = 0.1) -> FastAPI:
         return await order_command("documents", request, AddOrderDocuments, buyer_id, upstream_ref)
 
     @app.get("/v1/orders/{buyer_id}/{upstream_ref}")
-    async def order(buyer_id: str, upstream_ref: str) -> dict[str, Any]:
+    async def order(buyer_id: str, upstream_ref: str, request: Request) -> dict[str, Any]:
         """An order as recorded: status, quantities, reasons, the policy revisions applied and its decision trail."""
+        callers.check_reads(caller_of(request), buyer_id)
         order_id = str(order_id_for(buyer_id, upstream_ref))
         found = await run_in_threadpool(gateway.order, order_id)
         if found is None:
@@ -144,12 +161,14 @@ def create_app(gateway: Gateway, *, poll_s: float = 0.1) -> FastAPI:
         return found
 
     @app.get("/v1/buyers/{buyer_id}/orders")
-    async def buyer_orders(buyer_id: str) -> dict[str, Any]:
+    async def buyer_orders(buyer_id: str, request: Request) -> dict[str, Any]:
+        callers.check_reads(caller_of(request), buyer_id)
         return {"buyer_id": buyer_id, "orders": await run_in_threadpool(gateway.buyer_orders, buyer_id)}
 
     @app.get("/v1/ledger")
-    async def ledger() -> dict[str, Any]:
-        """Who got which batches, how many and when: every ledger line, with buyer and batch totals."""
+    async def ledger(request: Request) -> dict[str, Any]:
+        """Who got which batches, how many and when: every ledger line, with buyer and batch totals (auditor)."""
+        callers.check_reads(caller_of(request), None)
         return await run_in_threadpool(gateway.ledger)
 
     @app.get("/health")

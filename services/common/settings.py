@@ -50,6 +50,8 @@ class ClusterSettings(BaseSettings):
     # Redis has no anonymous user: H200_REDIS_URL names one (redis://reader@host:port/0); without a password in the
     # URL it is read from <redis_secrets_dir>/<user> (admin, projector, reader; docs/security.md).
     redis_secrets_dir: Path = Path(".run/secrets/redis")
+    # The HTTP API's bearer tokens: <api_secrets_dir>/buyers/<buyer> per buyer system, and <api_secrets_dir>/auditor.
+    api_secrets_dir: Path = Path(".run/secrets/api")
     # The buyers whose systems have their own principal (upstream-<buyer>) and submission topic
     # (h200.submissions.<buyer>); intake reads those topics. JSON: H200_BUYER_SYSTEMS='["tencent","bytedance"]'.
     buyer_systems: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], ...] = ()

@@ -17,7 +17,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from schemas.base import Message
 from schemas.envelope import order_id_for
 from schemas.fulfilment import RecordFulfilmentStep
+from services.api.callers import AUDITOR
 from services.common.kafka_auth import kafka_python_options
+from services.common.settings import ClusterSettings
 from services.ops import scenario, story
 from services.ops.audit import check_invariants, check_settled_protocol, ledger_rows, read_log
 from services.ops.cli import main as cli
@@ -172,6 +174,8 @@ class Demo:
             pages = "/v1/ledger  /docs  /ready" if process.name == "api" else "/metrics  /health  /ready"
             where = f"{process.url}{pages}" if process.url else "(log only)"
             print(f"    {process.name:<13} {where}")
+        auditor = ClusterSettings().api_secrets_dir / AUDITOR
+        print(f'    (the API answers a bearer token: curl -H "Authorization: Bearer $(cat {auditor})" ...)')
         try:
             self.supervisor.wait_started(3.0)
             for index, phase in enumerate(scenario.PHASES):

@@ -29,6 +29,7 @@ from session_logins import redis_login_url
 from schemas.base import Message
 from schemas.principals import ADMIN, PRINCIPALS
 from schemas.supply import BatchManufactured
+from services.api.callers import AUDITOR, AUDITOR_VARIABLE
 from services.common.kafka_auth import kafka_python_options
 from services.ops import scenario
 from services.ops.access import CONTROLLER, REDIS_USERS, ensure_secrets, read_secret, secret_variable
@@ -139,8 +140,11 @@ class ComposeStack:
                 return health
             time.sleep(1.0)
 
-    def get(self, service: str, page: str) -> tuple[int, str]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_ports[service]}{page}", timeout=5) as answer:
+    def get(self, service: str, page: str, token: str | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.web_ports[service]}{page}")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=5) as answer:
             return answer.status, answer.read().decode()
 
     def problems(self) -> list[str]:
@@ -201,6 +205,7 @@ def _secrets() -> dict[str, str]:
     ensure_secrets(redis_dir, REDIS_USERS)
     found = {secret_variable(name): read_secret(kafka, name) for name in (ADMIN, CONTROLLER, *PRINCIPALS)}
     found |= {secret_variable(name, "REDIS"): read_secret(redis_dir, name) for name in REDIS_USERS}
+    found[AUDITOR_VARIABLE] = (Path(os.environ["H200_API_SECRETS_DIR"]) / AUDITOR).read_text().strip()
     return found
 
 
@@ -335,7 +340,8 @@ def test_compose_services_are_healthy_and_answer_metrics(stack: ComposeStack) ->
     assert status == 200
     assert "h200_events_applied_total" in metrics
     # The HTTP API answers from the same read models the CLI reads.
-    status, ledger = stack.get("api", "/v1/ledger")
+    auditor = (Path(os.environ["H200_API_SECRETS_DIR"]) / AUDITOR).read_text().strip()
+    status, ledger = stack.get("api", "/v1/ledger", token=auditor)
     assert status == 200
     document = json.loads(ledger)
     assert (document["namespace"], type(document["lines"])) == ("h200", list)

@@ -4,10 +4,13 @@ read the outcome, be told exactly what is wrong with a bad request, cancel."""
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import socket
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import scenario as s
@@ -15,6 +18,17 @@ from harness import StartSystem
 
 POOL = "api"
 BUYER = "api-buyer"
+OTHER = "api-other"
+TOKENS: dict[str, str] = {}
+"""Bearer tokens of the buyer systems, written before the API starts (it reads them at start)."""
+
+
+def _give_tokens(*buyers: str) -> None:
+    directory = Path(os.environ["H200_API_SECRETS_DIR"]) / "buyers"
+    directory.mkdir(parents=True, exist_ok=True)
+    for buyer in buyers:
+        TOKENS[buyer] = secrets.token_hex(16)
+        (directory / buyer).write_text(TOKENS[buyer] + "\n")
 
 
 def _free_port() -> int:
@@ -23,11 +37,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _call(port: int, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+def _call(
+    port: int, method: str, path: str, body: Any = None, raw: bytes | None = None, as_buyer: str | None = BUYER
+) -> tuple[int, Any]:
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=data, method=method, headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json"}
+    if as_buyer is not None:
+        headers["authorization"] = f"Bearer {TOKENS[as_buyer]}"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
             return answer.status, json.loads(answer.read())
@@ -48,6 +65,7 @@ def _order(ref: str, quantity: int) -> dict[str, Any]:
 
 def test_an_upstream_system_submits_reads_outcomes_and_is_told_what_is_wrong(start_system: StartSystem) -> None:
     port = _free_port()
+    _give_tokens(BUYER, OTHER)
     system = start_system(env={"H200_API_PORT": str(port)})
     system.publish([s.use_rules(), *s.cleared_buyer(BUYER, 1_000), s.allocation_rule(pool=POOL)])
     # The races between policies and orders are other tests' subject (test_concurrent_flow): here the authorities
@@ -88,6 +106,16 @@ def test_an_upstream_system_submits_reads_outcomes_and_is_told_what_is_wrong(sta
         "API-0 cancelled in the read model",
         lambda: _call(port, "GET", f"/v1/orders/{BUYER}/API-0")[1].get("status") == "cancelled",
     )
+    # Another buyer's system may neither cancel nor read the order; no token, no answer
+    cancel = {"reason": "not mine", "requested_at": "2026-01-28T10:00:00Z"}
+    status, refusal = _call(port, "POST", f"/v1/orders/{BUYER}/API-1/cancellation", cancel, as_buyer=OTHER)
+    assert (status, refusal["code"]) == (403, "sender_not_buyer")
+    assert _call(port, "GET", f"/v1/orders/{BUYER}/API-1", as_buyer=OTHER)[0] == 403
+    assert _call(port, "GET", f"/v1/orders/{BUYER}/API-1", as_buyer=None) == (
+        401,
+        {"code": "unauthenticated", "detail": "send `Authorization: Bearer <token>` with your buyer system's token"},
+    )
+    assert _call(port, "GET", f"/v1/orders/{BUYER}/API-1")[1]["status"] == "approved"
     status, unknown = _call(port, "GET", f"/v1/orders/{BUYER}/API-NEVER")
     assert (status, unknown["detail"]["code"]) == (404, "unknown_order")
     assert system.store.dead_letters() == {}

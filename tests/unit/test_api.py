@@ -16,6 +16,7 @@ from schemas.intake import CancelOrder, SubmitOrder
 from schemas.routing import home_topic
 from schemas.samples import sample_payloads
 from services.api.app import create_app
+from services.api.callers import Caller, Callers
 
 
 class FakeGateway:
@@ -52,9 +53,20 @@ def gateway() -> FakeGateway:
     return FakeGateway()
 
 
+CALLERS = Callers(
+    {
+        "bytedance-token": Caller("buyer:bytedance", "bytedance"),
+        "tencent-token": Caller("buyer:tencent", "tencent"),
+        "auditor-token": Caller("auditor", None),
+    }
+)
+
+
 @pytest.fixture
 def client(gateway: FakeGateway) -> Iterator[TestClient]:
-    with TestClient(create_app(gateway, poll_s=0.01)) as test_client:
+    """The API as ByteDance's system calls it (the samples are ByteDance's orders)."""
+    app = create_app(gateway, CALLERS, poll_s=0.01)
+    with TestClient(app, headers={"Authorization": "Bearer bytedance-token"}) as test_client:
         yield test_client
 
 
