@@ -145,7 +145,7 @@ write_acl() {
 user default off
 user admin on >$(redis_secret admin) ~* &* +@all
 user projector on >$(redis_secret projector) ~* &* +@all -@admin -flushall -flushdb
-user reader on >$(redis_secret reader) ~* &* -@all +@read +@connection +eval_ro +evalsha_ro +script|load +script|exists
+user reader on >$(redis_secret reader) ~* &* -@all +@read +@connection +multi +exec +discard +eval_ro +evalsha_ro +script|load +script|exists
 ACL
     )
 }

@@ -57,6 +57,20 @@ def test_the_projector_writes_and_the_reader_reads_but_cannot_write(as_user: dic
     assert as_user["reader"].hgetall("acl-test:line") == {"quantity": "150"}
 
 
+def test_the_reader_reads_in_a_transaction_but_cannot_write_in_one(as_user: dict[str, redis.Redis]) -> None:
+    """The API and the CLI read the ledger's keys in one MULTI/EXEC (a consistent snapshot); a write queued in a
+    transaction is refused all the same (compose's /v1/ledger answered 500 while MULTI was not granted)."""
+    as_user["projector"].hset("acl-test:snapshot", mapping={"quantity": "150"})
+    reading = as_user["reader"].pipeline(transaction=True)
+    reading.hgetall("acl-test:snapshot").exists("acl-test:snapshot")
+    assert reading.execute() == [{"quantity": "150"}, 1]
+    writing = as_user["reader"].pipeline(transaction=True)
+    writing.hset("acl-test:snapshot", "quantity", "1000000")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        writing.execute()
+    assert as_user["admin"].hgetall("acl-test:snapshot") == {"quantity": "150"}
+
+
 def test_a_reader_script_cannot_write(as_user: dict[str, redis.Redis]) -> None:
     with pytest.raises(redis.exceptions.ResponseError):
         as_user["reader"].eval("return redis.call('SET', KEYS[1], 'x')", 1, "acl-test:scripted")

@@ -21,7 +21,7 @@ acl=/tmp/users.acl
     echo "user default off"
     echo "user admin on >$(password ADMIN) ~* &* +@all"
     echo "user projector on >$(password PROJECTOR) ~* &* +@all -@admin -flushall -flushdb"
-    echo "user reader on >$(password READER) ~* &* -@all +@read +@connection +eval_ro +evalsha_ro +script|load +script|exists"
+    echo "user reader on >$(password READER) ~* &* -@all +@read +@connection +multi +exec +discard +eval_ro +evalsha_ro +script|load +script|exists"
 } >"$acl"
 
 exec redis-server --bind 0.0.0.0 --port "${REDIS_PORT:-6379}" --protected-mode no --dir /data \
