@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
@@ -19,12 +19,13 @@ from services.replay.determinism import check_determinism
 from services.replay.eventlog import EventLog, build_log
 from services.replay.exportfile import exported_topics, make_header, read_export, read_header, write_export
 from services.replay.kafka_io import create_catalogue, keeping_arrivals, read_topics, record_counts, write_records
-from services.replay.ledger import fold_ledger
+from services.replay.ledger import LedgerFold
 from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
-from services.replay.records import CLOCK, INBOX, ReplayError, in_catalogue_order
+from services.replay.reading import Reading, read_events
+from services.replay.records import CLOCK, INBOX, LogRecord, ReplayError, in_catalogue_order
 from services.replay.render import ledger_csv, ledger_json, ledger_table
-from services.replay.selection import Selection, known_things
+from services.replay.selection import KnownThings, Selection
 from services.replay.verify import verify
 from services.replay.whatif import what_if
 
@@ -37,25 +38,34 @@ def _bootstrap(args: argparse.Namespace, settings: OpsSettings) -> str:
     return str(args.bootstrap or settings.bootstrap_servers)
 
 
-def load_log(
+def open_log(
     args: argparse.Namespace, settings: OpsSettings, topics: Sequence[str], needed: Sequence[str] = ()
-) -> EventLog:
-    """The log of `topics`, from the export file if one is given, else from the cluster."""
+) -> tuple[Iterator[LogRecord], Reading]:
+    """The records of `topics`, from the export file if one is given, else from the cluster, as they are read;
+    and the Reading that counts them."""
     stream = progress_stream(args.progress)
     if args.from_file is None:
         bootstrap = _bootstrap(args, settings)
         chosen = in_catalogue_order(tuple(topics))
-        return build_log(read_topics(bootstrap, chosen, stream), chosen, f"kafka {bootstrap}")
+        return read_topics(bootstrap, chosen, stream), Reading(chosen, f"kafka {bootstrap}")
     path: Path = args.from_file
     present = exported_topics(path)
     missing = [topic for topic in needed if topic not in present]
     if missing:
         raise ReplayError(f"{path} holds no {', '.join(missing)}: export it with `h200 export --to FILE` (all topics)")
     chosen = in_catalogue_order([topic for topic in topics if topic in present])
-    return build_log(read_export(path, chosen, stream), chosen, f"file {path}")
+    return read_export(path, chosen, stream), Reading(chosen, f"file {path}")
 
 
-def note_unreadable(log: EventLog, shown: int = 10) -> None:
+def load_log(
+    args: argparse.Namespace, settings: OpsSettings, topics: Sequence[str], needed: Sequence[str] = ()
+) -> EventLog:
+    """The whole log of `topics` in memory, for the checks that need it at once."""
+    records, reading = open_log(args, settings, topics, needed)
+    return build_log(records, reading.topics, reading.source)
+
+
+def note_unreadable(log: EventLog | Reading, shown: int = 10) -> None:
     """Name on stderr the records left out because they cannot be read, so stdout stays the ledger itself."""
     if not log.rejected:
         return
@@ -70,17 +80,28 @@ def note_unreadable(log: EventLog, shown: int = 10) -> None:
 
 
 def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
-    log = load_log(args, settings, EVENT_TOPICS)
-    note_unreadable(log)
-    known = known_things(log.events)
-    selection = Selection(args.buyer, args.batch, args.order).resolve(known)
-    ledger = fold_ledger(log.events, args.as_of)
+    """Folds the ledger while reading: nothing of the log is held but what the ledger and the filters need."""
+    records, reading = open_log(args, settings, EVENT_TOPICS)
+    selection = Selection(args.buyer, args.batch, args.order)
+    table = args.format == "table"
+    if table:
+        reading.types = {}
+    known = KnownThings() if table or selection.active else None
+    fold = LedgerFold(args.as_of)
+    for read in read_events(records, reading):
+        fold.add(read.envelope)
+        if known is not None:
+            known.add(read.envelope)
+    note_unreadable(reading)
+    things = known.known() if known is not None else KnownThings().known()
+    selection = selection.resolve(things)
+    ledger = fold.ledger()
     if args.format == "json":
-        emit(ledger_json(ledger, selection, len(log.events)))
+        emit(ledger_json(ledger, selection, reading.events))
     elif args.format == "csv":
         emit(ledger_csv(ledger, selection))
     else:
-        emit(ledger_table(ledger, selection, log, known.refs))
+        emit(ledger_table(ledger, selection, reading, things.refs))
     return 0
 
 

@@ -9,8 +9,8 @@ from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
-from services.replay.eventlog import EventLog
 from services.replay.ledger import Ledger, Line
+from services.replay.reading import Reading
 from services.replay.selection import Selection, shown_lines, shown_totals
 
 LINE_FIELDS = tuple(Line.__dataclass_fields__)
@@ -46,23 +46,23 @@ def ledger_csv(ledger: Ledger, selection: Selection) -> str:
     return out.getvalue()
 
 
-def ledger_table(ledger: Ledger, selection: Selection, log: EventLog, refs: dict[str, str]) -> str:
+def ledger_table(ledger: Ledger, selection: Selection, read: Reading, refs: dict[str, str]) -> str:
     """The lines (with the order's own reference and the kind of event behind each), then the totals."""
     moment = ledger.as_of or "the end of the log"
     shown = shown_lines(ledger, selection)
     where = f" ({', '.join(f'{k} {v}' for k, v in selection.active.items())})" if selection.active else ""
-    rows = [f"ledger as of {moment}{where}: {len(shown)} line(s), {len(log.events):,} events from {log.source}", ""]
+    rows = [f"ledger as of {moment}{where}: {len(shown)} line(s), {read.events:,} events from {read.source}", ""]
     header = (
         f"{'allocated_at':<17} {'buyer':<10} {'order':<13} {'batch':<10} {'chips':>9}  {'status':<15} "
         f"{'shipped':<17} {'delivered':<17} {'policy':<20} cause"
     )
     rows += [header, "-" * len(header)]
     for line in shown:
-        cause = log.event(UUID(line.cause_event_id))
+        cause = read.type_of(UUID(line.cause_event_id))
         rows.append(
             f"{_minute(line.allocated_at):<17} {line.buyer:<10} {refs.get(line.order_id, _short(line.order_id)):<13} "
             f"{line.batch_id:<10} {line.quantity:>9,}  {line.status:<15} {_minute(line.shipped_at):<17} "
-            f"{_minute(line.delivered_at):<17} {line.policy_version:<20} {cause.type if cause else '?'} "
+            f"{_minute(line.delivered_at):<17} {line.policy_version:<20} {cause or '?'} "
             f"{_short(line.cause_event_id)}"
         )
     rows += ["", *_totals_table(shown_totals(ledger, selection)), "", f"ledger_hash {ledger.ledger_hash}"]
