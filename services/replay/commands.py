@@ -15,9 +15,17 @@ from schemas.topics import CATALOGUE, EVENT_TOPICS
 from services.ops.settings import OpsSettings
 from services.projector.store import current_store
 from services.replay import reports
+from services.replay.chain import ChainReport
 from services.replay.determinism import check_determinism
 from services.replay.eventlog import EventLog, build_log
-from services.replay.exportfile import exported_topics, make_header, read_export, read_header, write_export
+from services.replay.exportfile import (
+    check_export_chain,
+    exported_topics,
+    make_header,
+    read_export,
+    read_header,
+    write_export,
+)
 from services.replay.kafka_io import create_catalogue, keeping_arrivals, read_topics, record_counts, write_records
 from services.replay.ledger import LedgerFold
 from services.replay.live import live_ledger, projector_behind
@@ -109,8 +117,12 @@ def run_export(args: argparse.Namespace, settings: OpsSettings) -> int:
     bootstrap = _bootstrap(args, settings)
     topics = in_catalogue_order(args.topics or [topic.name for topic in CATALOGUE])
     header = make_header(f"kafka://{bootstrap}", topics)
-    count = write_export(args.to, header, read_topics(bootstrap, topics, progress_stream(args.progress)))
-    emit(f"exported {count:,} records of {len(topics)} topics from {bootstrap} to {args.to}")
+    chain = write_export(args.to, header, read_topics(bootstrap, topics, progress_stream(args.progress)))
+    emit(f"exported {chain.records:,} records of {len(topics)} topics from {bootstrap} to {args.to}")
+    emit(
+        f"chain head {chain.head}: keep it apart from the file; `h200 verify --from-file {args.to} --chain-head "
+        f"{chain.head}` proves the file is the one exported"
+    )
     return 0
 
 
@@ -141,9 +153,25 @@ def run_verify(args: argparse.Namespace, settings: OpsSettings) -> int:
         with redis.Redis.from_url(url, decode_responses=True) as client:
             store = current_store(client, args.namespace)
             live, behind, namespace = live_ledger(store), projector_behind(store, log.ends), store.ns
-    report = verify(log, live, namespace, behind)
+    chain = None if args.from_file is None else export_chain(args.from_file, args.chain_head)
+    report = verify(log, live, namespace, behind, chain)
     emit(reports.verify_json(report) if args.format == "json" else reports.verify_text(report, log.source))
     return 0 if report.ok else 1
+
+
+def export_chain(path: Path, head: str | None) -> ChainReport:
+    """The export's hash chain checked, and its head compared with the one `h200 export` printed, if given."""
+    report = check_export_chain(path)
+    if report is None:
+        problem = "a version 1 export carries no hash chain: nothing proves it unchanged (export it again)"
+        return ChainReport(0, None, problem if head else None, "no_chain" if head else None)
+    if report.ok and head is not None and head != report.head:
+        problem = (
+            f"every link holds, but the chain ends at {report.head}, not at the head {head} given: the file was "
+            "rewritten with a new chain, or is another export"
+        )
+        return ChainReport(report.records, report.head, problem, "other_head")
+    return report
 
 
 def run_determinism(args: argparse.Namespace, settings: OpsSettings) -> int:
