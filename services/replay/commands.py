@@ -32,7 +32,7 @@ from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
 from services.replay.reading import Reading, read_events
 from services.replay.records import CLOCK, INBOX, LogRecord, ReplayError, in_catalogue_order
-from services.replay.render import ledger_csv, ledger_json, ledger_table
+from services.replay.render import ledger_csv, ledger_json_pieces, ledger_table
 from services.replay.selection import KnownThings, Selection
 from services.replay.verify import verify
 from services.replay.whatif import what_if
@@ -105,7 +105,8 @@ def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
     selection = selection.resolve(things)
     ledger = fold.ledger()
     if args.format == "json":
-        emit(ledger_json(ledger, selection, reading.events))
+        sys.stdout.writelines(ledger_json_pieces(ledger, selection, reading.events))
+        sys.stdout.write("\n")
     elif args.format == "csv":
         emit(ledger_csv(ledger, selection))
     else:

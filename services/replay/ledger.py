@@ -244,7 +244,10 @@ class LedgerFold:
                 self.approved[buyer] = self.approved.get(buyer, 0) + p.approved_quantity
 
     def ledger(self) -> Ledger:
-        lines = [self._with_fate(line) for line in self.allocated.values()]
+        """The ledger of what was added; ends the fold (its lines move into the ledger, not copied beside it)."""
+        lines = []
+        while self.allocated:
+            lines.append(self._with_fate(self.allocated.popitem()[1]))
         demand = {buyer: Demand(asked, self.approved.get(buyer, 0)) for buyer, asked in self.requested.items()}
         return make_ledger(None if self.as_of is None else iso(self.as_of), lines, self.batches.values(), demand)
 

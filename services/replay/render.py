@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 from uuid import UUID
@@ -25,16 +26,31 @@ def _minute(text: str | None) -> str:
 
 
 def ledger_json(ledger: Ledger, selection: Selection, events: int) -> str:
+    return "".join(ledger_json_pieces(ledger, selection, events))
+
+
+def ledger_json_pieces(ledger: Ledger, selection: Selection, events: int) -> Iterator[str]:
+    """The text of json.dumps(document, indent=2), a line of the ledger at a time: a long ledger is written out
+    without being held as one document and one text."""
     document: dict[str, Any] = {
         "as_of": ledger.as_of,
-        "lines": [asdict(line) for line in shown_lines(ledger, selection)],
+        "lines": [],
         "totals": shown_totals(ledger, selection),
         "ledger_hash": ledger.ledger_hash,
         "events": events,
     }
     if selection.active:
         document["filters"] = selection.active
-    return json.dumps(document, indent=2, ensure_ascii=False)
+    lines = shown_lines(ledger, selection)
+    if not lines:
+        yield json.dumps(document, indent=2, ensure_ascii=False)
+        return
+    head, _, tail = json.dumps(document, indent=2, ensure_ascii=False).partition('"lines": []')
+    yield head + '"lines": [\n'
+    for index, line in enumerate(lines):
+        text = json.dumps(asdict(line), indent=2, ensure_ascii=False)
+        yield (",\n" if index else "") + "\n".join("    " + row for row in text.split("\n"))
+    yield "\n  ]" + tail
 
 
 def ledger_csv(ledger: Ledger, selection: Selection) -> str:

@@ -231,3 +231,30 @@ def test_the_fold_keeps_no_decoded_event_once_it_has_taken_it_in() -> None:
 
     assert fold.ledger().ledger_hash == oracle(events)["ledger_hash"]
     assert len(alive) == len(events) and all(ref() is None for ref in alive)
+
+
+@pytest.mark.parametrize("buyer", [None, "alibaba", "baidu"])
+def test_the_json_written_a_line_at_a_time_is_the_whole_document_s_text(buyer: str | None) -> None:
+    from dataclasses import asdict
+
+    from services.replay.render import ledger_json_pieces
+    from services.replay.selection import Selection, known_things, shown_lines, shown_totals
+
+    log = story().log()
+    fold = LedgerFold()
+    for e in log.events:
+        fold.add(e)
+    ledger = fold.ledger()
+    selection = Selection(buyer=buyer).resolve(known_things(log.events))
+
+    document: dict[str, Any] = {
+        "as_of": None,
+        "lines": [asdict(line) for line in shown_lines(ledger, selection)],
+        "totals": shown_totals(ledger, selection),
+        "ledger_hash": ledger.ledger_hash,
+        "events": 7,
+    }
+    if buyer:
+        document["filters"] = {"buyer": buyer}
+    assert "".join(ledger_json_pieces(ledger, selection, 7)) == json.dumps(document, indent=2, ensure_ascii=False)
+    assert bool(document["lines"]) == (buyer != "baidu")
