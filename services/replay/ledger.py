@@ -16,7 +16,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -65,6 +65,11 @@ class Line:
     policy_version: str
     cause_event_id: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """The line's fields by name: dataclasses.asdict's answer (every field is text, a number or None), without
+        its deep copy, which cost a replay of a million events 30 s."""
+        return {name: getattr(self, name) for name in LINE_FIELDS}
+
     @property
     def live(self) -> bool:
         """Still held by its order (not released back to the pool)."""
@@ -73,6 +78,9 @@ class Line:
     @property
     def sort_key(self) -> tuple[str, str, str, str, str]:
         return (self.allocated_at, self.pool_id, self.batch_id, self.order_id, self.allocation_id)
+
+
+LINE_FIELDS = tuple(f.name for f in fields(Line))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +114,7 @@ class Ledger:
         return totals(self.lines, self.stock, self.demand)
 
     def canonical(self) -> dict[str, Any]:
-        return {"as_of": self.as_of, "lines": [asdict(line) for line in self.lines], "totals": self.totals()}
+        return {"as_of": self.as_of, "lines": [line.as_dict() for line in self.lines], "totals": self.totals()}
 
     @cached_property
     def ledger_hash(self) -> str:
@@ -114,7 +122,7 @@ class Ledger:
         as one text (the same bytes: the top-level keys sort as as_of, lines, totals)."""
         digest = hashlib.sha256(b'{"as_of":' + _canonical_json(self.as_of) + b',"lines":[')
         for index, line in enumerate(self.lines):
-            digest.update((b"," if index else b"") + _canonical_json(asdict(line)))
+            digest.update((b"," if index else b"") + _canonical_json(line.as_dict()))
         digest.update(b'],"totals":' + _canonical_json(self.totals()) + b"}")
         return digest.hexdigest()
 

@@ -6,15 +6,12 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
-from services.replay.ledger import Ledger, Line
+from services.replay.ledger import LINE_FIELDS, Ledger
 from services.replay.reading import Reading
 from services.replay.selection import Selection, shown_lines, shown_totals
-
-LINE_FIELDS = tuple(Line.__dataclass_fields__)
 
 
 def _short(text: str | None, size: int = 8) -> str:
@@ -48,7 +45,7 @@ def ledger_json_pieces(ledger: Ledger, selection: Selection, events: int) -> Ite
     head, _, tail = json.dumps(document, indent=2, ensure_ascii=False).partition('"lines": []')
     yield head + '"lines": [\n'
     for index, line in enumerate(lines):
-        text = json.dumps(asdict(line), indent=2, ensure_ascii=False)
+        text = json.dumps(line.as_dict(), indent=2, ensure_ascii=False)
         yield (",\n" if index else "") + "\n".join("    " + row for row in text.split("\n"))
     yield "\n  ]" + tail
 
@@ -58,7 +55,7 @@ def ledger_csv(ledger: Ledger, selection: Selection) -> str:
     writer = csv.DictWriter(out, fieldnames=LINE_FIELDS, lineterminator="\n")
     writer.writeheader()
     for line in shown_lines(ledger, selection):
-        writer.writerow(asdict(line))
+        writer.writerow(line.as_dict())
     return out.getvalue()
 
 
