@@ -20,6 +20,7 @@ from pathlib import Path
 
 from schemas.codec import decode
 from schemas.topics import EVENT_TOPICS
+from services.common.kafka_auth import librdkafka_options
 from services.ops.kafka_clients import reader
 from services.replay.bulk_read import read_topics
 from services.replay.ledger import LedgerFold
@@ -78,6 +79,21 @@ def startup_seconds() -> float:
     return time.perf_counter() - started
 
 
+def _java_login() -> str:
+    """The same login as replay's (services.common.kafka_auth) as Java client properties (empty on PLAINTEXT)."""
+    login = librdkafka_options()
+    if login["security.protocol"] == "PLAINTEXT":
+        return ""
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{login["sasl.username"]}" password="{login["sasl.password"]}";'
+    )
+    return (
+        f"security.protocol={login['security.protocol']}\nsasl.mechanism={login['sasl.mechanism']}\n"
+        f"sasl.jaas.config={jaas}\n"
+    )
+
+
 def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Run, Run]:
     """Kafka's own consumer benchmark on the event topics: (whole run incl. group join, fetching only)."""
     include = "^(" + "|".join(re.escape(topic) for topic in EVENT_TOPICS) + ")$"
@@ -87,7 +103,12 @@ def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Run, R
         *("--timeout", "60000", "--group", f"bench-{os.getpid()}-{time.time_ns()}"),
         *("--command-property", "isolation.level=read_committed"),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    with tempfile.NamedTemporaryFile("w", suffix=".properties") as login:  # mode 0600: it holds a password
+        login.write(_java_login())
+        login.flush()
+        done = subprocess.run(
+            [*command, "--command-config", login.name], capture_output=True, text=True, timeout=1800, check=False
+        )
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     header = next((i for i, line in enumerate(lines) if line.startswith("start.time")), None)
     if done.returncode != 0 or header is None or header + 1 >= len(lines):

@@ -16,6 +16,7 @@ from typing import TextIO
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as Partition
 
+from services.common.kafka_auth import librdkafka_options
 from services.common.settings import ClusterSettings
 from services.ops.kafka_clients import BrokerUnavailableError
 from services.replay.progress import Progress
@@ -51,6 +52,7 @@ def bulk_consumer(cluster: ClusterSettings) -> Consumer:
             "receive.message.max.bytes": FETCH_BYTES + 1024 * 1024,
             "queued.max.messages.kbytes": 256 * 1024,
             "socket.connection.setup.timeout.ms": int(METADATA_TIMEOUT_S * 1000),
+            **librdkafka_options(cluster),
         }
     )
 

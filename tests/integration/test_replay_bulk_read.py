@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.common.kafka_auth import kafka_python_options
 from services.replay.bulk_read import read_topics, record_counts
 from services.replay.records import LogRecord, ReplayError
 
@@ -16,7 +17,12 @@ from services.replay.records import LogRecord, ReplayError
 def _as_kafka_python_reads(bootstrap: str, topics: list[str]) -> list[LogRecord]:
     """The same topics read the way replay read them before (kafka-python, partition by partition)."""
     found = []
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        **kafka_python_options(),
+    )
     try:
         for topic in topics:
             for number in sorted(consumer.partitions_for_topic(topic) or ()):
@@ -47,7 +53,7 @@ def _as_kafka_python_reads(bootstrap: str, topics: list[str]) -> list[LogRecord]
 def test_the_bulk_reader_gives_what_kafka_python_gave(kafka_bootstrap: str, make_topic: Callable[..., str]) -> None:
     created = make_topic("bulk", partitions=3)
     stamped = make_topic("bulk-stamped", partitions=2, configs={"message.timestamp.type": "LogAppendTime"})
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", **kafka_python_options())
     for n in range(300):
         producer.send(
             created if n % 2 else stamped,
@@ -75,7 +81,9 @@ def test_an_open_transaction_is_not_waited_for_and_an_aborted_one_not_read(
     kafka_bootstrap: str, make_topic: Callable[..., str]
 ) -> None:
     topic = make_topic("bulk-txn")
-    committed = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic}-a")
+    committed = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic}-a", **kafka_python_options()
+    )
     committed.init_transactions()
     committed.begin_transaction()
     committed.send(topic, b"kept")
@@ -83,7 +91,7 @@ def test_an_open_transaction_is_not_waited_for_and_an_aborted_one_not_read(
     committed.begin_transaction()
     committed.send(topic, b"aborted")
     committed.abort_transaction()
-    open_one = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic}-b")
+    open_one = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic}-b", **kafka_python_options())
     open_one.init_transactions()
     open_one.begin_transaction()
     open_one.send(topic, b"not yet")
