@@ -91,9 +91,9 @@ test: install images ## the whole suite: unit, simulation (10,000 seeds, one in 
 demo: install ## the main job: Kafka, Redis and the four services play the article's scenario; prints the ledger
 	@bash infra/demo.sh
 
-bench-replay: jars $(STAMP) ## a million events: our replay against Kafka's ConsumerPerformance on an isolated broker (EVENTS=n)
+bench-replay: jars $(STAMP) ## a million events: h200 replay against Kafka's ConsumerPerformance, events/s and peak RSS (EVENTS=n RUNS=n; BENCH_KAFKA_PORT)
 	@trap 'KAFKA_RUN_DIR=.run/bench/kafka bash infra/kafka/kafka.sh stop --purge >/dev/null 2>&1 || true' EXIT
-	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),)
+	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),) $(if $(RUNS),--runs $(RUNS),)
 
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
 	@eval "$$($(PY) -m services.ops access secrets --export)"

@@ -1,117 +1,100 @@
-"""The measurements of bench-replay: whole replays, Kafka's ConsumerPerformance, stages timed apart, a profile."""
+"""The measurements of bench-replay: whole replays in their own processes, Kafka's ConsumerPerformance, each stage
+of ours timed apart, and a py-spy profile of a whole replay."""
 
 from __future__ import annotations
 
-import cProfile
 import gc
 import itertools
 import json
 import os
-import pstats
 import re
-import resource
+import statistics
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from kafka.record import _crc32c, util
-
-import services.replay.eventlog as eventlog
-from bench.fastdecode import cached_envelopes, fast_decode, same_as_codec
 from schemas.codec import decode
 from schemas.topics import EVENT_TOPICS
-from services.replay.eventlog import build_log
-from services.replay.kafka_io import read_topics
-from services.replay.ledger import fold_ledger
+from services.common.kafka_auth import librdkafka_options
+from services.ops.kafka_clients import reader
+from services.replay.bulk_read import read_topics
+from services.replay.ledger import LedgerFold
+from services.replay.reading import Reading, read_events
 from services.replay.records import LogRecord
 
 Say = Callable[[str], None]
-LIBS = Path(__file__).resolve().parent.parent / "infra/kafka/.cache/libs"
+REPO = Path(__file__).resolve().parent.parent
+LIBS = REPO / "infra/kafka/.cache/libs"
 MB = 2**20
 
-c_crc32c: Any
-try:
-    from crc32c import crc32c as c_crc32c
-except ImportError:
-    c_crc32c = None
 
-
-@dataclass
-class Rate:
-    label: str
-    records: int
+@dataclass(frozen=True)
+class Run:
+    events: int
     seconds: float
-    size: int = 0
+    peak_mb: float = 0.0
+    ledger_hash: str = ""
 
     @property
     def per_s(self) -> float:
-        return self.records / self.seconds
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.size / MB / self.seconds
-
-    def line(self) -> str:
-        return f"  {self.label:<58} {self.per_s:>10,.0f} msgs/s {self.mb_per_s:>7.1f} MB/s  ({self.seconds:.1f} s)"
+        return self.events / self.seconds
 
 
-# --- switches -----------------------------------------------------------------------------------------------------
+def spread(values: Sequence[float], form: str = "{:,.0f}") -> str:
+    """min / median / max."""
+    return " / ".join(form.format(v) for v in (min(values), statistics.median(values), max(values)))
 
 
-@contextmanager
-def crc(implementation: str) -> Iterator[str]:
-    """kafka-python's CRC-32C check: `python` (its own, what pyproject installs) or `c` (the crc32c package)."""
-    chosen = c_crc32c if implementation == "c" and c_crc32c is not None else _crc32c.crc
-    saved = util.calc_crc32c.__defaults__
-    util.calc_crc32c.__defaults__ = (chosen,)
-    try:
-        yield "C (crc32c package)" if chosen is c_crc32c else "pure Python (kafka-python's own)"
-    finally:
-        util.calc_crc32c.__defaults__ = saved
+# --- whole replays, as an operator runs them ----------------------------------------------------------------------
 
 
-@contextmanager
-def decoder(name: str) -> Iterator[None]:
-    """The decode build_log uses: `codec` (schemas.codec.decode as is), `cached` or `fast` (bench/fastdecode.py)."""
-    if name == "cached":
-        with cached_envelopes():
-            yield
-        return
-    setattr(eventlog, "decode", fast_decode if name == "fast" else decode)  # noqa: B010
-    try:
-        yield
-    finally:
-        setattr(eventlog, "decode", decode)  # noqa: B010
+def replay_command(bootstrap: str) -> list[str]:
+    return [sys.executable, "-m", "services.ops", "replay", "--format", "json", "--bootstrap", bootstrap]
 
 
-# --- whole replays ------------------------------------------------------------------------------------------------
+def replay_once(bootstrap: str) -> Run:
+    """`h200 replay --format json` in a process of its own: wall time, its own peak RSS, the ledger it printed."""
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen([*replay_command(bootstrap), "--no-progress"], stdout=out, cwd=REPO)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise RuntimeError(f"h200 replay exited {process.returncode}")
+        out.seek(0)
+        document = json.load(out)
+    return Run(document["events"], seconds, usage.ru_maxrss / 1024, document["ledger_hash"])
 
 
-def _counted(records: Iterable[LogRecord], total: list[int]) -> Iterator[LogRecord]:
-    for record in records:
-        total[0] += len(record.value or b"") + len(record.key or b"")
-        yield record
-
-
-def replay(bootstrap: str, label: str) -> tuple[Rate, str]:
-    """What `h200 replay` does, minus printing: read every event topic, decode and dedup, fold the ledger."""
-    gc.collect()
-    size = [0]
+def startup_seconds() -> float:
+    """What a replay pays before it reads: starting Python and importing the CLI."""
     started = time.perf_counter()
-    log = build_log(_counted(read_topics(bootstrap, EVENT_TOPICS), size), EVENT_TOPICS)
-    ledger = fold_ledger(log.events)
-    seconds = time.perf_counter() - started
-    read = len(log.events) + log.duplicates + log.undecodable
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-    summary = f"{len(ledger.lines):,} lines, ledger_hash {ledger.ledger_hash[:16]}, peak RSS {peak:,.0f} MB"
-    return Rate(label, read, seconds, size[0]), summary
+    subprocess.run([sys.executable, "-c", "import services.ops.cli"], check=True, cwd=REPO)
+    return time.perf_counter() - started
 
 
-def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Rate, Rate]:
+def _java_login() -> str:
+    """The same login as replay's (services.common.kafka_auth) as Java client properties (empty on PLAINTEXT)."""
+    login = librdkafka_options()
+    if login["security.protocol"] == "PLAINTEXT":
+        return ""
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{login["sasl.username"]}" password="{login["sasl.password"]}";'
+    )
+    return (
+        f"security.protocol={login['security.protocol']}\nsasl.mechanism={login['sasl.mechanism']}\n"
+        f"sasl.jaas.config={jaas}\n"
+    )
+
+
+def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Run, Run]:
     """Kafka's own consumer benchmark on the event topics: (whole run incl. group join, fetching only)."""
     include = "^(" + "|".join(re.escape(topic) for topic in EVENT_TOPICS) + ")$"
     command = [
@@ -120,135 +103,167 @@ def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Rate, 
         *("--timeout", "60000", "--group", f"bench-{os.getpid()}-{time.time_ns()}"),
         *("--command-property", "isolation.level=read_committed"),
     ]
-    say("  $ " + " ".join(command[5:]).replace(f"{LIBS}/*", "infra/kafka/.cache/libs/*"))
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    with tempfile.NamedTemporaryFile("w", suffix=".properties") as login:  # mode 0600: it holds a password
+        login.write(_java_login())
+        login.flush()
+        done = subprocess.run(
+            [*command, "--command-config", login.name], capture_output=True, text=True, timeout=1800, check=False
+        )
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     header = next((i for i, line in enumerate(lines) if line.startswith("start.time")), None)
     if done.returncode != 0 or header is None or header + 1 >= len(lines):
         raise RuntimeError(f"ConsumerPerformance failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-3000:]}")
-    say("    " + lines[header] + "\n    " + lines[header + 1])
     found = dict(zip(lines[header].split(", "), lines[header + 1].split(", "), strict=False))
-    consumed, megabytes = int(found["data.consumed.in.nMsg"]), float(found["data.consumed.in.MB"])
+    consumed = int(found["data.consumed.in.nMsg"])
     whole = consumed / float(found["nMsg.sec"]) if float(found["nMsg.sec"]) else float("inf")
-    fetching = float(found["fetch.time.ms"]) / 1000
-    label = "Kafka ConsumerPerformance"
-    return (
-        Rate(f"{label}, whole run (group join included)", consumed, whole, int(megabytes * MB)),
-        Rate(f"{label}, fetch time only", consumed, fetching, int(megabytes * MB)),
+    return Run(consumed, whole), Run(consumed, float(found["fetch.time.ms"]) / 1000)
+
+
+def report(bootstrap: str, records: int, runs: int, say: Say) -> None:
+    say(f"\nthe {records:,} event records: `h200 replay --format json` and ConsumerPerformance, {runs} run(s) each")
+    say("  $ " + " ".join(replay_command(bootstrap)[1:]))
+    ours = []
+    for n in range(runs):
+        ours.append(replay_once(bootstrap))
+        run = ours[-1]
+        say(f"    run {n + 1}: {run.per_s:,.0f} events/s ({run.seconds:.1f} s), peak RSS {run.peak_mb:,.0f} MB")
+    say(f"    ledger_hash {ours[0].ledger_hash} (the same every run: {len({r.ledger_hash for r in ours}) == 1})")
+    say(f"    of which starting Python and importing the CLI: {startup_seconds():.1f} s")
+    say(
+        "  $ java org.apache.kafka.tools.ConsumerPerformance --include '^(event topics)$' --num-records " + str(records)
     )
+    kafka = [consumer_performance(bootstrap, records, say) for _ in range(runs)]
+    for n, (whole, fetching) in enumerate(kafka):
+        say(f"    run {n + 1}: {fetching.per_s:,.0f} records/s fetching, {whole.per_s:,.0f} records/s whole run")
+    ratio = [ours[n].per_s / kafka[n][1].per_s for n in range(runs)]
+    say(f"\n  {'min / median / max of ' + str(runs) + ' runs':<44} {'per second':>30}   peak RSS (MB)")
+    say(
+        f"  {'ours: h200 replay (read, decode, fold, print)':<44} {spread([r.per_s for r in ours]):>30}   "
+        f"{spread([r.peak_mb for r in ours])}"
+    )
+    say(f"  {'Kafka ConsumerPerformance, fetch time only':<44} {spread([k[1].per_s for k in kafka]):>30}")
+    say(f"  {'Kafka ConsumerPerformance, whole run':<44} {spread([k[0].per_s for k in kafka]):>30}")
+    say(f"  {'ratio ours / fetch-only, run by run':<44} {spread(ratio, '{:.3f}'):>30}   (the aim: at least 0.5)")
 
 
-# --- stage by stage, on a sample ----------------------------------------------------------------------------------
+# --- stage by stage -----------------------------------------------------------------------------------------------
 
 
-def read_sample(bootstrap: str, counts: dict[str, int], sample: int) -> list[LogRecord]:
-    """The first records of each event topic, in proportion to its size: the mix of the whole log."""
-    total = sum(counts.values())
-    records: list[LogRecord] = []
-    for topic, count in counts.items():
-        stream = read_topics(bootstrap, [topic])
-        records += itertools.islice(stream, round(sample * count / total))
-        stream.close()  # type: ignore[attr-defined]
-    return records
-
-
-def _timed(label: str, records: int, work: Callable[[], object], size: int = 0) -> Rate:
+def _timed(work: Callable[[], object]) -> float:
     gc.collect()
     started = time.perf_counter()
     work()
-    return Rate(label, records, time.perf_counter() - started, size)
+    return time.perf_counter() - started
+
+
+def _kafka_python_sample(bootstrap: str, sample: int) -> list[LogRecord]:
+    """The first records of the event topics read with kafka-python, the client replay read with before."""
+    found: list[LogRecord] = []
+    with reader(bootstrap, max_partition_fetch_bytes=16 * MB, fetch_max_bytes=16 * MB) as consumer:
+        from kafka import TopicPartition
+
+        for topic in EVENT_TOPICS:
+            for number in sorted(consumer.partitions_for_topic(topic) or ()):
+                tp = TopicPartition(topic, number)
+                consumer.assign([tp])
+                consumer.seek_to_beginning(tp)
+                end = consumer.end_offsets([tp])[tp]
+                while consumer.position(tp) < end and len(found) < sample:
+                    for batch in consumer.poll(timeout_ms=1000, max_records=10_000).values():
+                        found += [LogRecord(topic, number, r.offset, r.key, r.value) for r in batch]
+                if len(found) >= sample:
+                    return found[:sample]
+    return found
 
 
 def stages_report(bootstrap: str, counts: dict[str, int], sample: int, say: Say) -> None:
-    say(f"\nwhat limits ours: {sample:,} events of the same mix, each stage timed on its own")
-    rates = []
-    for implementation in ("python", "c"):
-        with crc(implementation) as name:
-            gc.collect()
-            started = time.perf_counter()
-            records = read_sample(bootstrap, counts, sample)
-            seconds = time.perf_counter() - started
-            size = sum(len(r.value or b"") + len(r.key or b"") for r in records)
-            rates.append(Rate(f"read: kafka-python, CRC-32C {name.split(' (')[0]}", len(records), seconds, size))
+    total = sum(counts.values())
+    say("\nwhat limits ours: each stage on its own, in this process (us per event, events/s)")
+    rows: list[tuple[str, int, float]] = []
+    seconds = _timed(lambda: sum(1 for _ in read_topics(bootstrap, EVENT_TOPICS)))
+    rows.append(("read, whole log: confluent-kafka (services.replay.bulk_read)", total, seconds))
+    kept: list[list[LogRecord]] = []
+    seconds = _timed(lambda: kept.append(_kafka_python_sample(bootstrap, sample)))
+    rows.append(("read, first records: kafka-python (the client before)", len(kept[0]), seconds))
+    records = list(itertools.islice(read_topics(bootstrap, EVENT_TOPICS), sample))
     values = [r.value or b"" for r in records]
-    size = sum(map(len, values))
-    say(
-        f"  decoders agree: {same_as_codec(values[:: max(1, len(values) // 3000)]):,} records decode equally three ways"
-    )
-    rates.append(_timed("json.loads only (no validation)", len(values), lambda: [json.loads(v) for v in values], size))
-    for name, label in (
-        ("codec", "decode: schemas.codec.decode as is (json.loads + pydantic)"),
-        ("cached", "decode: same, Envelope[model] cached"),
-        ("fast", "decode: cached + model_validate_json on the bytes"),
-    ):
-        with decoder(name):
-            rates.append(_timed(label + ", in build_log", len(records), lambda: build_log(records, EVENT_TOPICS), size))
-    events = build_log(records, EVENT_TOPICS).events
-    rates.append(_timed("fold: fold_ledger over the decoded events", len(events), lambda: fold_ledger(events)))
-    for rate in rates:
-        say(f"  {1e6 / rate.per_s:6.1f} us/event" + rate.line()[1:])
-    for label, implementation, name in (("as shipped", "python", "codec"), ("with the speed-ups", "c", "fast")):
-        with crc(implementation), decoder(name):
-            profile_report(label, bootstrap, counts, sample, say)
+    # Nothing decoded is kept, as in a replay: a list of 100k envelopes would time the garbage collector too.
+    rows.append(("json.loads alone (no validation)", len(values), _timed(lambda: _each(json.loads, values))))
+    rows.append(("decode: schemas.codec.decode (pydantic)", len(values), _timed(lambda: _each(decode, values))))
+    events = [read.envelope for read in read_events(records, Reading(EVENT_TOPICS))]
+    rows.append(("fold: LedgerFold.add over decoded events", len(events), _timed(lambda: _fold(events))))
+    rows.append(("read_events + fold of records in memory", len(records), _timed(lambda: _fold_records(records))))
+    for label, count, spent in rows:
+        say(f"  {spent / count * 1e6:7.1f} us  {count / spent:>10,.0f}/s  {label} ({count:,})")
+
+
+def _each(work: Callable[[bytes], object], values: list[bytes]) -> None:
+    for value in values:
+        work(value)
+
+
+def _fold(events: Iterable[object]) -> None:
+    fold = LedgerFold()
+    for envelope in events:
+        fold.add(envelope)  # type: ignore[arg-type]
+    fold.ledger()
+
+
+def _fold_records(records: list[LogRecord]) -> None:
+    _fold(read.envelope for read in read_events(records, Reading(EVENT_TOPICS)))
 
 
 CATEGORIES = (
-    ("pydantic validation", ("pydantic",)),
-    ("JSON parsing (json.loads)", ("json",)),
-    ("Kafka client: record batches, CRC, fetch requests", ("/kafka/", "selectors", "socket", "_crc32c")),
-    ("waiting for fetch responses (kafka-python's I/O thread)", ("_thread.lock",)),
-    ("fold (services/replay/ledger.py)", ("replay/ledger",)),
-    ("codec checks and upcast (schemas/codec, registry)", ("schemas/codec", "schemas/registry")),
-    ("replay loop (services/replay: LogRecord, dedup by id)", ("services/replay",)),
+    ("decode: pydantic validation (schemas/codec.py validate_json)", ("schemas/codec.py:88",)),
+    ("decode: canonical-form check (schemas/codec.py to_json)", ("schemas/codec.py:93",)),
+    ("decode: the rest (schemas: codec, UUID and time checks)", ("schemas/", "pydantic")),
+    ("Kafka client: consume, LogRecord (services/replay/bulk_read.py)", ("bulk_read.py", "confluent_kafka")),
+    ("reading loop: arrival, dedup (services/replay/reading.py, records.py)", ("reading.py", "records.py")),
+    ("fold (services/replay/ledger.py)", ("ledger.py",)),
+    ("printing the ledger (render, json)", ("render.py", "selection.py")),
+    ("starting up: imports", ("<frozen importlib", "importlib")),
 )
 
 
-def _category(where: str) -> str:
-    return next((name for name, marks in CATEGORIES if any(mark in where for mark in marks)), "other")
+def _category(stack: list[str]) -> str:
+    """The stage of a sample: the innermost frame that belongs to one (a UUID check called by the schema's own
+    validator counts as decoding)."""
+    for frame in reversed(stack):
+        for name, marks in CATEGORIES:
+            if any(mark in frame for mark in marks):
+                return name
+    return "other"
 
 
-def profile_report(label: str, bootstrap: str, counts: dict[str, int], sample: int, say: Say) -> None:
-    """cProfile of a replay of the sample: own time summed by what it is spent on."""
-    profile = cProfile.Profile()
-    profile.enable()
-    fold_ledger(build_log(read_sample(bootstrap, counts, sample), EVENT_TOPICS).events)
-    profile.disable()
-    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    total = sum(row[2] for row in stats.values())
-    spent: dict[str, float] = {}
-    top = []
-    for (path, line, function), (_, _, own, _, _) in stats.items():
-        where = f"{path}:{function}"
-        spent[_category(where)] = spent.get(_category(where), 0.0) + own
-        top.append((own, f"{Path(path).name}:{line}({function})" if path != "~" else function))
-    say(f"\ncProfile of a {sample:,}-event replay {label} (own time {total:.1f} s, profiler overhead included):")
-    for name, own in sorted(spent.items(), key=lambda pair: -pair[1]):
-        say(f"  {own / total:6.1%}  {name}")
-    say("  top functions by own time:")
-    for own, name in sorted(top, reverse=True)[:12]:
-        say(f"    {own / total:6.1%}  {name[:110]}")
-
-
-# --- the report ---------------------------------------------------------------------------------------------------
-
-
-def report(bootstrap: str, records: int, counts: dict[str, int], sample: int, say: Say) -> None:
-    say(f"\nreplay of the {records:,} event records, then Kafka's own consumer on the same topics")
-    with crc("python") as name, decoder("codec"):
-        before, before_ledger = replay(bootstrap, "ours without crc32c (kafka-python's pure-Python CRC)")
-    say(before.line() + f"\n    CRC-32C {name}; {before_ledger}")
-    with crc("c") as name, decoder("fast"):
-        after, after_ledger = replay(bootstrap, "ours as shipped (crc32c, validation from bytes)")
-    say(after.line() + f"\n    CRC-32C {name}, cached models, model_validate_json; {after_ledger}")
-    if after_ledger.split(", peak")[0] != before_ledger.split(", peak")[0]:
-        say("    LEDGERS DIFFER: the speed-ups changed the result")
-    whole, fetching = consumer_performance(bootstrap, records, say)
-    say(whole.line())
-    say(fetching.line())
-    say("\nratio ours / Kafka's (msgs/s; the aim is at least 0.5):")
-    for ours in (before, after):
-        say(
-            f"  {ours.label:<58} {ours.per_s / fetching.per_s:6.3f} of fetch-only, "
-            f"{ours.per_s / whole.per_s:6.3f} of whole-run"
+def profile_report(bootstrap: str, say: Say) -> None:
+    """py-spy samples one more whole replay: the share of samples per stage (by the innermost Python frame)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        raw = Path(scratch) / "replay.txt"
+        command = ["py-spy", "record", "--rate", "200", "--format", "raw", "--output", str(raw), "--"]
+        spy = Path(sys.executable).with_name("py-spy")
+        done = subprocess.run(
+            [str(spy), *command[1:], *replay_command(bootstrap), "--no-progress"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
         )
-    stages_report(bootstrap, counts, sample, say)
+        if done.returncode != 0 or not raw.exists():
+            say(f"\npy-spy could not profile the replay ({done.returncode}): {done.stderr.strip()[-500:]}")
+            return
+        leaves: Counter[str] = Counter()
+        spent: Counter[str] = Counter()
+        for line in raw.read_text().splitlines():
+            stack, _, samples = line.rpartition(" ")
+            frames = stack.split(";")
+            leaves[frames[-1]] += int(samples)
+            spent[_category(frames)] += int(samples)
+    total = sum(leaves.values())
+    say(f"\npy-spy of one whole replay ({total:,} samples at 200 Hz of its Python thread; librdkafka's own fetch")
+    say("threads are not Python and run beside it):")
+    for name, share in spent.most_common():
+        say(f"  {share / total:6.1%}  {name}")
+    say("  innermost frames with the most samples:")
+    for leaf, share in leaves.most_common(10):
+        say(f"    {share / total:6.1%}  {leaf[:110]}")

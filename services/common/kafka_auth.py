@@ -51,6 +51,20 @@ def kafka_python_options(cluster: ClusterSettings | None = None) -> dict[str, An
     }
 
 
+def librdkafka_options(cluster: ClusterSettings | None = None) -> dict[str, str]:
+    """Configuration entries for confluent-kafka (librdkafka) clients: the same login, librdkafka's names."""
+    cluster = _settings(cluster)
+    if cluster.kafka_security_protocol == "PLAINTEXT":
+        return {"security.protocol": "PLAINTEXT"}
+    user, password = _login(cluster)
+    return {
+        "security.protocol": cluster.kafka_security_protocol,
+        "sasl.mechanism": cluster.kafka_sasl_mechanism,
+        "sasl.username": user,
+        "sasl.password": password,
+    }
+
+
 def aiokafka_options(cluster: ClusterSettings | None = None) -> dict[str, Any]:
     """Keyword arguments for aiokafka's AIOKafkaProducer and AIOKafkaConsumer (the same names as kafka-python's)."""
     return kafka_python_options(cluster)

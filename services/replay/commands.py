@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
@@ -15,16 +15,25 @@ from schemas.topics import CATALOGUE, EVENT_TOPICS
 from services.ops.settings import OpsSettings
 from services.projector.store import current_store
 from services.replay import reports
+from services.replay.chain import ChainReport
 from services.replay.determinism import check_determinism
 from services.replay.eventlog import EventLog, build_log
-from services.replay.exportfile import exported_topics, make_header, read_export, read_header, write_export
+from services.replay.exportfile import (
+    check_export_chain,
+    exported_topics,
+    make_header,
+    read_export,
+    read_header,
+    write_export,
+)
 from services.replay.kafka_io import create_catalogue, keeping_arrivals, read_topics, record_counts, write_records
-from services.replay.ledger import fold_ledger
+from services.replay.ledger import LedgerFold
 from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
-from services.replay.records import CLOCK, INBOX, ReplayError, in_catalogue_order
-from services.replay.render import ledger_csv, ledger_json, ledger_table
-from services.replay.selection import Selection, known_things
+from services.replay.reading import Reading, read_events
+from services.replay.records import CLOCK, INBOX, LogRecord, ReplayError, in_catalogue_order
+from services.replay.render import ledger_csv, ledger_json_pieces, ledger_table
+from services.replay.selection import KnownThings, Selection
 from services.replay.verify import verify
 from services.replay.whatif import what_if
 
@@ -37,25 +46,34 @@ def _bootstrap(args: argparse.Namespace, settings: OpsSettings) -> str:
     return str(args.bootstrap or settings.bootstrap_servers)
 
 
-def load_log(
+def open_log(
     args: argparse.Namespace, settings: OpsSettings, topics: Sequence[str], needed: Sequence[str] = ()
-) -> EventLog:
-    """The log of `topics`, from the export file if one is given, else from the cluster."""
+) -> tuple[Iterator[LogRecord], Reading]:
+    """The records of `topics`, from the export file if one is given, else from the cluster, as they are read;
+    and the Reading that counts them."""
     stream = progress_stream(args.progress)
     if args.from_file is None:
         bootstrap = _bootstrap(args, settings)
         chosen = in_catalogue_order(tuple(topics))
-        return build_log(read_topics(bootstrap, chosen, stream), chosen, f"kafka {bootstrap}")
+        return read_topics(bootstrap, chosen, stream), Reading(chosen, f"kafka {bootstrap}")
     path: Path = args.from_file
     present = exported_topics(path)
     missing = [topic for topic in needed if topic not in present]
     if missing:
         raise ReplayError(f"{path} holds no {', '.join(missing)}: export it with `h200 export --to FILE` (all topics)")
     chosen = in_catalogue_order([topic for topic in topics if topic in present])
-    return build_log(read_export(path, chosen, stream), chosen, f"file {path}")
+    return read_export(path, chosen, stream), Reading(chosen, f"file {path}")
 
 
-def note_unreadable(log: EventLog, shown: int = 10) -> None:
+def load_log(
+    args: argparse.Namespace, settings: OpsSettings, topics: Sequence[str], needed: Sequence[str] = ()
+) -> EventLog:
+    """The whole log of `topics` in memory, for the checks that need it at once."""
+    records, reading = open_log(args, settings, topics, needed)
+    return build_log(records, reading.topics, reading.source)
+
+
+def note_unreadable(log: EventLog | Reading, shown: int = 10) -> None:
     """Name on stderr the records left out because they cannot be read, so stdout stays the ledger itself."""
     if not log.rejected:
         return
@@ -70,17 +88,29 @@ def note_unreadable(log: EventLog, shown: int = 10) -> None:
 
 
 def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
-    log = load_log(args, settings, EVENT_TOPICS)
-    note_unreadable(log)
-    known = known_things(log.events)
-    selection = Selection(args.buyer, args.batch, args.order).resolve(known)
-    ledger = fold_ledger(log.events, args.as_of)
+    """Folds the ledger while reading: nothing of the log is held but what the ledger and the filters need."""
+    records, reading = open_log(args, settings, EVENT_TOPICS)
+    selection = Selection(args.buyer, args.batch, args.order)
+    table = args.format == "table"
+    if table:
+        reading.types = {}
+    known = KnownThings() if table or selection.active else None
+    fold = LedgerFold(args.as_of)
+    for read in read_events(records, reading):
+        fold.add(read.envelope)
+        if known is not None:
+            known.add(read.envelope)
+    note_unreadable(reading)
+    things = known.known() if known is not None else KnownThings().known()
+    selection = selection.resolve(things)
+    ledger = fold.ledger()
     if args.format == "json":
-        emit(ledger_json(ledger, selection, len(log.events)))
+        sys.stdout.writelines(ledger_json_pieces(ledger, selection, reading.events))
+        sys.stdout.write("\n")
     elif args.format == "csv":
         emit(ledger_csv(ledger, selection))
     else:
-        emit(ledger_table(ledger, selection, log, known.refs))
+        emit(ledger_table(ledger, selection, reading, things.refs))
     return 0
 
 
@@ -88,8 +118,12 @@ def run_export(args: argparse.Namespace, settings: OpsSettings) -> int:
     bootstrap = _bootstrap(args, settings)
     topics = in_catalogue_order(args.topics or [topic.name for topic in CATALOGUE])
     header = make_header(f"kafka://{bootstrap}", topics)
-    count = write_export(args.to, header, read_topics(bootstrap, topics, progress_stream(args.progress)))
-    emit(f"exported {count:,} records of {len(topics)} topics from {bootstrap} to {args.to}")
+    chain = write_export(args.to, header, read_topics(bootstrap, topics, progress_stream(args.progress)))
+    emit(f"exported {chain.records:,} records of {len(topics)} topics from {bootstrap} to {args.to}")
+    emit(
+        f"chain head {chain.head}: keep it apart from the file; `h200 verify --from-file {args.to} --chain-head "
+        f"{chain.head}` proves the file is the one exported"
+    )
     return 0
 
 
@@ -120,9 +154,25 @@ def run_verify(args: argparse.Namespace, settings: OpsSettings) -> int:
         with redis.Redis.from_url(url, decode_responses=True) as client:
             store = current_store(client, args.namespace)
             live, behind, namespace = live_ledger(store), projector_behind(store, log.ends), store.ns
-    report = verify(log, live, namespace, behind)
+    chain = None if args.from_file is None else export_chain(args.from_file, args.chain_head)
+    report = verify(log, live, namespace, behind, chain)
     emit(reports.verify_json(report) if args.format == "json" else reports.verify_text(report, log.source))
     return 0 if report.ok else 1
+
+
+def export_chain(path: Path, head: str | None) -> ChainReport:
+    """The export's hash chain checked, and its head compared with the one `h200 export` printed, if given."""
+    report = check_export_chain(path)
+    if report is None:
+        problem = "a version 1 export carries no hash chain: nothing proves it unchanged (export it again)"
+        return ChainReport(0, None, problem if head else None, "no_chain" if head else None)
+    if report.ok and head is not None and head != report.head:
+        problem = (
+            f"every link holds, but the chain ends at {report.head}, not at the head {head} given: the file was "
+            "rewritten with a new chain, or is another export"
+        )
+        return ChainReport(report.records, report.head, problem, "other_head")
+    return report
 
 
 def run_determinism(args: argparse.Namespace, settings: OpsSettings) -> int:

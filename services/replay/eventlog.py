@@ -1,9 +1,6 @@
-"""The decoded log: every event of the event topics once (by envelope id), and the allocation inbox as recorded.
-
-Records arrive in partition order (topic by topic, partition by partition, offset by offset). Event ids are
-derived from their causes, so a record written twice (a retry after a crash) carries the same id and counts
-once. The inbox holds copies of events under other keys, with the ids of the originals: it is kept apart,
-per partition and undeduplicated, exactly as the allocation core read it.
+"""The decoded log held in memory: every event of the event topics once (by envelope id), and the allocation inbox
+as recorded, per partition and undeduplicated (services.replay.reading reads them). For the checks that look at
+the whole log at once (verify, determinism, what-if); `h200 replay` folds while reading and holds none of it.
 """
 
 from __future__ import annotations
@@ -13,8 +10,8 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from schemas.base import Message
-from schemas.codec import ContractError, decode
 from schemas.envelope import Envelope
+from services.replay.reading import Reading, read_events
 from services.replay.records import INBOX, LogRecord, Spot
 
 
@@ -84,40 +81,15 @@ class EventLog:
 
 
 def build_log(records: Iterable[LogRecord], topics: Iterable[str], source: str = "") -> EventLog:
-    """Decode records read in partition order into an EventLog; undecodable ones are counted and named."""
-    log = EventLog(topics=tuple(topics), source=source)
-    seen: set[UUID] = set()
-    for record in records:
-        log.ends[(record.topic, record.partition)] = record.offset + 1
-        try:
-            envelope = _decode(record)
-        except ContractError as error:
-            log.undecodable += 1
-            log.rejected.append(f"{record.spot}: {error}")
-            continue
-        arrival = record.arrival
-        if arrival is not None:  # an inbox record: its core decided at the broker's time of it (docs/time.md)
-            envelope = envelope.arrived(arrival)
-        if record.topic == INBOX:
-            log.inbox.setdefault(record.partition, []).append(Located(envelope, record.spot))
-            continue
-        if envelope.id in seen:
-            log.duplicates += 1
-            continue
-        seen.add(envelope.id)
-        log.events.append(envelope)
-        log.spots.append(record.spot)
+    """Decode records read in partition order into an EventLog (services.replay.reading: each event once, the
+    inbox as recorded); undecodable ones are counted and named."""
+    reading = Reading(topics=tuple(topics), source=source)
+    log = EventLog(topics=reading.topics, source=source, ends=reading.ends, rejected=reading.rejected)
+    for read in read_events(records, reading):
+        if read.inbox:
+            log.inbox.setdefault(read.spot.partition, []).append(Located(read.envelope, read.spot))
+        else:
+            log.events.append(read.envelope)
+            log.spots.append(read.spot)
+    log.duplicates, log.undecodable = reading.duplicates, reading.undecodable
     return log
-
-
-def _decode(record: LogRecord) -> Envelope[Message]:
-    """The record's envelope; any failure to read it is a ContractError naming it, so one bad record is reported
-    where it is and the rest of the log is still checked."""
-    if record.value is None:
-        raise ContractError("empty_value", "the record has no value")
-    try:
-        return decode(record.value)
-    except ContractError:
-        raise
-    except Exception as exc:  # e.g. RecursionError on deeply nested JSON: the record is bad, not the audit
-        raise ContractError("undecodable", f"the decoder failed on it: {type(exc).__name__}: {exc}") from None

@@ -7,6 +7,10 @@
 `timestamp_type` is Kafka's (1: the broker's LogAppendTime, the time an inbox record arrived; 0: the producer's
 CreateTime), given when the reader knew it: a replay of the file refolds an inbox with the times its core read.
 
+Since version 2 each record line also carries `prev` and `hash`, and a trailer `{"chain_head": ..., "records": N}`
+ends the file: the hash chain of services.replay.chain, which `h200 verify --from-file` checks. Version 1 files
+(no chain) are still read.
+
 `value` is the envelope as a JSON object (`value_b64` holds a value that is not a JSON object or would not
 read back byte for byte, `null` a tombstone); `key_b64` a key that is not UTF-8; `headers`, when present, is a
 list of [name, text] (or [name, {"b64": ...}]). The order of the lines per partition is the order of the log.
@@ -24,11 +28,14 @@ from typing import Any, TextIO
 
 from schemas.codec import MAX_DEPTH
 from schemas.topics import BY_NAME
+from services.replay.chain import TRAILER, Chain, ChainReport, check_chain
+from services.replay.chain import Line as ChainLine
 from services.replay.progress import Progress
 from services.replay.records import LogRecord, ReplayError
 
 FORMAT = "h200-log-export"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 
 
 def make_header(source: str, topics: Iterable[str], exported_at: datetime | None = None) -> dict[str, Any]:
@@ -38,6 +45,7 @@ def make_header(source: str, topics: Iterable[str], exported_at: datetime | None
         "source": source,
         "exported_at": (exported_at or datetime.now(UTC)).isoformat(),
         "topics": {name: BY_NAME[name].partitions for name in topics if name in BY_NAME},
+        "chain": "sha256(prev + canonical record), every record (services.replay.chain)",
     }
 
 
@@ -52,7 +60,8 @@ def _text_or_b64(data: bytes) -> str | dict[str, str]:
         return {"b64": _b64(data)}
 
 
-def encode_record(record: LogRecord) -> str:
+def encode_record(record: LogRecord, seal: dict[str, str] | None = None) -> str:
+    """The record's line; `seal` its chain fields (`prev`, `hash`)."""
     line: dict[str, Any] = {
         "topic": record.topic,
         "partition": record.partition,
@@ -72,6 +81,7 @@ def encode_record(record: LogRecord) -> str:
         line["value"] = value
     if record.headers:
         line["headers"] = [[name, _text_or_b64(data)] for name, data in record.headers]
+    line.update(seal or {})
     return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -94,6 +104,14 @@ def decode_record(text: str, where: str) -> LogRecord:
     """One record line; ReplayError names the line and what is wrong with it."""
     try:
         line = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ReplayError(f"{where}: not a record of an h200 export ({exc})") from None
+    return record_of(line, where)
+
+
+def record_of(line: Any, where: str) -> LogRecord:
+    """The record of a parsed line; ReplayError names the line and what is wrong with it."""
+    try:
         topic, partition, offset = line["topic"], int(line["partition"]), int(line["offset"])
         if topic not in BY_NAME:
             raise ValueError(f"topic {topic!r} is not in the catalogue")
@@ -134,22 +152,23 @@ def _header_bytes(data: Any) -> bytes:
     return base64.b64decode(data["b64"]) if isinstance(data, dict) else str(data).encode("utf-8")
 
 
-def write_export(path: Path, header: dict[str, Any], records: Iterable[LogRecord]) -> int:
-    """Write the header and the records to `path` (complete or not at all); returns how many records."""
+def write_export(path: Path, header: dict[str, Any], records: Iterable[LogRecord]) -> Chain:
+    """Write the header, the records and the chain's trailer to `path` (complete or not at all); returns the
+    chain (its head and how many records)."""
     partial = path.with_name(f".{path.name}.partial")
-    count = 0
+    chain = Chain(header)
     try:
         with partial.open("w", encoding="utf-8") as out:
             out.write(json.dumps(header, ensure_ascii=False) + "\n")
             for record in records:
-                out.write(encode_record(record) + "\n")
-                count += 1
+                out.write(encode_record(record, chain.seal(record)) + "\n")
+            out.write(json.dumps(chain.trailer()) + "\n")
         os.replace(partial, path)
     except OSError as exc:
         raise ReplayError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         partial.unlink(missing_ok=True)
-    return count
+    return chain
 
 
 def read_header(path: Path) -> dict[str, Any]:
@@ -166,26 +185,75 @@ def read_header(path: Path) -> dict[str, Any]:
         raise ReplayError(
             f'{path} is not an h200 export: its first line must be the header {{"format": "{FORMAT}"...}}'
         )
-    if header.get("version") != VERSION:
-        raise ReplayError(f"{path} is an export of format version {header.get('version')}; this tool reads {VERSION}")
+    if header.get("version") not in READABLE:
+        raise ReplayError(
+            f"{path} is an export of format version {header.get('version')}; this tool reads "
+            f"{' and '.join(map(str, READABLE))}"
+        )
     return header
 
 
-def read_export(path: Path, topics: Iterable[str] | None = None, stream: TextIO | None = None) -> Iterator[LogRecord]:
-    """The records of an export in file order, those of `topics` only if given."""
+def _lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """Each line after the header, parsed, with its line number; ReplayError names a line that is not JSON."""
     read_header(path)
-    wanted = None if topics is None else set(topics)
-    progress = Progress(f"reading {path}", None, stream)
     with path.open(encoding="utf-8") as lines:
         next(lines)
         for number, text in enumerate(lines, start=2):
             if not text.strip():
                 continue
-            record = decode_record(text, f"{path}:{number}")
-            progress.advance()
-            if wanted is None or record.topic in wanted:
-                yield record
+            try:
+                yield number, json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                raise ReplayError(f"{path}:{number}: not a record of an h200 export ({exc})") from None
+
+
+def _is_trailer(line: Any) -> bool:
+    return isinstance(line, dict) and TRAILER in line
+
+
+def read_export(path: Path, topics: Iterable[str] | None = None, stream: TextIO | None = None) -> Iterator[LogRecord]:
+    """The records of an export in file order, those of `topics` only if given."""
+    wanted = None if topics is None else set(topics)
+    progress = Progress(f"reading {path}", None, stream)
+    for number, line in _lines(path):
+        if _is_trailer(line):
+            continue
+        record = record_of(line, f"{path}:{number}")
+        progress.advance()
+        if wanted is None or record.topic in wanted:
+            yield record
     progress.close()
+
+
+def chain_lines(path: Path) -> Iterator[ChainLine]:
+    """The record lines with their chain fields, in file order (every topic)."""
+    for number, line in _lines(path):
+        if not _is_trailer(line):
+            prev, sealed = line.get("prev"), line.get("hash")
+            record = record_of(line, f"{path}:{number}")
+            yield ChainLine(
+                number, record, prev if isinstance(prev, str) else None, sealed if isinstance(sealed, str) else None
+            )
+
+
+def check_export_chain(path: Path) -> ChainReport | None:
+    """The chain of a version 2 export checked (services.replay.chain); None for a version 1 file, which has none."""
+    header = read_header(path)
+    if header.get("version") == 1:
+        return None
+    return check_chain(header, lambda: chain_lines(path), _trailer(path))
+
+
+def _trailer(path: Path, tail: int = 4096) -> dict[str, Any] | None:
+    """The file's last line if it is the chain's trailer (read from the end: the file may be long)."""
+    with path.open("rb") as data:
+        data.seek(max(data.seek(0, os.SEEK_END) - tail, 0))
+        last = next((text for text in reversed(data.read().splitlines()) if text.strip()), b"")
+    try:
+        line = json.loads(last)
+    except ValueError:
+        return None
+    return line if _is_trailer(line) else None
 
 
 def exported_topics(path: Path) -> tuple[str, ...]:

@@ -1,107 +1,29 @@
 """The log on a Kafka cluster: read topics from their beginning (committed records only, partition by partition,
-in offset order), and write records back to the partitions they came from (for `import`)."""
+in offset order: services.replay.bulk_read), and write records back to the partitions they came from (for
+`import`)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from schemas.topics import CATALOGUE
 from services.common.records import LOG_APPEND_TIME
-from services.ops.kafka_clients import admin_client, producer, reader
+from services.ops.kafka_clients import admin_client, producer
 from services.ops.topics import ensure_topics
+from services.replay.bulk_read import FETCH_BYTES, read_topics, record_counts
 from services.replay.progress import Progress
 from services.replay.records import IMPORTED_ARRIVAL, LogRecord, ReplayError
 
+__all__ = ["FETCH_BYTES", "create_catalogue", "keeping_arrivals", "read_topics", "record_counts", "write_records"]
+
 TIMESTAMP_TYPE = "message.timestamp.type"
 
-FETCH_BYTES = 16 * 1024 * 1024
-POLL_RECORDS = 10_000
 SEND_CHUNK = 10_000
 SEND_TIMEOUT_S = 60
-STALL_S = 60.0
-"""How long a read may stay at one offset below the partition's end before it gives up."""
-
-
-def _partitions(consumer: KafkaConsumer, bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
-    found = []
-    for topic in topics:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise ReplayError(
-                f"topic {topic} does not exist on the cluster at {bootstrap}: is this the h200 cluster? "
-                "(`h200 topics create` makes an empty catalogue)"
-            )
-        found += [TopicPartition(topic, p) for p in sorted(partitions)]
-    return found
-
-
-def read_topics(bootstrap: str, topics: Iterable[str], stream: TextIO | None = None) -> Iterator[LogRecord]:
-    """Every committed record of the topics, topic by topic, partition by partition, oldest first."""
-    with reader(
-        bootstrap, max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=FETCH_BYTES, receive_buffer_bytes=1 << 20
-    ) as consumer:
-        partitions = _partitions(consumer, bootstrap, topics)
-        ends = consumer.end_offsets(partitions)
-        starts = consumer.beginning_offsets(partitions)
-        progress = Progress(f"reading {bootstrap}", sum(ends[tp] - starts[tp] for tp in partitions), stream)
-        for tp in partitions:
-            consumer.assign([tp])
-            consumer.seek_to_beginning(tp)
-            stall = _Stall(tp, ends[tp])
-            while stall.reading(consumer.position(tp)):
-                for batch in consumer.poll(timeout_ms=1000, max_records=POLL_RECORDS).values():
-                    for record in batch:
-                        if record.offset < ends[tp]:
-                            yield LogRecord(
-                                tp.topic,
-                                tp.partition,
-                                record.offset,
-                                record.key,
-                                record.value,
-                                record.timestamp,
-                                tuple((str(k), bytes(v)) for k, v in record.headers or ()),
-                                record.timestamp_type,
-                            )
-                    progress.advance(len(batch))
-        progress.close()
-
-
-class _Stall:
-    """Ends a read that makes no progress: a broker gone mid-read would otherwise leave the reader polling forever."""
-
-    def __init__(self, tp: TopicPartition, end: int) -> None:
-        self.tp, self.end = tp, end
-        self.position, self.since = -1, time.monotonic()
-
-    def reading(self, position: int) -> bool:
-        if position >= self.end:
-            return False
-        if position != self.position:
-            self.position, self.since = position, time.monotonic()
-        elif time.monotonic() - self.since > STALL_S:
-            raise ReplayError(
-                f"reading {self.tp.topic}[{self.tp.partition}] made no progress for {STALL_S:.0f} s at offset "
-                f"{position} of {self.end}: check that the broker is up and the partition has a leader, then retry"
-            )
-        return True
-
-
-def record_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
-    """Records each topic holds now (committed, from its first offset to its end)."""
-    with reader(bootstrap) as consumer:
-        partitions = _partitions(consumer, bootstrap, topics)
-        ends = consumer.end_offsets(partitions)
-        starts = consumer.beginning_offsets(partitions)
-    counts: dict[str, int] = {}
-    for tp in partitions:
-        counts[tp.topic] = counts.get(tp.topic, 0) + ends[tp] - starts[tp]
-    return counts
 
 
 def create_catalogue(bootstrap: str) -> None:

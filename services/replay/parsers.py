@@ -119,6 +119,11 @@ def _add_checks(commands_: Commands) -> None:
         help="read-model namespace in Redis, its alias followed after a rebuild (default: h200)",
     )
     check.add_argument("--no-live", action="store_true", help="do not compare with the live read model")
+    check.add_argument(
+        "--chain-head",
+        metavar="HASH",
+        help="with --from-file: the chain head `h200 export` printed; the file's chain must end there",
+    )
     check.add_argument("--format", choices=["text", "json"], default="text", help="default: text")
     check.set_defaults(run=commands.run_verify)
     determinism = commands_.add_parser(

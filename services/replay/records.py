@@ -63,6 +63,8 @@ class LogRecord:
         kind = self.timestamp_type
         if kind == 0 and (IMPORTED_ARRIVAL, b"1") in self.headers:
             kind = LOG_APPEND_TIME
+        if kind != LOG_APPEND_TIME:
+            return None  # as Record says for a producer's time, without building one for every event of a replay
         as_read = Record(*self.spot, self.key, self.value, self.headers, self.timestamp_ms, kind)
         return as_read.arrival
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
-from services.replay.eventlog import EventLog
-from services.replay.ledger import Ledger, Line
+from services.replay.ledger import LINE_FIELDS, Ledger
+from services.replay.reading import Reading
 from services.replay.selection import Selection, shown_lines, shown_totals
-
-LINE_FIELDS = tuple(Line.__dataclass_fields__)
 
 
 def _short(text: str | None, size: int = 8) -> str:
@@ -25,16 +23,31 @@ def _minute(text: str | None) -> str:
 
 
 def ledger_json(ledger: Ledger, selection: Selection, events: int) -> str:
+    return "".join(ledger_json_pieces(ledger, selection, events))
+
+
+def ledger_json_pieces(ledger: Ledger, selection: Selection, events: int) -> Iterator[str]:
+    """The text of json.dumps(document, indent=2), a line of the ledger at a time: a long ledger is written out
+    without being held as one document and one text."""
     document: dict[str, Any] = {
         "as_of": ledger.as_of,
-        "lines": [asdict(line) for line in shown_lines(ledger, selection)],
+        "lines": [],
         "totals": shown_totals(ledger, selection),
         "ledger_hash": ledger.ledger_hash,
         "events": events,
     }
     if selection.active:
         document["filters"] = selection.active
-    return json.dumps(document, indent=2, ensure_ascii=False)
+    lines = shown_lines(ledger, selection)
+    if not lines:
+        yield json.dumps(document, indent=2, ensure_ascii=False)
+        return
+    head, _, tail = json.dumps(document, indent=2, ensure_ascii=False).partition('"lines": []')
+    yield head + '"lines": [\n'
+    for index, line in enumerate(lines):
+        text = json.dumps(line.as_dict(), indent=2, ensure_ascii=False)
+        yield (",\n" if index else "") + "\n".join("    " + row for row in text.split("\n"))
+    yield "\n  ]" + tail
 
 
 def ledger_csv(ledger: Ledger, selection: Selection) -> str:
@@ -42,27 +55,27 @@ def ledger_csv(ledger: Ledger, selection: Selection) -> str:
     writer = csv.DictWriter(out, fieldnames=LINE_FIELDS, lineterminator="\n")
     writer.writeheader()
     for line in shown_lines(ledger, selection):
-        writer.writerow(asdict(line))
+        writer.writerow(line.as_dict())
     return out.getvalue()
 
 
-def ledger_table(ledger: Ledger, selection: Selection, log: EventLog, refs: dict[str, str]) -> str:
+def ledger_table(ledger: Ledger, selection: Selection, read: Reading, refs: dict[str, str]) -> str:
     """The lines (with the order's own reference and the kind of event behind each), then the totals."""
     moment = ledger.as_of or "the end of the log"
     shown = shown_lines(ledger, selection)
     where = f" ({', '.join(f'{k} {v}' for k, v in selection.active.items())})" if selection.active else ""
-    rows = [f"ledger as of {moment}{where}: {len(shown)} line(s), {len(log.events):,} events from {log.source}", ""]
+    rows = [f"ledger as of {moment}{where}: {len(shown)} line(s), {read.events:,} events from {read.source}", ""]
     header = (
         f"{'allocated_at':<17} {'buyer':<10} {'order':<13} {'batch':<10} {'chips':>9}  {'status':<15} "
         f"{'shipped':<17} {'delivered':<17} {'policy':<20} cause"
     )
     rows += [header, "-" * len(header)]
     for line in shown:
-        cause = log.event(UUID(line.cause_event_id))
+        cause = read.type_of(UUID(line.cause_event_id))
         rows.append(
             f"{_minute(line.allocated_at):<17} {line.buyer:<10} {refs.get(line.order_id, _short(line.order_id)):<13} "
             f"{line.batch_id:<10} {line.quantity:>9,}  {line.status:<15} {_minute(line.shipped_at):<17} "
-            f"{_minute(line.delivered_at):<17} {line.policy_version:<20} {cause.type if cause else '?'} "
+            f"{_minute(line.delivered_at):<17} {line.policy_version:<20} {cause or '?'} "
             f"{_short(line.cause_event_id)}"
         )
     rows += ["", *_totals_table(shown_totals(ledger, selection)), "", f"ledger_hash {ledger.ledger_hash}"]

@@ -40,9 +40,21 @@ def verify_text(report: VerifyReport, source: str) -> str:
     rows.append(f"  live read model ........... {_parity_summary(report)}")
     if report.parity and not report.parity.same:
         rows += [f"    {difference}" for difference in report.parity.differences]
+    rows.append(f"  export's hash chain ....... {_chain_summary(report)}")
     rows += [f"  note: {note}" for note in report.notes]
     rows.append("verdict: " + ("the log keeps every invariant" if report.ok else "VIOLATIONS FOUND"))
     return "\n".join(rows)
+
+
+def _chain_summary(report: VerifyReport) -> str:
+    chain = report.chain
+    if chain is None:
+        return "skipped (read from the cluster, not an export)"
+    if chain.problem is not None:
+        return f"FAILED [{chain.code}] {chain.problem}"
+    if chain.head is None:
+        return "none (a version 1 export: nothing proves it unchanged)"
+    return f"ok ({chain.records:,} records chained, head {chain.head})"
 
 
 def _determinism_summary(report: DeterminismReport | None) -> str:
@@ -144,6 +156,7 @@ def verify_json(report: VerifyReport) -> str:
         "determinism": None if report.determinism is None else determinism_json(report.determinism),
         "parity": None if report.parity is None else {**asdict(report.parity), "same": report.parity.same},
         "notes": report.notes,
+        "chain": None if report.chain is None else {**asdict(report.chain), "ok": report.chain.ok},
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 

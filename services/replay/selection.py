@@ -4,6 +4,7 @@ thing. Filters only choose what is shown: the ledger hash always covers the whol
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,22 +40,35 @@ class Known:
     """order id -> upstream reference."""
 
 
-def known_things(events: list[Envelope[Message]]) -> Known:
-    buyers: set[str] = set()
-    batches: set[str] = set()
-    orders: set[str] = set()
-    refs: dict[str, str] = {}
-    for envelope in events:
+class KnownThings:
+    """Gathers what `Known` holds one event at a time, for a replay that folds while it reads."""
+
+    def __init__(self) -> None:
+        self.buyers: set[str] = set()
+        self.batches: set[str] = set()
+        self.orders: set[str] = set()
+        self.refs: dict[str, str] = {}
+
+    def add(self, envelope: Envelope[Message]) -> None:
         payload: Any = envelope.payload
         if isinstance(getattr(payload, "buyer_id", None), str):
-            buyers.add(payload.buyer_id)
+            self.buyers.add(payload.buyer_id)
         if isinstance(getattr(payload, "batch_id", None), str):
-            batches.add(payload.batch_id)
+            self.batches.add(payload.batch_id)
         if getattr(payload, "order_id", None) is not None:
-            orders.add(str(payload.order_id))
+            self.orders.add(str(payload.order_id))
         if isinstance(payload, OrderPlaced):
-            refs[str(payload.order_id)] = payload.upstream_ref
-    return Known(frozenset(buyers), frozenset(batches), frozenset(orders), refs)
+            self.refs[str(payload.order_id)] = payload.upstream_ref
+
+    def known(self) -> Known:
+        return Known(frozenset(self.buyers), frozenset(self.batches), frozenset(self.orders), self.refs)
+
+
+def known_things(events: Iterable[Envelope[Message]]) -> Known:
+    found = KnownThings()
+    for envelope in events:
+        found.add(envelope)
+    return found.known()
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ read model, gathered in one report. Pure: the shell hands over the log and, if a
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
-from itertools import chain
 from typing import Any
 
 from schemas.allocation import ChipsAllocated
 from schemas.supply import BatchManufactured
+from services.replay.chain import ChainReport
 from services.replay.determinism import DeterminismReport, check_determinism
 from services.replay.eventlog import EventLog
 from services.replay.invariants import check
@@ -49,6 +50,8 @@ class VerifyReport:
     parity: Parity | None
     notes: list[str]
     """Things worth knowing that break no invariant (e.g. allocations dated before their batch was ready)."""
+    chain: ChainReport | None = None
+    """The export's hash chain, when the log was read from a file."""
 
     @property
     def ok(self) -> bool:
@@ -59,12 +62,19 @@ class VerifyReport:
             and self.stable
             and (self.determinism is None or not self.determinism.divergences)
             and (self.parity is None or self.parity.same)
+            and (self.chain is None or self.chain.ok)
         )
 
 
-def verify(log: EventLog, live: Ledger | None = None, namespace: str = "", behind: int = 0) -> VerifyReport:
+def verify(
+    log: EventLog,
+    live: Ledger | None = None,
+    namespace: str = "",
+    behind: int = 0,
+    chain: ChainReport | None = None,
+) -> VerifyReport:
     replayed = fold_ledger(log.events)
-    reversed_order = fold_ledger(chain.from_iterable(reversed(log.by_partition())))
+    reversed_order = fold_ledger(itertools.chain.from_iterable(reversed(log.by_partition())))
     parity = None
     if live is not None:
         parity = Parity(namespace, replayed.ledger_hash, live.ledger_hash, behind, differences(replayed, live))
@@ -79,6 +89,7 @@ def verify(log: EventLog, live: Ledger | None = None, namespace: str = "", behin
         determinism=check_determinism(log) if log.has_inbox else None,
         parity=parity,
         notes=early_allocations(log),
+        chain=chain,
     )
 
 

@@ -28,7 +28,7 @@ def test_the_header_names_the_format_version_source_and_topics(tmp_path: Path) -
 
     header = json.loads(path.read_text().splitlines()[0])
 
-    assert (header["format"], header["version"], header["source"]) == ("h200-log-export", 1, "world")
+    assert (header["format"], header["version"], header["source"]) == ("h200-log-export", 2, "world")
     assert header["topics"]["h200.allocation.inbox"] == 3
 
 
@@ -93,9 +93,9 @@ def test_a_file_that_is_not_an_export_is_refused(tmp_path: Path) -> None:
 
 def test_an_export_of_another_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.jsonl"
-    path.write_text(json.dumps({**make_header("x", []), "version": 2}) + "\n")
+    path.write_text(json.dumps({**make_header("x", []), "version": 3}) + "\n")
 
-    with pytest.raises(ReplayError, match="format version 2; this tool reads 1"):
+    with pytest.raises(ReplayError, match="format version 3; this tool reads 1 and 2"):
         list(read_export(path))
 
 
