@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import (
     GroupAuthorizationFailedError,
     KafkaError,
@@ -153,6 +154,29 @@ def test_only_the_admin_creates_topics_or_deletes_records(cluster: str, principa
             admin.delete_records({TopicPartition("h200.allocations", 0): 0})
     finally:
         admin.close()
+
+
+@pytest.mark.parametrize("principal", ["ops", "auditor", "intake", "upstream"])
+def test_no_one_but_the_admin_deletes_a_keep_forever_topic_or_shortens_its_retention(
+    cluster: str, principal: str
+) -> None:
+    """The attacks of issue 10 on the log itself: delete h200.allocations, or set retention.ms=1000 on it."""
+    admin = KafkaAdminClient(bootstrap_servers=cluster, **login(principal))
+    try:
+        with pytest.raises(KafkaError):
+            admin.delete_topics(["h200.allocations"], raise_errors=True)
+        with contextlib.suppress(KafkaError):  # refused by a raise or by an error code: what counts is below
+            admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, "h200.allocations", configs={"retention.ms": "1000"})],
+                raise_on_unknown=False,  # it cannot describe the topic's settings either: send the change anyway
+            )
+    finally:
+        admin.close()
+    with admin_client(cluster) as own:
+        assert "h200.allocations" in own.list_topics()
+        described = own.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "h200.allocations")])
+        retention = described["topic"]["h200.allocations"].get("retention.ms", {}).get("value")
+        assert retention == "-1", f"the keep-forever h200.allocations now keeps records for {retention} ms"
 
 
 def _sample_approval() -> OrderApproved:
