@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from schemas.base import Event, Slug, Timestamp
 
@@ -30,6 +30,10 @@ class ApprovalsPassed(Event):
     h200.approvals this marker is written to). Allocation admits an approval into first-approved-first-served only
     once every source has passed its decided_at on every lane, so a copy that is late cannot lose its place."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"x-h200-rules": ["lane: less than lanes", "source_partition: less than sources"]}
+    )
+
     TYPE: ClassVar[str] = "ApprovalsPassed"
     VERSION: ClassVar[int] = 1
     source_partition: Annotated[int, Field(ge=0, le=1023)]
@@ -37,6 +41,16 @@ class ApprovalsPassed(Event):
     lane: Annotated[int, Field(ge=0, le=1023)]
     lanes: Annotated[int, Field(ge=1, le=1024)]
     at: Timestamp
+
+    @model_validator(mode="after")
+    def _positions_within_counts(self) -> ApprovalsPassed:
+        # Allocation's frontier counts one mark per (lane, source) below these counts: a marker outside its own
+        # counts would be a mark that says nothing, so it is refused as a contract error.
+        if self.lane >= self.lanes:
+            raise ValueError("lane: must be less than lanes")
+        if self.source_partition >= self.sources:
+            raise ValueError("source_partition: must be less than sources")
+        return self
 
     def id_discriminator(self) -> str:
         return f"{self.source_partition}/{self.lane}"

@@ -94,6 +94,8 @@ RULES = [
     ),
     ("ExportLicenceIssued", ("payload", "valid_until"), "2020-01-01T00:00:00Z", "later than valid_from"),
     ("TrancheQuotaSet", ("payload", "closes_at"), "2020-01-01T00:00:00Z", "later than opens_at"),
+    ("ApprovalsPassed", ("payload", "lane"), 3, "lane: less than lanes"),
+    ("ApprovalsPassed", ("payload", "source_partition"), 6, "source_partition: less than sources"),
 ]
 
 

@@ -58,7 +58,8 @@ def is_new_tick(state: AllocationState, tick: ClockTicked) -> bool:
 
 def passed_before(passed: dict[tuple[int, int], datetime], lanes: int, sources: int) -> datetime | None:
     """The time before which every source has passed on every lane, or None while one of them is still unheard."""
-    # Every key is a (lane, source) in range (after_marker keeps no other), so all are heard when all are there.
+    # Every key is a (lane, source) in range (the contract refuses a marker outside its own counts, and counts only
+    # grow), so all are heard when all are there.
     return min(passed.values()) if passed and len(passed) == lanes * sources else None
 
 
@@ -73,11 +74,9 @@ def admits(state: AllocationState, decided_at: datetime) -> bool:
 def after_marker(state: AllocationState, marker: ApprovalsPassed) -> tuple[dict[tuple[int, int], datetime], int, int]:
     """What the partition knows of approval's progress once it has seen `marker`."""
     key = (marker.lane, marker.source_partition)
-    lanes, sources = max(state.lanes, marker.lanes), max(state.sources, marker.sources)
     passed = dict(state.passed)
-    if marker.lane < marker.lanes and marker.source_partition < marker.sources:  # else it contradicts itself
-        passed[key] = max(passed.get(key, marker.at), marker.at)
-    return passed, lanes, sources
+    passed[key] = max(passed.get(key, marker.at), marker.at)
+    return passed, max(state.lanes, marker.lanes), max(state.sources, marker.sources)
 
 
 def admitted_by(pool: Pool, mark: datetime | None) -> list[Order]:
