@@ -113,18 +113,17 @@ class PartitionedCore:
     async def handle(self, record: Record) -> Outcome:
         """Apply one live record; the outputs are the facts to publish for it."""
         key = (record.topic, record.partition)
-        current = self._partitions.get(key)
-        if current is None or current.next_offset != record.offset:
+        if not self.is_current(record):
             # A rebuild that fails (broker away) is retried: raising would end the agent and faust would skip
             # this record (faust-streaming #315). A stop request ends the retries (StopRequestedError).
-            current = self._partitions[key] = await persist(
+            self._partitions[key] = await persist(
                 partial(self._rebuild, record.topic, record.partition, record.offset),
                 f"rebuilding {self.core.NAME} state of {record.topic}[{record.partition}]",
                 self._lifecycle,
                 self._backoff,
                 logger=log,
             )
-        return self._apply(current, record)
+        return self._apply(self._partitions[key], record)
 
     def forget(self, topic: str, partition: int) -> bool:
         """Drop the state of a partition this worker no longer owns (it is rebuilt if the partition comes back)."""
