@@ -147,3 +147,27 @@ def test_a_container_takes_its_tokens_from_the_environment_that_access_secrets_e
 
     assert (callers.identify("Bearer tc-env").buyer_id, callers.identify("Bearer au-env").buyer_id) == ("tencent", None)
     assert len(Callers.from_directory(tmp_path / "none", {"H200_API_SECRET_BUYERS": ""})) == 0
+
+
+def test_access_secrets_writes_each_buyer_system_a_token_once_and_exports_what_the_api_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.ops.cli import main
+
+    for variable, folder in (("KAFKA", "kafka"), ("REDIS", "redis"), ("API", "api")):
+        monkeypatch.setenv(f"H200_{variable}_SECRETS_DIR", str(tmp_path / folder))
+    monkeypatch.setenv("H200_BUYER_SYSTEMS", '["tencent"]')
+    assert main(["access", "secrets"]) == 0
+    assert "api token of buyer tencent" in capsys.readouterr().out
+    token = (tmp_path / "api" / "buyers" / "tencent").read_text().strip()
+    assert oct((tmp_path / "api" / "buyers" / "tencent").stat().st_mode & 0o777) == "0o600"
+    assert main(["access", "secrets"]) == 0
+    assert "nothing written" in capsys.readouterr().out
+    assert (tmp_path / "api" / "buyers" / "tencent").read_text().strip() == token
+
+    assert main(["access", "secrets", "--export"]) == 0
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in capsys.readouterr().out.splitlines() if line)
+    environ = {name: value.strip("'") for name, value in exported.items() if name.startswith("H200_API_SECRET")}
+    callers = Callers.from_directory(tmp_path / "elsewhere", environ)
+    assert callers.identify(f"Bearer {token}").buyer_id == "tencent"
+    assert callers.identify(f"Bearer {(tmp_path / 'api' / 'auditor').read_text().strip()}").name == "auditor"

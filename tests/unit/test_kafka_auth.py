@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from services.common.kafka_auth import KafkaCredentialsError, faust_credentials, kafka_python_options
+from services.common.kafka_auth import (
+    KafkaCredentialsError,
+    faust_credentials,
+    kafka_python_options,
+    librdkafka_options,
+)
 from services.common.settings import ClusterSettings, redis_url_with_password
 from services.ops.supervisor import as_principal
 
@@ -27,6 +32,21 @@ def test_a_principal_logs_in_with_scram_and_the_password_from_its_file(tmp_path:
         "s3cret",
         "SCRAM-SHA-512",
     )
+
+
+def test_replay_s_librdkafka_client_logs_in_the_same_way_under_librdkafka_s_names(tmp_path: Path) -> None:
+    (tmp_path / "auditor").write_text("s3cret\n")
+    cluster = ClusterSettings(kafka_username="auditor", kafka_password=None, kafka_secrets_dir=tmp_path)
+    assert librdkafka_options(cluster) == {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "auditor",
+        "sasl.password": "s3cret",
+    }
+    plaintext = ClusterSettings(kafka_security_protocol="PLAINTEXT", kafka_username=None, kafka_secrets_dir=tmp_path)
+    assert librdkafka_options(plaintext) == {"security.protocol": "PLAINTEXT"}
+    with pytest.raises(KafkaCredentialsError, match="no password for Kafka principal 'ops'"):
+        librdkafka_options(ClusterSettings(kafka_username="ops", kafka_password=None, kafka_secrets_dir=tmp_path))
 
 
 def test_a_client_without_a_principal_is_told_what_to_set(tmp_path: Path) -> None:
