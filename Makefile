@@ -95,6 +95,9 @@ bench-replay: jars $(STAMP) ## a million events: h200 replay against Kafka's Con
 	@trap 'KAFKA_RUN_DIR=.run/bench/kafka bash infra/kafka/kafka.sh stop --purge >/dev/null 2>&1 || true' EXIT
 	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),) $(if $(RUNS),--runs $(RUNS),)
 
+bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000): snapshot + tail vs journal fold vs deciding again
+	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),)
+
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
 	@eval "$$($(PY) -m services.ops access secrets --export)"
 	$(COMPOSE) up -d

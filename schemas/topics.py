@@ -300,3 +300,35 @@ DEAD_LETTER_HEADERS = {
     "(less if the cluster's limit leaves less), the key its first 1 KiB, and the record's own headers are dropped "
     "if they do not fit; false otherwise",
 }
+
+DECIDING_INBOXES = {
+    "intake": "h200.intake.inbox",
+    "approval": "h200.approval.inbox",
+    "allocation": "h200.allocation.inbox",
+    "fulfilment": "h200.fulfilment.commands",
+}
+"""The inbox each deciding service runs its core over."""
+
+
+def journal_topic(service: str) -> str:
+    return f"h200.{service}.journal"
+
+
+JOURNALS: tuple[Topic, ...] = tuple(
+    Topic(
+        name=journal_topic(service),
+        key="inbox offset",
+        partitions=BY_NAME[inbox].partitions,
+        description=f"What {service} decided on each record of {inbox} (schemas.journal.JournalEntry), written "
+        "before any of it is sent; partition p journals inbox partition p. Internal: a worker rebuilds from it "
+        "instead of deciding again. Kept as long as the inbox.",
+        messages=(),
+        producers=(service,),
+        consumers=(service,),
+    )
+    for service, inbox in DECIDING_INBOXES.items()
+)
+"""Internal topics: not part of the published contract and never read by a replay."""
+
+MANAGED: tuple[Topic, ...] = CATALOGUE + JOURNALS
+"""Every topic `h200 topics create` makes: the catalogue and the internal journals."""

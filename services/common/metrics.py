@@ -90,6 +90,8 @@ class WorkerFigures:
     dead_letters: Mapping[str, int] = field(default_factory=dict)
     rebuilding: int = 0
     lag: Lag = field(default_factory=dict)
+    recovery: Mapping[str, int] = field(default_factory=dict)
+    """RebuildFigures of services.common.partitions, by field name."""
 
 
 class WorkerMetrics:
@@ -119,6 +121,18 @@ class WorkerMetrics:
         rebuilding = GaugeMetricFamily("h200_partitions_rebuilding", "Partitions being rebuilt now", labels=["service"])
         rebuilding.add_metric([self.service], now.rebuilding)
         yield rebuilding
+        recovery = {
+            "folded": ("h200_rebuild_records_folded", "Inbox records folded from their journal entries in rebuilds"),
+            "redecided": ("h200_rebuild_records_redecided", "Inbox records with no journal entry decided again"),
+            "snapshots_used": ("h200_snapshots_used", "Rebuilds that started from a snapshot"),
+            "snapshots_unusable": (
+                "h200_snapshots_unusable",
+                "Snapshots not used (other core, corrupt, other log)",
+            ),
+            "snapshots_written": ("h200_snapshots_written", "Snapshots of partition states written"),
+        }
+        for name, (metric, documentation) in recovery.items():
+            yield counter(metric, documentation, by, now.recovery.get(name, 0))
         yield lag_gauge("h200_inbox_lag_records", "Records of an assigned partition not read yet", by, now.lag)
 
 

@@ -74,6 +74,18 @@ class Publisher:
             )
         return self._topics[name]
 
+    async def enqueue(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> Any:
+        """Hand a record to the producer, in order, without waiting: the future of its acknowledgement (the producer
+        retries on its own; a failure shows when the future is awaited)."""
+        return await self.topic(topic).send(key=key, value=value, headers=headers, partition=partition, force=True)
+
     async def send(
         self,
         topic: str,

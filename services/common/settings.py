@@ -86,6 +86,9 @@ class WorkerSettings(BaseSettings):
     # even after a clean stop. It must name a slot (e.g. allocation-1), never a process: unset, membership is dynamic.
     group_instance_id: str | None = Field(None, min_length=1)
     heartbeat_interval_s: float = Field(3.0, gt=0)
+    # A partition's state is written to <datadir>/<service>/snapshots every this many records it handles, so a
+    # rebuild folds only what came after (0: never; every rebuild then folds the journal from the start).
+    snapshot_every: int = Field(5_000, ge=0)
     commit_interval_s: float = Field(1.0, gt=0)
     # Publishing waits out a failure that passes: first send_retry_s, doubling up to send_retry_max_s; an
     # attempt with no acknowledgement after send_timeout_s counts as failed.

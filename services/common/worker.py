@@ -18,9 +18,10 @@ import faust
 from schemas.base import Message
 from schemas.codec import ContractError, encode
 from schemas.routing import explicit_partition, home_topic, record_key
-from schemas.topics import BY_NAME, Topic
+from schemas.topics import BY_NAME, Topic, journal_topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
-from services.common.inbox_replay import replay_partition
+from services.common.inbox_replay import end_offset, replay_partition
+from services.common.journal import KafkaJournal
 from services.common.kafka_auth import faust_credentials
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
 from services.common.outage_log import install_outage_log_filter
@@ -29,11 +30,14 @@ from services.common.publishing import Publisher
 from services.common.records import Record, decode_record, from_faust
 from services.common.retry import Backoff, StopRequestedError
 from services.common.settings import ClusterSettings, WorkerSettings
+from services.common.snapshots import FileSnapshots
 
 log = logging.getLogger(__name__)
 
 EXIT_UNFINISHED = 75  # EX_TEMPFAIL: stopped during a record; it is processed again after a restart
 EXIT_FAILED = 70  # EX_SOFTWARE: a failure that waiting does not cure
+DECIDED_BY = "h200.decided-by"
+"""Header of every event a core decided: the version of that core (name@digest of its code)."""
 
 
 def halt(code: int) -> None:
@@ -102,7 +106,24 @@ class ServiceWorker:
         backoff = Backoff(worker.send_retry_s, worker.send_retry_max_s, worker.send_timeout_s)
         self.publisher = Publisher(app, backoff)
         replay = partial(replay_partition, cluster.bootstrap_servers)
-        self.core = PartitionedCore(core, replay, self._max_bytes, app, backoff)
+        journal = KafkaJournal(
+            journal_topic(service),
+            self._send,
+            self.publisher.enqueue,
+            replay,
+            partial(end_offset, cluster.bootstrap_servers),
+        )
+        self.core = PartitionedCore(
+            core,
+            replay,
+            self._max_bytes,
+            app,
+            backoff,
+            journal=journal,
+            # Shared by the workers of one machine (not per process): a restarted worker finds its snapshots.
+            snapshots=FileSnapshots(worker.datadir / service / "snapshots"),
+            snapshot_every=worker.snapshot_every,
+        )
         # A dead letter must fit both what our producer sends and what the cluster takes.
         letter_bytes = min(cluster.max_message_bytes, app.conf.producer_max_request_size)
         self.dead_letters = DeadLetters(service, self._send_letter, letter_bytes)
@@ -165,11 +186,12 @@ class ServiceWorker:
         outcome = await self.core.handle(record)
         if outcome.rejected is not None:
             await self._reject(record, outcome.rejected)
+        decided_by = [(DECIDED_BY, (outcome.decided_by or self.core.version).encode())]
         for envelope in outcome.outputs:
             try:
                 topic = home_topic(envelope.payload).name
                 partition = explicit_partition(envelope.payload)
-                await self._send(topic, envelope.key.encode(), encode(envelope), partition=partition)
+                await self._send(topic, envelope.key.encode(), encode(envelope), decided_by, partition)
             except RecordRefusedError as refused:
                 # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
                 await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {refused}"))
@@ -294,6 +316,7 @@ class ServiceWorker:
             dead_letters=dict(self.dead_letters.counts),
             rebuilding=len(self.core.rebuilding),
             lag=lag,
+            recovery=vars(self.core.figures),
         )
 
     def stats(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError
 
-from schemas.topics import CATALOGUE, Topic
+from schemas.topics import MANAGED, Topic
 from services.common.settings import ClusterSettings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def _configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, s
 
 
 def ensure_topics(
-    admin: KafkaAdminClient, catalogue: tuple[Topic, ...] = CATALOGUE, replication: Replication | None = None
+    admin: KafkaAdminClient, catalogue: tuple[Topic, ...] = MANAGED, replication: Replication | None = None
 ) -> TopicsReport:
     """Create missing topics, restore drifted retention and min ISR settings, and report partition and
     replication mismatches. Without `replication`, H200_REPLICATION_FACTOR and H200_MIN_INSYNC_REPLICAS say it."""

@@ -25,8 +25,10 @@ from schemas.codec import ContractError, encode
 from schemas.envelope import Envelope
 from schemas.routing import explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME
+from services.common.journal import MemoryJournal
 from services.common.partitions import Outcome, PartitionedCore
 from services.common.records import LOG_APPEND_TIME, Record
+from services.common.snapshots import MemorySnapshots
 
 from .topology import Consumer, Topology, partition_of, simulated_topics
 from .workers import make_worker, run_at_once, run_now
@@ -92,6 +94,9 @@ class Cluster:
         self.committed: dict[Consumer, int] = dict.fromkeys(topology.consumers, 0)
         self.processed: dict[Consumer, int] = dict.fromkeys(topology.consumers, -1)
         """The highest offset each deciding agent has handled live: what the determinism check refolds."""
+        self.journals = {service.name: MemoryJournal() for service in topology.services}
+        self.snapshots = {service.name: MemorySnapshots() for service in topology.services}
+        """Each service's decision journal (a topic) and snapshots (its disk): what a crash does not take."""
         self.workers = {service.name: self._worker(service.name) for service in topology.services}
         self.dead_letters: list[DeadLetter] = []
         self.fresh: list[tuple[str, int, int]] = []
@@ -106,11 +111,13 @@ class Cluster:
         """Consumers with records to read (kept as records are written and read: asked at every step)."""
 
     def _worker(self, service: str) -> PartitionedCore:
-        return make_worker(self.topology.service(service).core, self._replay)
+        core = self.topology.service(service).core
+        return make_worker(core, self._replay, self.journals[service], self.snapshots[service])
 
-    async def _replay(self, topic: str, partition: int, until: int) -> AsyncIterator[Record]:
-        for offset, entry in enumerate(self.logs[topic][partition][:until]):
-            yield entry.record(topic, partition, offset)
+    async def _replay(self, topic: str, partition: int, until: int, start: int = 0) -> AsyncIterator[Record]:
+        log = self.logs[topic][partition]
+        for offset in range(start, min(until, len(log))):
+            yield log[offset].record(topic, partition, offset)
 
     # ------------------------------------------------------------------------------------------- time
 

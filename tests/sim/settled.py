@@ -13,6 +13,7 @@ from services.common.decider import step
 from .cluster import Cluster
 from .facts import Facts
 from .violation import Violation
+from .workers import make_worker, run_now
 
 
 def ignored_retry(cluster: Cluster, facts: Facts) -> Violation | None:
@@ -38,6 +39,45 @@ def ignored_retry(cluster: Cluster, facts: Facts) -> Violation | None:
     return None
 
 
+def refold(cluster: Cluster, consumer: Any, last: int) -> tuple[Any, dict[UUID, Envelope[Any]]]:
+    """Decide again on every record of an inbox partition up to `last`, as services.common.partitions once did:
+    every record, repeated ones too (idempotency is the core's). The final state and every decision, by id; kept
+    on the cluster for the other checks of the run's end (the cluster is not changed after them)."""
+    cache: dict[tuple[Any, int], tuple[Any, dict[UUID, Envelope[Any]]]] = cluster.__dict__.setdefault("_refolds", {})
+    if (consumer, last) not in cache:
+        cache[(consumer, last)] = _refold(cluster, consumer, last)
+    return cache[(consumer, last)]
+
+
+def _refold(cluster: Cluster, consumer: Any, last: int) -> tuple[Any, dict[UUID, Envelope[Any]]]:
+    core = cluster.topology.service(consumer.service).core
+    state, decided = core.initial_state(), {}
+    for offset, entry in enumerate(cluster.logs[consumer.topic][consumer.partition][: last + 1]):
+        # With the arrival the record carries (its broker time), as decode_record gives it.
+        arrival = entry.record(consumer.topic, consumer.partition, offset).arrival
+        state, outputs = step(core, state, entry.envelope.arrived(arrival))
+        decided.update((output.id, output) for output in outputs)
+    return state, decided
+
+
+def rebuild_divergence(cluster: Cluster) -> Violation | None:
+    """Snapshot + tail = full fold, for every core: a worker that rebuilds a partition from the journal alone, and
+    one from its latest snapshot and the tail, reach the state that deciding again on every record reaches."""
+    for consumer, last in cluster.processed.items():
+        if consumer.route is not None or last < 0:
+            continue
+        state, _ = refold(cluster, consumer, last)
+        for snapshots in (None, cluster.snapshots[consumer.service]):
+            core = cluster.topology.service(consumer.service).core
+            worker = make_worker(core, cluster._replay, cluster.journals[consumer.service], snapshots)
+            rebuilt = run_now(worker.rebuilt_state(consumer.topic, consumer.partition, last + 1))
+            if rebuilt != state:
+                way = "its latest snapshot and the tail" if snapshots else "the journal alone"
+                message = f"rebuilding {consumer.name} up to {last + 1} from {way} gives another state than a refold"
+                return Violation("rebuild-diverged", message, ())
+    return None
+
+
 def nondeterminism(cluster: Cluster) -> Violation | None:
     """Refold each inbox partition with its core: the decisions must be the ones the run published, same ids."""
     published: dict[tuple[str, int], dict[UUID, Envelope[Any]]] = {}
@@ -50,14 +90,7 @@ def nondeterminism(cluster: Cluster) -> Violation | None:
     for consumer, last in cluster.processed.items():
         if consumer.route is not None or last < 0:
             continue
-        core = cluster.topology.service(consumer.service).core
-        # As services.common.partitions runs a core: every record, repeated ones too (idempotency is the core's).
-        state, decided = core.initial_state(), {}
-        for offset, entry in enumerate(cluster.logs[consumer.topic][consumer.partition][: last + 1]):
-            # With the arrival the record carries (its broker time), as decode_record gives it.
-            arrival = entry.record(consumer.topic, consumer.partition, offset).arrival
-            state, outputs = step(core, state, entry.envelope.arrived(arrival))
-            decided.update((output.id, output) for output in outputs)
+        _, decided = refold(cluster, consumer, last)
         recorded = published.get((consumer.topic, consumer.partition), {})
         missing = [decided.get(i) or recorded[i] for i in recorded.keys() ^ decided.keys() if settled or i in recorded]
         changed = [recorded[i] for i in recorded.keys() & decided.keys() if recorded[i] != decided[i]]

@@ -14,7 +14,7 @@ from .cluster import Cluster, at_ms
 from .due import licence_end_ignored, unfilled_not_closed
 from .invariants import Oracle
 from .ranking import BOTH_CLOCKS, DECISION_TIME, fafs_inversion
-from .settled import ignored_retry, nondeterminism
+from .settled import ignored_retry, nondeterminism, rebuild_divergence
 from .topology import load
 from .violation import Violation
 
@@ -135,7 +135,7 @@ class Simulation:
     def finish(self) -> Result:
         """The checks of a whole run: settled-system checks if nothing waits, and determinism."""
         if self.violation is None:
-            checks = [nondeterminism] if self.refold else []
+            checks = [nondeterminism, rebuild_divergence] if self.refold else []
             if self.cluster.quiescent():
                 facts = self.oracle.facts
                 checks = [

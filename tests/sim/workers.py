@@ -61,8 +61,24 @@ def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
     return _LOOP.run_until_complete(coroutine)
 
 
-def make_worker(core: Any, replay: Any) -> PartitionedCore:
-    """The real per-partition runner; given a fail-fast lifecycle where its version takes one."""
-    if "lifecycle" in inspect.signature(PartitionedCore).parameters:
+SNAPSHOT_EVERY = 16
+"""Records between two snapshots of a partition: often, so that short runs rebuild from snapshots and tails."""
+
+
+def make_worker(core: Any, replay: Any, journal: Any = None, snapshots: Any = None) -> PartitionedCore:
+    """The real per-partition runner with the service's journal and snapshots (they outlive a crash of the worker);
+    given a fail-fast lifecycle where its version takes one."""
+    parameters = inspect.signature(PartitionedCore).parameters
+    if "journal" in parameters:
+        return PartitionedCore(
+            core,
+            replay,
+            MAX_MESSAGE_BYTES,
+            lifecycle=_FailFast(),
+            journal=journal,
+            snapshots=snapshots,
+            snapshot_every=SNAPSHOT_EVERY,
+        )
+    if "lifecycle" in parameters:
         return PartitionedCore(core, replay, MAX_MESSAGE_BYTES, lifecycle=_FailFast())
     return PartitionedCore(core, replay, MAX_MESSAGE_BYTES)

@@ -12,6 +12,7 @@ from builders_intake import submit
 from faust.web.views import View
 
 from schemas.codec import encode
+from services.common.journal import MemoryJournal
 from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import ServiceWorker, make_faust_app
@@ -43,6 +44,7 @@ def intake_worker(tmp_path: Path) -> tuple[Any, intake_app.IntakeWorker]:
     app = make_faust_app("intake", cluster, settings)
     worker = intake_app.IntakeWorker(app, cluster, settings)
     worker.core._replay = no_history
+    worker.core.journal = MemoryJournal()  # no broker here: the journal in memory
     sent: list[tuple[str, bytes | None]] = []
 
     async def send(topic: str, key: bytes | None, value: bytes | None, *args: Any, **kwargs: Any) -> object:

@@ -1,0 +1,168 @@
+"""Recovery of a worker killed with a long inbox behind it: three ways side by side, in one run, on one broker.
+
+The approval inbox is filled with N orders (no policy yet, so each is decided: held), an approval worker works
+through all of them, and is then killed with SIGKILL and started again three times:
+  snapshot + tail   what a restart does (the latest snapshot, then the journal's tail)
+  journal fold      the snapshots deleted: every record folded from the journal with `evolve`
+  decide again      the journal topic emptied too: every record decided again, as rebuilds did before #9
+After each start, one new order per inbox partition is published; the figure is the seconds from the start to
+every partition's new order decided and committed (so it includes the process start and the group join, which
+the three share). The worker's peak RSS is printed with each.
+
+`make bench-recovery RECORDS=n` (default 20,000; a snapshot every 1,000 records of a partition). The broker is our
+own (infra/kafka/kafka.sh, its own ports and run directory), stopped and deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
+
+from bench.replay_bench import broker
+from schemas.codec import encode
+from schemas.envelope import make_envelope
+from schemas.intake import OrderPlaced
+from schemas.samples import AT, sample_payloads
+from schemas.topics import BY_NAME, journal_topic
+from services.ops.topics import ensure_topics
+
+INBOX = "h200.approval.inbox"
+PARTITIONS = BY_NAME[INBOX].partitions
+GROUP = "h200-approval"
+TEMPLATE: OrderPlaced = next(p for p in sample_payloads() if isinstance(p, OrderPlaced))
+
+
+def say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def orders(first: int, count: int) -> list[tuple[int, bytes]]:
+    """(partition, value) of `count` placed orders, spread over the partitions, each of its own buyer."""
+    placed = []
+    for n in range(first, first + count):
+        payload = TEMPLATE.model_copy(
+            update={
+                "order_id": uuid.uuid5(uuid.NAMESPACE_URL, f"bench-order-{n}"),
+                "buyer_id": f"buyer-{n % 500:03d}",
+                "upstream_ref": f"PO-{n}",
+                "placed_at": AT + timedelta(seconds=n),
+            }
+        )
+        envelope = make_envelope(
+            payload, key=payload.buyer_id, producer="intake", occurred_at=payload.placed_at, message_id=payload.order_id
+        )
+        placed.append((n % PARTITIONS, encode(envelope)))
+    return placed
+
+
+def publish(bootstrap: str, placed: list[tuple[int, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=1 << 20)
+    for partition, value in placed:
+        producer.send(INBOX, value=value, key=b"bench", partition=partition)
+    producer.flush()
+    producer.close()
+
+
+def committed(admin: KafkaAdminClient) -> int:
+    found = admin.list_consumer_group_offsets(GROUP)
+    return sum(max(meta.offset, 0) for tp, meta in found.items() if tp.topic == INBOX)
+
+
+def start_worker(bootstrap: str, run_dir: Path, log: Path, snapshot_every: int) -> subprocess.Popen[bytes]:
+    env = {
+        "H200_APPROVAL_SNAPSHOT_EVERY": str(snapshot_every),
+        **os.environ,
+        "H200_BOOTSTRAP_SERVERS": bootstrap,
+        "H200_APPROVAL_WORKER_ID": "approval-bench",
+        "H200_APPROVAL_DATADIR": str(run_dir / "workers"),
+        "H200_APPROVAL_COMMIT_INTERVAL_S": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [sys.executable, "-m", "services.approval", "worker", "-l", "warning", "--without-web"]
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def wait_committed(admin: KafkaAdminClient, target: int, worker: subprocess.Popen[bytes], what: str) -> None:
+    last, began = -1, time.monotonic()
+    while (now := committed(admin)) < target:
+        if worker.poll() is not None:
+            raise SystemExit(f"the approval worker exited ({worker.returncode}) while {what}: see its log")
+        if now != last and time.monotonic() - began > 5:
+            say(f"  {what}: {now:,} of {target:,} committed")
+            began, last = time.monotonic(), now
+        time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--snapshot-every", type=int, default=1_000, help="records per partition between snapshots")
+    parser.add_argument("--run-dir", type=Path, default=Path(".run/bench/recovery"))
+    args = parser.parse_args(argv)
+    shutil.rmtree(args.run_dir / "workers", ignore_errors=True)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    log = args.run_dir / "approval.log"
+    with broker(args.run_dir / "kafka") as bootstrap:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+        ensure_topics(admin)
+        say(f"publishing {args.records:,} placed orders into {INBOX} ...")
+        publish(bootstrap, orders(0, args.records))
+        worker = start_worker(bootstrap, args.run_dir, log, args.snapshot_every)
+        began = time.monotonic()
+        wait_committed(admin, args.records, worker, "deciding the inbox")
+        live_s = time.monotonic() - began
+        say(f"decided {args.records:,} records live in {live_s:.1f} s ({args.records / live_s:,.0f} records/s)")
+        rows, total = [], args.records
+        for way in ("snapshot + tail", "journal fold", "decide again"):
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+            if way == "journal fold":
+                shutil.rmtree(args.run_dir / "workers" / "approval" / "snapshots", ignore_errors=True)
+            if way == "decide again":
+                admin.delete_topics([journal_topic("approval")])
+                time.sleep(2)
+                ensure_topics(admin)
+            worker = start_worker(bootstrap, args.run_dir, log, args.snapshot_every)
+            began = time.monotonic()
+            publish(bootstrap, orders(total, PARTITIONS))
+            total += PARTITIONS
+            wait_committed(admin, total, worker, f"recovering ({way})")
+            rows.append((way, time.monotonic() - began, peak_rss_mb(worker.pid)))
+        os.killpg(worker.pid, signal.SIGKILL)
+        admin.close()
+    say()
+    say(
+        f"recovery of an approval worker with {args.records:,} records in its inbox ({PARTITIONS} partitions, "
+        f"a snapshot every {args.snapshot_every:,} records of a partition)"
+    )
+    say(f"{'rebuild':<18}{'seconds to lag 0':>18}{'peak RSS MB':>14}")
+    for way, seconds, rss in rows:
+        say(f"{way:<18}{seconds:>18.1f}{rss:>14.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Snapshots of a partition's state, so a rebuild folds only the tail of the inbox and journal.
+
+As Kafka Streams does with its local stores: the snapshot is a local file per inbox partition under the worker's
+data directory, and the topics back it (a machine without one folds the journal from the start; nothing is ever
+decided again). A snapshot is used only if it is whole (its digest), was made by the same core (its version) and
+belongs to this very log: the inbox record just before its offset must still be the one it was taken after
+(a broker recreated empty, or another cluster, has other records there). Anything else is reported, counted and
+replaced by a full fold.
+
+The state is pickled: it is the core's own in-memory value, written and read by the same code version only, in a
+directory of the service alone (a writer there could change the service's code as well).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"h200-snapshot-1\n"
+KEEP = 3
+"""Snapshots kept per partition (the newest ones)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    inbox: str
+    partition: int
+    offset: int
+    """The state is the fold of inbox records [0, offset)."""
+    journal_position: int
+    """Where to read the journal from: no decision for an offset >= `offset` lies before it."""
+    core_version: str
+    last_record_sha256: str
+    """Of the value of inbox record offset - 1."""
+    state: Any
+
+
+class SnapshotUnusableError(Exception):
+    """A snapshot exists but cannot be used: the message says why (reported, then a full fold)."""
+
+
+class SnapshotStore(Protocol):
+    async def save(self, snapshot: Snapshot) -> None: ...
+
+    async def load(self, inbox: str, partition: int, at_most: int) -> Snapshot | None:
+        """The latest snapshot of an offset <= `at_most`, None if there is none; SnapshotUnusableError if it is
+        corrupt. A worker may have snapshotted past what it committed before it crashed: its successor starts
+        from the committed offset, so the few latest snapshots are kept."""
+        ...
+
+
+def dumps(snapshot: Snapshot) -> bytes:
+    body = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+    return MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+
+
+def loads(data: bytes, where: str) -> Snapshot:
+    if not data.startswith(MAGIC):
+        raise SnapshotUnusableError(f"{where} is not a snapshot of this format")
+    checksum, _, body = data[len(MAGIC) :].partition(b"\n")
+    if hashlib.sha256(body).hexdigest().encode() != checksum:
+        raise SnapshotUnusableError(f"{where} is corrupt (its SHA-256 does not match)")
+    try:
+        snapshot = pickle.loads(body)
+    except Exception as error:
+        raise SnapshotUnusableError(f"{where} cannot be read by this code: {type(error).__name__}: {error}") from error
+    if not isinstance(snapshot, Snapshot):
+        raise SnapshotUnusableError(f"{where} holds no snapshot")
+    return snapshot
+
+
+class FileSnapshots:
+    """One file per inbox partition, replaced atomically (write, fsync, rename)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, inbox: str, partition: int, offset: int) -> Path:
+        return self.directory / f"{inbox}-{partition}" / f"{offset:020d}.snapshot"
+
+    def offsets(self, inbox: str, partition: int) -> list[int]:
+        folder = self.directory / f"{inbox}-{partition}"
+        if not folder.is_dir():
+            return []
+        return sorted(int(path.stem) for path in folder.glob("*.snapshot") if path.stem.isdigit())
+
+    async def save(self, snapshot: Snapshot) -> None:
+        data = dumps(snapshot)  # on the loop: the state changes with the next record
+        await asyncio.to_thread(self._write, snapshot.inbox, snapshot.partition, snapshot.offset, data)
+
+    def _write(self, inbox: str, partition: int, offset: int, data: bytes) -> None:
+        path = self.path(inbox, partition, offset)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        for old in self.offsets(inbox, partition)[:-KEEP]:
+            self.path(inbox, partition, old).unlink(missing_ok=True)
+
+    async def load(self, inbox: str, partition: int, at_most: int) -> Snapshot | None:
+        usable = [offset for offset in self.offsets(inbox, partition) if offset <= at_most]
+        if not usable:
+            return None
+        path = self.path(inbox, partition, usable[-1])
+        data = await asyncio.to_thread(path.read_bytes)
+        return await asyncio.to_thread(loads, data, str(path))
+
+
+class MemorySnapshots:
+    """Snapshots in memory, as bytes (so what is loaded is a copy, as from a file): tests and the simulation."""
+
+    def __init__(self) -> None:
+        self.saved: dict[tuple[str, int], dict[int, bytes]] = {}
+
+    async def save(self, snapshot: Snapshot) -> None:
+        kept = self.saved.setdefault((snapshot.inbox, snapshot.partition), {})
+        kept[snapshot.offset] = dumps(snapshot)
+        for old in sorted(kept)[:-KEEP]:
+            del kept[old]
+
+    async def load(self, inbox: str, partition: int, at_most: int) -> Snapshot | None:
+        kept = self.saved.get((inbox, partition), {})
+        usable = [offset for offset in kept if offset <= at_most]
+        if not usable:
+            return None
+        return loads(kept[max(usable)], f"snapshot of {inbox}[{partition}] at {max(usable)}")
