@@ -8,6 +8,7 @@ aiokafka marks passing errors `.retriable`; faust wraps them in ProducerSendErro
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ from faust.exceptions import NotReady
 
 from services.common.dead_letters import RecordRefusedError
 from services.common.retry import AttemptTimedOutError, Backoff, Lifecycle, StopRequestedError, explain, persist
+
+log = logging.getLogger(__name__)
 
 REFUSED: tuple[type[BaseException], ...] = (
     kafka.MessageSizeTooLargeError,
@@ -117,6 +120,41 @@ class Publisher:
             if refused(error):
                 raise RecordRefusedError(topic, explain(error)) from error
             raise
+
+    async def send_all(self, records: list[Outgoing]) -> list[object | RecordRefusedError]:
+        """Send records in order and wait for all of them together: one round trip for a decision's events instead
+        of one per event (py-spy: waiting for each acknowledgement was 37-48% of a busy worker). The producer
+        sends one batch per partition at a time, so they land in the order given. A record whose first attempt
+        failed is sent again with `send`'s retries, and so is every record after it (repeats are skipped by id
+        downstream), so that no later record stands alone before an earlier one. The result per record is its
+        acknowledgement, or the RecordRefusedError saying why the cluster will never take it."""
+        pending = [await self.enqueue(*record) for record in records]
+        results: list[object | RecordRefusedError] = []
+        for index, future in enumerate(pending):
+            try:
+                results.append(await future)
+                continue
+            except Exception:  # whatever it was, `send` below retries it or raises what will not pass
+                log.debug("a pipelined send to %s failed; sending it and the rest one by one", records[index][0])
+            for record in records[index:]:
+                try:
+                    results.append(await self.send(*record))
+                except RecordRefusedError as refused_:
+                    results.append(refused_)
+            for later in pending[index + 1 :]:
+                _ignore_outcome(later)  # sent again above; its own outcome no longer matters
+            break
+        return results
+
+
+Outgoing = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None]
+"""(topic, key, value, headers, partition) of one record to send."""
+
+
+def _ignore_outcome(future: Any) -> None:
+    """Retrieve a future's exception when it comes, so that asyncio does not report it as never retrieved."""
+    if hasattr(future, "add_done_callback"):
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _fatal(error: Exception) -> bool:

@@ -26,7 +26,7 @@ from services.common.kafka_auth import faust_credentials
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
 from services.common.outage_log import install_outage_log_filter
 from services.common.partitions import PartitionedCore
-from services.common.publishing import Publisher
+from services.common.publishing import Outgoing, Publisher
 from services.common.records import Record, decode_record, from_faust
 from services.common.retry import Backoff, StopRequestedError
 from services.common.settings import ClusterSettings, WorkerSettings
@@ -187,14 +187,22 @@ class ServiceWorker:
         if outcome.rejected is not None:
             await self._reject(record, outcome.rejected)
         decided_by = [(DECIDED_BY, (outcome.decided_by or self.core.version).encode())]
-        for envelope in outcome.outputs:
-            try:
-                topic = home_topic(envelope.payload).name
-                partition = explicit_partition(envelope.payload)
-                await self._send(topic, envelope.key.encode(), encode(envelope), decided_by, partition)
-            except RecordRefusedError as refused:
+        outgoing: list[Outgoing] = [
+            (
+                home_topic(envelope.payload).name,
+                envelope.key.encode(),
+                encode(envelope),
+                decided_by,
+                explicit_partition(envelope.payload),
+            )
+            for envelope in outcome.outputs
+        ]
+        # All of the decision's events in flight at once; the record is committed only once all are acknowledged.
+        sent = await self.publisher.send_all(outgoing) if outgoing else []
+        for envelope, result in zip(outcome.outputs, sent, strict=True):
+            if isinstance(result, RecordRefusedError):
                 # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
-                await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {refused}"))
+                await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {result}"))
 
     def _router(self, route: Route) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def forward(stream: Any) -> None:
