@@ -14,7 +14,7 @@ from typing import Literal
 
 from schemas import fulfilment, supply
 from schemas.base import Message
-from schemas.topics import CATALOGUE, INTAKE_COMMANDS, POLICY_MESSAGES, SERVICES, Topic, submission_topic
+from schemas.topics import CATALOGUE, INTAKE_COMMANDS, MANAGED, POLICY_MESSAGES, SERVICES, Topic, submission_topic
 
 ADMIN = "admin"
 AUDITOR = "auditor"
@@ -78,9 +78,10 @@ def readers(topic: Topic) -> frozenset[str]:
 
 
 def grants() -> tuple[Grant, ...]:
-    """Every ACL of the system, sorted: topics read and written, and each faust worker's own group."""
+    """Every ACL of the system, sorted: topics read and written (a service's journal by that service alone, and
+    the auditor), and each faust worker's own group."""
     found: set[Grant] = set()
-    for topic in CATALOGUE:
+    for topic in MANAGED:
         found |= {Grant(who, "topic", topic.name, "WRITE") for who in writers(topic)}
         found |= {Grant(who, "topic", topic.name, "READ") for who in readers(topic)}
     found |= {Grant(service, "group", f"h200-{service}", "READ") for service in FAUST_SERVICES}

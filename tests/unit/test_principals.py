@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.principals import PRINCIPALS, READS_BACK, SERVICE_PRINCIPALS, grants, grants_of
-from schemas.topics import BY_NAME, CATALOGUE, inputs_of
+from schemas.topics import BY_NAME, CATALOGUE, JOURNALS, MANAGED, inputs_of, journal_topic
 
 
 def written_by(principal: str) -> set[str]:
@@ -18,8 +18,16 @@ def read_by(principal: str) -> set[str]:
 
 @pytest.mark.parametrize("service", ["intake", "approval", "allocation", "fulfilment", "projector"])
 def test_a_service_reads_exactly_its_inputs_and_writes_exactly_its_outputs(service: str) -> None:
-    assert read_by(service) == set(inputs_of(service)) | set(READS_BACK.get(service, ()))
-    assert written_by(service) == {t.name for t in CATALOGUE if service in t.producers}
+    own_journal = {t.name for t in JOURNALS if service in t.producers}
+    assert read_by(service) == set(inputs_of(service)) | set(READS_BACK.get(service, ())) | own_journal
+    assert written_by(service) == {t.name for t in CATALOGUE if service in t.producers} | own_journal
+
+
+@pytest.mark.parametrize("service", ["intake", "approval", "allocation", "fulfilment"])
+def test_a_services_journal_is_written_and_read_by_that_service_alone_and_read_by_the_auditor(service: str) -> None:
+    name = journal_topic(service)
+    assert {g.principal for g in grants() if g.resource == name and g.operation == "WRITE"} == {service}
+    assert {g.principal for g in grants() if g.resource == name and g.operation == "READ"} == {service, "auditor"}
 
 
 @pytest.mark.parametrize("service", ["intake", "approval", "allocation", "fulfilment"])
@@ -46,14 +54,14 @@ def test_only_approval_writes_approvals_and_only_allocation_the_ledger() -> None
 
 
 def test_the_auditor_reads_everything_and_writes_nothing() -> None:
-    assert read_by("auditor") == set(BY_NAME)
+    assert read_by("auditor") == {t.name for t in MANAGED}
     assert written_by("auditor") == set()
 
 
 def test_every_topic_has_a_writer_and_no_grant_names_an_unknown_topic_or_principal() -> None:
-    assert all(any(g.resource == t.name and g.operation == "WRITE" for g in grants()) for t in CATALOGUE)
+    assert all(any(g.resource == t.name and g.operation == "WRITE" for g in grants()) for t in MANAGED)
     topics = {g.resource for g in grants() if g.resource_type == "topic"}
-    assert topics <= set(BY_NAME)
+    assert topics <= {t.name for t in MANAGED}
     assert {g.principal for g in grants()} <= set(PRINCIPALS)
     assert set(SERVICE_PRINCIPALS) <= set(PRINCIPALS)
 
