@@ -35,6 +35,7 @@ from schemas.envelope import make_envelope
 from schemas.intake import OrderPlaced
 from schemas.samples import AT, sample_payloads
 from schemas.topics import BY_NAME, journal_topic
+from services.common.kafka_auth import kafka_python_options
 from services.ops.topics import ensure_topics
 
 INBOX = "h200.approval.inbox"
@@ -68,7 +69,9 @@ def orders(first: int, count: int) -> list[tuple[int, bytes]]:
 
 
 def publish(bootstrap: str, placed: list[tuple[int, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=1 << 20)
+    producer = KafkaProducer(
+        **kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=1 << 20
+    )
     for partition, value in placed:
         producer.send(INBOX, value=value, key=b"bench", partition=partition)
     producer.flush()
@@ -88,6 +91,7 @@ def start_worker(bootstrap: str, run_dir: Path, log: Path, snapshot_every: int) 
         "H200_APPROVAL_WORKER_ID": "approval-bench",
         "H200_APPROVAL_DATADIR": str(run_dir / "workers"),
         "H200_APPROVAL_COMMIT_INTERVAL_S": "0.2",
+        "H200_KAFKA_USERNAME": os.environ["H200_KAFKA_USERNAME"],
         "PYTHONUNBUFFERED": "1",
     }
     command = [sys.executable, "-m", "services.approval", "worker", "-l", "warning", "--without-web"]
@@ -125,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.run_dir / "workers", ignore_errors=True)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     log = args.run_dir / "approval.log"
-    with broker(args.run_dir / "kafka") as bootstrap:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    # The bench owns its broker and logs in to it as its admin, worker included (no ACLs to set up).
+    os.environ.setdefault("H200_KAFKA_USERNAME", "admin")
+    with broker(args.run_dir / "kafka", 0, 0) as bootstrap:
+        admin = KafkaAdminClient(**kafka_python_options(), bootstrap_servers=bootstrap, request_timeout_ms=30_000)
         ensure_topics(admin)
         say(f"publishing {args.records:,} placed orders into {INBOX} ...")
         publish(bootstrap, orders(0, args.records))

@@ -42,6 +42,12 @@ class Journal(Protocol):
         once all are acknowledged."""
         ...
 
+    async def write_all(self, entries: list[JournalEntry]) -> dict[int, int]:
+        """Record the parts of several decisions (of one inbox, any of its partitions), in order, after every entry
+        written before, all in flight at once; per journal partition written, the position after its last entry,
+        once every one is acknowledged."""
+        ...
+
     async def write_later(self, entries: list[JournalEntry]) -> None:
         """Record the parts of a decision that sends nothing: queued in order, acknowledged by the next `write`
         or `flush` (nothing waits for it: most inbox records, ticks and markers, decide nothing)."""
@@ -128,6 +134,12 @@ class MemoryJournal:
             log_.append(entry.model_dump_json().encode("utf-8"))
         return len(log_)
 
+    async def write_all(self, entries: list[JournalEntry]) -> dict[int, int]:
+        positions: dict[int, int] = {}
+        for entry in entries:
+            positions[entry.partition] = await self.write([entry])
+        return positions
+
     async def write_later(self, entries: list[JournalEntry]) -> None:
         await self.write(entries)
 
@@ -192,6 +204,14 @@ class KafkaJournal:
             metadata = await self._send(*self._record(entry), None, entry.partition)
             position = self._advance(entry.partition, metadata)
         return position
+
+    async def write_all(self, entries: list[JournalEntry]) -> dict[int, int]:
+        # Handed to the producer in order and awaited together: aiokafka sends one batch per partition at a time,
+        # so they land in this order. A failure stops the worker (see _drain): nothing of them is sent.
+        await self.write_later(entries)
+        partitions = {entry.partition for entry in entries}
+        await self._drain()
+        return {partition: self._positions.get(partition, 0) for partition in partitions}
 
     async def write_later(self, entries: list[JournalEntry]) -> None:
         for entry in entries:

@@ -160,6 +160,40 @@ class PartitionedCore:
 
     async def handle(self, record: Record) -> Outcome:
         """Apply one live record; the outputs are the facts to publish for it (journaled before they are)."""
+        [outcome] = await self.handle_all([record])
+        return outcome
+
+    async def handle_all(self, records: list[Record]) -> list[Outcome]:
+        """Apply live records in order (of one or several partitions); the outputs of each are the facts to publish
+        for it. Every decision among them is journaled, in one round trip, before this returns and so before the
+        caller sends anything of it: a batch costs one wait for the journal, not one per record."""
+        outcomes: list[Outcome] = []
+        entries: list[JournalEntry] = []
+        touched: dict[tuple[str, int], Record] = {}
+        must_wait = False
+        for record in records:
+            if not self.is_current(record) and entries:
+                # A rebuild reads the journal to its end: what this batch decided so far goes there first.
+                await self._journal(entries, wait=True)
+                entries, must_wait = [], False
+            outcome, entry = await self._take(record)
+            outcomes.append(outcome)
+            touched[(record.topic, record.partition)] = record
+            if entry is not None:
+                entries.extend(split(entry, self._max_bytes))
+                must_wait = must_wait or bool(outcome.outputs or outcome.rejected)
+        if entries:
+            # A decision that sends or refuses something is recorded, with every entry before it, before anything
+            # of it is sent; a batch that decided nothing is only queued (most inbox records decide nothing).
+            await self._journal(entries, wait=must_wait)
+        for (topic, partition), last in touched.items():
+            current = self._partitions[(topic, partition)]
+            if self.snapshots is not None and self.snapshot_every and current.since_snapshot >= self.snapshot_every:
+                await self._snapshot(current, last)
+        return outcomes
+
+    async def _take(self, record: Record) -> tuple[Outcome, JournalEntry | None]:
+        """Fold one record: answered from the journal if it was decided before, else decided; the entry to journal."""
         key = (record.topic, record.partition)
         if not self.is_current(record):
             # A rebuild that fails (broker away) is retried: raising would end the agent and faust would skip
@@ -172,20 +206,22 @@ class PartitionedCore:
                 logger=log,
             )
         current = self._partitions[key]
+        current.since_snapshot += 1
         recorded = current.recorded.pop(record.offset, None)
         if recorded is not None and recorded.entry.record_sha256 == digest(record.value):
-            outcome = self._refold(current, record, recorded.entry)
-        else:
-            outcome, entry = self._apply(current, record)
-            if self.journal is not None and (outcome.outputs or outcome.rejected):
-                # Recorded, with every entry before it, before anything of it is sent.
-                current.journal_position = await self.journal.write(split(entry, self._max_bytes))
-            elif self.journal is not None:
-                await self.journal.write_later(split(entry, self._max_bytes))
-        current.since_snapshot += 1
-        if self.snapshots is not None and self.snapshot_every and current.since_snapshot >= self.snapshot_every:
-            await self._snapshot(current, record)
-        return outcome
+            return self._refold(current, record, recorded.entry), None
+        outcome, entry = self._apply(current, record)
+        return outcome, entry if self.journal is not None else None
+
+    async def _journal(self, entries: list[JournalEntry], wait: bool) -> None:
+        assert self.journal is not None
+        if not wait:
+            await self.journal.write_later(entries)
+            return
+        for partition, position in (await self.journal.write_all(entries)).items():
+            current = self._partitions.get((entries[0].inbox, partition))
+            if current is not None:
+                current.journal_position = max(current.journal_position, position)
 
     async def _snapshot(self, current: PartitionState, record: Record) -> None:
         pending = [recorded.position for recorded in current.recorded.values()]

@@ -90,6 +90,10 @@ class WorkerSettings(BaseSettings):
     # rebuild folds only what came after (0: never; every rebuild then folds the journal from the start).
     snapshot_every: int = Field(5_000, ge=0)
     commit_interval_s: float = Field(1.0, gt=0)
+    # An agent takes what has arrived in batches of up to batch_max records, waiting at most batch_within_s for a
+    # batch to fill: one journal write and one round of sends per batch instead of per record (#9).
+    batch_max: int = Field(500, ge=1)
+    batch_within_s: float = Field(0.005, gt=0)
     # Publishing waits out a failure that passes: first send_retry_s, doubling up to send_retry_max_s; an
     # attempt with no acknowledgement after send_timeout_s counts as failed.
     send_retry_s: float = Field(0.1, gt=0)

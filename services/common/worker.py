@@ -105,6 +105,7 @@ class ServiceWorker:
         self._max_bytes = cluster.max_message_bytes
         backoff = Backoff(worker.send_retry_s, worker.send_retry_max_s, worker.send_timeout_s)
         self.publisher = Publisher(app, backoff)
+        self.batch_max, self.batch_within_s = worker.batch_max, worker.batch_within_s
         replay = partial(replay_partition, cluster.bootstrap_servers)
         journal = KafkaJournal(
             journal_topic(service),
@@ -167,6 +168,10 @@ class ServiceWorker:
         """Every send of the worker goes through here (services.common.publishing says what a failure means)."""
         return await self.publisher.send(topic, key, value, headers, partition)
 
+    async def _send_all(self, outgoing: list[Outgoing]) -> list[object | RecordRefusedError]:
+        """Every batch of the worker's events and copies goes through here (Publisher.send_all)."""
+        return await self.publisher.send_all(outgoing)
+
     async def _send_letter(self, letter: DeadLetter) -> object:
         return await self._send(letter.topic, letter.key, letter.value, letter.headers)
 
@@ -174,82 +179,97 @@ class ServiceWorker:
         await self.dead_letters.reject(record, error, datetime.now(UTC))
 
     async def _decide(self, stream: Any) -> None:
-        async for event in stream.events():
-            await self.decide(from_faust(event.message))
+        # Records come in batches of what has arrived (up to batch_max, waiting at most batch_within_s for more):
+        # one journal write and one round of sends per batch. take_events acknowledges a batch's records only once
+        # this body is done with them, so the offsets committed are past records whose outputs are acknowledged.
+        async for events in stream.take_events(self.batch_max, within=self.batch_within_s):
+            await self.decide_all([from_faust(event.message) for event in events])
 
     async def decide(self, record: Record) -> None:
-        """One inbox record: decided and its events sent, or dead-lettered; counted either way."""
-        await self._finish(record, self._decide_on(record))
-        self.decided += 1
+        await self.decide_all([record])
 
-    async def _decide_on(self, record: Record) -> None:
-        outcome = await self.core.handle(record)
-        if outcome.rejected is not None:
-            await self._reject(record, outcome.rejected)
-        decided_by = [(DECIDED_BY, (outcome.decided_by or self.core.version).encode())]
-        outgoing: list[Outgoing] = [
-            (
-                home_topic(envelope.payload).name,
-                envelope.key.encode(),
-                encode(envelope),
-                decided_by,
-                explicit_partition(envelope.payload),
-            )
-            for envelope in outcome.outputs
-        ]
-        # All of the decision's events in flight at once; the record is committed only once all are acknowledged.
-        sent = await self.publisher.send_all(outgoing) if outgoing else []
-        for envelope, result in zip(outcome.outputs, sent, strict=True):
+    async def decide_all(self, records: list[Record]) -> None:
+        """Inbox records, in order: decided and their events sent, or dead-lettered; counted either way."""
+        await self._finish(records, self._decide_on(records))
+        self.decided += len(records)
+
+    async def _decide_on(self, records: list[Record]) -> None:
+        outcomes = await self.core.handle_all(records)
+        outgoing: list[Outgoing] = []
+        behind: list[tuple[Record, str]] = []
+        for record, outcome in zip(records, outcomes, strict=True):
+            if outcome.rejected is not None:
+                await self._reject(record, outcome.rejected)
+            decided_by = [(DECIDED_BY, (outcome.decided_by or self.core.version).encode())]
+            for envelope in outcome.outputs:
+                topic = home_topic(envelope.payload).name
+                key = envelope.key.encode()
+                outgoing.append((topic, key, encode(envelope), decided_by, explicit_partition(envelope.payload)))
+                behind.append((record, envelope.type))
+        # Every event of the batch in flight at once, in the order decided; all acknowledged before the batch's
+        # records may be committed.
+        sent = await self._send_all(outgoing) if outgoing else []
+        for (record, kind), result in zip(behind, sent, strict=True):
             if isinstance(result, RecordRefusedError):
                 # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
-                await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {result}"))
+                await self._reject(record, ContractError("processing_failed", f"{kind}: {result}"))
 
     def _router(self, route: Route) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def forward(stream: Any) -> None:
-            async for event in stream.events():
-                record = from_faust(event.message)
-                await self._finish(record, self._route(route, record))
+            async for events in stream.take_events(self.batch_max, within=self.batch_within_s):
+                records = [from_faust(event.message) for event in events]
+                await self._finish(records, self._route(route, records))
 
         return forward
 
-    async def _route(self, route: Route, record: Record) -> None:
-        try:
-            envelope = decode_record(record, self._max_bytes)
-        except ContractError as error:
-            await self._reject(record, error)
-            return
-        if isinstance(envelope.payload, route.types):
+    async def _route(self, route: Route, records: list[Record]) -> None:
+        outgoing: list[Outgoing] = []
+        behind: list[Record] = []
+        for record in records:
             try:
-                await self._forward(record, envelope.payload)
-            except RecordRefusedError as refused:
-                await self._reject(record, ContractError("oversized", f"valid, but its copy was refused: {refused}"))
+                envelope = decode_record(record, self._max_bytes)
+            except ContractError as error:
+                await self._reject(record, error)
+                continue
+            if isinstance(envelope.payload, route.types):
+                copies = await self._forward(record, envelope.payload)
+                outgoing.extend(copies)
+                behind.extend([record] * len(copies))
+        sent = await self._send_all(outgoing) if outgoing else []
+        refused_records: dict[int, tuple[Record, RecordRefusedError]] = {}
+        for record, result in zip(behind, sent, strict=True):
+            if isinstance(result, RecordRefusedError):
+                refused_records.setdefault(record.offset, (record, result))
+        for record, refused in refused_records.values():
+            await self._reject(record, ContractError("oversized", f"valid, but its copy was refused: {refused}"))
 
-    async def _forward(self, record: Record, payload: Message) -> None:
-        """Copy the original bytes, unchanged, under the inbox's key (to every partition for broadcast rules)."""
+    async def _forward(self, record: Record, payload: Message) -> list[Outgoing]:
+        """The copies of a routed record to send: its original bytes, unchanged, under the inbox's key (to every
+        partition for broadcast rules). A subclass may refuse the record instead (and return none)."""
         if isinstance(payload, self.inbox.broadcast):
-            for partition in range(self.inbox.partitions):
-                await self._send(self.inbox.name, record.key, record.value, partition=partition)
-        else:
-            await self._send(self.inbox.name, record_key(payload, self.inbox).encode(), record.value)
+            every = range(self.inbox.partitions)
+            return [(self.inbox.name, record.key, record.value, None, partition) for partition in every]
+        return [(self.inbox.name, record_key(payload, self.inbox).encode(), record.value, None, None)]
 
-    async def _finish(self, record: Record, work: Awaitable[None]) -> None:
-        """Do the work on one record, or end the process without committing it.
+    async def _finish(self, records: list[Record], work: Awaitable[None]) -> None:
+        """Do the work on a batch of records, or end the process without committing any of them.
 
         An exception out of an agent would make faust acknowledge the record and commit past it (faust #315),
         and a stop would wait for the record forever (faust's Consumer.wait_empty). Exiting at once leaves its
         offset uncommitted: the partition's next owner processes it again, and every reader skips repeats by id.
         """
+        where = records[0].where if len(records) == 1 else f"{records[0].where} and {len(records) - 1} more records"
         try:
             await work
         except StopRequestedError as stop:
-            log.warning("stopping with %s unfinished (%s): exiting without committing it", record.where, stop)
+            log.warning("stopping with %s unfinished (%s): exiting without committing it", where, stop)
             halt(EXIT_UNFINISHED)
         except Exception:
             log.critical(
                 "%s cannot go on at %s; exiting without committing it, so that nothing is skipped. "
                 "Fix the cause logged here (permissions, topics, H200_BOOTSTRAP_SERVERS) and restart",
                 self.service,
-                record.where,
+                where,
                 exc_info=True,
             )
             halt(EXIT_FAILED)

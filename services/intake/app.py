@@ -15,6 +15,7 @@ from schemas import policy
 from schemas.base import Message
 from schemas.codec import ContractError
 from schemas.topics import INTAKE_COMMANDS, buyer_of_submission_topic, submission_topic
+from services.common.publishing import Outgoing
 from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
@@ -38,17 +39,17 @@ class IntakeWorker(ServiceWorker):
         super().__init__(app, "intake", domain, INBOX, ROUTES + buyer_routes(cluster.buyer_systems), cluster, worker)
         app.page("/stats/rekeyed/")(self.page(self.rekeyed_stats))
 
-    async def _forward(self, record: Record, payload: Message) -> None:
+    async def _forward(self, record: Record, payload: Message) -> list[Outgoing]:
         sender = buyer_of_submission_topic(record.topic)
         buyer = getattr(payload, "buyer_id", None)
         if sender is not None and buyer != sender:
             # Only buyer `sender`'s system may write its topic (ACL): a command there for anyone else is a forgery.
             detail = f"{payload.TYPE} for buyer {buyer!r} on {record.topic}, which only {sender}'s system may write"
             await self._reject(record, ContractError("sender_not_buyer", detail))
-            return
+            return []
         if isinstance(payload, INTAKE_COMMANDS):  # the submission window is a policy, copied to every partition
             self.rekeyed.note(record, payload.buyer_id)  # type: ignore[attr-defined]  # every intake command has one
-        await super()._forward(record, payload)
+        return await super()._forward(record, payload)
 
     def rekeyed_stats(self) -> dict[str, Any]:
         return {"service": self.service, "inbox": INBOX, "rekeyed": self.rekeyed.by_reason()}

@@ -25,6 +25,7 @@ from services.intake.rekeying import key_mismatch
 
 SUBMIT: SubmitOrder = next(p for p in sample_payloads() if isinstance(p, SubmitOrder))
 BUYER = SUBMIT.buyer_id
+COMMANDS, POLICY = intake_app.ROUTES
 
 
 class Sent:
@@ -36,6 +37,11 @@ class Sent:
     ) -> None:
         self.records.append((topic, key, value, partition))
 
+    async def all(self, outgoing: list[tuple[str, bytes | None, bytes | None, Any, int | None]]) -> list[object]:
+        for topic, key, value, headers, partition in outgoing:
+            await self(topic, key, value, headers, partition)
+        return ["acked"] * len(outgoing)
+
 
 @pytest.fixture
 def worker(tmp_path: Path) -> tuple[intake_app.IntakeWorker, Sent]:
@@ -43,6 +49,7 @@ def worker(tmp_path: Path) -> tuple[intake_app.IntakeWorker, Sent]:
     intake = intake_app.IntakeWorker(make_faust_app("intake", cluster, settings), cluster, settings)
     sent = Sent()
     intake._send = sent  # type: ignore[method-assign]
+    intake._send_all = sent.all  # type: ignore[method-assign,assignment]
     return intake, sent
 
 
@@ -78,7 +85,7 @@ def test_the_route_copies_a_command_byte_for_byte_under_its_buyer_whatever_its_k
     intake, sent = worker
     record = upstream(key, partition)
 
-    asyncio.run(intake._forward(record, SUBMIT))
+    asyncio.run(intake._route(COMMANDS, [record]))
 
     assert sent.records == [(intake_app.INBOX, BUYER.encode(), record.value, None)]
 
@@ -91,7 +98,7 @@ def test_records_keyed_otherwise_are_counted_per_reason_and_logged_once(
 
     with caplog.at_level(logging.WARNING, logger="services.intake.rekeying"):
         for record in [*records, upstream(BUYER.encode(), 1, 5)]:
-            asyncio.run(intake._forward(record, SUBMIT))
+            asyncio.run(intake._route(COMMANDS, [record]))
 
     assert intake.rekeyed.by_reason() == {
         "h200.intake.commands:key_in_other_case_or_padded": 3,
@@ -110,7 +117,7 @@ def test_the_submission_window_is_copied_into_every_inbox_partition_and_not_coun
     envelope = make_envelope(window, key=window.policy_id, producer="ops", occurred_at=AT, message_id=derive_id("w"))
     record = Record("h200.policy", 0, 7, window.policy_id.encode(), encode(envelope))
 
-    asyncio.run(intake._forward(record, window))
+    asyncio.run(intake._route(POLICY, [record]))
 
     partitions = BY_NAME[intake_app.INBOX].partitions
     assert sent.records == [(intake_app.INBOX, record.key, record.value, p) for p in range(partitions)]

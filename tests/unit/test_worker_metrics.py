@@ -51,7 +51,11 @@ def intake_worker(tmp_path: Path) -> tuple[Any, intake_app.IntakeWorker]:
         sent.append((topic, value))
         return None
 
+    async def send_all(outgoing: list[Any]) -> list[object]:
+        return [await send(*record) for record in outgoing]
+
     worker.publisher.send = send  # type: ignore[method-assign]
+    worker._send_all = send_all  # type: ignore[method-assign]
     return app, worker
 
 

@@ -1,0 +1,268 @@
+"""`make bench-pipeline`: orders through the four services against a bare aiokafka relay chain, in one run.
+
+Starts an isolated broker (infra/kafka/kafka.sh, own run directory and ports, principals and ACLs applied,
+stopped and purged at the end whatever happens), then:
+  1. the four services as processes, each logged in as its own principal; policies clearing BUYERS buyers and
+     one batch large enough for every order; ORDERS submissions published as fast as one producer can, timed from
+     the first send to the last order's first ChipsAllocated read back: orders/s through the services;
+  2. the peer: a chain of relays with the same hop count from submission to allocation (intake's router and core,
+     approval's, allocation's: six consumer-to-producer hops, two per process, three processes), each a bare
+     aiokafka consumer copying the bytes on with `acks=all` and auto-commit, no decoding; as many records of
+     an order's size, timed the same way: records/s;
+  3. latency at half of the measured rate: orders paced at that rate; per order, the seconds from its send to its
+     first ChipsAllocated read back (p50 / p99 / max).
+Figures, not a timed test.
+
+    python -m bench.pipeline_bench [--orders N] [--buyers B] [--port P --controller-port Q]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from bench.relay import HOPS, relay_topic
+from bench.replay_bench import REPO, broker
+from schemas.codec import encode
+from schemas.intake import SubmitOrder
+from schemas.topics import BY_NAME
+from services.common.kafka_auth import kafka_python_options
+from services.ops.kafka_clients import admin_client
+from services.ops.publish import envelope_for, publish
+from services.ops.topics import ensure_topics
+
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+# The e2e tests' builders of cleared buyers and orders: one market, not two.
+import scenario as s
+
+DECIDERS = ("intake", "approval", "allocation", "fulfilment")
+SUBMISSIONS = "h200.intake.commands"
+LEDGER = "h200.allocations"
+
+
+def say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def as_principal(name: str) -> dict[str, str]:
+    return {**os.environ, "H200_KAFKA_USERNAME": name, "PYTHONUNBUFFERED": "1"}
+
+
+@contextmanager
+def processes(commands: list[tuple[str, list[str], dict[str, str]]], log_dir: Path) -> Iterator[None]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = []
+    for name, command, env in commands:
+        with open(log_dir / f"{name}.log", "ab") as out:
+            started.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
+    try:
+        yield
+    finally:
+        for process in started:
+            process.send_signal(signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class Arrivals(threading.Thread):
+    """Reads a topic from its end as it is now, noting when each key of interest is first seen."""
+
+    def __init__(self, bootstrap: str, topic: str, key_of: object) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(
+            topic,
+            **kafka_python_options(),
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=5,
+        )
+        self.key_of = key_of
+        self.seen: dict[str, float] = {}
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.consumer.assignment():
+            self.consumer.poll(timeout_ms=100)
+        self.ready.set()
+        while not self.stop.is_set():
+            for records in self.consumer.poll(timeout_ms=100).values():
+                now = time.perf_counter()
+                for record in records:
+                    key = self.key_of(record.value)  # type: ignore[operator]
+                    if key is not None:
+                        self.seen.setdefault(key, now)
+        self.consumer.close()
+
+    def wait_for(self, keys: set[str], timeout_s: float, what: str) -> float:
+        deadline, shown = time.perf_counter() + timeout_s, time.perf_counter()
+        while not keys <= self.seen.keys():
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"{what}: {len(keys - self.seen.keys()):,} of {len(keys):,} never arrived")
+            if time.perf_counter() - shown > 5:
+                say(f"  {what}: {len(keys & self.seen.keys()):,} of {len(keys):,}")
+                shown = time.perf_counter()
+            time.sleep(0.01)
+        return max(self.seen[key] for key in keys)
+
+
+def allocated_ref(value: bytes) -> str | None:
+    """The upstream order's key of a ChipsAllocated line (the order id), None for any other record."""
+    envelope = json.loads(value)
+    if envelope.get("type") != "ChipsAllocated":
+        return None
+    return str(envelope["payload"]["order_id"])
+
+
+def services_run(bootstrap: str, args: argparse.Namespace) -> tuple[float, list[float]]:
+    total = 50 + args.orders + args.latency_orders
+    market = s.Market("bp", buyers=args.buyers, quota=10 * (total // args.buyers + 2), lot=10, orders_per_buyer=1)
+    env_extra = {"H200_BOOTSTRAP_SERVERS": bootstrap}
+    commands = [
+        (
+            name,
+            [sys.executable, "-m", f"services.{name}", "worker", "-l", "warning", "--without-web"],
+            {**as_principal(name), **env_extra, f"H200_{name.upper()}_DATADIR": str(args.run_dir / "workers")},
+        )
+        for name in DECIDERS
+    ]
+    with processes(commands, args.run_dir / "logs"):
+        publish(bootstrap, [*market.policies(), s.batch("BP-B01", 20 * total, pool=market.pool)], "ops")
+        arrivals = Arrivals(bootstrap, LEDGER, allocated_ref)
+        arrivals.start()
+        arrivals.ready.wait(60)
+        warm = orders(market, 0, 50)
+        send(bootstrap, warm)
+        arrivals.wait_for({o[0] for o in warm}, 180, "warming up (50 orders, the groups joining)")
+        batch = orders(market, 1, args.orders)
+        began = time.perf_counter()
+        send(bootstrap, batch)
+        done = arrivals.wait_for({o[0] for o in batch}, 600, f"{args.orders:,} orders")
+        rate = args.orders / (done - began)
+        paced = orders(market, 2, args.latency_orders)
+        sent = send(bootstrap, paced, rate=rate / 2)
+        arrivals.wait_for(set(sent), 300, "paced orders")
+        latencies = sorted(arrivals.seen[key] - at for key, at in sent.items())
+        arrivals.stop.set()
+    return rate, latencies
+
+
+def orders(market: s.Market, round_: int, count: int) -> list[tuple[str, bytes]]:
+    """(order id, encoded SubmitOrder envelope) of `count` new orders, round robin over the market's buyers."""
+    made = []
+    for n in range(count):
+        buyer = market.buyer_ids[n % market.buyers]
+        order: SubmitOrder = s.submit(buyer, f"bp-{round_}-{n}", market.lot, pool=market.pool)
+        envelope = envelope_for(order, "upstream")
+        made.append((str(s.order_id(buyer, order.upstream_ref)), encode(envelope)))
+    return made
+
+
+def send(bootstrap: str, batch: list[tuple[str, bytes]], rate: float = 0.0) -> dict[str, float]:
+    """Publish the batch as upstream (as fast as possible, or `rate` a second); the send time of each."""
+    producer = KafkaProducer(**kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    sent: dict[str, float] = {}
+    began = time.perf_counter()
+    for n, (key, value) in enumerate(batch):
+        if rate:
+            time.sleep(max(0.0, began + n / rate - time.perf_counter()))
+        sent[key] = time.perf_counter()
+        producer.send(SUBMISSIONS, key=key.encode(), value=value)
+    producer.flush()
+    producer.close()
+    return sent
+
+
+def relay_run(bootstrap: str, args: argparse.Namespace, sample: bytes) -> float:
+    with admin_client(bootstrap) as admin:
+        from kafka.admin import NewTopic
+
+        partitions = BY_NAME[SUBMISSIONS].partitions
+        admin.create_topics([NewTopic(relay_topic(hop), partitions, 1) for hop in range(HOPS + 1)])
+    commands = [
+        (
+            f"relay-{pair}",
+            [sys.executable, "-m", "bench.relay", bootstrap, str(pair * 2), str(pair * 2 + 1)],
+            {**as_principal("admin")},
+        )
+        for pair in range(HOPS // 2)
+    ]
+    with processes(commands, args.run_dir / "logs"):
+        arrivals = Arrivals(bootstrap, relay_topic(HOPS), lambda value: value[-12:].decode())
+        arrivals.start()
+        arrivals.ready.wait(60)
+        warm = [(f"w{n:011d}", sample + f"w{n:011d}".encode()) for n in range(50)]
+        send_raw(bootstrap, warm)
+        arrivals.wait_for({k for k, _ in warm}, 180, "relay warming up")
+        batch = [(f"r{n:011d}", sample + f"r{n:011d}".encode()) for n in range(args.orders)]
+        began = time.perf_counter()
+        send_raw(bootstrap, batch)
+        done = arrivals.wait_for({k for k, _ in batch}, 600, "relay")
+        arrivals.stop.set()
+    return args.orders / (done - began)
+
+
+def send_raw(bootstrap: str, batch: list[tuple[str, bytes]]) -> None:
+    producer = KafkaProducer(**kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    for key, value in batch:
+        producer.send(relay_topic(0), key=key.encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    return float(values[min(len(values) - 1, int(share * len(values)))])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench-pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=5_000, help="orders (and relay records) timed (5,000)")
+    parser.add_argument("--latency-orders", type=int, default=1_000, help="orders paced at half the rate (1,000)")
+    parser.add_argument("--buyers", type=int, default=50, help="buyers the orders are spread over (50)")
+    parser.add_argument("--run-dir", type=Path, default=REPO / ".run/bench/pipeline", help="broker and logs")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_KAFKA_PORT", "0")), help="0: any")
+    parser.add_argument("--controller-port", type=int, default=0, help="0: any")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the broker
+    os.environ.setdefault("KAFKA_PYTHON", sys.executable)  # kafka.sh gives every principal its ACLs
+    os.environ["H200_KAFKA_USERNAME"] = "admin"  # the bench itself: topics, relays, reading back
+    say(f"bench-pipeline: {args.orders:,} orders; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+    with broker(args.run_dir / "kafka", args.port, args.controller_port) as bootstrap:
+        with admin_client(bootstrap) as admin:
+            ensure_topics(admin)
+        os.environ["H200_KAFKA_USERNAME"] = "upstream"
+        sample = orders(s.Market("bp", 1, 10, 10, orders_per_buyer=1), 9, 1)[0][1]
+        os.environ["H200_KAFKA_USERNAME"] = "admin"
+        services_rate, latencies = services_run(bootstrap, args)
+        relay_rate = relay_run(bootstrap, args, sample)
+    say()
+    say(f"{'':<44}{'per second':>12}")
+    say(f"{'four services, submission to first allocation':<44}{services_rate:>12,.0f}")
+    say(f"{'bare aiokafka relay chain, same 6 hops':<44}{relay_rate:>12,.0f}")
+    say(f"{'ratio (target 0.5)':<44}{services_rate / relay_rate:>12.3f}")
+    say(
+        f"latency at {services_rate / 2:,.0f} orders/s (half the rate), {len(latencies):,} orders: "
+        f"p50 {percentile(latencies, 0.5) * 1000:,.0f} ms, p99 {percentile(latencies, 0.99) * 1000:,.0f} ms, "
+        f"max {latencies[-1] * 1000:,.0f} ms (target p99 100 ms)"
+    )
+    say(f"load average at the end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
