@@ -11,7 +11,8 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics access schemas \
-        schemas-check asyncapi-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay
+        schemas-check asyncapi-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay \
+        bench-recovery bench-pipeline bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -94,6 +95,11 @@ demo: install ## the main job: Kafka, Redis and the four services play the artic
 bench-replay: jars $(STAMP) ## a million events: h200 replay against Kafka's ConsumerPerformance, events/s and peak RSS (EVENTS=n RUNS=n; BENCH_KAFKA_PORT)
 	@trap 'KAFKA_RUN_DIR=.run/bench/kafka bash infra/kafka/kafka.sh stop --purge >/dev/null 2>&1 || true' EXIT
 	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),) $(if $(RUNS),--runs $(RUNS),)
+
+bench-pipeline: jars $(STAMP) ## orders/s through the four services against a bare aiokafka relay chain, and p99 at half that rate (ORDERS=n)
+	@$(PY) -m bench.pipeline_bench --run-dir .run/bench/pipeline $(if $(ORDERS),--orders $(ORDERS),)
+
+bench: bench-replay bench-recovery bench-pipeline ## every benchmark, each printing its figures beside its peer's
 
 bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000): snapshot + tail vs journal fold vs deciding again
 	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),)

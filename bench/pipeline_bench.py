@@ -51,6 +51,10 @@ SUBMISSIONS = "h200.intake.commands"
 LEDGER = "h200.allocations"
 
 
+RUNNING: list[subprocess.Popen[bytes]] = []
+"""The processes started for the current run (checked while waiting: a process that exited ends the bench)."""
+
+
 def say(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -63,7 +67,7 @@ def as_principal(name: str) -> dict[str, str]:
 @contextmanager
 def processes(commands: list[tuple[str, list[str], dict[str, str]]], log_dir: Path) -> Iterator[None]:
     log_dir.mkdir(parents=True, exist_ok=True)
-    started = []
+    started = RUNNING
     for name, command, env in commands:
         with open(log_dir / f"{name}.log", "ab") as out:
             started.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
@@ -77,6 +81,7 @@ def processes(commands: list[tuple[str, list[str], dict[str, str]]], log_dir: Pa
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+        started.clear()
 
 
 class Arrivals(threading.Thread):
@@ -112,6 +117,8 @@ class Arrivals(threading.Thread):
     def wait_for(self, keys: set[str], timeout_s: float, what: str) -> float:
         deadline, shown = time.perf_counter() + timeout_s, time.perf_counter()
         while not keys <= self.seen.keys():
+            if exited := [p.args for p in RUNNING if p.poll() is not None]:
+                raise SystemExit(f"{what}: a process exited: {exited} (see the logs under --run-dir)")
             if time.perf_counter() > deadline:
                 raise SystemExit(f"{what}: {len(keys - self.seen.keys()):,} of {len(keys):,} never arrived")
             if time.perf_counter() - shown > 5:
@@ -136,11 +143,13 @@ def services_run(bootstrap: str, args: argparse.Namespace) -> tuple[float, list[
     commands = [
         (
             name,
-            [sys.executable, "-m", f"services.{name}", "worker", "-l", "warning", "--without-web"],
+            [sys.executable, "-m", f"services.{name}", "worker", "-l", "warn", "--without-web"],
             {**as_principal(name), **env_extra, f"H200_{name.upper()}_DATADIR": str(args.run_dir / "workers")},
         )
         for name in DECIDERS
     ]
+    # Business time moves as in production: approval decides on what is in force at the clock's last tick.
+    commands.append(("clock", [sys.executable, "-m", "services.clock"], {**as_principal("clock"), **env_extra}))
     with processes(commands, args.run_dir / "logs"):
         publish(bootstrap, [*market.policies(), s.batch("BP-B01", 20 * total, pool=market.pool)], "ops")
         arrivals = Arrivals(bootstrap, LEDGER, allocated_ref)
@@ -170,6 +179,7 @@ def orders(market: s.Market, round_: int, count: int) -> list[tuple[str, bytes]]
         order: SubmitOrder = s.submit(buyer, f"bp-{round_}-{n}", market.lot, pool=market.pool)
         envelope = envelope_for(order, "upstream")
         made.append((str(s.order_id(buyer, order.upstream_ref)), encode(envelope)))
+    # keyed by buyer, as an upstream system does (intake re-keys anything else, and says so)
     return made
 
 
@@ -182,7 +192,7 @@ def send(bootstrap: str, batch: list[tuple[str, bytes]], rate: float = 0.0) -> d
         if rate:
             time.sleep(max(0.0, began + n / rate - time.perf_counter()))
         sent[key] = time.perf_counter()
-        producer.send(SUBMISSIONS, key=key.encode(), value=value)
+        producer.send(SUBMISSIONS, key=json.loads(value)["key"].encode(), value=value)
     producer.flush()
     producer.close()
     return sent
@@ -214,7 +224,7 @@ def relay_run(bootstrap: str, args: argparse.Namespace, sample: bytes) -> float:
         send_raw(bootstrap, batch)
         done = arrivals.wait_for({k for k, _ in batch}, 600, "relay")
         arrivals.stop.set()
-    return args.orders / (done - began)
+    return float(args.orders / (done - began))
 
 
 def send_raw(bootstrap: str, batch: list[tuple[str, bytes]]) -> None:

@@ -94,7 +94,7 @@ def start_worker(bootstrap: str, run_dir: Path, log: Path, snapshot_every: int) 
         "H200_KAFKA_USERNAME": os.environ["H200_KAFKA_USERNAME"],
         "PYTHONUNBUFFERED": "1",
     }
-    command = [sys.executable, "-m", "services.approval", "worker", "-l", "warning", "--without-web"]
+    command = [sys.executable, "-m", "services.approval", "worker", "-l", "warn", "--without-web"]
     with open(log, "ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
