@@ -37,6 +37,9 @@ READS_BACK: dict[str, tuple[str, ...]] = {
     "ops": ("h200.fulfilment",),  # `h200 fulfil` prints fulfilment's answer to each step
     # the read model counts what each service dead-lettered (services.projector.letters)
     "projector": tuple(topic.name for topic in CATALOGUE if topic.dead_letter and topic.name != "h200.dlq.projector"),
+    # the HTTP API lists, shows and re-drives dead letters for the auditor and the operator (services.api.letters);
+    # before re-driving one it looks for the copy a re-drive sent earlier on the topic it writes
+    "api": (*(topic.name for topic in CATALOGUE if topic.dead_letter), "h200.intake.commands"),
 }
 """What a writer reads back of what it or its peers wrote, beyond the catalogue's consumers."""
 
