@@ -53,6 +53,11 @@ PRINCIPALS: tuple[str, ...] = (
 )
 """Every principal given ACLs (the admin, a super user, is not among them)."""
 
+BULK_READ_GROUP = "h200-replay"
+"""The group id of the one client that reads whole topics (services.replay.bulk_read); it never joins it."""
+BULK_READERS = (AUDITOR, "api")
+"""Who reads topics with it: the auditor (replay, verify, export) and the HTTP API (dead letters)."""
+
 Operation = Literal["READ", "WRITE"]
 
 
@@ -87,6 +92,9 @@ def grants() -> tuple[Grant, ...]:
         found |= {Grant(who, "topic", topic.name, "WRITE") for who in writers(topic)}
         found |= {Grant(who, "topic", topic.name, "READ") for who in readers(topic)}
     found |= {Grant(service, "group", f"h200-{service}", "READ") for service in FAUST_SERVICES}
+    # librdkafka asks for the coordinator of its group even for a consumer that only assigns partitions and commits
+    # nothing (services.replay.bulk_read): without READ on that group every read of a record is refused
+    found |= {Grant(who, "group", BULK_READ_GROUP, "READ") for who in BULK_READERS}
     return tuple(sorted(found))
 
 

@@ -8,6 +8,7 @@ services.api.supply and services.api.letters; nothing here decides anything.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -19,7 +20,7 @@ from schemas.topics import SERVICES
 from services.api.callers import OPS, Caller, Callers
 from services.api.gateway import Gateway, typed
 from services.api.letters import LetterNotFoundError, RedriveNotHereError, detail, find, listing, redrive
-from services.api.reads import ledger_document, parse_as_of
+from services.api.reads import ledger_document, moment_of, parse_as_of
 from services.api.supply import supply_and_demand
 from services.ops.redrive import RedriveRefusedError
 from services.replay.records import ReplayError
@@ -77,7 +78,7 @@ def add_read_routes(app: FastAPI, gateway: Gateway, callers: Callers, caller_of:
 
     @app.get("/v1/orders/{buyer_id}/{upstream_ref}/trail")
     async def trail(buyer_id: str, upstream_ref: str, request: Request) -> Response:
-        """An order's decision trail, oldest first: each event's time, type, id and what it did (the buyer's own
+        """An order's decision trail in time order: each event's time, type, id and what it did (the buyer's own
         system, the auditor or the operator)."""
         callers.check_reads(caller_of(request), buyer_id)
         order_id = str(order_id_for(buyer_id, upstream_ref))
@@ -88,6 +89,8 @@ def add_read_routes(app: FastAPI, gateway: Gateway, callers: Callers, caller_of:
                 "trail", count, 404, "unknown_order", f"no order {buyer_id}/{upstream_ref} (id {order_id}) recorded"
             )
         count("trail", "answered")
+        # kept in the order the projector applied them, which interleaves topics: shown in time order (stable)
+        entries.sort(key=lambda entry: moment_of(str(entry.get("at", ""))) or datetime.min.replace(tzinfo=UTC))
         return JSONResponse({**typed(order), "order_id": order_id, "trail": entries})
 
     def service_refused(service: str) -> JSONResponse | None:

@@ -75,9 +75,14 @@ function drawChart(points) {
       return i === 0 ? [here] : [[x(times[i]), y(points[i - 1][figure])], here];
     });
     const group = svg("g", { class: "figure", "data-figure": figure }, chart);
-    svg("polyline", { class: "series", stroke: colour, points: corners.map((c) => c.join(",")).join(" ") }, group);
+    // supply is drawn wide and first: where every chip is allocated, the allocated line runs inside it
+    const width_ = figure === "manufactured" ? 7 : 2;
+    svg("polyline", {
+      class: "series", stroke: colour, "stroke-width": width_, points: corners.map((c) => c.join(",")).join(" "),
+    }, group);
     points.forEach((p, i) => {
-      const dot = svg("circle", { class: "point", cx: x(times[i]), cy: y(p[figure]), r: 3, fill: colour }, group);
+      const r = figure === "manufactured" ? 5 : 3;
+      const dot = svg("circle", { class: "point", cx: x(times[i]), cy: y(p[figure]), r, fill: colour }, group);
       svg("title", {}, dot).textContent = `${figure} ${number(p[figure])} at ${p.at}`;
     });
   }
@@ -265,6 +270,11 @@ function onFrame(text) {
   if (!first) refreshSoon();
 }
 
+function showLettersError(error) {
+  $("letters-summary").className = "status refused";
+  $("letters-summary").textContent = error.message;
+}
+
 function showError(error) {
   $("caller").className = "status refused";
   $("caller").textContent = error.message;
@@ -272,7 +282,7 @@ function showError(error) {
 
 async function refresh() {
   await loadTotals();
-  await Promise.all([loadLedger(), loadLetters()]);
+  await Promise.all([loadLedger(), loadLetters().catch(showLettersError)]);
 }
 
 async function start() {
@@ -282,11 +292,13 @@ async function start() {
     $("caller").className = "status";
     $("caller").textContent = `signed in as ${caller.caller}` +
       (caller.may_redrive ? " (may re-drive dead letters)" : " (reads only)");
-    await refresh();
-    follow();
   } catch (error) {
     showError(error);
+    return;
   }
+  follow();
+  await loadTotals().catch(showError);
+  await Promise.all([loadLedger().catch(showError), loadLetters().catch(showLettersError)]);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
