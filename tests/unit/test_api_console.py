@@ -303,3 +303,28 @@ def test_the_console_is_served_whole_by_the_api_with_no_secret_and_nothing_from_
         assert "token" not in text or "sessionStorage" in script.text
     assert 'id="chart"' in page.text and 'id="as-of"' in page.text and 'id="dead-letters"' in page.text
     assert api.get("/console/secrets.txt").status_code == 404
+
+
+def test_the_operator_s_token_is_read_from_its_file_or_the_environment_compose_passes(tmp_path: Any) -> None:
+    (tmp_path / "ops").write_text("t0ken-ops\n")
+
+    from_file = Callers.from_directory(tmp_path).identify("Bearer t0ken-ops")
+    from_env = Callers.from_directory(tmp_path / "none", {"H200_API_SECRET_OPS": "ops-env"}).identify("Bearer ops-env")
+
+    assert (from_file.name, from_file.buyer_id) == ("ops", None)
+    assert from_env.name == "ops"
+
+
+def test_access_secrets_writes_the_operator_s_token_and_exports_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.ops.cli import main
+
+    for variable, folder in (("KAFKA", "kafka"), ("REDIS", "redis"), ("API", "api")):
+        monkeypatch.setenv(f"H200_{variable}_SECRETS_DIR", str(tmp_path / folder))
+    monkeypatch.setenv("H200_BUYER_SYSTEMS", "[]")
+    assert main(["access", "secrets"]) == 0
+    assert "api token ops" in capsys.readouterr().out
+    assert main(["access", "secrets", "--export"]) == 0
+    token = (tmp_path / "api" / "ops").read_text().strip()
+    assert f"export H200_API_SECRET_OPS={token}" in capsys.readouterr().out.splitlines()
