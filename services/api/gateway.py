@@ -35,7 +35,6 @@ class Gateway(Protocol):
     async def publish(self, envelope: Envelope[Message]) -> None: ...
     def order(self, order_id: str) -> dict[str, Any] | None: ...
     def buyer_orders(self, buyer_id: str) -> list[dict[str, Any]]: ...
-    def ledger(self) -> dict[str, Any]: ...
     def ready(self) -> tuple[bool, str]: ...
     def read_model(self) -> ReadModel: ...
     def dead_letters(self, services: Iterable[str]) -> list[Letter]: ...
@@ -89,15 +88,6 @@ class KafkaRedisGateway:
             if fields.get("buyer_id") == buyer_id
         ]
         return sorted(orders, key=lambda order: (str(order.get("placed_at", "")), str(order.get("upstream_ref", ""))))
-
-    def ledger(self) -> dict[str, Any]:
-        store = self._store()
-        return {
-            "namespace": store.ns,
-            "lines": [typed(line) for line in store.ledger()],
-            "buyers": {buyer: typed(totals) for buyer, totals in store.buyers().items()},
-            "batches": {batch: typed(totals) for batch, totals in store.batches().items()},
-        }
 
     def read_model(self) -> ReadModel:
         return self._store()

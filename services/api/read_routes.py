@@ -33,6 +33,11 @@ def _answer(route: str, count: Count, status: int, code: str, text: str) -> JSON
     return JSONResponse({"code": code, "detail": text}, status_code=status)
 
 
+def _order_and_trail(gateway: Gateway, order_id: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    model = gateway.read_model()
+    return model.order(order_id), model.trail(order_id)
+
+
 def add_read_routes(app: FastAPI, gateway: Gateway, callers: Callers, caller_of: Callable[[Request], Caller]) -> None:
     count: Count = app.state.count
 
@@ -82,8 +87,7 @@ def add_read_routes(app: FastAPI, gateway: Gateway, callers: Callers, caller_of:
         system, the auditor or the operator)."""
         callers.check_reads(caller_of(request), buyer_id)
         order_id = str(order_id_for(buyer_id, upstream_ref))
-        model = gateway.read_model()
-        order, entries = await run_in_threadpool(lambda: (model.order(order_id), model.trail(order_id)))
+        order, entries = await run_in_threadpool(_order_and_trail, gateway, order_id)
         if not order and not entries:
             return _answer(
                 "trail", count, 404, "unknown_order", f"no order {buyer_id}/{upstream_ref} (id {order_id}) recorded"

@@ -46,9 +46,6 @@ class FakeGateway:
     def buyer_orders(self, buyer_id: str) -> list[dict[str, Any]]:
         return []
 
-    def ledger(self) -> dict[str, Any]:
-        return {"lines": []}
-
     def ready(self) -> tuple[bool, str]:
         return self.is_ready
 
