@@ -36,7 +36,7 @@ from services.projector.store import Pending, ReadModelStore
 from services.replay.kafka_io import create_catalogue, read_topics
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
-from builders_replay import story
+from builders_replay import batch, story
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SHOTS = Path(".run/screenshots/console")
@@ -115,6 +115,8 @@ def console(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[di
             "tokens": tokens,
             "marker": marker,
             "bootstrap": kafka_bootstrap,
+            "redis_url": redis_url,
+            "namespace": namespace,
             "log": lambda: (tmp_path / "api.log").read_text()[-3000:],
         }
     finally:
@@ -240,6 +242,33 @@ def test_the_console_shows_supply_against_demand_the_ledger_as_of_the_slider_a_t
     commands = read_topics(console["bootstrap"], ["h200.intake.commands"])
     sent = [record for record in commands if new_id.encode() in (record.value or b"")]
     assert len(sent) == 1 and sent[0].partition == 0
+
+    # A live change: a third batch projected while the page is open reaches the chart through /v1/events
+    position = text("live-status")
+    _project_batch(console["redis_url"], console["namespace"])
+    _until(
+        "the new batch on the chart",
+        lambda: "manufactured 1,000" in _last_title(browser, "manufactured"),
+        lambda: f"{text('live-status')} / {_last_title(browser, 'manufactured')}",
+    )
+    assert text("live-status") != position
+    browser.save_screenshot(str(SHOTS / "5-live.png"))
+
+
+def _last_title(browser: Any, figure: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    points = browser.find_elements(By.CSS_SELECTOR, f'#chart g[data-figure="{figure}"] circle.point title')
+    return str(points[-1].get_attribute("textContent")) if points else ""
+
+
+def _project_batch(redis_url: str, namespace: str) -> None:
+    envelope = envelope_for(batch("B3", 100, minute=300), "ops")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = ReadModelStore(client, namespace)
+    offset = store.positions().get(("h200.supply", 0), 0)
+    store.apply([Pending("h200.supply", 0, offset, str(envelope.id), project(namespace, envelope))])
+    client.close()
 
 
 def _our_letters(rows: list[Any], marker: int) -> list[Any] | None:
