@@ -37,6 +37,9 @@ READS_BACK: dict[str, tuple[str, ...]] = {
     "ops": ("h200.fulfilment",),  # `h200 fulfil` prints fulfilment's answer to each step
     # the read model counts what each service dead-lettered (services.projector.letters)
     "projector": tuple(topic.name for topic in CATALOGUE if topic.dead_letter and topic.name != "h200.dlq.projector"),
+    # the HTTP API lists, shows and re-drives dead letters for the auditor and the operator (services.api.letters);
+    # before re-driving one it looks for the copy a re-drive sent earlier on the topic it writes
+    "api": (*(topic.name for topic in CATALOGUE if topic.dead_letter), "h200.intake.commands"),
 }
 """What a writer reads back of what it or its peers wrote, beyond the catalogue's consumers."""
 
@@ -49,6 +52,11 @@ PRINCIPALS: tuple[str, ...] = (
     AUDITOR,
 )
 """Every principal given ACLs (the admin, a super user, is not among them)."""
+
+BULK_READ_GROUP = "h200-replay"
+"""The group id of the one client that reads whole topics (services.replay.bulk_read); it never joins it."""
+BULK_READERS = (AUDITOR, "api")
+"""Who reads topics with it: the auditor (replay, verify, export) and the HTTP API (dead letters)."""
 
 Operation = Literal["READ", "WRITE"]
 
@@ -85,6 +93,9 @@ def grants() -> tuple[Grant, ...]:
         found |= {Grant(who, "topic", topic.name, "WRITE") for who in writers(topic)}
         found |= {Grant(who, "topic", topic.name, "READ") for who in readers(topic)}
     found |= {Grant(service, "group", f"h200-{service}", "READ") for service in FAUST_SERVICES}
+    # librdkafka asks for the coordinator of its group even for a consumer that only assigns partitions and commits
+    # nothing (services.replay.bulk_read): without READ on that group every read of a record is refused
+    found |= {Grant(who, "group", BULK_READ_GROUP, "READ") for who in BULK_READERS}
     return tuple(sorted(found))
 
 

@@ -18,7 +18,10 @@ from schemas.codec import ContractError, decode_payload
 from schemas.envelope import order_id_for
 from schemas.intake import AddOrderDocuments, CancelOrder, SubmitOrder
 from services.api.callers import Caller, CallerRefusedError, Callers
+from services.api.console import add_console
 from services.api.gateway import Gateway
+from services.api.live import add_live_routes
+from services.api.read_routes import add_read_routes
 from services.ops.publish import envelope_for
 
 MAX_BODY = 1_000_000
@@ -48,6 +51,7 @@ def create_app(gateway: Gateway, callers: Callers, *, poll_s: float = 0.1) -> Fa
         summary="Submit H200 purchase orders and read what became of them",
         lifespan=lifespan,
     )
+    app.state.count = lambda route, outcome: requests.labels(route, outcome).inc()
 
     @app.exception_handler(CallerRefusedError)
     async def refuse_caller(request: Request, refusal: CallerRefusedError) -> JSONResponse:
@@ -165,11 +169,9 @@ def create_app(gateway: Gateway, callers: Callers, *, poll_s: float = 0.1) -> Fa
         callers.check_reads(caller_of(request), buyer_id)
         return {"buyer_id": buyer_id, "orders": await run_in_threadpool(gateway.buyer_orders, buyer_id)}
 
-    @app.get("/v1/ledger")
-    async def ledger(request: Request) -> dict[str, Any]:
-        """Who got which batches, how many and when: every ledger line, with buyer and batch totals (auditor)."""
-        callers.check_reads(caller_of(request), None)
-        return await run_in_threadpool(gateway.ledger)
+    add_read_routes(app, gateway, callers, caller_of)
+    add_live_routes(app, gateway, callers, caller_of, poll_s=max(poll_s, 0.05))
+    add_console(app)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -1,8 +1,10 @@
-"""What the API needs from the outside: a producer to h200.intake.commands and the read models in Redis."""
+"""What the API needs from the outside: a producer to h200.intake.commands, the read models in Redis, and the
+dead-letter topics (read to their end at each request, re-driven through services.ops' own functions)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 from aiokafka import AIOKafkaProducer
@@ -12,7 +14,12 @@ from schemas.codec import encode
 from schemas.envelope import Envelope
 from schemas.routing import home_topic
 from services.common.kafka_auth import aiokafka_options
+from services.ops.dead_letter_commands import letters, send_record, sent_before
+from services.ops.redrive import Letter, Resend
 from services.projector.store import ReadModelStore, current_store
+
+if TYPE_CHECKING:
+    from services.api.reads import ReadModel
 
 COUNTERS = frozenset({"quantity", "approved_quantity", "allocated", "shipped", "delivered", "released", "requested"})
 
@@ -28,8 +35,11 @@ class Gateway(Protocol):
     async def publish(self, envelope: Envelope[Message]) -> None: ...
     def order(self, order_id: str) -> dict[str, Any] | None: ...
     def buyer_orders(self, buyer_id: str) -> list[dict[str, Any]]: ...
-    def ledger(self) -> dict[str, Any]: ...
     def ready(self) -> tuple[bool, str]: ...
+    def read_model(self) -> ReadModel: ...
+    def dead_letters(self, services: Iterable[str]) -> list[Letter]: ...
+    def sent_before(self, record: Resend) -> str | None: ...
+    def send(self, record: Resend) -> tuple[int, int]: ...
 
 
 class KafkaRedisGateway:
@@ -79,14 +89,18 @@ class KafkaRedisGateway:
         ]
         return sorted(orders, key=lambda order: (str(order.get("placed_at", "")), str(order.get("upstream_ref", ""))))
 
-    def ledger(self) -> dict[str, Any]:
-        store = self._store()
-        return {
-            "namespace": store.ns,
-            "lines": [typed(line) for line in store.ledger()],
-            "buyers": {buyer: typed(totals) for buyer, totals in store.buyers().items()},
-            "batches": {batch: typed(totals) for batch, totals in store.batches().items()},
-        }
+    def read_model(self) -> ReadModel:
+        return self._store()
+
+    def dead_letters(self, services: Iterable[str]) -> list[Letter]:
+        return letters(self._bootstrap, services)
+
+    def sent_before(self, record: Resend) -> str | None:
+        found = sent_before(self._bootstrap, record)
+        return None if found is None else f"{found.topic}[{found.partition}]@{found.offset}"
+
+    def send(self, record: Resend) -> tuple[int, int]:
+        return send_record(self._bootstrap, record)
 
     def ready(self) -> tuple[bool, str]:
         try:

@@ -8,7 +8,7 @@ import shlex
 
 from schemas.principals import ADMIN, PRINCIPALS, buyer_principal, grants_of
 from schemas.topics import submission_topic
-from services.api.callers import AUDITOR, AUDITOR_VARIABLE, BUYERS, BUYERS_VARIABLE
+from services.api.callers import AUDITOR, AUDITOR_VARIABLE, BUYERS, BUYERS_VARIABLE, OPS, OPS_VARIABLE
 from services.common.settings import ClusterSettings
 from services.ops.access import CONTROLLER, REDIS_USERS, apply_access, ensure_secrets, read_secret, secret_variable
 from services.ops.arguments import add_bootstrap
@@ -22,7 +22,7 @@ def _secrets(args: argparse.Namespace, __: OpsSettings) -> int:
     kafka, redis, api = cluster.kafka_secrets_dir, cluster.redis_secrets_dir, cluster.api_secrets_dir
     written = [f"kafka {name}" for name in ensure_secrets(kafka)]
     written += [f"redis {name}" for name in ensure_secrets(redis, REDIS_USERS)]
-    written += [f"api token {name}" for name in ensure_secrets(api, (AUDITOR,))]
+    written += [f"api token {name}" for name in ensure_secrets(api, (AUDITOR, OPS))]
     written += [f"api token of buyer {name}" for name in ensure_secrets(api / BUYERS, cluster.buyer_systems)]
     if args.export:
         # For `eval "$(h200 access secrets --export)"` before docker-compose, which hands each container its own.
@@ -31,6 +31,7 @@ def _secrets(args: argparse.Namespace, __: OpsSettings) -> int:
         for name in REDIS_USERS:
             print(f"export {secret_variable(name, 'REDIS')}={(redis / name).read_text(encoding='utf-8').strip()}")
         print(f"export {AUDITOR_VARIABLE}={(api / AUDITOR).read_text(encoding='utf-8').strip()}")
+        print(f"export {OPS_VARIABLE}={(api / OPS).read_text(encoding='utf-8').strip()}")
         buyers = {b: (api / BUYERS / b).read_text(encoding="utf-8").strip() for b in cluster.buyer_systems}
         print(f"export {BUYERS_VARIABLE}={shlex.quote(json.dumps(buyers))}")
         return 0

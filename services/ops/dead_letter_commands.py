@@ -94,7 +94,7 @@ def _show(args: argparse.Namespace, settings: OpsSettings) -> int:
     return 0
 
 
-def _earlier(bootstrap: str, record: Resend) -> LogRecord | None:
+def sent_before(bootstrap: str, record: Resend) -> LogRecord | None:
     """The record already sent under the new id, if any (the id is in the envelope's first bytes)."""
     marker = str(record.envelope.id).encode()
     for found in read_topics(bootstrap, [record.topic]):
@@ -114,7 +114,7 @@ def _redrive(args: argparse.Namespace, settings: OpsSettings) -> int:
         return 1
     envelope = record.envelope
     renewed = f"{envelope.type} as id {envelope.id} (caused by the original {envelope.causation_id})"
-    earlier = _earlier(bootstrap, record)
+    earlier = sent_before(bootstrap, record)
     if earlier is not None:
         print(
             f"nothing sent: {where} was re-driven before: {renewed} is at {earlier.spot}; readers apply an id once. "

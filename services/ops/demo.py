@@ -171,7 +171,7 @@ class Demo:
         self.supervisor.start_all()
         self.supervisor.keep_running()
         for process in self.supervisor.processes.values():
-            pages = "/v1/ledger  /docs  /ready" if process.name == "api" else "/metrics  /health  /ready"
+            pages = "/console  /v1/ledger  /docs  /ready" if process.name == "api" else "/metrics  /health  /ready"
             where = f"{process.url}{pages}" if process.url else "(log only)"
             print(f"    {process.name:<13} {where}")
         auditor = ClusterSettings().api_secrets_dir / AUDITOR

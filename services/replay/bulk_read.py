@@ -16,6 +16,7 @@ from typing import TextIO
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as Partition
 
+from schemas.principals import BULK_READ_GROUP
 from services.common.kafka_auth import librdkafka_options
 from services.common.settings import ClusterSettings
 from services.ops.kafka_clients import BrokerUnavailableError
@@ -37,7 +38,7 @@ def bulk_consumer(cluster: ClusterSettings) -> Consumer:
         {
             "bootstrap.servers": cluster.bootstrap_servers,
             # librdkafka wants a group id even for a consumer that only assigns partitions; it never joins it.
-            "group.id": "h200-replay",
+            "group.id": BULK_READ_GROUP,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",

@@ -13,7 +13,8 @@ def _time(text: str | None) -> str | None:
     return iso(datetime.fromisoformat(text)) if text else None
 
 
-def _line(fields: dict[str, str]) -> Line:
+def read_model_line(fields: dict[str, str]) -> Line:
+    """A ledger line of the read model as replay's Line."""
     return Line(
         allocation_id=fields["allocation_id"],
         pool_id=fields["pool_id"],
@@ -33,7 +34,7 @@ def _line(fields: dict[str, str]) -> Line:
 
 def live_ledger(store: ReadModelStore) -> Ledger:
     """The read model's ledger now: its lines, its batches and what each buyer asked for and was approved."""
-    lines = [_line(fields) for fields in store.ledger()]
+    lines = [read_model_line(fields) for fields in store.ledger()]
     stock = [
         Stock(batch_id, fields["pool_id"], int(fields["quantity"]))
         for batch_id, fields in store.batches().items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,3 +60,19 @@ class FakeReadModel:
 
     def buyers(self) -> dict[str, dict[str, str]]:
         return {b: self._hash(f"{self.ns}:buyer:{b}") for b in sorted(self.data.get(f"{self.ns}:buyers", set()))}
+
+    def orders(self) -> dict[str, dict[str, str]]:
+        return {o: self._hash(f"{self.ns}:order:{o}") for o in sorted(self.data.get(f"{self.ns}:orders", set()))}
+
+    def order(self, order_id: str) -> dict[str, str]:
+        return self._hash(f"{self.ns}:order:{order_id}")
+
+    def trail(self, order_id: str) -> list[dict[str, Any]]:
+        return [json.loads(item) for item in self.data.get(f"{self.ns}:order:{order_id}:trail", [])]
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """One partition whose position is the count of events applied (the projector's are per partition)."""
+        return {("h200.events", 0): len(self.applied)} if self.applied else {}
+
+    def dead_letters(self) -> dict[str, int]:
+        return {}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
+from fake_read_model import FakeReadModel
 from fastapi.testclient import TestClient
 
 from schemas.base import Message
@@ -17,6 +18,7 @@ from schemas.routing import home_topic
 from schemas.samples import sample_payloads
 from services.api.app import create_app
 from services.api.callers import Caller, Callers
+from services.ops.redrive import Letter, Resend
 
 
 class FakeGateway:
@@ -25,6 +27,9 @@ class FakeGateway:
         self.orders: dict[str, list[dict[str, Any]]] = {}
         """order_id -> the answers order() gives, one per call (the last one repeats)."""
         self.is_ready = (True, "fine")
+        self.model = FakeReadModel()
+        self.letters: list[Letter] = []
+        self.resent: list[Resend] = []
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -41,11 +46,22 @@ class FakeGateway:
     def buyer_orders(self, buyer_id: str) -> list[dict[str, Any]]:
         return []
 
-    def ledger(self) -> dict[str, Any]:
-        return {"lines": []}
-
     def ready(self) -> tuple[bool, str]:
         return self.is_ready
+
+    def read_model(self) -> FakeReadModel:
+        return self.model
+
+    def dead_letters(self, services: Iterable[str]) -> list[Letter]:
+        return [letter for letter in self.letters if letter.service in services]
+
+    def sent_before(self, record: Resend) -> str | None:
+        earlier = [i for i, sent in enumerate(self.resent) if sent.envelope.id == record.envelope.id]
+        return f"{record.topic}[0]@{earlier[0]}" if earlier else None
+
+    def send(self, record: Resend) -> tuple[int, int]:
+        self.resent.append(record)
+        return 0, len(self.resent) - 1
 
 
 @pytest.fixture
