@@ -22,9 +22,10 @@ PORTS = {"single": (31092, 31379), "cluster": (31292, 31380)}
 
 def table(report: Report) -> str:
     head = f"{'fault':<22} {'hit':<45} {'at s':>6} {'held s':>7} {'caught up s':>12} {'settled s':>10} {'log then':>9}"
+    head += "  read model"
     rows = [
         f"{r.fault:<22} {r.target:<45} {r.at_s:6.1f} {r.held_s:7.1f} {r.caught_up_s:12.1f} {r.settled_s:10.1f}"
-        f" {r.records_then:9,}"
+        f" {r.records_then:9,}  {'= log' if not r.read_model else f'WRONG ({len(r.read_model)} differences)'}"
         for r in report.recoveries
     ]
     f = report.findings
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             tuple(args.only),
         )
         print("\n" + table(report), flush=True)
-        failed |= not report.findings.ok
+        failed |= not report.findings.ok or any(r.read_model for r in report.recoveries)
     return 1 if failed else 0
 
 

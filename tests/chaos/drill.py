@@ -16,7 +16,7 @@ from services.common.kafka_auth import kafka_python_options
 from services.ops.settle import wait_until_settled
 
 from .faults import Fault, schedule
-from .findings import Findings, examine
+from .findings import Findings, examine, read_model_now
 from .market import Market, Traffic
 from .stage import SESSION_S, Stage
 
@@ -36,6 +36,8 @@ class Recovery:
     caught_up_s: float
     settled_s: float
     records_then: int
+    read_model: list[str]
+    """Where the read model differed from the log once settled after the fault (empty: it equals the replay)."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,9 @@ def play_round(stage: Stage, market: Market, fault: Fault, number: int, rounds: 
     caught_up_s = wait_caught_up(stage, ends, readers, hit_at)
     traffic.finish()
     settle(stage)
+    settled_s = time.monotonic() - hit_at
     return Recovery(
-        fault.name, target, hit_at - began, held_s, caught_up_s, time.monotonic() - hit_at, sum(ends.values())
+        fault.name, target, hit_at - began, held_s, caught_up_s, settled_s, sum(ends.values()), read_model_now(stage)
     )
 
 
@@ -151,5 +154,5 @@ def stage_tails(stage: Stage) -> str:
 def _line(r: Recovery) -> str:
     return (
         f"  {r.fault:<22} {r.target:<45} at {r.at_s:6.1f} s  held {r.held_s:5.1f} s  caught up {r.caught_up_s:5.1f} s"
-        f"  settled {r.settled_s:5.1f} s"
+        f"  settled {r.settled_s:5.1f} s  read model {'= log' if not r.read_model else 'WRONG: ' + r.read_model[0]}"
     )

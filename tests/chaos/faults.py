@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -123,14 +122,16 @@ def catalogue(mode: str, rng: random.Random, session_s: float) -> list[Fault]:
         Fault("Redis FLUSHALL", redis_flushed, _projector, 0.0),
     ]
     if mode == "cluster":
-        return common + [
+        return [
+            *common,
             Fault("SIGKILL leader broker", broker_killed(leader_of(rng)), _everyone, rng.uniform(3, 8)),
             Fault("SIGSTOP leader broker", broker_paused(leader_of(rng)), _everyone, BROKER_SESSION_S + PAUSE_BEYOND_S),
             Fault("SIGKILL controller", broker_killed(controller), _everyone, rng.uniform(3, 8)),
             Fault("SIGSTOP controller", broker_paused(controller), _everyone, BROKER_SESSION_S + PAUSE_BEYOND_S),
             Fault("Redis SIGKILL", redis_killed(wipe=False), _projector, rng.uniform(2, 6)),
         ]
-    return common + [
+    return [
+        *common,
         Fault("Redis SIGKILL", redis_killed(wipe=False), _projector, rng.uniform(2, 6)),
         Fault("Redis wiped", redis_killed(wipe=True), _projector, rng.uniform(2, 6)),
         Fault("SIGKILL broker", broker_killed(the_node), _everyone, rng.uniform(2, 5)),
@@ -151,7 +152,3 @@ def schedule(mode: str, seed: int, rounds: int, session_s: float, only: tuple[st
 
 def _process(name: str) -> str:
     return name if name in ("projector", "clock") else f"{name}-1"
-
-
-def hold(fault: Fault) -> None:
-    time.sleep(fault.hold_s)

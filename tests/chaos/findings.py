@@ -101,9 +101,18 @@ def _lost_orders(log: audit.Log, market: Market) -> list[str]:
         order_id = str(order_id_for(order.buyer_id, order.upstream_ref))
         if len(placed.get(order_id, ())) != 1:
             problems.append(f"order {order.upstream_ref} placed {len(placed.get(order_id, ()))} times")
-        elif len(decided.get(order_id, [])) != 1:
-            problems.append(f"order {order.upstream_ref}: {outcome(decided.get(order_id, []))}")
+            continue
+        # A hold may be followed by an approval or a denial (documents filed, the importer revoked): one each at most
+        decisions = decided.get(order_id, [])
+        final = [d for d in decisions if d.type != "OrderHeld"]
+        if not decisions or len(final) > 1 or len(decisions) - len(final) > 1:
+            problems.append(f"order {order.upstream_ref}: {outcome(decisions)}")
     return _first(problems, "orders lost or decided other than once")
+
+
+def read_model_now(stage: Stage) -> list[str]:
+    """Where the read model differs from the log as it stands (called once the system has settled)."""
+    return read_model_disagreements(stage.store(), audit.read_log(stage.brokers.bootstrap))
 
 
 def _unanswered_reports(log: audit.Log, reports: list[RecordFulfilmentStep]) -> list[str]:
