@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka.errors import KafkaError
-
 from services.ops.kafka_clients import admin_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,13 +136,6 @@ class Brokers:
             if state.get("leaderId", -1) >= 1 and state.get("leaderEpoch", -1) > best[0]:
                 best = (int(state["leaderEpoch"]), int(state["leaderId"]))
         return best[1]
-
-    def serving(self) -> bool:
-        try:
-            with admin_client(self.bootstrap, timeout_s=5) as admin:
-                return len(admin.describe_cluster()["brokers"]) == self.nodes
-        except (KafkaError, OSError, RuntimeError):
-            return False
 
 
 @dataclass
