@@ -148,12 +148,22 @@ class Stage:
         try:
             return lag_behind(positions(self._clients()[0], self.store()), ends)
         except (KafkaError, redis.RedisError, OSError):
+            self._forget_clients()
             return None
+
+    def _forget_clients(self) -> None:
+        """kafka-python's admin client keeps asking a coordinator that was killed (the first cluster drill waited
+        240 s on it): after a failure the next question goes to new clients, which find the cluster afresh."""
+        for client in (self._admin, self._consumer):
+            with contextlib.suppress(Exception):
+                client.close()  # type: ignore[union-attr]
+        self._admin = self._consumer = None
 
     def lag(self) -> Lag | None:
         try:
             return self.lag_behind(self.ends())
         except (KafkaError, OSError):
+            self._forget_clients()
             return None
 
     def wait_for_groups(self, timeout_s: float = 180.0) -> None:
