@@ -86,8 +86,8 @@ e2e: install images ## the services as processes against a containerised broker:
 sim: $(STAMP) ## seeded whole-system simulation of the real cores and routes with faults (SEEDS=n, default 10000; START, STEPS)
 	@$(PY) -m tests.sim --seeds $(or $(SEEDS),10000) $(if $(START),--start $(START),) $(if $(STEPS),--steps $(STEPS),)
 
-test: install images ## the whole suite: unit, simulation (10,000 seeds, one in 4 refolded; SIM_SEEDS=n), integration and end-to-end tiers (what CI runs)
-	@H200_SIM_SEEDS=$(or $(SIM_SEEDS),10000) H200_SIM_REFOLD_EVERY=$(or $(REFOLD_EVERY),4) $(PY) -m pytest tests/unit tests/sim tests/integration tests/e2e -q
+test: install images ## the whole suite: unit, simulation (10,000 seeds, one in 4 refolded; SIM_SEEDS=n), integration and end-to-end tiers, the short fault drill (what CI runs)
+	@H200_SIM_SEEDS=$(or $(SIM_SEEDS),10000) H200_SIM_REFOLD_EVERY=$(or $(REFOLD_EVERY),4) $(PY) -m pytest tests/unit tests/sim tests/integration tests/e2e tests/chaos -q
 
 demo: install ## the main job: Kafka, Redis and the four services play the article's scenario; prints the ledger
 	@bash infra/demo.sh
@@ -126,7 +126,7 @@ clean: down ## also delete local state: .run/ (broker and redis data)
 	@rm -rf .run
 
 # ------------------------------------------------------------------------------------ three-broker cluster
-.PHONY: cluster-up cluster-down cluster-status cluster-test cluster-compose-up cluster-compose-down
+.PHONY: cluster-up cluster-down cluster-status cluster-test cluster-compose-up cluster-compose-down chaos
 
 cluster-up: jars ## start a local 3-broker KRaft cluster (RF 3, min ISR 2) on 127.0.0.1:29092-29094; prints the bootstrap list
 	@KAFKA_PYTHON=$(abspath $(PY)) bash infra/kafka/kafka.sh cluster-start
@@ -139,6 +139,9 @@ cluster-status: ## whether every node of the local cluster runs and serves
 
 cluster-test: jars images ## crash drills, ~3.5 min, not in `make test`: a 3-broker cluster loses its leader, workers crash and hand over
 	@H200_CLUSTER_TEST=1 $(PY) -m pytest tests/integration/test_cluster.py tests/integration/test_cluster_handover.py -q -s
+
+chaos: jars $(STAMP) ## fault drills, not in CI: faults in seeded order on 3 brokers and on 1 node with Redis wiped (SEED=n ROUNDS=n MODE=single|cluster|both)
+	@$(PY) -m tests.chaos --mode $(or $(MODE),both) --seed $(or $(SEED),1) --rounds $(or $(ROUNDS),1)
 
 CLUSTER_COMPOSE ?= docker-compose -p $(or $(CLUSTER_COMPOSE_PROJECT),h200-cluster) -f infra/kafka/cluster.compose.yml
 

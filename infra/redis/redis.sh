@@ -141,8 +141,11 @@ redis_secret() {
 
 # write_acl FILE : the users of this server (the same rules as infra/images/redis/entrypoint.sh).
 write_acl() {
+    # The default user is off (no client can act as it) but holds every permission: Redis 7.0-7.2 replays the AOF
+    # as that user and re-checks a MULTI/EXEC's commands against it, so with no permissions every transaction (and
+    # every script that wrote twice, the projector's) was dropped on restart, silently (redis/redis#14541).
     (umask 077 && cat >"$1" <<ACL
-user default off
+user default off ~* &* +@all
 user admin on >$(redis_secret admin) ~* &* +@all
 user projector on >$(redis_secret projector) ~* &* +@all -@admin -flushall -flushdb
 user reader on >$(redis_secret reader) ~* &* -@all +@read +@connection +multi +exec +discard +eval_ro +evalsha_ro +script|load +script|exists

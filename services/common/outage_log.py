@@ -98,7 +98,9 @@ class OutageLogFilter(logging.Filter):
 
     @staticmethod
     def _rewrite(record: logging.LogRecord, text: str) -> None:
-        record.msg, record.args = text, None
+        # An empty tuple, not None: faust's formatter (mode's ExtensionFormatter) wraps any other value in a tuple,
+        # and `text % (None,)` then fails: a logging-error traceback instead of the outage's one line.
+        record.msg, record.args = text, ()
 
 
 def install_outage_log_filter(loggers: tuple[str, ...] = KAFKA_CLIENT_LOGGERS) -> OutageLogFilter:

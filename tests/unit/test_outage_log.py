@@ -107,3 +107,20 @@ def test_the_workers_install_one_filter_on_each_kafka_client_logger() -> None:
     again = install_outage_log_filter(names)
     assert first is again
     assert [logging.getLogger(name).filters for name in names] == [[first], [first]]
+
+
+def test_an_outage_line_is_formatted_by_the_workers_formatter(logged: tuple[logging.Logger, Lines]) -> None:
+    """faust workers log through mode's ExtensionFormatter, which wraps arguments that are not a tuple in one."""
+    import io
+
+    from mode.utils.logging import ExtensionFormatter
+
+    logger, lines = logged
+    out = logging.StreamHandler(io.StringIO())
+    out.setFormatter(ExtensionFormatter(stream=io.StringIO(), fmt="%(message)s"))
+    formatted: list[str] = []
+    out.emit = lambda record: formatted.append(out.format(record))  # type: ignore[method-assign]
+    logger.addHandler(out)
+    logger.error("Failed fetch messages from %s: %s", 2, "KafkaConnectionError: Connection at 127.0.0.1:31293 closed")
+    assert formatted == [lines.lines[0]]
+    assert formatted[0].startswith("Kafka unreachable: Failed fetch messages from 2")
