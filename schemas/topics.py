@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas import allocation, approval, clock, fulfilment, intake, policy, supply
+from schemas import allocation, approval, clock, fulfilment, intake, outcomes, policy, supply
 from schemas.base import Message
 
 KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
@@ -65,6 +65,17 @@ LINE_MESSAGES: tuple[type[Message], ...] = (
 )
 """What allocation tells fulfilment about a line besides the ledger itself."""
 
+OUTCOME_MESSAGES: tuple[type[Message], ...] = (
+    intake.OrderPlaced,
+    intake.OrderSubmissionRejected,
+    intake.OrderDocumentsAdded,
+    intake.OrderCancelled,
+    intake.CommandRejected,
+    outcomes.SubmissionUnchanged,
+    outcomes.SubmissionMalformed,
+)
+"""The one answer a submitter gets to each record it writes (schemas/outcomes.py)."""
+
 SERVICES = ("intake", "approval", "allocation", "fulfilment", "projector")
 APPROVAL_POLICIES = tuple(
     m for m in POLICY_MESSAGES if m not in (policy.AllocationPolicySet, policy.SubmissionWindowSet)
@@ -109,6 +120,18 @@ CATALOGUE: tuple[Topic, ...] = (
         ),
         producers=("intake",),
         consumers=("approval", "projector"),
+    ),
+    Topic(
+        name="h200.outcomes",
+        key="buyer_id",
+        partitions=6,
+        description="The outcome of every record written to h200.intake.commands, one each, for the gateways that "
+        "write there (the upstream gateway principal, the HTTP API): a copy of the order fact it caused (same id), "
+        "SubmissionUnchanged, or SubmissionMalformed. causation_id is the command's id, correlation_id its "
+        "correlation_id. A buyer system's own submissions are answered on h200.outcomes.<buyer> instead.",
+        messages=OUTCOME_MESSAGES,
+        producers=("intake",),
+        consumers=("upstream", "api"),
     ),
     Topic(
         name="h200.policy",
@@ -274,6 +297,32 @@ def submission_topic(buyer_id: str) -> Topic:
         producers=("upstream",),
         consumers=("intake",),
     )
+
+
+OUTCOMES_PREFIX = "h200.outcomes."
+
+
+def outcome_topic(buyer_id: str) -> Topic:
+    """A buyer's own outcome topic: the answer to each record on h200.submissions.<buyer>, readable by that buyer's
+    system alone (and the auditor)."""
+    return Topic(
+        name=f"{OUTCOMES_PREFIX}{buyer_id}",
+        key="buyer_id",
+        partitions=1,
+        description=f"The outcome of every record on h200.submissions.{buyer_id}, one each: a copy of the order "
+        "fact it caused (same id), SubmissionUnchanged, or SubmissionMalformed. Read by upstream-<buyer> only.",
+        messages=OUTCOME_MESSAGES,
+        producers=("intake",),
+        consumers=("upstream",),
+    )
+
+
+def outcome_topic_of(source_topic: str | None) -> str:
+    """Where the outcome of a record read from `source_topic` goes: the channel it came by answers it. A buyer's
+    submission topic is answered on that buyer's outcome topic, anything else (h200.intake.commands, or a source
+    not known) on h200.outcomes."""
+    buyer = buyer_of_submission_topic(source_topic or "")
+    return outcome_topic(buyer).name if buyer is not None else "h200.outcomes"
 
 
 def buyer_of_submission_topic(name: str) -> str | None:

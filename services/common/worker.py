@@ -17,6 +17,7 @@ import faust
 
 from schemas.base import Message
 from schemas.codec import ContractError, encode
+from schemas.envelope import Envelope
 from schemas.routing import explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME, Topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
@@ -98,6 +99,7 @@ class ServiceWorker:
         self.app = app
         self.service = service
         self.inbox: Topic = BY_NAME[inbox]
+        self.routes = routes
         self._max_bytes = cluster.max_message_bytes
         backoff = Backoff(worker.send_retry_s, worker.send_retry_max_s, worker.send_timeout_s)
         self.publisher = Publisher(app, backoff)
@@ -167,12 +169,16 @@ class ServiceWorker:
             await self._reject(record, outcome.rejected)
         for envelope in outcome.outputs:
             try:
-                topic = home_topic(envelope.payload).name
-                partition = explicit_partition(envelope.payload)
-                await self._send(topic, envelope.key.encode(), encode(envelope), partition=partition)
+                value = encode(envelope)
+                for topic, partition in self.destinations(record, envelope):
+                    await self._send(topic, envelope.key.encode(), value, partition=partition)
             except RecordRefusedError as refused:
                 # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
                 await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {refused}"))
+
+    def destinations(self, record: Record, envelope: Envelope[Message]) -> list[tuple[str, int | None]]:
+        """Where an event decided on `record` is sent: its home topic (and the partition it names, if any)."""
+        return [(home_topic(envelope.payload).name, explicit_partition(envelope.payload))]
 
     def _router(self, route: Route) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def forward(stream: Any) -> None:
@@ -190,12 +196,13 @@ class ServiceWorker:
             return
         if isinstance(envelope.payload, route.types):
             try:
-                await self._forward(record, envelope.payload)
+                await self._forward(record, envelope)
             except RecordRefusedError as refused:
                 await self._reject(record, ContractError("oversized", f"valid, but its copy was refused: {refused}"))
 
-    async def _forward(self, record: Record, payload: Message) -> None:
+    async def _forward(self, record: Record, envelope: Envelope[Message]) -> None:
         """Copy the original bytes, unchanged, under the inbox's key (to every partition for broadcast rules)."""
+        payload = envelope.payload
         if isinstance(payload, self.inbox.broadcast):
             for partition in range(self.inbox.partitions):
                 await self._send(self.inbox.name, record.key, record.value, partition=partition)
