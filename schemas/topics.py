@@ -334,6 +334,16 @@ def inputs_of(service: str) -> tuple[str, ...]:
     return tuple(topic.name for topic in CATALOGUE if service in topic.consumers)
 
 
+CORRELATION_HEADER = "correlation_id"
+SOURCE_HEADER = "h200.source_topic"
+COMMAND_HEADERS = {
+    CORRELATION_HEADER: "optional, set by the sender: the correlation id (UUID) of what it sends; read only when the "
+    "value cannot be, to correlate the SubmissionMalformed answer",
+    SOURCE_HEADER: "set by intake on its inbox copy (h200.intake.inbox) alone: the submission topic the command was "
+    "read from, whose outcome topic answers it",
+}
+"""The record headers of an intake command: none is required, and none is trusted from a sender but the first."""
+
 DEAD_LETTER_HEADERS = {
     "dlq.error_code": "stable code of the failure, e.g. malformed_json, too_deep, number_too_long, duplicate_key, "
     "invalid_payload, unknown_message_type, oversized, empty_value, processing_failed",

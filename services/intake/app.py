@@ -17,7 +17,13 @@ from schemas.base import Message
 from schemas.codec import ContractError, encode
 from schemas.envelope import Envelope
 from schemas.routing import home_topic
-from schemas.topics import INTAKE_COMMANDS, buyer_of_submission_topic, outcome_topic_of, submission_topic
+from schemas.topics import (
+    INTAKE_COMMANDS,
+    SOURCE_HEADER,
+    buyer_of_submission_topic,
+    outcome_topic_of,
+    submission_topic,
+)
 from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
@@ -27,8 +33,6 @@ from services.intake.rekeying import RekeyedRecords
 
 INBOX = "h200.intake.inbox"
 OUTCOMES = "h200.outcomes"
-SOURCE_HEADER = "h200.source_topic"
-"""Header of an inbox copy naming the submission topic the command was read from (only intake writes the inbox)."""
 ROUTES = (Route("h200.intake.commands", INTAKE_COMMANDS), Route("h200.policy", (policy.SubmissionWindowSet,)))
 
 

@@ -9,13 +9,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import pytest
 from builders_intake import AT, BUYER, ORDER_ID, add_documents, cancel, document, submit
 
 from schemas.codec import ContractError, decode, encode
-from schemas.envelope import Envelope, derive_id, make_envelope
+from schemas.envelope import Envelope, command_id_for, derive_id, make_envelope
 from schemas.intake import OrderPlaced, SubmitOrder
 from schemas.outcomes import MALFORMED_KEY, SubmissionMalformed, SubmissionUnchanged
 from schemas.samples import sample_payloads
@@ -27,6 +27,7 @@ from services.common.worker import make_faust_app
 from services.intake import app as intake_app
 from services.intake import domain
 from services.intake.domain.malformed import Refused, key_problem, malformed
+from services.ops.publish import envelope_for
 
 SHARED = "h200.intake.commands"
 OWN = f"h200.submissions.{BUYER}"
@@ -261,3 +262,16 @@ def test_an_inbox_copy_names_its_channel_and_its_decisions_go_home_and_back_to_t
     assert intake.destinations(copy, unchanged) == [(f"h200.outcomes.{BUYER}", None)]
     legacy = Record(intake_app.INBOX, 0, 1, key, value)  # copied before copies named their channel
     assert intake.destinations(legacy, placed) == [("h200.orders", None), ("h200.outcomes", None)]
+
+
+# The id of a command without a cause
+
+
+def test_a_command_id_follows_the_documented_rule_and_a_resend_keeps_it() -> None:
+    command = next(p for p in sample_payloads() if isinstance(p, SubmitOrder))
+    text = f"api/SubmitOrder/{hashlib.sha256(command.model_dump_json().encode()).hexdigest()}"
+    by_hand = uuid5(UUID("5b0f4b9e-2f6c-4b6e-9d55-8f1f6f2d7a11"), text)
+
+    assert command_id_for("api", command) == by_hand == envelope_for(command, "api").id
+    assert envelope_for(command, "api").correlation_id == by_hand and envelope_for(command, "api").causation_id is None
+    assert command_id_for("api", command.model_copy(update={"quantity": 1})) != by_hand

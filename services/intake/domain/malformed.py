@@ -19,10 +19,7 @@ from uuid import UUID
 from schemas.codec import MAX_MESSAGE_BYTES, ContractError
 from schemas.envelope import Envelope, derive_id, envelope_model
 from schemas.outcomes import MALFORMED_KEY, SubmissionMalformed
-from schemas.topics import buyer_of_submission_topic
-
-CORRELATION_HEADER = "correlation_id"
-"""A record header a client may set to the correlation id of what it sends, read when its value cannot be."""
+from schemas.topics import CORRELATION_HEADER, buyer_of_submission_topic
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
