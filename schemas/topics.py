@@ -325,6 +325,11 @@ def outcome_topic_of(source_topic: str | None) -> str:
     return outcome_topic(buyer).name if buyer is not None else "h200.outcomes"
 
 
+def buyer_topics(buyers: tuple[str, ...]) -> tuple[Topic, ...]:
+    """Each buyer system's own pair: its submission topic and its outcome topic (`h200 access apply` creates them)."""
+    return tuple(topic for buyer in buyers for topic in (submission_topic(buyer), outcome_topic(buyer)))
+
+
 def buyer_of_submission_topic(name: str) -> str | None:
     return name.removeprefix(SUBMISSIONS_PREFIX) if name.startswith(SUBMISSIONS_PREFIX) else None
 

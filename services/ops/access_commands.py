@@ -7,7 +7,7 @@ import json
 import shlex
 
 from schemas.principals import ADMIN, PRINCIPALS, buyer_principal, grants_of
-from schemas.topics import outcome_topic, submission_topic
+from schemas.topics import buyer_topics
 from services.api.callers import AUDITOR, AUDITOR_VARIABLE, BUYERS, BUYERS_VARIABLE
 from services.common.settings import ClusterSettings
 from services.ops.access import CONTROLLER, REDIS_USERS, apply_access, ensure_secrets, read_secret, secret_variable
@@ -51,8 +51,7 @@ def _apply(_: argparse.Namespace, settings: OpsSettings) -> int:
         return 2
     buyers = cluster.buyer_systems
     with admin_client(settings.bootstrap_servers, settings.request_timeout_s) as admin:
-        own = tuple(topic for buyer in buyers for topic in (submission_topic(buyer), outcome_topic(buyer)))
-        topics = ensure_topics(admin, own)
+        topics = ensure_topics(admin, buyer_topics(buyers))
         report = apply_access(admin, cluster.kafka_secrets_dir, buyers=buyers)
     if buyers:
         print(
