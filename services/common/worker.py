@@ -23,6 +23,7 @@ from schemas.topics import BY_NAME, Topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import replay_partition
 from services.common.kafka_auth import faust_credentials
+from services.common.logs import log_decision, logging_config
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
 from services.common.outage_log import install_outage_log_filter
 from services.common.partitions import PartitionedCore
@@ -65,6 +66,7 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
         web_enabled=worker.web_port > 0,
         web_port=worker.web_port or 6066,
         web_bind="127.0.0.1",
+        logging_config=logging_config(service, cluster.log_format),
         # Topics come from the catalogue (`h200 topics create`); faust must not invent its own.
         topic_allow_declare=False,
         topic_disable_leader=True,
@@ -175,6 +177,7 @@ class ServiceWorker:
             except RecordRefusedError as refused:
                 # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
                 await self._reject(record, ContractError("processing_failed", f"{envelope.type}: {refused}"))
+        log_decision(self.service, (record.topic, record.partition, record.offset), outcome.outputs)
 
     def destinations(self, record: Record, envelope: Envelope[Message]) -> list[tuple[str, int | None]]:
         """Where an event decided on `record` is sent: its home topic (and the partition it names, if any)."""

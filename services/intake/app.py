@@ -24,6 +24,7 @@ from schemas.topics import (
     outcome_topic_of,
     submission_topic,
 )
+from services.common.logs import log_decision
 from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.worker import Route, ServiceWorker, make_faust_app
@@ -80,6 +81,7 @@ class IntakeWorker(ServiceWorker):
         if channel is not None:
             answer = malformed(refused(record), error)
             await self._send(outcome_topic_of(channel), answer.key.encode(), encode(answer))
+            log_decision(self.service, (record.topic, record.partition, record.offset), [answer])
 
     def destinations(self, record: Record, envelope: Envelope[Message]) -> list[tuple[str, int | None]]:
         """The event's home (h200.orders) and the outcome topic of the channel its command came by."""
