@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 import scenario as s
@@ -67,12 +67,24 @@ def answers(system: System, topic: str, principal: str) -> list[Any]:
     return [decode(record.value) for record in system.records(topic, partitions=1, as_principal=principal)]
 
 
+def decisions_logged(system: System, service: str) -> dict[UUID, dict[str, Any]]:
+    """The JSON decision lines of a service's workers (H200_LOG_FORMAT=json), by the id of each event they name."""
+    found = {}
+    for process in system.supervisor.processes.values():
+        if process.name.startswith(service):
+            for text in process.log_path.read_text().splitlines():
+                line = json.loads(text) if text.startswith("{") else {}
+                if line.get("logger") == "h200.decisions":
+                    found.update((UUID(event_id), line) for event_id in line["event_ids"])
+    return found
+
+
 def test_a_java_client_gets_one_answer_for_a_valid_order_and_one_for_a_malformed_record(
     start_system: StartSystem, buyer_systems: dict[str, str], module_kafka_bootstrap: str
 ) -> None:
     from kafka import KafkaConsumer
 
-    system = start_system(env=buyer_systems)
+    system = start_system(env={**buyer_systems, "H200_LOG_FORMAT": "json"})
     system.publish([s.use_rules(), *s.cleared_buyer("tencent", 1_000)])
     system.settle()
 
@@ -119,6 +131,14 @@ def test_a_java_client_gets_one_answer_for_a_valid_order_and_one_for_a_malformed
     # and the malformed record went to the dead-letter topic with its original bytes
     [letter] = [r for r in system.records("h200.dlq.intake") if r.value == MALFORMED]
     assert dict(letter.headers)["dlq.error_code"] == b"malformed_json"
+
+    # Intake logged each decision as one JSON line with its ids
+    logged = decisions_logged(system, "intake")
+    assert (logged[placed.id]["causation_id"], logged[placed.id]["correlation_id"]) == (
+        str(order.id),
+        str(order.correlation_id),
+    )
+    assert (logged[refused.id]["topic"], logged[refused.id]["offset"]) == ("h200.submissions.tencent", 1)
 
     # Another buyer's system may not read tencent's answers: it is not even told the topic exists
     spy = KafkaConsumer(
