@@ -103,7 +103,9 @@ def test_a_java_client_gets_one_answer_for_a_valid_order_and_one_for_a_malformed
     system.settle()
     mine = "h200.outcomes.tencent"
     system.wait_until(
-        "two answers on h200.outcomes.tencent", lambda: len(answers(system, mine, buyer_principal("tencent"))) >= 2
+        "two answers on h200.outcomes.tencent",
+        lambda: len(answers(system, mine, buyer_principal("tencent"))) >= 2,
+        timeout_s=180,
     )
 
     # Then it reads one answer for each on its own outcome topic: the order placed, the record malformed
