@@ -7,6 +7,7 @@ per partition, so deciding there would place one submission once per partition i
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,13 +108,17 @@ def source_of(record: Record) -> str | None:
 
 def refused(record: Record) -> Refused:
     """The refused record as intake's core reads it; dated by the record's own timestamp (a redelivery gives the
-    same answer), or now for a record without one."""
-    at = (
-        datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-        if record.timestamp_ms is not None and record.timestamp_ms >= 0
-        else datetime.now(UTC)
+    same answer), or now for a record without a usable one."""
+    return Refused(
+        record.topic, record.partition, record.offset, record.key, record.value, record.headers, _dated(record)
     )
-    return Refused(record.topic, record.partition, record.offset, record.key, record.value, record.headers, at)
+
+
+def _dated(record: Record) -> datetime:
+    if record.timestamp_ms is not None and record.timestamp_ms >= 0:
+        with contextlib.suppress(OverflowError, ValueError, OSError):  # a producer's CreateTime may be anything
+            return datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+    return datetime.now(UTC)
 
 
 def create_app(cluster: ClusterSettings | None = None, worker: WorkerSettings | None = None) -> faust.App:

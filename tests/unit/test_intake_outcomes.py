@@ -275,3 +275,13 @@ def test_a_command_id_follows_the_documented_rule_and_a_resend_keeps_it() -> Non
     assert command_id_for("api", command) == by_hand == envelope_for(command, "api").id
     assert envelope_for(command, "api").correlation_id == by_hand and envelope_for(command, "api").causation_id is None
     assert command_id_for("api", command.model_copy(update={"quantity": 1})) != by_hand
+
+
+@pytest.mark.parametrize("stamp", [None, -1, 2**62])
+def test_a_refused_record_without_a_usable_timestamp_is_answered_all_the_same(
+    worker: tuple[intake_app.IntakeWorker, Sent], stamp: int | None
+) -> None:
+    intake, sent = worker
+    asyncio.run(intake._reject(Record(OWN, 0, 9, None, b"x", (), stamp, 0), ContractError("malformed_json", "x")))
+    [answer] = sent.on(f"h200.outcomes.{BUYER}")
+    assert answer.payload.refused_at.tzinfo is not None
