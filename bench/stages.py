@@ -20,7 +20,7 @@ from pathlib import Path
 
 from schemas.codec import decode
 from schemas.topics import EVENT_TOPICS
-from services.common.kafka_auth import librdkafka_options
+from services.common.kafka_auth import java_properties
 from services.ops.kafka_clients import reader
 from services.replay.bulk_read import read_topics
 from services.replay.ledger import LedgerFold
@@ -79,21 +79,6 @@ def startup_seconds() -> float:
     return time.perf_counter() - started
 
 
-def _java_login() -> str:
-    """The same login as replay's (services.common.kafka_auth) as Java client properties (empty on PLAINTEXT)."""
-    login = librdkafka_options()
-    if login["security.protocol"] == "PLAINTEXT":
-        return ""
-    jaas = (
-        "org.apache.kafka.common.security.scram.ScramLoginModule required "
-        f'username="{login["sasl.username"]}" password="{login["sasl.password"]}";'
-    )
-    return (
-        f"security.protocol={login['security.protocol']}\nsasl.mechanism={login['sasl.mechanism']}\n"
-        f"sasl.jaas.config={jaas}\n"
-    )
-
-
 def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Run, Run]:
     """Kafka's own consumer benchmark on the event topics: (whole run incl. group join, fetching only)."""
     include = "^(" + "|".join(re.escape(topic) for topic in EVENT_TOPICS) + ")$"
@@ -104,7 +89,7 @@ def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Run, R
         *("--command-property", "isolation.level=read_committed"),
     ]
     with tempfile.NamedTemporaryFile("w", suffix=".properties") as login:  # mode 0600: it holds a password
-        login.write(_java_login())
+        login.write(java_properties())
         login.flush()
         done = subprocess.run(
             [*command, "--command-config", login.name], capture_output=True, text=True, timeout=1800, check=False

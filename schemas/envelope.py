@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -22,9 +23,11 @@ class Envelope(Contract, Generic[M]):
     id: Uuid = Field(
         description="unique per message. A fact caused by another message: derived from the cause, so a retry yields "
         "the same id. A message without a cause (an upstream command, a policy, a batch, a report): chosen by its "
-        "sender, the same for a resend of the same message (for example a UUIDv5 of its idempotency key and "
-        "content, as `h200 publish` and the HTTP API do); a resend under a new id is still decided once, by the "
-        "message's natural key (buyer and upstream_ref, policy_id and revision, batch_id)"
+        "sender and the same for every resend of the same message. The rule `h200 publish` and the HTTP API follow, "
+        "and any sender may: UUIDv5 in the namespace 5b0f4b9e-2f6c-4b6e-9d55-8f1f6f2d7a11 of the text "
+        "`<producer>/<type>/<sha256 hex of the payload as compact JSON>` (schemas.envelope.command_id_for). A "
+        "resend under a new id is still decided once, by the message's natural key (buyer and upstream_ref, "
+        "policy_id and revision, batch_id), and answered SubmissionUnchanged"
     )
     type: Annotated[str, Field(min_length=1, max_length=64)]
     version: Annotated[int, Field(ge=1)]
@@ -39,8 +42,13 @@ class Envelope(Contract, Generic[M]):
             "never rely on the record's own key, which a client may set otherwise: they re-key by the payload",
         ),
     ]
-    correlation_id: Uuid = Field(description="the id of the first message of the business flow")
-    causation_id: Uuid | None = Field(description="the id of the message that caused this one")
+    correlation_id: Uuid = Field(
+        description="the id of the first message of the business flow: a message without a cause carries its own id "
+        "(or the id of the sender's flow it belongs to); every message it causes carries it on"
+    )
+    causation_id: Uuid | None = Field(
+        description="the id of the message that caused this one; null for a message without a cause"
+    )
     payload: M
     _arrival: Arrival | None = PrivateAttr(default=None)
 
@@ -81,6 +89,13 @@ def learned_at(message: Envelope[Any]) -> datetime:
 def derive_id(*parts: object) -> UUID:
     """A stable id for a fact, from the facts that determine it (cause id, type, discriminators)."""
     return uuid5(ID_NAMESPACE, "/".join(str(part) for part in parts))
+
+
+def command_id_for(producer: str, payload: Message) -> UUID:
+    """The id of a message without a cause, from its content: a resend of the same message has the same id.
+    `<producer>/<type>/<sha256 of the payload's compact JSON>` in ID_NAMESPACE (UUIDv5); see Envelope.id."""
+    digest = hashlib.sha256(payload.model_dump_json().encode()).hexdigest()
+    return derive_id(producer, payload.TYPE, digest)
 
 
 def order_id_for(buyer_id: str, upstream_ref: str) -> UUID:

@@ -14,9 +14,19 @@ from typing import Any
 
 from schemas.base import Message
 from schemas.envelope import Envelope
+from schemas.principals import writers
 from schemas.registry import ALL_MESSAGES, CURRENT
 from schemas.samples import sample_envelopes
-from schemas.topics import CATALOGUE, DEAD_LETTER_HEADERS, Topic
+from schemas.topics import (
+    CATALOGUE,
+    COMMAND_HEADERS,
+    DEAD_LETTER_HEADERS,
+    INTAKE_COMMANDS,
+    Topic,
+    outcome_topic,
+    outcome_topic_of,
+    submission_topic,
+)
 
 HERE = Path(__file__).parent
 JSON_DIR = HERE / "json"
@@ -81,55 +91,103 @@ def dead_letter_message() -> dict[str, Any]:
     }
 
 
+BUYER_PARAMETER = "{buyer_id}"
+PER_BUYER: tuple[Topic, ...] = (submission_topic(BUYER_PARAMETER), outcome_topic(BUYER_PARAMETER))
+"""A buyer system's own topics, one pair per buyer of H200_BUYER_SYSTEMS: channels with a buyer_id parameter."""
+BUYER_SYSTEM = "upstream_buyer"
+"""The operations of principal upstream-<buyer>, on its own pair of channels."""
+
+
 def _channel_id(topic: Topic) -> str:
-    return topic.name.replace(".", "_")
+    return topic.name.replace(".", "_").replace(BUYER_PARAMETER, "buyer")
+
+
+def _message_names(topic: Topic) -> list[str]:
+    return [DEAD_LETTER] if topic.dead_letter else [m.schema_name() for m in topic.messages]
+
+
+def _reply(topic: Topic) -> dict[str, Any]:
+    """What a submitter receives for each record it sends to a submission topic: one answer on its outcome topic."""
+    if topic.messages != INTAKE_COMMANDS:
+        return {}
+    answers = next(t for t in (*CATALOGUE, *PER_BUYER) if t.name == outcome_topic_of(topic.name))
+    channel = _channel_id(answers)
+    return {
+        "reply": {
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"} for name in _message_names(answers)],
+        }
+    }
 
 
 def _operations(topic: Topic) -> dict[str, Any]:
     operations: dict[str, Any] = {}
-    names = [DEAD_LETTER] if topic.dead_letter else [m.schema_name() for m in topic.messages]
-    refs = [{"$ref": f"#/channels/{_channel_id(topic)}/messages/{name}"} for name in names]
-    for action, parties in (("send", topic.producers), ("receive", topic.consumers)):
+    refs = [{"$ref": f"#/channels/{_channel_id(topic)}/messages/{name}"} for name in _message_names(topic)]
+    per_buyer = topic in PER_BUYER
+    # Besides the catalogue's producers, every principal the ACLs let write the topic (the API, the authority); a
+    # buyer's own topics are written by its system alone (schemas.principals.buyer_grants).
+    others = () if per_buyer else sorted(writers(topic) - set(topic.producers))
+    senders = (*topic.producers, *others)
+    for action, parties in (("send", senders), ("receive", topic.consumers)):
         for party in parties:
-            operations[f"{party}_{action}_{_channel_id(topic)}"] = {
+            outside = party in ("upstream", "api")
+            who = BUYER_SYSTEM if per_buyer and party == "upstream" else party
+            operations[f"{who}_{action}_{_channel_id(topic)}"] = {
                 "action": action,
                 "channel": {"$ref": f"#/channels/{_channel_id(topic)}"},
-                "summary": f"{party} {'publishes to' if action == 'send' else 'consumes'} {topic.name}",
+                "summary": f"{'upstream-<buyer>' if who == BUYER_SYSTEM else party} "
+                f"{'publishes to' if action == 'send' else 'consumes'} {topic.name}",
                 **({"messages": refs} if refs else {}),
+                **(_reply(topic) if action == "send" and outside else {}),
             }
     return operations
+
+
+def _channel(topic: Topic) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "address": topic.name,
+        "description": topic.description,
+        "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in _message_names(topic)},
+        "bindings": {
+            "kafka": {
+                **({} if topic in PER_BUYER else {"topic": topic.name}),
+                "partitions": topic.partitions,
+                "replicas": 1,
+                "topicConfiguration": {
+                    "cleanup.policy": [topic.config["cleanup.policy"]],
+                    "retention.ms": int(topic.config["retention.ms"]),
+                    "retention.bytes": int(topic.config["retention.bytes"]),
+                },
+                "bindingVersion": "0.5.0",
+            }
+        },
+        "x-key": topic.key,
+    }
+    if topic in PER_BUYER:
+        channel["parameters"] = {
+            "buyer_id": {"description": "a buyer system listed in H200_BUYER_SYSTEMS (its principal: upstream-<buyer>)"}
+        }
+    if topic.dead_letter:
+        channel["x-dead-letter-headers"] = DEAD_LETTER_HEADERS
+    return channel
+
+
+def _headers(message: type[Message]) -> dict[str, Any]:
+    """The record headers of a message: an intake command's optional ones; none for every other message."""
+    if message in INTAKE_COMMANDS:
+        return {
+            "type": "object",
+            "properties": {name: {"type": "string", "description": text} for name, text in COMMAND_HEADERS.items()},
+        }
+    return {"type": "object", "description": "the services write no header on this message and read none"}
 
 
 def asyncapi_document() -> dict[str, Any]:
     examples = {e.type: json.loads(e.model_dump_json()) for e in sample_envelopes()}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    for topic in CATALOGUE:
-        channel: dict[str, Any] = {
-            "address": topic.name,
-            "description": topic.description,
-            "messages": {
-                name: {"$ref": f"#/components/messages/{name}"}
-                for name in ([DEAD_LETTER] if topic.dead_letter else [m.schema_name() for m in topic.messages])
-            },
-            "bindings": {
-                "kafka": {
-                    "topic": topic.name,
-                    "partitions": topic.partitions,
-                    "replicas": 1,
-                    "topicConfiguration": {
-                        "cleanup.policy": [topic.config["cleanup.policy"]],
-                        "retention.ms": int(topic.config["retention.ms"]),
-                        "retention.bytes": int(topic.config["retention.bytes"]),
-                    },
-                    "bindingVersion": "0.5.0",
-                }
-            },
-            "x-key": topic.key,
-        }
-        if topic.dead_letter:
-            channel["x-dead-letter-headers"] = DEAD_LETTER_HEADERS
-        channels[_channel_id(topic)] = channel
+    for topic in (*CATALOGUE, *PER_BUYER):
+        channels[_channel_id(topic)] = _channel(topic)
         operations.update(_operations(topic))
     messages = {
         m.schema_name(): {
@@ -143,6 +201,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "message carries the same correlation_id, and its causation_id names this message's id",
                 "location": "$message.payload#/correlation_id",
             },
+            "headers": _headers(m),
             "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": "0.5.0"}},
             "x-kind": m.KIND,
             **({"examples": [{"payload": examples[m.TYPE]}]} if m is CURRENT[m.TYPE] else {}),

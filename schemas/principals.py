@@ -14,7 +14,16 @@ from typing import Literal
 
 from schemas import fulfilment, supply
 from schemas.base import Message
-from schemas.topics import CATALOGUE, INTAKE_COMMANDS, MANAGED, POLICY_MESSAGES, SERVICES, Topic, submission_topic
+from schemas.topics import (
+    CATALOGUE,
+    INTAKE_COMMANDS,
+    MANAGED,
+    POLICY_MESSAGES,
+    SERVICES,
+    Topic,
+    outcome_topic,
+    submission_topic,
+)
 
 ADMIN = "admin"
 AUDITOR = "auditor"
@@ -108,10 +117,14 @@ def buyer_principal(buyer_id: str) -> str:
 
 
 def buyer_grants(buyers: tuple[str, ...]) -> tuple[Grant, ...]:
-    """Each buyer's system writes its own submission topic and nothing else; intake and the auditor read them."""
+    """Each buyer's system writes its own submission topic and reads its own outcome topic, nothing else; intake
+    reads the one and writes the other; the auditor reads both."""
     found = set()
     for buyer in buyers:
         name = submission_topic(buyer).name
         found |= {Grant(buyer_principal(buyer), "topic", name, "WRITE"), Grant("intake", "topic", name, "READ")}
         found.add(Grant(AUDITOR, "topic", name, "READ"))
+        answers = outcome_topic(buyer).name
+        found |= {Grant(buyer_principal(buyer), "topic", answers, "READ"), Grant("intake", "topic", answers, "WRITE")}
+        found.add(Grant(AUDITOR, "topic", answers, "READ"))
     return tuple(sorted(found))

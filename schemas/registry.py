@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from schemas import allocation, approval, clock, fulfilment, intake, policy, supply
+from schemas import allocation, approval, clock, fulfilment, intake, outcomes, policy, supply
 from schemas.base import Message
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -19,6 +19,8 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     intake.OrderDocumentsAdded,
     intake.OrderCancelled,
     intake.CommandRejected,
+    outcomes.SubmissionUnchanged,
+    outcomes.SubmissionMalformed,
     policy.ExportLicenceIssued,
     policy.ExportLicenceRevoked,
     policy.DeniedPartyListed,

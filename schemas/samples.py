@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas import allocation, approval, clock, fulfilment, intake, policy, supply
+from schemas import allocation, approval, clock, fulfilment, intake, outcomes, policy, supply
 from schemas.base import Message, PolicyRef, Reason
 from schemas.envelope import Envelope, derive_id, make_envelope, order_id_for
 from schemas.routing import record_key
@@ -78,6 +78,29 @@ def sample_payloads() -> list[Message]:
             upstream_ref="BD-PO-2026-0404",
             rejected_at=AT,
             reasons=[Reason(code="unknown_order", message="no order BD-PO-2026-0404 for bytedance", gate="intake")],
+        ),
+        outcomes.SubmissionUnchanged(
+            command_id=derive_id("sample-command"),
+            command_type="SubmitOrder",
+            buyer_id="bytedance",
+            upstream_ref="BD-PO-2026-0001",
+            order_id=ORDER_ID,
+            reason=Reason(code="already_placed", message="bytedance/BD-PO-2026-0001 is placed", gate="intake"),
+            decided_at=AT,
+        ),
+        outcomes.SubmissionMalformed(
+            source_topic="h200.submissions.bytedance",
+            source_partition=0,
+            source_offset=41,
+            record_key="bytedance",
+            value_sha256="b" * 64,
+            value_length=17,
+            code="malformed_json",
+            detail="not valid JSON: Expecting value: line 1 column 1 (char 0)",
+            buyer_id="bytedance",
+            command_id=None,
+            correlation_id=None,
+            refused_at=AT,
         ),
         policy.ExportLicenceIssued(
             **_POLICY,

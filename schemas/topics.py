@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas import allocation, approval, clock, fulfilment, intake, policy, supply
+from schemas import allocation, approval, clock, fulfilment, intake, outcomes, policy, supply
 from schemas.base import Message
 
 KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
@@ -65,6 +65,17 @@ LINE_MESSAGES: tuple[type[Message], ...] = (
 )
 """What allocation tells fulfilment about a line besides the ledger itself."""
 
+OUTCOME_MESSAGES: tuple[type[Message], ...] = (
+    intake.OrderPlaced,
+    intake.OrderSubmissionRejected,
+    intake.OrderDocumentsAdded,
+    intake.OrderCancelled,
+    intake.CommandRejected,
+    outcomes.SubmissionUnchanged,
+    outcomes.SubmissionMalformed,
+)
+"""The one answer a submitter gets to each record it writes (schemas/outcomes.py)."""
+
 SERVICES = ("intake", "approval", "allocation", "fulfilment", "projector")
 APPROVAL_POLICIES = tuple(
     m for m in POLICY_MESSAGES if m not in (policy.AllocationPolicySet, policy.SubmissionWindowSet)
@@ -109,6 +120,18 @@ CATALOGUE: tuple[Topic, ...] = (
         ),
         producers=("intake",),
         consumers=("approval", "projector"),
+    ),
+    Topic(
+        name="h200.outcomes",
+        key="buyer_id",
+        partitions=6,
+        description="The outcome of every record written to h200.intake.commands, one each, for the gateways that "
+        "write there (the upstream gateway principal, the HTTP API): a copy of the order fact it caused (same id), "
+        "SubmissionUnchanged, or SubmissionMalformed. causation_id is the command's id, correlation_id its "
+        "correlation_id. A buyer system's own submissions are answered on h200.outcomes.<buyer> instead.",
+        messages=OUTCOME_MESSAGES,
+        producers=("intake",),
+        consumers=("upstream", "api"),
     ),
     Topic(
         name="h200.policy",
@@ -276,6 +299,37 @@ def submission_topic(buyer_id: str) -> Topic:
     )
 
 
+OUTCOMES_PREFIX = "h200.outcomes."
+
+
+def outcome_topic(buyer_id: str) -> Topic:
+    """A buyer's own outcome topic: the answer to each record on h200.submissions.<buyer>, readable by that buyer's
+    system alone (and the auditor)."""
+    return Topic(
+        name=f"{OUTCOMES_PREFIX}{buyer_id}",
+        key="buyer_id",
+        partitions=1,
+        description=f"The outcome of every record on h200.submissions.{buyer_id}, one each: a copy of the order "
+        "fact it caused (same id), SubmissionUnchanged, or SubmissionMalformed. Read by upstream-<buyer> only.",
+        messages=OUTCOME_MESSAGES,
+        producers=("intake",),
+        consumers=("upstream",),
+    )
+
+
+def outcome_topic_of(source_topic: str | None) -> str:
+    """Where the outcome of a record read from `source_topic` goes: the channel it came by answers it. A buyer's
+    submission topic is answered on that buyer's outcome topic, anything else (h200.intake.commands, or a source
+    not known) on h200.outcomes."""
+    buyer = buyer_of_submission_topic(source_topic or "")
+    return outcome_topic(buyer).name if buyer is not None else "h200.outcomes"
+
+
+def buyer_topics(buyers: tuple[str, ...]) -> tuple[Topic, ...]:
+    """Each buyer system's own pair: its submission topic and its outcome topic (`h200 access apply` creates them)."""
+    return tuple(topic for buyer in buyers for topic in (submission_topic(buyer), outcome_topic(buyer)))
+
+
 def buyer_of_submission_topic(name: str) -> str | None:
     return name.removeprefix(SUBMISSIONS_PREFIX) if name.startswith(SUBMISSIONS_PREFIX) else None
 
@@ -284,6 +338,16 @@ def inputs_of(service: str) -> tuple[str, ...]:
     """The topics a service reads (its inbox and the sources its routers copy from), as the catalogue says."""
     return tuple(topic.name for topic in CATALOGUE if service in topic.consumers)
 
+
+CORRELATION_HEADER = "correlation_id"
+SOURCE_HEADER = "h200.source_topic"
+COMMAND_HEADERS = {
+    CORRELATION_HEADER: "optional, set by the sender: the correlation id (UUID) of what it sends; read only when the "
+    "value cannot be, to correlate the SubmissionMalformed answer",
+    SOURCE_HEADER: "set by intake on its inbox copy (h200.intake.inbox) alone: the submission topic the command was "
+    "read from, whose outcome topic answers it",
+}
+"""The record headers of an intake command: none is required, and none is trusted from a sender but the first."""
 
 DEAD_LETTER_HEADERS = {
     "dlq.error_code": "stable code of the failure, e.g. malformed_json, too_deep, number_too_long, duplicate_key, "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.codec import ContractError
+from services.common.logs import FIELDS
 from services.common.records import Record
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,14 @@ class DeadLetters:
                 )
                 return
         self.counts[error.code] += 1
+        fields = {
+            "service": self.service,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "code": error.code,
+            "dead_letter_topic": self.topic,
+        }
         log.warning(
             "dead-lettered %s%s: %s (%s total of %s)",
             record.where,
@@ -140,4 +149,5 @@ class DeadLetters:
             error,
             self.counts[error.code],
             error.code,
+            extra={FIELDS: fields},
         )

@@ -65,6 +65,21 @@ def librdkafka_options(cluster: ClusterSettings | None = None) -> dict[str, str]
     }
 
 
+def java_properties(cluster: ClusterSettings | None = None) -> str:
+    """The same login as Java client properties, for Kafka's own tools (`--command-config`); empty on PLAINTEXT."""
+    login = librdkafka_options(cluster)
+    if login["security.protocol"] == "PLAINTEXT":
+        return ""
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{login["sasl.username"]}" password="{login["sasl.password"]}";'
+    )
+    return (
+        f"security.protocol={login['security.protocol']}\nsasl.mechanism={login['sasl.mechanism']}\n"
+        f"sasl.jaas.config={jaas}\n"
+    )
+
+
 def aiokafka_options(cluster: ClusterSettings | None = None) -> dict[str, Any]:
     """Keyword arguments for aiokafka's AIOKafkaProducer and AIOKafkaConsumer (the same names as kafka-python's)."""
     return kafka_python_options(cluster)

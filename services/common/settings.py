@@ -55,6 +55,8 @@ class ClusterSettings(BaseSettings):
     # The buyers whose systems have their own principal (upstream-<buyer>) and submission topic
     # (h200.submissions.<buyer>); intake reads those topics. JSON: H200_BUYER_SYSTEMS='["tencent","bytedance"]'.
     buyer_systems: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], ...] = ()
+    # H200_LOG_FORMAT: the workers' logs as one JSON object a line (compose) or faust's text (services.common.logs).
+    log_format: Literal["json", "text"] = "text"
 
     @model_validator(mode="after")
     def _redis_login(self) -> Self:

@@ -17,12 +17,14 @@ import faust
 
 from schemas.base import Message
 from schemas.codec import ContractError, encode
+from schemas.envelope import Envelope
 from schemas.routing import explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME, Topic, journal_topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import end_offset, replay_partition
 from services.common.journal import KafkaJournal
 from services.common.kafka_auth import faust_credentials
+from services.common.logs import log_decision, logging_config
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
 from services.common.outage_log import install_outage_log_filter
 from services.common.partitions import PartitionedCore
@@ -68,6 +70,7 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
         web_enabled=worker.web_port > 0,
         web_port=worker.web_port or 6066,
         web_bind="127.0.0.1",
+        logging_config=logging_config(service, cluster.log_format),
         # Topics come from the catalogue (`h200 topics create`); faust must not invent its own.
         topic_allow_declare=False,
         topic_disable_leader=True,
@@ -102,6 +105,7 @@ class ServiceWorker:
         self.app = app
         self.service = service
         self.inbox: Topic = BY_NAME[inbox]
+        self.routes = routes
         self._max_bytes = cluster.max_message_bytes
         backoff = Backoff(worker.send_retry_s, worker.send_retry_max_s, worker.send_timeout_s)
         self.publisher = Publisher(app, backoff)
@@ -202,10 +206,10 @@ class ServiceWorker:
                 await self._reject(record, outcome.rejected)
             decided_by = [(DECIDED_BY, (outcome.decided_by or self.core.version).encode())]
             for envelope in outcome.outputs:
-                topic = home_topic(envelope.payload).name
-                key = envelope.key.encode()
-                outgoing.append((topic, key, encode(envelope), decided_by, explicit_partition(envelope.payload)))
-                behind.append((record, envelope.type))
+                key, value = envelope.key.encode(), encode(envelope)
+                for topic, partition in self.destinations(record, envelope):
+                    outgoing.append((topic, key, value, decided_by, partition))
+                    behind.append((record, envelope.type))
         # Every event of the batch in flight at once, in the order decided; all acknowledged before the batch's
         # records may be committed.
         sent = await self._send_all(outgoing) if outgoing else []
@@ -213,6 +217,12 @@ class ServiceWorker:
             if isinstance(result, RecordRefusedError):
                 # Our own event is too large for the cluster: a defect to fix, reported with the input behind it.
                 await self._reject(record, ContractError("processing_failed", f"{kind}: {result}"))
+        for record, outcome in zip(records, outcomes, strict=True):
+            log_decision(self.service, (record.topic, record.partition, record.offset), outcome.outputs)
+
+    def destinations(self, record: Record, envelope: Envelope[Message]) -> list[tuple[str, int | None]]:
+        """Where an event decided on `record` is sent: its home topic (and the partition it names, if any)."""
+        return [(home_topic(envelope.payload).name, explicit_partition(envelope.payload))]
 
     def _router(self, route: Route) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def forward(stream: Any) -> None:
@@ -232,7 +242,7 @@ class ServiceWorker:
                 await self._reject(record, error)
                 continue
             if isinstance(envelope.payload, route.types):
-                copies = await self._forward(record, envelope.payload)
+                copies = await self._forward(record, envelope)
                 outgoing.extend(copies)
                 behind.extend([record] * len(copies))
         sent = await self._send_all(outgoing) if outgoing else []
@@ -243,9 +253,10 @@ class ServiceWorker:
         for record, refused in refused_records.values():
             await self._reject(record, ContractError("oversized", f"valid, but its copy was refused: {refused}"))
 
-    async def _forward(self, record: Record, payload: Message) -> list[Outgoing]:
+    async def _forward(self, record: Record, envelope: Envelope[Message]) -> list[Outgoing]:
         """The copies of a routed record to send: its original bytes, unchanged, under the inbox's key (to every
         partition for broadcast rules). A subclass may refuse the record instead (and return none)."""
+        payload = envelope.payload
         if isinstance(payload, self.inbox.broadcast):
             every = range(self.inbox.partitions)
             return [(self.inbox.name, record.key, record.value, None, partition) for partition in every]

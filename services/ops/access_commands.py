@@ -7,7 +7,7 @@ import json
 import shlex
 
 from schemas.principals import ADMIN, PRINCIPALS, buyer_principal, grants_of
-from schemas.topics import submission_topic
+from schemas.topics import buyer_topics
 from services.api.callers import AUDITOR, AUDITOR_VARIABLE, BUYERS, BUYERS_VARIABLE, OPS, OPS_VARIABLE
 from services.common.settings import ClusterSettings
 from services.ops.access import CONTROLLER, REDIS_USERS, apply_access, ensure_secrets, read_secret, secret_variable
@@ -52,11 +52,11 @@ def _apply(_: argparse.Namespace, settings: OpsSettings) -> int:
         return 2
     buyers = cluster.buyer_systems
     with admin_client(settings.bootstrap_servers, settings.request_timeout_s) as admin:
-        topics = ensure_topics(admin, tuple(submission_topic(buyer) for buyer in buyers))
+        topics = ensure_topics(admin, buyer_topics(buyers))
         report = apply_access(admin, cluster.kafka_secrets_dir, buyers=buyers)
     if buyers:
         print(
-            f"buyer systems {', '.join(buyers)}: submission topics {len(topics.created)} created, "
+            f"buyer systems {', '.join(buyers)}: submission and outcome topics {len(topics.created)} created, "
             f"{len(topics.existing)} already there"
         )
     print(f"SCRAM-SHA-512 passwords set for {', '.join(report.users)} (from {cluster.kafka_secrets_dir}/)")

@@ -8,7 +8,6 @@ effect, the batch is ready, the order was submitted, the step happened), which k
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 
 from schemas.base import Message
 from schemas.codec import describe, encode
-from schemas.envelope import Envelope, derive_id, make_envelope
+from schemas.envelope import Envelope, command_id_for, make_envelope
 from schemas.registry import CURRENT
 from schemas.routing import home_topic, record_key
 from services.ops.kafka_clients import producer
@@ -41,13 +40,12 @@ def business_time(payload: Message) -> datetime:
 
 
 def envelope_for(payload: Message, producer_name: str) -> Envelope[Message]:
-    digest = hashlib.sha256(payload.model_dump_json().encode()).hexdigest()
     return make_envelope(
         payload,
         key=record_key(payload),
         producer=producer_name,
         occurred_at=business_time(payload),
-        message_id=derive_id(producer_name, payload.TYPE, digest),
+        message_id=command_id_for(producer_name, payload),
     )
 
 

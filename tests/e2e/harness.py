@@ -28,6 +28,7 @@ from schemas.envelope import Envelope
 from schemas.routing import home_topic
 from schemas.topics import BY_NAME
 from services.common.kafka_auth import kafka_python_options
+from services.common.settings import ClusterSettings
 from services.ops import audit
 from services.ops.kafka_clients import producer
 from services.ops.publish import envelope_for, publish
@@ -188,16 +189,17 @@ class System:
     def log(self) -> audit.Log:
         return audit.read_log(self.bootstrap)
 
-    def records(self, topic: str) -> list[Any]:
-        """Every raw record of a topic (all partitions), oldest first per partition."""
-        partitions = [TopicPartition(topic, p) for p in range(BY_NAME[topic].partitions)]
-        reader = KafkaConsumer(
-            **kafka_python_options(), bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
-        )
+    def records(self, topic: str, partitions: int | None = None, as_principal: str | None = None) -> list[Any]:
+        """Every raw record of a topic (all partitions: the catalogue's count, or `partitions` for a topic outside
+        it), oldest first per partition; read as the tests' principal or as `as_principal`."""
+        count = BY_NAME[topic].partitions if partitions is None else partitions
+        wanted = [TopicPartition(topic, p) for p in range(count)]
+        login = kafka_python_options(ClusterSettings(kafka_username=as_principal) if as_principal else None)
+        reader = KafkaConsumer(**login, bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
         try:
-            ends = reader.end_offsets(partitions)
+            ends = reader.end_offsets(wanted)
             found: list[Any] = []
-            for tp in partitions:
+            for tp in wanted:
                 reader.assign([tp])
                 reader.seek_to_beginning(tp)
                 while reader.position(tp) < ends[tp]:

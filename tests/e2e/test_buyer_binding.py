@@ -14,7 +14,7 @@ from harness import StartSystem
 from schemas.codec import encode
 from schemas.intake import OrderCancelled, OrderPlaced
 from schemas.principals import buyer_principal
-from schemas.topics import submission_topic
+from schemas.topics import buyer_topics
 from services.common.kafka_auth import kafka_python_options
 from services.common.settings import ClusterSettings
 from services.ops.access import apply_access
@@ -27,9 +27,9 @@ BUYERS = ("tencent", "bytedance")
 
 @pytest.fixture
 def buyer_systems(module_kafka_bootstrap: str) -> dict[str, str]:
-    """The buyers' principals, submission topics and ACLs, as `h200 access apply` gives them."""
+    """The buyers' principals, submission and outcome topics and ACLs, as `h200 access apply` gives them."""
     with admin_client(module_kafka_bootstrap) as admin:
-        ensure_topics(admin, tuple(submission_topic(buyer) for buyer in BUYERS))
+        ensure_topics(admin, buyer_topics(BUYERS))
         apply_access(admin, Path(os.environ["H200_KAFKA_SECRETS_DIR"]), buyers=BUYERS)
     return {"H200_BUYER_SYSTEMS": json.dumps(BUYERS)}
 

@@ -12,9 +12,13 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import scenario as s
 from harness import StartSystem
+
+from schemas.codec import decode
+from schemas.intake import OrderPlaced
 
 POOL = "api"
 BUYER = "api-buyer"
@@ -78,6 +82,12 @@ def test_an_upstream_system_submits_reads_outcomes_and_is_told_what_is_wrong(sta
         answers = list(pool.map(lambda n: _call(port, "POST", "/v1/orders?wait=30", _order(f"API-{n}", 100)), range(5)))
     assert [status for status, _ in answers] == [200] * 5, answers
     assert {body["outcome"]["status"] for _, body in answers} == {"approved"}, answers
+    # and each has its answer event on h200.outcomes, which the API (a gateway) reads: its order placed
+    commands = {body["command_id"] for _, body in answers}
+    outcomes = [decode(record.value) for record in system.records("h200.outcomes", as_principal="api")]
+    placed = {str(e.causation_id): e for e in outcomes if isinstance(e.payload, OrderPlaced)}
+    assert commands <= set(placed), (commands, outcomes)
+    assert all(placed[c].correlation_id == UUID(c) and placed[c].key == BUYER for c in commands)
 
     # A bad request is refused with the field at fault, and nothing reaches the services
     bad = {**_order("API-BAD", 100), "quantity": "100"}

@@ -98,3 +98,30 @@ def nondeterminism(cluster: Cluster) -> Violation | None:
             message = f"refolding {consumer.name} gives other decisions than the run published"
             return Violation("nondeterministic", message, tuple(missing + changed)[:6])
     return None
+
+
+def unanswered_submission(cluster: Cluster) -> Violation | None:
+    """Every command an upstream system sent has exactly one answer from intake (schemas/outcomes.py): one event
+    caused by it, counted once by id however often the command or the answer was written."""
+    commands: dict[UUID, Envelope[Any]] = {}
+    for topic in cluster.topology.inbox_of("intake").name, *SUBMISSION_TOPICS:
+        for partition in cluster.logs.get(topic, ()):
+            for entry in partition:
+                if entry.envelope.payload.KIND == "command":
+                    commands.setdefault(entry.envelope.id, entry.envelope)
+    answers: dict[UUID, dict[UUID, Envelope[Any]]] = {}
+    for partitions in cluster.logs.values():
+        for partition in partitions:
+            for entry in partition:
+                envelope = entry.envelope
+                if envelope.producer == "intake" and envelope.causation_id in commands:
+                    answers.setdefault(envelope.causation_id, {})[envelope.id] = envelope
+    for command_id, command in commands.items():
+        given = answers.get(command_id, {})
+        if len(given) != 1:
+            message = f"{command.type} {str(command_id)[:8]} has {len(given)} answers from intake, not one"
+            return Violation("submission-not-answered-once", message, (command, *given.values()))
+    return None
+
+
+SUBMISSION_TOPICS = ("h200.intake.commands",)

@@ -14,7 +14,7 @@ from .cluster import Cluster, at_ms
 from .due import licence_end_ignored, unfilled_not_closed
 from .invariants import Oracle
 from .ranking import BOTH_CLOCKS, DECISION_TIME, fafs_inversion
-from .settled import ignored_retry, nondeterminism, rebuild_divergence
+from .settled import ignored_retry, nondeterminism, rebuild_divergence, unanswered_submission
 from .topology import load
 from .violation import Violation
 
@@ -144,6 +144,7 @@ class Simulation:
                     lambda c: ignored_retry(c, facts),
                     lambda c: licence_end_ignored(c, facts),
                     lambda c: unfilled_not_closed(c, facts),
+                    unanswered_submission,
                     *checks,
                 ]
             for check in checks:

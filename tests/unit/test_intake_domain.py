@@ -25,6 +25,7 @@ from builders_intake import (
 )
 from pydantic import ValidationError
 
+from schemas.base import Message
 from schemas.envelope import Envelope, order_id_for
 from schemas.intake import (
     CommandRejected,
@@ -34,10 +35,18 @@ from schemas.intake import (
     OrderSubmissionRejected,
     SubmitOrder,
 )
+from schemas.outcomes import SubmissionUnchanged
 from services.common.decider import fold, step
 from services.intake import domain
 
 LATER = AT + timedelta(hours=2)
+
+
+def unchanged_because(events: list[Message]) -> str:
+    """The reason code of the one SubmissionUnchanged `events` must be: the command's answer when it records nothing."""
+    event = then_only(events)
+    assert isinstance(event, SubmissionUnchanged), event
+    return event.reason.code
 
 
 def rejection_codes(event: object) -> list[str]:
@@ -162,18 +171,18 @@ def test_the_same_submission_envelope_twice_places_the_order_once() -> None:
     assert [type(event) for event in run(command, command)] == [OrderPlaced]
 
 
-def test_a_resent_submission_with_identical_terms_is_ignored() -> None:
+def test_a_resent_submission_with_identical_terms_records_nothing_and_answers_unchanged() -> None:
     state = given(submit())
-    assert when(state, submit(submitted_at=LATER, occurred_at=LATER)) == []
+    assert unchanged_because(when(state, submit(submitted_at=LATER, occurred_at=LATER))) == "already_placed"
 
 
-def test_a_resent_submission_listing_uses_and_documents_in_another_order_is_ignored() -> None:
+def test_a_resent_submission_listing_uses_and_documents_in_another_order_records_nothing() -> None:
     state = given(submit(documents=[document(1), document(2)]))
     reordered = submit(
         documents=[document(2), document(1)],
         declared_uses=[{"use": "inference", "share_pct": 30}, {"use": "ai_research", "share_pct": 70}],
     )
-    assert when(state, reordered) == []
+    assert unchanged_because(when(state, reordered)) == "already_placed"
 
 
 def test_a_resubmission_with_other_terms_is_rejected_naming_each_differing_field() -> None:
@@ -191,9 +200,9 @@ def test_a_conflicting_resubmission_leaves_the_placed_order_open() -> None:
     assert isinstance(then_only(when(state, cancel())), OrderCancelled)
 
 
-def test_a_rejected_submission_resent_unchanged_is_ignored() -> None:
+def test_a_rejected_submission_resent_unchanged_is_answered_already_rejected() -> None:
     state = given(submit(unit_price_cents=1))
-    assert when(state, submit(unit_price_cents=1)) == []
+    assert unchanged_because(when(state, submit(unit_price_cents=1))) == "already_rejected"
 
 
 def test_a_rejected_reference_cannot_be_reused_with_corrected_terms() -> None:
@@ -222,12 +231,12 @@ def test_a_rejection_rebuilt_from_events_alone_refuses_any_resend() -> None:
 def test_an_order_rebuilt_from_its_placed_event_recognises_a_resend() -> None:
     placed = OrderPlaced.model_validate({**order_terms(), "order_id": ORDER_ID, "placed_at": AT})
     state = given(envelope(placed, producer="intake"))
-    assert when(state, submit()) == []
+    assert unchanged_because(when(state, submit())) == "already_placed"
 
 
-def test_a_resend_of_the_original_submission_after_documents_were_added_is_ignored() -> None:
+def test_a_resend_of_the_original_submission_after_documents_were_added_records_nothing() -> None:
     state = given(submit(), add_documents(document(2)))
-    assert when(state, submit()) == []
+    assert unchanged_because(when(state, submit())) == "already_placed"
 
 
 # Cancelling an order
@@ -244,9 +253,9 @@ def test_the_same_cancellation_envelope_twice_cancels_once() -> None:
     assert [type(event) for event in run(submit(), command, command)] == [OrderPlaced, OrderCancelled]
 
 
-def test_cancelling_an_already_cancelled_order_is_ignored() -> None:
+def test_cancelling_an_already_cancelled_order_records_nothing_and_answers_unchanged() -> None:
     state = given(submit(), cancel())
-    assert when(state, cancel(occurred_at=LATER)) == []
+    assert unchanged_because(when(state, cancel(occurred_at=LATER))) == "already_cancelled"
 
 
 def test_cancelling_an_unknown_order_is_rejected() -> None:
@@ -290,7 +299,7 @@ def test_only_documents_not_already_on_file_are_recorded() -> None:
 
 def test_filing_only_documents_already_on_file_records_nothing() -> None:
     state = given(submit(), add_documents(document(2)))
-    assert when(state, add_documents(document(2))) == []
+    assert unchanged_because(when(state, add_documents(document(2)))) == "documents_on_file"
 
 
 def test_the_same_document_filing_envelope_twice_records_once() -> None:

@@ -9,6 +9,7 @@ import pytest
 from services.common.kafka_auth import (
     KafkaCredentialsError,
     faust_credentials,
+    java_properties,
     kafka_python_options,
     librdkafka_options,
 )
@@ -47,6 +48,19 @@ def test_replay_s_librdkafka_client_logs_in_the_same_way_under_librdkafka_s_name
     assert librdkafka_options(plaintext) == {"security.protocol": "PLAINTEXT"}
     with pytest.raises(KafkaCredentialsError, match="no password for Kafka principal 'ops'"):
         librdkafka_options(ClusterSettings(kafka_username="ops", kafka_password=None, kafka_secrets_dir=tmp_path))
+
+
+def test_kafkas_own_java_tools_log_in_the_same_way_from_a_properties_file(tmp_path: Path) -> None:
+    (tmp_path / "upstream-tencent").write_text("s3cret\n")
+    cluster = ClusterSettings(kafka_username="upstream-tencent", kafka_password=None, kafka_secrets_dir=tmp_path)
+    assert java_properties(cluster).splitlines() == [
+        "security.protocol=SASL_PLAINTEXT",
+        "sasl.mechanism=SCRAM-SHA-512",
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="upstream-tencent" password="s3cret";',
+    ]
+    plaintext = ClusterSettings(kafka_security_protocol="PLAINTEXT", kafka_username=None, kafka_secrets_dir=tmp_path)
+    assert java_properties(plaintext) == ""
 
 
 def test_a_client_without_a_principal_is_told_what_to_set(tmp_path: Path) -> None:

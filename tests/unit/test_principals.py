@@ -39,9 +39,25 @@ def test_only_the_authority_writes_policy() -> None:
     assert {g.principal for g in grants() if g.resource == "h200.policy" and g.operation == "WRITE"} == {"authority"}
 
 
-def test_upstream_systems_write_only_submissions() -> None:
+def test_upstream_systems_write_only_submissions_and_read_only_their_outcomes() -> None:
     assert written_by("upstream") == {"h200.intake.commands"}
-    assert read_by("upstream") == set()
+    assert read_by("upstream") == {"h200.outcomes"}
+
+
+def test_a_buyer_system_writes_its_submissions_and_reads_its_own_outcomes_only() -> None:
+    mine = grants_of("upstream-tencent", ("tencent", "bytedance"))
+    assert {(g.resource, g.operation) for g in mine} == {
+        ("h200.submissions.tencent", "WRITE"),
+        ("h200.outcomes.tencent", "READ"),
+    }
+    intake = {(g.resource, g.operation) for g in grants_of("intake", ("tencent",))}
+    assert {("h200.submissions.tencent", "READ"), ("h200.outcomes.tencent", "WRITE")} <= intake
+    assert ("h200.outcomes.tencent", "READ") in {(g.resource, g.operation) for g in grants_of("auditor", ("tencent",))}
+
+
+def test_the_api_reads_the_outcomes_of_what_it_submits() -> None:
+    assert "h200.outcomes" in read_by("api")
+    assert not {name for name in read_by("api") if name.startswith("h200.outcomes.")}  # no buyer's own answers
 
 
 def test_only_approval_writes_approvals_and_only_allocation_the_ledger() -> None:

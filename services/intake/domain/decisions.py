@@ -6,9 +6,13 @@ command's own submitted_at/requested_at: those are the sender's claims, and a ba
 order ahead of others. The claim is kept on OrderPlaced and checked against the arrival (the submission window).
 The arrival is also the time `services.common.decider.wrap` gives the events' envelopes.
 
-A reference is bound to its first submission for good: a resend with the same terms decides nothing, with
+A reference is bound to its first submission for good: a resend with the same terms records nothing, with
 other terms it is rejected as a conflict. That holds for a rejected first submission too (a fixed order
 needs a new upstream_ref), so every (buyer, reference) has exactly one outcome on h200.orders.
+
+Every command gets exactly one answer (schemas/outcomes.py): the fact it caused, or SubmissionUnchanged when its
+effect is already recorded (an identical resend under a new id, a second cancellation, documents already on
+file). A redelivered envelope (an id already applied) gets none: its answer was given under the same id.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from schemas.intake import (
     OrderTerms,
     SubmitOrder,
 )
+from schemas.outcomes import SubmissionUnchanged
 from schemas.policy import SubmissionWindowSet
 from services.intake.domain.checks import duplicate_documents, intake_reason, submission_problems
 from services.intake.domain.records import TERM_FIELDS, State, Submission, terms_of
@@ -45,7 +50,7 @@ def decide(state: State, message: Envelope[Any]) -> list[Message]:
     match payload:
         case SubmitOrder():
             at = learned_at(message)
-            return _submit(state, payload, at, window_at(state.windows, at))
+            return _submit(state, message, payload, at, window_at(state.windows, at))
         case SubmissionWindowSet():
             return []
         case CancelOrder():
@@ -56,12 +61,12 @@ def decide(state: State, message: Envelope[Any]) -> list[Message]:
             raise TypeError(f"intake does not decide on {type(payload).__name__}")
 
 
-def _submit(state: State, command: SubmitOrder, at: datetime, window: Window) -> list[Message]:
+def _submit(state: State, message: Envelope[Any], command: SubmitOrder, at: datetime, window: Window) -> list[Message]:
     order_id = order_id_for(command.buyer_id, command.upstream_ref)
     known = state.orders.get(order_id)
     if known is not None:
         conflicts = _conflicts(known, terms_of(command))
-        return [_rejected(command, conflicts, at)] if conflicts else []
+        return [_rejected(command, conflicts, at) if conflicts else _unchanged(message, command, _standing(known))]
     problems = submission_problems(command, at, window)
     if problems:
         return [_rejected(command, problems, at)]
@@ -99,7 +104,7 @@ def _cancel(state: State, message: Envelope[Any], command: CancelOrder) -> list[
     if order is None or order.status not in ("open", "cancelled"):
         return [_command_rejected(message, command, [_unknown_order(command, order)])]
     if order.status == "cancelled":
-        return []
+        return [_unchanged(message, command, _standing(order))]
     return [
         OrderCancelled(
             order_id=order_id, buyer_id=command.buyer_id, reason=command.reason, cancelled_at=learned_at(message)
@@ -120,7 +125,12 @@ def _add_documents(state: State, message: Envelope[Any], command: AddOrderDocume
         return [_command_rejected(message, command, [cancelled])]
     new = [document for document in command.documents if order.documents.get(document.document_id) != document]
     if not new:
-        return []
+        on_file = intake_reason(
+            "documents_on_file",
+            f"every document filed is already on file for {command.buyer_id}/{command.upstream_ref}",
+            "documents",
+        )
+        return [_unchanged(message, command, on_file)]
     # Ids and contents stay unique across everything on file: a revised document needs a new id.
     problems = duplicate_documents([*order.documents.values(), *new])
     if problems:
@@ -130,6 +140,30 @@ def _add_documents(state: State, message: Envelope[Any], command: AddOrderDocume
             order_id=order_id, buyer_id=command.buyer_id, documents=tuple(new), added_at=learned_at(message)
         )
     ]
+
+
+def _standing(order: Submission) -> Reason:
+    """Why a command changes nothing about a reference already decided: what became of it."""
+    ref = f"{order.buyer_id}/{order.upstream_ref}"
+    if order.status == "rejected":
+        return intake_reason("already_rejected", f"{ref} was rejected before; a corrected order needs a new reference")
+    if order.status == "cancelled":
+        return intake_reason("already_cancelled", f"order {ref} is already cancelled")
+    return intake_reason("already_placed", f"order {ref} is already placed with these terms")
+
+
+def _unchanged(
+    message: Envelope[Any], command: SubmitOrder | CancelOrder | AddOrderDocuments, reason: Reason
+) -> SubmissionUnchanged:
+    return SubmissionUnchanged(
+        command_id=message.id,
+        command_type=command.TYPE,
+        buyer_id=command.buyer_id,
+        upstream_ref=command.upstream_ref,
+        order_id=order_id_for(command.buyer_id, command.upstream_ref),
+        reason=reason,
+        decided_at=learned_at(message),
+    )
 
 
 def _unknown_order(command: CancelOrder | AddOrderDocuments, order: Submission | None) -> Reason:

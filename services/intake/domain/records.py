@@ -20,6 +20,7 @@ from schemas.intake import (
     SubmitOrder,
     SupportingDocument,
 )
+from schemas.outcomes import SubmissionUnchanged
 from schemas.policy import SubmissionWindowSet
 from services.intake.domain.window import Windows, advance, receive
 
@@ -97,7 +98,7 @@ def evolve(state: State, message: Envelope[Any]) -> State:
             order = state.orders.get(payload.order_id)
             if order is not None:
                 order.status = "cancelled"
-        case CommandRejected():
+        case CommandRejected() | SubmissionUnchanged():
             pass
         case _:
             raise TypeError(f"intake cannot fold {type(payload).__name__}")
