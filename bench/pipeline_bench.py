@@ -104,6 +104,8 @@ class Arrivals(threading.Thread):
     def run(self) -> None:
         while not self.consumer.assignment():
             self.consumer.poll(timeout_ms=100)
+        for partition in self.consumer.assignment():
+            self.consumer.position(partition)  # resolve "latest" now: nothing written after `ready` is missed
         self.ready.set()
         while not self.stop.is_set():
             for records in self.consumer.poll(timeout_ms=100).values():
@@ -151,7 +153,7 @@ def services_run(bootstrap: str, args: argparse.Namespace) -> tuple[float, list[
     # Business time moves as in production: approval decides on what is in force at the clock's last tick.
     commands.append(("clock", [sys.executable, "-m", "services.clock"], {**as_principal("clock"), **env_extra}))
     with processes(commands, args.run_dir / "logs"):
-        publish(bootstrap, [*market.policies(), s.batch("BP-B01", 20 * total, pool=market.pool)], "ops")
+        publish(bootstrap, [s.submission_window(), *market.policies(), s.batch("BP-B01", 20 * total, pool=market.pool)], "ops")
         arrivals = Arrivals(bootstrap, LEDGER, allocated_ref)
         arrivals.start()
         arrivals.ready.wait(60)
