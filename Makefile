@@ -59,7 +59,7 @@ access: $(STAMP) ## as admin: every principal's SCRAM password and the catalogue
 schemas: $(STAMP) ## regenerate schemas/json/*.schema.json and schemas/asyncapi.json from the models
 	@$(PY) -m schemas.generate
 
-asyncapi-check: ## validate schemas/asyncapi.json with the AsyncAPI parser itself (Node 18+ and npm; not in CI)
+asyncapi-check: ## validate schemas/asyncapi.json with the AsyncAPI parser itself (Node 18+ and npm; make test runs it too)
 	@mkdir -p .cache/asyncapi && cp schemas/tools/package.json schemas/tools/validate-asyncapi.mjs .cache/asyncapi/
 	cd .cache/asyncapi && npm install --no-audit --no-fund --silent
 	node validate-asyncapi.mjs $(CURDIR)/schemas/asyncapi.json

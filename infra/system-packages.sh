@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project runs, where they are missing: a container engine and its
 # compose client, debootstrap (images are built here; no registry is reachable), redis-server, and chromium with
-# its chromedriver (the ops console's browser test drives Debian's browser: no browser is downloaded elsewhere).
+# its chromedriver (the ops console's browser test drives Debian's browser: no browser is downloaded elsewhere), and
+# Node with npm (the AsyncAPI initiative's own parser checks schemas/asyncapi.json in the test suite).
 set -euo pipefail
 
 declare -A needs=([dockerd]=docker.io [docker-compose]=docker-compose [debootstrap]=debootstrap
                   [redis-server]=redis-server [java]=openjdk-17-jre-headless [mvn]=maven
-                  [chromium]=chromium [chromedriver]=chromium-driver)
+                  [chromium]=chromium [chromedriver]=chromium-driver [node]=nodejs [npm]=npm)
 missing=()
 for command in "${!needs[@]}"; do
     command -v "$command" >/dev/null 2>&1 || missing+=("${needs[$command]}")
