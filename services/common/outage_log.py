@@ -22,6 +22,9 @@ CONNECTION_FAILURES = (
     "coordinator dead",
     "Coordinator Request failed",
     "Heartbeat send request failed",
+    # A client asking a broker that no longer leads a partition (after a leader or controller failover): the fault
+    # drill saw 2,261 such lines in four minutes from one worker whose metadata stayed stale (#11).
+    "NotLeaderForPartitionError",
 )
 """What the lines about an unreachable broker contain (aiokafka 0.14's wording, or the error's name)."""
 

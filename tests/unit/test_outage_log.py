@@ -124,3 +124,15 @@ def test_an_outage_line_is_formatted_by_the_workers_formatter(logged: tuple[logg
     logger.error("Failed fetch messages from %s: %s", 2, "KafkaConnectionError: Connection at 127.0.0.1:31293 closed")
     assert formatted == [lines.lines[0]]
     assert formatted[0].startswith("Kafka unreachable: Failed fetch messages from 2")
+
+
+def test_a_client_asking_a_broker_that_no_longer_leads_is_said_once_then_by_how_long(
+    clock: Clock, logged: tuple[logging.Logger, Lines]
+) -> None:
+    logger, lines = logged
+    for _ in range(15 * 10):  # 15 s at ten lines a second, as the fault drill's stale approval worker wrote them
+        logger.error("Failed fetch offsets from %s: %s", 3, "NotLeaderForPartitionError")
+        clock.now += 0.1
+    assert len(lines.lines) == 2
+    assert lines.lines[0].startswith("Kafka unreachable: Failed fetch offsets from 3: NotLeaderForPartitionError")
+    assert lines.lines[1].startswith("Kafka still unreachable after 10 s (")
