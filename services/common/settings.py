@@ -92,6 +92,8 @@ class WorkerSettings(BaseSettings):
     # rebuild folds only what came after (0: never; every rebuild then folds the journal from the start).
     snapshot_every: int = Field(5_000, ge=0)
     commit_interval_s: float = Field(1.0, gt=0)
+    # The Kafka clients' metadata is refreshed at least this often, so a stale partition leader heals by itself.
+    metadata_max_age_s: float = Field(30.0, gt=0)
     # An agent takes what has arrived in batches of up to batch_max records, waiting at most batch_within_s for a
     # batch to fill: one journal write and one round of sends per batch instead of per record (#9).
     batch_max: int = Field(500, ge=1)

@@ -88,6 +88,11 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
         consumer_group_instance_id=worker.group_instance_id,
         broker_heartbeat_interval=worker.heartbeat_interval_s,
         broker_commit_interval=worker.commit_interval_s,
+        # aiokafka's consumer does not refresh its metadata when a broker answers an offset request with
+        # NotLeaderForPartition: it asks the same broker again until the metadata ages out (5 min by default). The
+        # fault drill saw approval stuck that way for 4 min after a controller pause on the cluster (#11).
+        consumer_metadata_max_age_ms=int(worker.metadata_max_age_s * 1000),
+        producer_metadata_max_age_ms=int(worker.metadata_max_age_s * 1000),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,12 @@ def test_a_client_asking_a_broker_that_no_longer_leads_is_said_once_then_by_how_
     assert len(lines.lines) == 2
     assert lines.lines[0].startswith("Kafka unreachable: Failed fetch offsets from 3: NotLeaderForPartitionError")
     assert lines.lines[1].startswith("Kafka still unreachable after 10 s (")
+
+
+def test_a_worker_refreshes_its_kafka_metadata_at_least_every_30_seconds(tmp_path: Path) -> None:
+    """So a client that keeps asking a broker which no longer leads (aiokafka's offset reset does) heals by itself."""
+    from services.common.settings import ClusterSettings, WorkerSettings
+    from services.common.worker import make_faust_app
+
+    app = make_faust_app("approval", ClusterSettings(), WorkerSettings(worker_id="unit", datadir=tmp_path))
+    assert app.conf.consumer_metadata_max_age_ms == app.conf.producer_metadata_max_age_ms == 30_000
