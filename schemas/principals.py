@@ -102,6 +102,8 @@ def grants() -> tuple[Grant, ...]:
         found |= {Grant(who, "topic", topic.name, "WRITE") for who in writers(topic)}
         found |= {Grant(who, "topic", topic.name, "READ") for who in readers(topic)}
     found |= {Grant(service, "group", f"h200-{service}", "READ") for service in FAUST_SERVICES}
+    # The projector's positions live in Redis; it copies them to its group so that Kafka's tools show its lag.
+    found.add(Grant("projector", "group", "h200-projector", "READ"))
     # librdkafka asks for the coordinator of its group even for a consumer that only assigns partitions and commits
     # nothing (services.replay.bulk_read): without READ on that group every read of a record is refused
     found |= {Grant(who, "group", BULK_READ_GROUP, "READ") for who in BULK_READERS}

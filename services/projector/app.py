@@ -26,6 +26,7 @@ from types import FrameType
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -44,6 +45,8 @@ from services.projector.namespace import current_namespace, delete_namespace
 from services.projector.projection import project
 from services.projector.store import NamespaceMovedError, Pending, ReadModelLostError, ReadModelStore
 
+GROUP = "h200-projector"
+"""The consumer group the projector reports its positions to (Kafka's tools then show its lag)."""
 log = logging.getLogger("h200.projector")
 
 DEAD_LETTER_TOPICS = tuple(dead_letter_topic(s) for s in ("intake", "approval", "allocation", "fulfilment"))
@@ -128,6 +131,13 @@ class Projector:
             **kafka_python_options(cluster),
         )
         self.reader: TimeOrderedReader | None = None
+        # Never assigned any partition: it only commits copies of the Redis positions (_report_positions).
+        self.reporter: KafkaConsumer | None = KafkaConsumer(
+            bootstrap_servers=cluster.bootstrap_servers,
+            group_id=GROUP,
+            enable_auto_commit=False,
+            **kafka_python_options(cluster),
+        )
         self.producer = KafkaProducer(
             bootstrap_servers=cluster.bootstrap_servers,
             acks="all",
@@ -266,6 +276,8 @@ class Projector:
             server.shutdown()
             server.server_close()
         self.consumer.close()
+        if self.reporter is not None:
+            self.reporter.close()
         self.producer.close()
 
     def _measure_lag(self) -> None:
@@ -280,6 +292,22 @@ class Projector:
         positions = self.store.positions()
         self.lag = {where: end - positions.get(where, 0) for where, end in ends.items()}
         self._lag_at = time.monotonic()
+        self._report_positions({where: positions.get(where, 0) for where in ends})
+
+    def _report_positions(self, positions: Positions) -> None:
+        """Copy the positions held in Redis to the consumer group h200-projector, so Kafka's own tools
+        (kafka-consumer-groups.sh --describe) show the projector's lag like any group's. Only a report: the
+        projector never reads its positions back from the group."""
+        if self.reporter is None:
+            return
+        offsets = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "a copy of the position held in Redis", -1)
+            for (topic, partition), offset in positions.items()
+        }
+        try:
+            self.reporter.commit(offsets)
+        except Exception as error:
+            log.debug("could not report the positions to the group %s: %s", GROUP, error)
 
     def figures(self) -> ProjectorFigures:
         """Read by the HTTP thread: only values the loop has already set, no client is used."""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from schemas import allocation, approval, fulfilment, intake, supply
 from schemas.base import Message, PolicyRef
@@ -295,3 +296,38 @@ def test_a_projector_fenced_on_the_old_namespace_cannot_write_after_the_switch(c
     assert client.hget(f"{base}:stray", "n") == "1"
     assert switch_namespace(client, base, base, f"{base}@2") == f"{base}@1", "a stale switch changes nothing"
     assert current_namespace(client, base) == f"{base}@1"
+
+
+def test_the_projector_reports_its_positions_to_its_group_so_kafkas_tools_show_its_lag(
+    cluster: tuple[str, Any], redis_url: str
+) -> None:
+    bootstrap, client = cluster
+    run, base = uuid.uuid4().hex[:8], f"rb-{uuid.uuid4().hex[:8]}"
+    batch_id = f"B-{run}"
+    producer = KafkaProducer(**kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    send(producer, batch_story(run, batch_id))
+    for n in range(20):
+        send(producer, order_story(run, f"buyer-{run}", batch_id, n))
+    producer.close()
+
+    live = LiveProjector(bootstrap, redis_url, base)
+    try:
+        wait_caught_up(client, base, bootstrap)
+        held = current_store(client, base).positions()
+        deadline, reported = time.monotonic() + 30, {}
+        with admin_client(bootstrap) as admin:
+            while time.monotonic() < deadline:
+                try:
+                    found = admin.list_group_offsets("h200-projector").get("h200-projector", {})
+                except KafkaError:  # the group's coordinator still loading (its first use on this broker)
+                    time.sleep(0.5)
+                    continue
+                reported = {(tp.topic, tp.partition): meta.offset for tp, meta in found.items()}
+                if all(reported.get(where) == offset for where, offset in held.items() if offset):
+                    break
+                time.sleep(0.5)  # the projector reports with its lag measure, every few seconds
+    finally:
+        live.stop()
+    assert {where: offset for where, offset in held.items() if offset} == {
+        where: offset for where, offset in reported.items() if held.get(where)
+    }

@@ -86,3 +86,7 @@ def test_the_projector_reads_every_services_dead_letters_it_counts() -> None:
     from services.projector.app import DEAD_LETTER_TOPICS
 
     assert set(DEAD_LETTER_TOPICS) <= read_by("projector")
+
+
+def test_the_projector_reports_its_positions_to_its_own_group_alone() -> None:
+    assert {g.resource for g in grants_of("projector") if g.resource_type == "group"} == {"h200-projector"}
