@@ -37,11 +37,6 @@ class Recorded:
 
 
 class Journal(Protocol):
-    async def write(self, entries: list[JournalEntry]) -> int:
-        """Record the parts of one decision, after every entry written before; the position after the last one
-        once all are acknowledged."""
-        ...
-
     async def write_all(self, entries: list[JournalEntry]) -> dict[int, int]:
         """Record the parts of several decisions (of one inbox, any of its partitions), in order, after every entry
         written before, all in flight at once; per journal partition written, the position after its last entry,
@@ -168,9 +163,8 @@ class KafkaJournal:
     after its record was committed, that record has no entry: a rebuild decides it again, which gives the same
     nothing with the same core (and sends nothing in any case)."""
 
-    def __init__(self, topic: str, send: Send, enqueue: Send, replay: Replay, end_offset: EndOffset) -> None:
+    def __init__(self, topic: str, enqueue: Send, replay: Replay, end_offset: EndOffset) -> None:
         self.topic = topic
-        self._send = send
         self._enqueue = enqueue
         self._replay = replay
         self._end_offset = end_offset
@@ -196,14 +190,6 @@ class KafkaJournal:
 
     def _record(self, entry: JournalEntry) -> tuple[str, bytes, bytes]:
         return self.topic, str(entry.offset).encode(), entry.model_dump_json().encode("utf-8")
-
-    async def write(self, entries: list[JournalEntry]) -> int:
-        await self._drain()
-        position = 0
-        for entry in entries:
-            metadata = await self._send(*self._record(entry), None, entry.partition)
-            position = self._advance(entry.partition, metadata)
-        return position
 
     async def write_all(self, entries: list[JournalEntry]) -> dict[int, int]:
         # Handed to the producer in order and awaited together: aiokafka sends one batch per partition at a time,

@@ -118,7 +118,6 @@ class ServiceWorker:
         replay = partial(replay_partition, cluster.bootstrap_servers)
         journal = KafkaJournal(
             journal_topic(service),
-            self._send,
             self.publisher.enqueue,
             replay,
             partial(end_offset, cluster.bootstrap_servers),
