@@ -44,7 +44,7 @@ class Journal(Protocol):
         ...
 
     async def write_later(self, entries: list[JournalEntry]) -> None:
-        """Record the parts of a decision that sends nothing: queued in order, acknowledged by the next `write`
+        """Record the parts of a decision that sends nothing: queued in order, acknowledged by the next `write_all`
         or `flush` (nothing waits for it: most inbox records, ticks and markers, decide nothing)."""
         ...
 
