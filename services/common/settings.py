@@ -103,6 +103,9 @@ class WorkerSettings(BaseSettings):
     send_retry_s: float = Field(0.1, gt=0)
     send_retry_max_s: float = Field(30.0, gt=0)
     send_timeout_s: float = Field(60.0, gt=0)
+    # A worker that commits nothing for stall_after_s while records wait on a partition it holds exits to be
+    # restarted (services.common.stall_watch: faust can come out of a rebalance and never fetch again); 0: never.
+    stall_after_s: float = Field(45.0, ge=0)
 
     @classmethod
     def for_service(cls, service: str) -> WorkerSettings:

@@ -5,6 +5,7 @@ its events; business rules live in the cores only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine
@@ -33,11 +34,13 @@ from services.common.records import Record, decode_record, from_faust
 from services.common.retry import Backoff, StopRequestedError
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.snapshots import FileSnapshots
+from services.common.stall_watch import OffsetProbe, StallWatch
 
 log = logging.getLogger(__name__)
 
 EXIT_UNFINISHED = 75  # EX_TEMPFAIL: stopped during a record; it is processed again after a restart
 EXIT_FAILED = 70  # EX_SOFTWARE: a failure that waiting does not cure
+STALL_CHECK_S = 5.0
 DECIDED_BY = "h200.decided-by"
 """Header of every event a core decided: the version of that core (name@digest of its code)."""
 
@@ -151,6 +154,43 @@ class ServiceWorker:
         app.page("/ready")(self.readiness_page())
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
+        self.stall_watch = StallWatch(worker.stall_after_s)
+        self.offset_probe = OffsetProbe(cluster.bootstrap_servers, app.conf.id)
+        if worker.stall_after_s > 0:
+            app.timer(interval=STALL_CHECK_S, name=f"{service}.stall_watch")(self._watch_for_stall)
+
+    async def _watch_for_stall(self) -> None:
+        """Every STALL_CHECK_S: exit (to be restarted) if partitions held have had records waiting, and nothing
+        committed, for stall_after_s (services.common.stall_watch says why and what excuses it)."""
+        retried = self.publisher.retried
+        if not self.assigned or self.core.rebuilding:
+            self.stall_watch.reset()
+            return
+        try:
+            committed, ends = await self.offset_probe.offsets(self.assigned)
+        except Exception as error:  # no verdict without an observation; the outage is logged where it hurts
+            log.debug("stall watch: no observation (%s)", error)
+            self.stall_watch.reset()
+            await self.offset_probe.close()
+            return
+        if self.publisher.retried != retried or self.core.rebuilding:
+            self.stall_watch.reset()  # waiting out a failed send (or a rebuild began): busy, not stalled
+            return
+        now = asyncio.get_running_loop().time()
+        for stall in self.stall_watch.observe(now, committed, ends):
+            try:
+                readable = await self.offset_probe.has_record(stall)
+            except Exception:
+                self.stall_watch.reset()
+                return
+            if readable:
+                log.critical(
+                    "%s has stopped reading: %s. Exiting so that a restart reads them (faust-streaming #523); "
+                    "nothing is lost: offsets are committed only past acknowledged work",
+                    self.service,
+                    stall,
+                )
+                halt(EXIT_UNFINISHED)
 
     async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", ())
