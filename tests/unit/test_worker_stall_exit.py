@@ -18,7 +18,7 @@ from services.intake import app as intake_app
 HELD = ("h200.intake.inbox", 2)
 
 
-class Halted(Exception):
+class HaltedError(Exception):
     pass
 
 
@@ -45,7 +45,7 @@ def halts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def halt(code: int) -> None:
         codes.append(code)
-        raise Halted
+        raise HaltedError
 
     monkeypatch.setattr(worker_module, "halt", halt)
     return codes
@@ -62,7 +62,7 @@ def watched(tmp_path: Path, probe: FakeProbe) -> intake_app.IntakeWorker:
 
 def test_records_waiting_and_nothing_committed_end_the_process_unfinished(tmp_path: Path, halts: list[int]) -> None:
     worker = watched(tmp_path, FakeProbe(committed=10, end=13))
-    with pytest.raises(Halted):
+    with pytest.raises(HaltedError):
         asyncio.run(worker._watch_for_stall())
     assert halts == [EXIT_UNFINISHED]
 
