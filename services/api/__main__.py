@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.api.app import create_app
 from services.api.callers import Callers
 from services.api.gateway import KafkaRedisGateway
+from services.common.outage_log import install_outage_log_filter_on_handlers
 from services.common.settings import redis_url_with_password
 
 
@@ -36,6 +37,7 @@ class ApiSettings(BaseSettings):
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_outage_log_filter_on_handlers()  # a broker outage: one line, then how long it lasts
     settings = ApiSettings()
     gateway = KafkaRedisGateway(settings.bootstrap_servers, settings.redis_url, settings.namespace)
     callers = Callers.from_directory(settings.api_secrets_dir)

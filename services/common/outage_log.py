@@ -25,6 +25,10 @@ CONNECTION_FAILURES = (
     # A client asking a broker that no longer leads a partition (after a leader or controller failover): the fault
     # drill saw 2,261 such lines in four minutes from one worker whose metadata stayed stale (#11).
     "NotLeaderForPartitionError",
+    # kafka-python 3's wording (the projector, the clock and the API): "Connection failed: KafkaConnectionError ...",
+    # "Bootstrap bootstrap-0 not ready; waiting 0.10 secs", "Request timed out after ... ms".
+    "not ready; waiting",
+    "Request timed out after",
 )
 """What the lines about an unreachable broker contain (aiokafka 0.14's wording, or the error's name)."""
 
@@ -104,6 +108,22 @@ class OutageLogFilter(logging.Filter):
         # An empty tuple, not None: faust's formatter (mode's ExtensionFormatter) wraps any other value in a tuple,
         # and `text % (None,)` then fails: a logging-error traceback instead of the outage's one line.
         record.msg, record.args = text, ()
+
+
+def install_outage_log_filter_on_handlers(root: logging.Logger | None = None) -> OutageLogFilter:
+    """For processes whose Kafka client is kafka-python (the projector, the clock, the API): one filter on the root
+    logger's handlers, which see what every child logger propagates (kafka-python logs on a dozen modules' loggers,
+    `kafka.net.manager` and `kafka.net.connection` most: about 130 lines in 15 s with no broker). Call it after
+    logging.basicConfig; installing it again returns the one already there."""
+    handlers = (root or logging.getLogger()).handlers
+    for handler in handlers:
+        for existing in handler.filters:
+            if isinstance(existing, OutageLogFilter):
+                return existing
+    shared = OutageLogFilter()
+    for handler in handlers:
+        handler.addFilter(shared)
+    return shared
 
 
 def install_outage_log_filter(loggers: tuple[str, ...] = KAFKA_CLIENT_LOGGERS) -> OutageLogFilter:

@@ -35,6 +35,7 @@ from schemas.topics import EVENT_TOPICS
 from services.common.dead_letters import dead_letter_topic
 from services.common.kafka_auth import kafka_python_options
 from services.common.metrics import serve_pages
+from services.common.outage_log import install_outage_log_filter_on_handlers
 from services.common.records import Record, decode_record
 from services.common.retry import Backoff, FailureLog
 from services.common.settings import ClusterSettings
@@ -348,6 +349,7 @@ def create_app(cluster: ClusterSettings | None = None, settings: ProjectorSettin
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    install_outage_log_filter_on_handlers()  # a broker outage: one line, then how long it lasts
     projector = create_app()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
