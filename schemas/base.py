@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$"), Field(examples=["bytedance"])]
 """Lower-case identifier: buyer ids, pool ids, use categories, document kinds."""
@@ -26,21 +26,28 @@ _RFC3339 = re.compile(
 )
 
 
-def _uuid_text(value: Any) -> Any:
+CANONICAL_FORM: dict[str, bool] = {"canonical": True}
+"""The validation context of codec's canonical path: there the text checks below are skipped and pydantic parses
+the text itself. That path keeps a decode only if re-encoding it gives back the very bytes, and a re-encoded UUID or
+time is always in the form these checks require; any other spelling fails that comparison and takes the general
+path, where they run. Skipping them there is a quarter of a decode (schemas.codec._canonical)."""
+
+
+def _uuid_text(value: Any, info: ValidationInfo) -> Any:
     """Text must be the hyphenated form (JSON Schema's `format: uuid`): pydantic alone also reads 32 bare hex digits,
     braces and urn:uuid:, and two spellings of one id would differ as text downstream. Parsed here, since a value
     handed on as text would meet strict validation in Python mode, where text is never a UUID."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or info.context is CANONICAL_FORM:
         return value
     if not _UUID_TEXT.match(value):
         raise ValueError("a UUID is written as 8-4-4-4-12 hex digits, e.g. 5b0f4b9e-2f6c-4b6e-9d55-8f1f6f2d7a11")
     return UUID(value)
 
 
-def _rfc3339_text(value: Any) -> Any:
+def _rfc3339_text(value: Any, info: ValidationInfo) -> Any:
     """Text must be RFC 3339 with its offset (JSON Schema's `format: date-time`): pydantic alone also reads a space
     for the T. Parsed here for the reason _uuid_text gives."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or info.context is CANONICAL_FORM:
         return value
     if not _RFC3339.match(value):
         raise ValueError("a time is written in RFC 3339 with its offset, e.g. 2026-01-28T09:00:00Z")

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from schemas.base import Message
+from schemas.base import CANONICAL_FORM, Message
 from schemas.envelope import Envelope, envelope_model
 from schemas.registry import BY_TYPE_AND_VERSION, CURRENT, upcast
 
@@ -78,7 +78,7 @@ def _canonical(data: bytes) -> Envelope[Message] | None:
         return None
     model = envelope_model(current)
     try:
-        envelope = model.__pydantic_validator__.validate_json(data)
+        envelope = model.__pydantic_validator__.validate_json(data, context=CANONICAL_FORM)
     except ValidationError:
         return None
     # Comparing with the canonical form costs less than validation and rules out everything lax parsing lets
