@@ -86,8 +86,8 @@ e2e: install images ## the services as processes against a containerised broker:
 sim: $(STAMP) ## seeded whole-system simulation of the real cores and routes with faults (SEEDS=n, default 10000; START, STEPS)
 	@$(PY) -m tests.sim --seeds $(or $(SEEDS),10000) $(if $(START),--start $(START),) $(if $(STEPS),--steps $(STEPS),)
 
-test: install images ## the whole suite: unit, simulation (2,000 seeds, one in 4 refolded; SIM_SEEDS=n; `make sim` searches 10,000), integration and end-to-end tiers, the short fault drill (what CI runs)
-	@H200_SIM_SEEDS=$(or $(SIM_SEEDS),2000) H200_SIM_REFOLD_EVERY=$(or $(REFOLD_EVERY),4) $(PY) -m pytest tests/unit tests/sim tests/integration tests/e2e tests/chaos -q --durations=25
+test: install images ## the whole suite: unit, simulation (10,000 seeds, one in 10 refolded; SIM_SEEDS=n; `make sim` searches 10,000), integration and end-to-end tiers, the short fault drill (what CI runs)
+	@H200_SIM_SEEDS=$(or $(SIM_SEEDS),10000) H200_SIM_REFOLD_EVERY=$(or $(REFOLD_EVERY),10) $(PY) -m pytest tests/unit tests/sim tests/integration tests/e2e tests/chaos -q --durations=25
 
 demo: install ## the main job: Kafka, Redis and the four services play the article's scenario; prints the ledger
 	@bash infra/demo.sh

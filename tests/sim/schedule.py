@@ -32,8 +32,8 @@ TICK_EVERY_MIN = (5, 30, 120, 360)
 LATENCY_MS = (0, 0, 0, 1, 20, 500, 5000)
 """How long after the previous action a record is delivered (the broker's clock moves on meanwhile)."""
 REFOLD_EVERY = max(1, int(os.environ.get("H200_SIM_REFOLD_EVERY", "1")))
-"""Every how many seeds a run ends by refolding each inbox with its core (the determinism check, a fifth of a
-run's cost): each seed by default; `make test` refolds one seed in 4 so that CI runs 10,000 seeds (a core that
+"""Every how many seeds a run ends by refolding each inbox with its core (the determinism check, nearly the cost of the
+run itself): each seed by default; `make test` refolds one seed in 10 so that CI runs 10,000 seeds (a core that
 decides otherwise on a refold does so in many seeds, and --seed N always refolds)."""
 
 
