@@ -28,6 +28,7 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 
 from bench.replay_bench import broker
 from schemas.codec import encode
@@ -79,7 +80,11 @@ def publish(bootstrap: str, placed: list[tuple[int, bytes]]) -> None:
 
 
 def committed(admin: KafkaAdminClient) -> int:
-    found = admin.list_consumer_group_offsets(GROUP)
+    # kafka-python 3 names it list_group_offsets and answers {group: {partition: offset}}.
+    try:
+        found = admin.list_group_offsets(GROUP).get(GROUP, {})
+    except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+        return 0  # a broker just started is still loading its group coordinator: nothing committed to see yet
     return sum(max(meta.offset, 0) for tp, meta in found.items() if tp.topic == INBOX)
 
 

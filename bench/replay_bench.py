@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of one more replay")
     args = parser.parse_args(argv)
+    os.environ.setdefault("H200_KAFKA_USERNAME", "admin")  # the bench itself and its replays: topics, writing, reading
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the broker
     say(f"bench-replay: {args.events:,} events; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     say(f"  generator check: {check():,} generated records decode with schemas.codec.decode, ids unique")
