@@ -28,7 +28,7 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
-from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
+from kafka.errors import KafkaError
 
 from bench.replay_bench import broker
 from schemas.codec import encode
@@ -83,8 +83,10 @@ def committed(admin: KafkaAdminClient) -> int:
     # kafka-python 3 names it list_group_offsets and answers {group: {partition: offset}}.
     try:
         found = admin.list_group_offsets(GROUP).get(GROUP, {})
-    except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
-        return 0  # a broker just started is still loading its group coordinator: nothing committed to see yet
+    except KafkaError as error:
+        if not error.retriable:
+            raise
+        return 0  # a broker just started is still electing or loading the group's coordinator: asked again
     return sum(max(meta.offset, 0) for tp, meta in found.items() if tp.topic == INBOX)
 
 

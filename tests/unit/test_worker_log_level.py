@@ -1,0 +1,44 @@
+"""A worker started at `-l warn` keeps its root logger at WARNING: faust's progress spinner would set it to DEBUG,
+so that every debug line of faust and aiokafka is formatted and then dropped (services.common.worker.QuietWorker).
+The worker runs as a process of its own against a port where nothing listens; it reports its levels and exits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import logging, os, runpy, sys, threading, time
+def report():
+    while not logging.root.handlers:  # until faust has set up logging
+        time.sleep(0.05)
+    time.sleep(0.5)
+    names = ("", "faust.topics", "aiokafka.producer.producer")
+    levels = [logging.getLogger(name).getEffectiveLevel() for name in names]
+    print("LEVELS", *levels, flush=True)
+    os._exit(0)
+threading.Thread(target=report, daemon=True).start()
+sys.argv = ["services.approval", "worker", "-l", "warn", "--without-web"]
+runpy.run_module("services.approval", run_name="__main__")
+"""
+
+
+def test_a_worker_at_warn_keeps_its_loggers_at_warning(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "H200_KAFKA_USERNAME": "approval",
+        "H200_KAFKA_PASSWORD": "unused",
+        "H200_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "H200_APPROVAL_DATADIR": str(tmp_path),
+        "H200_LOG_FORMAT": "text",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    reported = [line for line in done.stdout.splitlines() if "LEVELS" in line]
+    assert reported, f"the worker did not report its levels:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert reported[0].split("LEVELS", 1)[1].split() == ["30", "30", "30"]
