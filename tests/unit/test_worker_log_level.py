@@ -1,6 +1,7 @@
 """A worker started at `-l warn` keeps its root logger at WARNING: faust's progress spinner would set it to DEBUG,
 so that every debug line of faust and aiokafka is formatted and then dropped (services.common.worker.QuietWorker).
-The worker runs as a process of its own against a port where nothing listens; it reports its levels and exits."""
+The probe runs in a process of its own (faust's set-up replaces the root logger's handlers): it builds approval's
+worker as its composition root does, sets up its logging as `worker -l warn` does, and reports the levels."""
 
 from __future__ import annotations
 
@@ -12,18 +13,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 PROBE = """
-import logging, os, runpy, sys, threading, time
-def report():
-    while not logging.root.handlers:  # until faust has set up logging
-        time.sleep(0.05)
-    time.sleep(0.5)
-    names = ("", "faust.topics", "aiokafka.producer.producer")
-    levels = [logging.getLogger(name).getEffectiveLevel() for name in names]
-    print("LEVELS", *levels, flush=True)
-    os._exit(0)
-threading.Thread(target=report, daemon=True).start()
-sys.argv = ["services.approval", "worker", "-l", "warn", "--without-web"]
-runpy.run_module("services.approval", run_name="__main__")
+import logging
+from services.approval.app import create_app
+worker = create_app().Worker(loglevel="warn", redirect_stdouts=False)
+worker._setup_logging()  # what `worker -l warn` does first: faust's logging set-up and its root-logger hook
+names = ("", "faust.topics", "aiokafka.producer.producer")
+print("LEVELS", *[logging.getLogger(name).getEffectiveLevel() for name in names], flush=True)
 """
 
 
