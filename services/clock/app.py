@@ -21,7 +21,6 @@ from kafka import KafkaProducer
 from services.clock.settings import ClockSettings
 from services.clock.ticks import is_behind, next_tick, tick_envelope
 from services.clock.topic import TOPIC, new_producer, read_last_tick, write_tick
-from services.common.outage_log import install_outage_log_filter_on_handlers
 from services.common.retry import Backoff, FailureLog
 from services.common.settings import ClusterSettings
 
@@ -125,7 +124,6 @@ class Clock:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # the outage is told once by FailureLog
-    install_outage_log_filter_on_handlers()  # a broker outage: one line, then how long it lasts
     clock = Clock(ClusterSettings().bootstrap_servers, ClockSettings())
 
     def _stop(signum: int, _: FrameType | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from services.common.retry import MILESTONES_S
 
@@ -62,9 +63,14 @@ def about_unreachable_broker(record: logging.LogRecord) -> bool:
 class OutageLogFilter(logging.Filter):
     """Says what is wrong once, then how long it has lasted; passes every other line."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, quiet_s: float = QUIET_S) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, quiet_s: float = QUIET_S, only_from: str = ""
+    ) -> None:
+        """`only_from`: judge only the records of this logger and its children (a filter on a handler sees every
+        logger's records, our own FailureLog lines about Redis among them, which are not a Kafka outage)."""
         super().__init__()
         self.clock = clock
+        self.only_from = only_from
         self.quiet_s = quiet_s
         self.since: float | None = None
         self.last = 0.0
@@ -73,6 +79,8 @@ class OutageLogFilter(logging.Filter):
         self._ended = ""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.only_from and not (record.name == self.only_from or record.name.startswith(self.only_from + ".")):
+            return True
         if not about_unreachable_broker(record):
             return True
         now = self.clock()
@@ -110,30 +118,28 @@ class OutageLogFilter(logging.Filter):
         record.msg, record.args = text, ()
 
 
-def install_outage_log_filter_on_handlers(root: logging.Logger | None = None) -> OutageLogFilter:
-    """For processes whose Kafka client is kafka-python (the projector, the clock, the API): one filter on the root
-    logger's handlers, which see what every child logger propagates (kafka-python logs on a dozen modules' loggers,
-    `kafka.net.manager` and `kafka.net.connection` most: about 130 lines in 15 s with no broker). Call it after
-    logging.basicConfig; installing it again returns the one already there."""
-    handlers = (root or logging.getLogger()).handlers
-    for handler in handlers:
-        for existing in handler.filters:
+def _install(filterers: list[logging.Filterer], made: Callable[[], OutageLogFilter]) -> OutageLogFilter:
+    """One filter shared by `filterers` (an outage is one outage, whichever of them reports it); installing it again
+    returns the one already there."""
+    for filterer in filterers:
+        for existing in filterer.filters:
             if isinstance(existing, OutageLogFilter):
                 return existing
-    shared = OutageLogFilter()
-    for handler in handlers:
-        handler.addFilter(shared)
+    shared = made()
+    for filterer in filterers:
+        filterer.addFilter(shared)
     return shared
+
+
+def install_outage_log_filter_on_handlers(root: logging.Logger | None = None) -> OutageLogFilter:
+    """For processes whose Kafka client is kafka-python (the projector and the API): one filter on the root logger's
+    handlers, which see what every child logger propagates (kafka-python logs on a dozen modules' loggers,
+    `kafka.net.manager` and `kafka.net.connection` most: about 130 lines in 15 s with no broker), judging only
+    kafka-python's records. Call it after logging.basicConfig."""
+    return _install(list((root or logging.getLogger()).handlers), partial(OutageLogFilter, only_from="kafka"))
 
 
 def install_outage_log_filter(loggers: tuple[str, ...] = KAFKA_CLIENT_LOGGERS) -> OutageLogFilter:
-    """One filter shared by the Kafka client's loggers (an outage is one outage, whichever logger reports it);
-    installing it again returns the one already there."""
-    for name in loggers:
-        for existing in logging.getLogger(name).filters:
-            if isinstance(existing, OutageLogFilter):
-                return existing
-    shared = OutageLogFilter()
-    for name in loggers:
-        logging.getLogger(name).addFilter(shared)
-    return shared
+    """The filter on each of aiokafka's and faust's loggers (the workers): a filter on a logger sees only what is
+    logged on that very logger, so each is named."""
+    return _install([logging.getLogger(name) for name in loggers], OutageLogFilter)

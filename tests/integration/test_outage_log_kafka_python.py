@@ -72,3 +72,17 @@ def test_with_the_filter_an_outage_is_one_line_then_how_long_it_has_lasted() -> 
     assert lines[0].split(" ", 2)[2].startswith("Kafka unreachable: "), lines
     shared = collect.filters[0]
     assert getattr(shared, "held_back", 0) > 20
+
+
+def test_the_filter_on_the_handlers_leaves_other_loggers_lines_alone() -> None:
+    """Our own FailureLog lines (a Redis outage in the projector, say) pass the handler's filter untouched: they are
+    not kafka-python's, and not a Kafka outage."""
+    root = logging.getLogger("outage-test-root")
+    collect = Collect()
+    root.handlers, root.propagate = [collect], False
+    install_outage_log_filter_on_handlers(root)
+    projector = logging.getLogger("outage-test-root.h200.projector")
+    line = "writing the read models to Redis at 127.0.0.1:6379 failed: Connection refused; retrying with back-off"
+    for _ in range(5):
+        projector.warning(line)
+    assert [entry.split(" ", 2)[2] for entry in collect.lines] == [line] * 5
