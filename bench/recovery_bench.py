@@ -96,12 +96,15 @@ def start_worker(bootstrap: str, run_dir: Path, log: Path, snapshot_every: int) 
         **os.environ,
         "H200_BOOTSTRAP_SERVERS": bootstrap,
         "H200_APPROVAL_WORKER_ID": "approval-bench",
+        # A restarted slot rejoins under its own id, as the supervisor and compose start workers (KIP-345).
+        "H200_APPROVAL_GROUP_INSTANCE_ID": "approval-bench",
         "H200_APPROVAL_DATADIR": str(run_dir / "workers"),
         "H200_APPROVAL_COMMIT_INTERVAL_S": "0.2",
         "H200_KAFKA_USERNAME": os.environ["H200_KAFKA_USERNAME"],
         "PYTHONUNBUFFERED": "1",
     }
-    command = [sys.executable, "-m", "services.approval", "worker", "-l", "warn", "--without-web"]
+    level = os.environ.get("H200_BENCH_WORKER_LOG_LEVEL", "warn")  # info shows the phases of a restart
+    command = [sys.executable, "-m", "services.approval", "worker", "-l", level, "--without-web"]
     with open(log, "ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -44,6 +44,10 @@ YIELD_EVERY = 500
 """Records folded in a rebuild between two returns to the event loop, so heartbeats and the fetcher go on (a
 partition of 116,000 records folded in one go blocked a worker past its session, and the group rebalanced)."""
 
+REBUILD_TOGETHER = 2
+"""Partitions of one batch rebuilt at a time: a rebuild waits on the broker (snapshot check, journal and inbox
+reads) as much as it folds, so two overlap their waits; more would only add consumers and memory."""
+
 REBUILD = Backoff(first_s=0.5, max_s=30.0, attempt_timeout_s=3600.0)
 """A rebuild reads a whole partition: it may take long, and its failures are waited out."""
 
@@ -167,6 +171,7 @@ class PartitionedCore:
         """Apply live records in order (of one or several partitions); the outputs of each are the facts to publish
         for it. Every decision among them is journaled, in one round trip, before this returns and so before the
         caller sends anything of it: a batch costs one wait for the journal, not one per record."""
+        await self._rebuild_together(records)
         outcomes: list[Outcome] = []
         entries: list[JournalEntry] = []
         touched: dict[tuple[str, int], Record] = {}
@@ -192,19 +197,46 @@ class PartitionedCore:
                 await self._snapshot(current, last)
         return outcomes
 
+    async def _rebuild_together(self, records: list[Record]) -> None:
+        """Rebuild, REBUILD_TOGETHER at a time, the partitions of a batch whose first record is not the next one
+        held (after an assignment every partition's first batch is): before anything of the batch is decided, so
+        no entry of it is owed to the journal. One stale partition is left to `_take`, which rebuilds as it goes."""
+        first: dict[tuple[str, int], Record] = {}
+        for record in records:
+            first.setdefault((record.topic, record.partition), record)
+        stale = [record for record in first.values() if not self.is_current(record)]
+        if len(stale) < 2:
+            return
+        together = asyncio.Semaphore(REBUILD_TOGETHER)
+
+        async def rebuild(record: Record) -> None:
+            async with together:
+                await self._rebuild_for(record)
+
+        tasks = [asyncio.ensure_future(rebuild(record)) for record in stale]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()  # a failure or a stop request: the others are not left running
+            raise
+
+    async def _rebuild_for(self, record: Record) -> None:
+        # A rebuild that fails (broker away) is retried: raising would end the agent and faust would skip this
+        # record (faust-streaming #315). A stop request ends the retries (StopRequestedError).
+        self._partitions[(record.topic, record.partition)] = await persist(
+            partial(self._rebuild, record.topic, record.partition, record.offset),
+            f"rebuilding {self.core.NAME} state of {record.topic}[{record.partition}]",
+            self._lifecycle,
+            self._backoff,
+            logger=log,
+        )
+
     async def _take(self, record: Record) -> tuple[Outcome, JournalEntry | None]:
         """Fold one record: answered from the journal if it was decided before, else decided; the entry to journal."""
         key = (record.topic, record.partition)
         if not self.is_current(record):
-            # A rebuild that fails (broker away) is retried: raising would end the agent and faust would skip
-            # this record (faust-streaming #315). A stop request ends the retries (StopRequestedError).
-            self._partitions[key] = await persist(
-                partial(self._rebuild, record.topic, record.partition, record.offset),
-                f"rebuilding {self.core.NAME} state of {record.topic}[{record.partition}]",
-                self._lifecycle,
-                self._backoff,
-                logger=log,
-            )
+            await self._rebuild_for(record)
         current = self._partitions[key]
         current.since_snapshot += 1
         recorded = current.recorded.pop(record.offset, None)

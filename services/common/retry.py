@@ -155,3 +155,5 @@ async def _within(attempt: Callable[[], Awaitable[T]], what: str, lifecycle: Lif
     finally:
         if not task.done():
             task.cancel()
+        elif not task.cancelled():
+            task.exception()  # left by a cancellation after the attempt failed: its error is seen, not reported later

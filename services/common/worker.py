@@ -11,7 +11,6 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import faust
@@ -22,7 +21,7 @@ from schemas.envelope import Envelope
 from schemas.routing import explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME, Topic, journal_topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
-from services.common.inbox_replay import end_offset, replay_partition
+from services.common.inbox_replay import PartitionReads
 from services.common.journal import KafkaJournal
 from services.common.kafka_auth import faust_credentials
 from services.common.logs import log_decision, logging_config
@@ -129,13 +128,11 @@ class ServiceWorker:
         backoff = Backoff(worker.send_retry_s, worker.send_retry_max_s, worker.send_timeout_s)
         self.publisher = Publisher(app, backoff)
         self.batch_max, self.batch_within_s = worker.batch_max, worker.batch_within_s
-        replay = partial(replay_partition, cluster.bootstrap_servers)
-        journal = KafkaJournal(
-            journal_topic(service),
-            self.publisher.enqueue,
-            replay,
-            partial(end_offset, cluster.bootstrap_servers),
-        )
+        # One set of started consumers for every rebuild read (a consumer's start and login cost more than folding
+        # hundreds of records).
+        self.reads = PartitionReads(cluster.bootstrap_servers)
+        replay = self.reads.replay
+        journal = KafkaJournal(journal_topic(service), self.publisher.enqueue, replay, self.reads.end)
         self.core = PartitionedCore(
             core,
             replay,

@@ -155,6 +155,9 @@ class Supervisor:
         env = {
             **as_principal(self.env, service),
             f"{prefix}WORKER_ID": name,
+            # Static membership (KIP-345) under the slot's name: a slot restarted after a crash gets its partitions
+            # back at once instead of waiting out the dead process's session (7.6 s of a 14.6 s restart, #9).
+            f"{prefix}GROUP_INSTANCE_ID": name,
             f"{prefix}DATADIR": str(self.log_dir / "workers"),
             f"{prefix}WEB_PORT": str(port),
             "PYTHONUNBUFFERED": "1",

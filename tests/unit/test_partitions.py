@@ -261,3 +261,69 @@ def test_a_worker_drops_the_states_of_its_revoked_inbox_partitions(tmp_path: Any
     asyncio.run(worker._on_revoked(None, {TP(intake_app.INBOX, 1), TP("h200.intake.commands", 0)}))
 
     assert worker.core.state_of(intake_app.INBOX, 0) == {"A"} and worker.core.state_of(intake_app.INBOX, 1) is None
+
+
+class SlowLog:
+    """Partitions 0..n of one inbox, each read with a wait before its first record (a broker's round trip), counting
+    how many reads are under way at once."""
+
+    def __init__(self, logs: dict[int, list[Record]]) -> None:
+        self.logs = logs
+        self.reading = 0
+        self.most_at_once = 0
+
+    async def replay(self, topic: str, partition: int, until: int) -> AsyncIterator[Record]:
+        self.reading += 1
+        self.most_at_once = max(self.most_at_once, self.reading)
+        try:
+            await asyncio.sleep(0.01)
+            for record in self.logs[partition][:until]:
+                yield record
+        finally:
+            self.reading -= 1
+
+
+def test_the_stale_partitions_of_a_batch_are_rebuilt_two_at_a_time_to_the_state_one_by_one_gives() -> None:
+    logs = {
+        partition: [
+            Record("inbox", partition, offset, b"bytedance", submission(f"P{partition}-{offset}"))
+            for offset in range(3)
+        ]
+        for partition in range(5)
+    }
+    # A restarted worker's first batch: the last record of every partition, the first two of each decided before.
+    batch = [logs[partition][2] for partition in range(5)]
+
+    together = SlowLog(logs)
+    worker = PartitionedCore(PlaceOnce, together.replay, 1_000_000)
+    outcomes = asyncio.run(worker.handle_all(batch))
+
+    one_by_one = SlowLog(logs)
+    alone = PartitionedCore(PlaceOnce, one_by_one.replay, 1_000_000)
+    singly = [asyncio.run(alone.handle(record)) for record in batch]
+
+    assert together.most_at_once == 2 and one_by_one.most_at_once == 1
+    assert [o.outputs for o in outcomes] == [o.outputs for o in singly]
+    assert all(len(o.outputs) == 1 for o in outcomes)
+    for partition in range(5):
+        expected = {f"P{partition}-{offset}" for offset in range(3)}
+        assert worker.state_of("inbox", partition) == alone.state_of("inbox", partition) == expected
+    assert worker.rebuilds == 5
+
+
+def test_a_rebuild_of_a_batch_that_keeps_failing_ends_every_rebuild_when_the_service_stops() -> None:
+    class Stopping:
+        should_stop = False
+
+        async def sleep(self, n: float) -> None:
+            self.should_stop = True
+
+    async def broken(topic: str, partition: int, until: int) -> AsyncIterator[Record]:
+        raise ConnectionError("broker away")
+        yield  # pragma: no cover
+
+    batch = [Record("inbox", partition, 4, b"bytedance", submission(f"P{partition}")) for partition in range(3)]
+    worker = PartitionedCore(PlaceOnce, broken, 1_000_000, lifecycle=Stopping(), backoff=QUICK)
+    with pytest.raises(StopRequestedError):
+        asyncio.run(worker.handle_all(batch))
+    assert worker.rebuilding == set() and worker.state_of("inbox", 0) is None

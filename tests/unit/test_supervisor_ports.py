@@ -25,3 +25,16 @@ def test_without_ports_no_web_server_is_started(tmp_path: Path) -> None:
     worker, projector = supervisor.service("approval"), supervisor.projector()
 
     assert "--without-web" in worker.command and worker.url is None and projector.url is None
+
+
+def test_each_slot_joins_its_group_as_a_static_member_under_its_own_name(tmp_path: Path) -> None:
+    # A slot restarted after a crash rejoins under the same group.instance.id and gets its partitions back at once;
+    # two slots of one service must never share an id (they would fence each other).
+    supervisor = Supervisor(tmp_path, env={})
+
+    first, second = supervisor.service("allocation", 1), supervisor.service("allocation", 2)
+    again = supervisor.service("allocation", 1)
+
+    assert first.env["H200_ALLOCATION_GROUP_INSTANCE_ID"] == "allocation-1"
+    assert second.env["H200_ALLOCATION_GROUP_INSTANCE_ID"] == "allocation-2"
+    assert again.env["H200_ALLOCATION_GROUP_INSTANCE_ID"] == first.env["H200_ALLOCATION_GROUP_INSTANCE_ID"]
