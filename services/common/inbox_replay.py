@@ -68,6 +68,7 @@ class PartitionReads:
 
     def _close_idle(self) -> None:
         now = asyncio.get_running_loop().time()
+        # call_later may fire up to the clock's resolution early: a hair of slack, or the consumer would outlive it
         stale = [entry for entry in self._idle if now - entry[1] >= self.idle_close_s * 0.99]
         self._idle = [entry for entry in self._idle if entry not in stale]
         for consumer, _ in stale:
@@ -132,24 +133,3 @@ class PartitionReads:
 async def _stop(consumer: AIOKafkaConsumer) -> None:
     with contextlib.suppress(Exception):
         await consumer.stop()
-
-
-async def end_offset(bootstrap: str, topic: str, partition: int) -> int:
-    """The offset after the last committed record of a partition, with a consumer of its own."""
-    reads = PartitionReads(bootstrap, keep=0)
-    try:
-        return await reads.end(topic, partition)
-    finally:
-        await reads.close()
-
-
-async def replay_partition(
-    bootstrap: str, topic: str, partition: int, until: int, start: int = 0
-) -> AsyncIterator[Record]:
-    """The committed records of offsets [start, until), with a consumer of its own."""
-    reads = PartitionReads(bootstrap, keep=0)
-    try:
-        async for record in reads.replay(topic, partition, until, start):
-            yield record
-    finally:
-        await reads.close()
