@@ -64,6 +64,8 @@ class PartitionState:
     recorded: dict[int, Recorded] = field(default_factory=dict)
     """Decisions found in the journal for records not handled yet (decided before a crash, not committed)."""
     since_snapshot: int = 0
+    snapshot_after: float = 0.0
+    """Not snapshotted again before this time (time.monotonic), so that snapshots take their share of time only."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class PartitionedCore:
         journal: Journal | None = None,
         snapshots: SnapshotStore | None = None,
         snapshot_every: int = 0,
+        snapshot_share: float = 0.0,
     ) -> None:
         self.core = core
         self.version = core_version(core)
@@ -109,6 +112,11 @@ class PartitionedCore:
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every
         """Records handled between two snapshots of a partition (0: never)."""
+        self.snapshot_share = snapshot_share
+        """At most this share of the time goes to writing snapshots (0: no limit, every `snapshot_every`). A
+        snapshot costs as much as the state is large, so at a fixed count their cost would grow with the state:
+        after one that took t seconds the next waits t * (1 - share) / share. Only when snapshots are taken
+        depends on it, never what a rebuild gives (snapshot + tail = full fold)."""
         self._partitions: dict[tuple[str, int], PartitionState] = {}
         self.rebuilds = 0
         self.figures = RebuildFigures()
@@ -193,7 +201,7 @@ class PartitionedCore:
             await self._journal(entries, wait=must_wait)
         for (topic, partition), last in touched.items():
             current = self._partitions[(topic, partition)]
-            if self.snapshots is not None and self.snapshot_every and current.since_snapshot >= self.snapshot_every:
+            if self._snapshot_due(current):
                 await self._snapshot(current, last)
         return outcomes
 
@@ -255,7 +263,13 @@ class PartitionedCore:
             if current is not None:
                 current.journal_position = max(current.journal_position, position)
 
+    def _snapshot_due(self, current: PartitionState) -> bool:
+        if self.snapshots is None or not self.snapshot_every or current.since_snapshot < self.snapshot_every:
+            return False
+        return not self.snapshot_share or time.monotonic() >= current.snapshot_after
+
     async def _snapshot(self, current: PartitionState, record: Record) -> None:
+        began = time.monotonic()
         pending = [recorded.position for recorded in current.recorded.values()]
         assert self.snapshots is not None
         if self.journal is not None:
@@ -275,6 +289,9 @@ class PartitionedCore:
         )
         current.since_snapshot = 0
         self.figures.snapshots_written += 1
+        if self.snapshot_share:
+            took = time.monotonic() - began
+            current.snapshot_after = time.monotonic() + took * (1 - self.snapshot_share) / self.snapshot_share
 
     # ------------------------------------------------------------------------------------------- rebuilding
 

@@ -6,6 +6,7 @@ its events; business rules live in the cores only.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine
@@ -72,6 +73,7 @@ class QuietWorker(faust.Worker):
 def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSettings) -> faust.App:
     datadir = worker.datadir / service / worker.worker_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
+    gc.set_threshold(*worker.gc_thresholds)
     install_outage_log_filter()  # a broker outage is logged once and then by how long it lasts, not per attempt
     return faust.App(
         f"h200-{service}",
@@ -143,6 +145,7 @@ class ServiceWorker:
             # Shared by the workers of one machine (not per process): a restarted worker finds its snapshots.
             snapshots=FileSnapshots(worker.datadir / service / "snapshots"),
             snapshot_every=worker.snapshot_every,
+            snapshot_share=worker.snapshot_share,
         )
         # A dead letter must fit both what our producer sends and what the cluster takes.
         letter_bytes = min(cluster.max_message_bytes, app.conf.producer_max_request_size)

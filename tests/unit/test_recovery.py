@@ -165,6 +165,46 @@ def test_a_snapshot_taken_past_the_committed_offset_is_passed_over_for_an_earlie
     assert restarted.figures.snapshots_used == 1 and restarted.figures.folded == 1  # snapshot 6, then offset 6
 
 
+class SlowSnapshots(MemorySnapshots):
+    """Each save takes `cost` seconds of a clock the test moves by hand."""
+
+    def __init__(self, clock: list[float], cost: float) -> None:
+        super().__init__()
+        self.clock, self.cost = clock, cost
+
+    async def save(self, snapshot: Any) -> None:
+        self.clock[0] += self.cost
+        await super().save(snapshot)
+
+
+def test_snapshots_take_no_more_than_their_share_of_time_and_still_give_the_full_fold(monkeypatch: Any) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("services.common.partitions.time.monotonic", lambda: clock[0])
+    log, journal = Log(inbox([submission(f"R{n}") for n in range(12)])), MemoryJournal()
+    snapshots = SlowSnapshots(clock, cost=2.0)
+    runner = PartitionedCore(
+        Counting(), log.replay, 1_000_000, journal=journal, snapshots=snapshots, snapshot_every=1, snapshot_share=0.25
+    )
+    taken_after = []
+    for record in log.records:
+        before = runner.figures.snapshots_written
+        handle_all(runner, [record])
+        if runner.figures.snapshots_written > before:
+            taken_after.append(record.offset)
+        clock[0] += 1.0  # a second between records
+    # A save of 2 s at a share of 1/4 waits 6 s: offset 0 at t=100 (done at 102), next not before 108, and so on.
+    assert taken_after == [0, 6]
+    restarted = worker(Counting(), log, journal, snapshots)
+    assert asyncio.run(restarted.rebuilt_state(INBOX, 0, 12)) == asyncio.run(
+        worker(Counting(), log, journal).rebuilt_state(INBOX, 0, 12)
+    )
+    assert restarted.figures.snapshots_used == 1
+
+    by_count = worker(Counting(), log, MemoryJournal(), SlowSnapshots(clock, cost=2.0), every=1)
+    handle_all(by_count, log.records)
+    assert by_count.figures.snapshots_written == 12  # no share: every `snapshot_every` records, whatever they cost
+
+
 def test_outputs_too_large_for_one_record_are_journaled_in_parts_and_a_cut_entry_counts_as_undecided() -> None:
     outputs = tuple(f'{{"n": "{n}{"x" * 400}"}}' for n in range(30))
     entry = JournalEntry(
