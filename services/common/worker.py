@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.tables.manager import TableManager
 
 from schemas.base import Message
 from schemas.codec import ContractError, encode
@@ -70,6 +71,17 @@ class QuietWorker(faust.Worker):
         self.spinner = None
 
 
+class PromptTableManager(TableManager):
+    """faust's table manager without the second it sleeps before it starts (faust.tables.manager, on_start): every
+    start and restart waited that second before the first assignment could be served. We keep no faust tables (state
+    is rebuilt by services.common.partitions), so there is nothing for that pause to wait for."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSettings) -> faust.App:
     datadir = worker.datadir / service / worker.worker_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +98,7 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
         web_bind="127.0.0.1",
         logging_config=logging_config(service, cluster.log_format),
         Worker=QuietWorker,
+        TableManager=PromptTableManager,
         # Topics come from the catalogue (`h200 topics create`); faust must not invent its own.
         topic_allow_declare=False,
         topic_disable_leader=True,
