@@ -22,8 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from datetime import timedelta
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -32,9 +30,7 @@ from kafka.errors import KafkaError
 
 from bench.replay_bench import broker
 from schemas.codec import encode
-from schemas.envelope import make_envelope
-from schemas.intake import OrderPlaced
-from schemas.samples import AT, sample_payloads
+from schemas.samples import placed_orders
 from schemas.topics import BY_NAME, journal_topic
 from services.common.kafka_auth import kafka_python_options
 from services.ops.topics import ensure_topics
@@ -42,7 +38,6 @@ from services.ops.topics import ensure_topics
 INBOX = "h200.approval.inbox"
 PARTITIONS = BY_NAME[INBOX].partitions
 GROUP = "h200-approval"
-TEMPLATE: OrderPlaced = next(p for p in sample_payloads() if isinstance(p, OrderPlaced))
 
 
 def say(text: str = "") -> None:
@@ -51,22 +46,9 @@ def say(text: str = "") -> None:
 
 
 def orders(first: int, count: int) -> list[tuple[int, bytes]]:
-    """(partition, value) of `count` placed orders, spread over the partitions, each of its own buyer."""
-    placed = []
-    for n in range(first, first + count):
-        payload = TEMPLATE.model_copy(
-            update={
-                "order_id": uuid.uuid5(uuid.NAMESPACE_URL, f"bench-order-{n}"),
-                "buyer_id": f"buyer-{n % 500:03d}",
-                "upstream_ref": f"PO-{n}",
-                "placed_at": AT + timedelta(seconds=n),
-            }
-        )
-        envelope = make_envelope(
-            payload, key=payload.buyer_id, producer="intake", occurred_at=payload.placed_at, message_id=payload.order_id
-        )
-        placed.append((n % PARTITIONS, encode(envelope)))
-    return placed
+    """(partition, value) of `count` placed orders, spread over the partitions, of 500 buyers."""
+    placed = placed_orders(first, count, buyers=500, name="bench-order")
+    return [(n % PARTITIONS, encode(envelope)) for n, envelope in enumerate(placed, start=first)]
 
 
 def publish(bootstrap: str, placed: list[tuple[int, bytes]]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas import allocation, approval, clock, fulfilment, intake, outcomes, policy, supply
@@ -227,3 +228,29 @@ def sample_envelopes() -> list[Envelope[Message]]:
         )
         for payload in sample_payloads()
     ]
+
+
+def placed_orders(first: int, count: int, buyers: int, name: str) -> list[Envelope[intake.OrderPlaced]]:
+    """`count` placed orders numbered from `first`, spread over `buyers` buyers, as intake publishes them: the
+    sample order under ids derived from `name` and the number (the same numbers give the same orders)."""
+    template = next(p for p in sample_payloads() if isinstance(p, intake.OrderPlaced))
+    placed = []
+    for n in range(first, first + count):
+        payload = template.model_copy(
+            update={
+                "order_id": uuid.uuid5(uuid.NAMESPACE_URL, f"{name}-{n}"),
+                "buyer_id": f"buyer-{n % buyers:03d}",
+                "upstream_ref": f"PO-{n}",
+                "placed_at": AT + timedelta(seconds=n),
+            }
+        )
+        placed.append(
+            make_envelope(
+                payload,
+                key=payload.buyer_id,
+                producer="intake",
+                occurred_at=payload.placed_at,
+                message_id=payload.order_id,
+            )
+        )
+    return placed

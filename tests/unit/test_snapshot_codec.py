@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import pickle
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from schemas.codec import encode
-from schemas.envelope import Envelope, make_envelope
-from schemas.intake import OrderPlaced
-from schemas.samples import AT, sample_envelopes, sample_payloads
+from schemas.envelope import Envelope
+from schemas.samples import placed_orders, sample_envelopes, sample_payloads
 from services.approval import domain as approval_core
 from services.common.journal import MemoryJournal
 from services.common.partitions import PartitionedCore
@@ -34,22 +32,7 @@ class Loose(BaseModel):
 
 def _placed(count: int) -> list[bytes]:
     """Orders of twelve buyers with no policy yet: each is decided (held) and stays in the state."""
-    template = next(p for p in sample_payloads() if isinstance(p, OrderPlaced))
-    placed = []
-    for n in range(count):
-        payload = template.model_copy(
-            update={
-                "order_id": uuid.uuid5(uuid.NAMESPACE_URL, f"codec-order-{n}"),
-                "buyer_id": f"buyer-{n % 12:02d}",
-                "upstream_ref": f"PO-{n}",
-                "placed_at": AT + timedelta(seconds=n),
-            }
-        )
-        envelope = make_envelope(
-            payload, key=payload.buyer_id, producer="intake", occurred_at=payload.placed_at, message_id=payload.order_id
-        )
-        placed.append(encode(envelope))
-    return placed
+    return [encode(envelope) for envelope in placed_orders(0, count, buyers=12, name="codec-order")]
 
 
 def _round_trip(state: Any) -> Any:
