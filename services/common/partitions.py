@@ -290,8 +290,8 @@ class PartitionedCore:
         current.since_snapshot = 0
         self.figures.snapshots_written += 1
         if self.snapshot_share:
-            took = time.monotonic() - began
-            current.snapshot_after = time.monotonic() + took * (1 - self.snapshot_share) / self.snapshot_share
+            done = time.monotonic()
+            current.snapshot_after = done + (done - began) * (1 - self.snapshot_share) / self.snapshot_share
 
     # ------------------------------------------------------------------------------------------- rebuilding
 
