@@ -10,7 +10,7 @@ replaced by a full fold.
 The state is pickled: it is the core's own in-memory value, written and read by the same code version only, in a
 directory of the service alone (a writer there could change the service's code as well). Pydantic models and UUIDs,
 most of a state's objects, are pickled by the reducers below rather than by their own __getstate__, which is
-Python code run per object: a partition of 15,000 held orders dumps in 1.0 s instead of 2.2 s.
+Python code run per object: a partition of 15,000 held orders dumped in 1.0 s instead of 2.2 s (1.6 s in another run).
 """
 
 from __future__ import annotations
