@@ -496,3 +496,25 @@ def test_every_input_delivered_twice_decides_the_same_as_once(script: list[Any])
     _, once = fold(approval, inputs)
     _, twice = fold(approval, [message for message in inputs for _ in (1, 2)])
     assert once == twice
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scripts())
+def test_forgetting_orders_done_with_decides_exactly_what_remembering_them_would(script: list[Any]) -> None:
+    # The core drops the record of an order once it is done with (issue #9: state that grows with what is open, not
+    # with history). The same core that never forgets is the reference: every decision, in order, must be the same.
+    inputs = Script().inputs(script)
+    forgetting, remembering = approval.initial_state(), approval.initial_state()
+    for message in inputs:
+        forgetting, forgetful_outputs = step(approval, forgetting, message)
+        remembering.done_with.clear()  # what would be forgotten is kept
+        remembering, outputs = step(approval, remembering, message)
+        assert forgetful_outputs == outputs, f"forgetting changed what {message.type} decided"
+    forgetting.forget_done()
+    remembered = {order_id: order for book in remembering.buyers.values() for order_id, order in book.orders.items()}
+    kept = {order_id: order for book in forgetting.buyers.values() for order_id, order in book.orders.items()}
+    assert all(remembered[order_id] == order for order_id, order in kept.items()), "a kept record differs"
+    dropped = set(remembered) - set(kept)
+    assert all(remembered[order_id].is_done for order_id in dropped), "an order not done with was dropped"
+    assert dropped <= set(forgetting.forgotten), "a dropped order is not remembered as forgotten"
+    note(f"orders forgotten: {'some' if dropped else 'none'}")

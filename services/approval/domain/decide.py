@@ -121,7 +121,7 @@ def folded(state: ApprovalState, decided: list[Message]) -> list[Message]:
 
 def order_placed(state: ApprovalState, placed: OrderPlaced, cause: Cause) -> list[Message]:
     """Both gates at the time the order arrives; an order already decided (or cancelled) is not decided again."""
-    if state.order(placed.buyer_id, placed.order_id) is not None or placed.order_id in state.cancelled_unplaced:
+    if state.known(placed.order_id, placed.buyer_id):
         return []
     decided = Trial(state, cause, state.shared).reconsider(OrderRecord(placed, kinds_of(placed.documents)))
     return [decided] if decided is not None else []

@@ -18,6 +18,7 @@ from schemas.approval import (
     OrderDenied,
     OrderHeld,
 )
+from schemas.clock import ApprovalsPassed
 from schemas.envelope import Envelope
 from schemas.intake import OrderCancelled, OrderDocumentsAdded, OrderPlaced
 from schemas.policy import PolicyEvent
@@ -37,11 +38,15 @@ StatusChange = (
     | ApprovalExpired
 )
 
+OwnEvent = (*StatusChange.__args__, ApprovalReleased, ApprovalsPassed)
+
 
 def evolve(state: ApprovalState, message: Envelope[Any]) -> ApprovalState:
     if message.id in state.applied:
         return state
     state.applied.add(message.id)
+    if state.done_with and not isinstance(message.payload, OwnEvent):
+        state.forget_done()
     now = time_of(state, message)
     moved = falls_due(state, now)
     if moved:
@@ -50,7 +55,11 @@ def evolve(state: ApprovalState, message: Envelope[Any]) -> ApprovalState:
     payload = message.payload
     if isinstance(payload, OrderPlaced):
         book = state.buyers.setdefault(payload.buyer_id, BuyerBook())
-        if payload.order_id not in book.orders and payload.order_id not in state.cancelled_unplaced:
+        if payload.order_id in state.cancelled_unplaced:
+            # Placed after its cancellation: done with from the start, and remembered as such from now on.
+            state.cancelled_unplaced.discard(payload.order_id)
+            state.forgotten.add(payload.order_id)
+        elif not state.known(payload.order_id, payload.buyer_id):
             book.orders[payload.order_id] = OrderRecord(payload, kinds_of(payload.documents))
     elif isinstance(payload, OrderDocumentsAdded):
         order = state.order(payload.buyer_id, payload.order_id)
@@ -84,11 +93,13 @@ def fold_decision(state: ApprovalState, payload: object) -> None:
 def cancel(state: ApprovalState, cancelled: OrderCancelled) -> None:
     order = state.order(cancelled.buyer_id, cancelled.order_id)
     if order is None:
-        state.cancelled_unplaced.add(cancelled.order_id)
+        if cancelled.order_id not in state.forgotten:
+            state.cancelled_unplaced.add(cancelled.order_id)
     elif order.status in ("placed", "held", "approved", "suspended"):
         # An approval's chips are given back by the ApprovalReleased decided for this cancellation.
         order.status = "cancelled"
         state.held.pop(order.order_id, None)
+        state.forget_if_done(order)
 
 
 def decided(state: ApprovalState, event: StatusChange) -> None:
@@ -121,6 +132,7 @@ def decided(state: ApprovalState, event: StatusChange) -> None:
     else:
         order.status = "revoked"
     state.held.pop(order.order_id, None)
+    state.forget_if_done(order)
 
 
 def released(state: ApprovalState, event: ApprovalReleased) -> None:
@@ -131,3 +143,4 @@ def released(state: ApprovalState, event: ApprovalReleased) -> None:
     if event.why in ("closed", "unfilled"):
         order.status = "closed"
     state.buyers[event.buyer_id].usage.release(event.licence_id, event.tranche_id, event.quantity)
+    state.forget_if_done(order)

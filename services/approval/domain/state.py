@@ -1,5 +1,5 @@
 """What approval remembers: the partition clock, the policies in force per buyer and those not yet in force, the
-shared rules, and every order of the partition."""
+shared rules, and the orders of the partition that are not done with."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from uuid import UUID
 from schemas.base import PolicyRef, Reason
 from schemas.intake import OrderPlaced
 from schemas.policy import ImportUseRulesSet, PolicyEvent
+from services.domain_kit.seen_ids import SeenIds
 
 
 class Value:
@@ -137,6 +138,13 @@ class OrderRecord:
         return self.status in ("cancelled", "revoked", "expired") and self.grant is not None and not self.released
 
     @property
+    def is_done(self) -> bool:
+        """Nothing about the order can change any decision any more: ended, and holding no licence or quota."""
+        if self.status in ("denied", "closed"):
+            return True
+        return self.status in ("cancelled", "revoked", "expired") and (self.grant is None or self.released)
+
+    @property
     def is_open_approval(self) -> bool:
         """Approved or suspended, and its chips still count against licence and quota."""
         return self.status in ("approved", "suspended") and self.grant is not None and not self.released
@@ -179,12 +187,39 @@ class ApprovalState:
     shared: SharedPolicy = field(default_factory=SharedPolicy)
     revisions: dict[str, int] = field(default_factory=dict)
     """The last revision seen of every policy_id, in force or pending: an older or repeated one is ignored."""
-    applied: set[UUID] = field(default_factory=set)
-    """Ids of every envelope folded: a repeated one is ignored."""
+    applied: SeenIds = field(default_factory=SeenIds)
+    """Ids of every envelope folded: a repeated one is ignored (16 bytes an id: services.domain_kit.seen_ids)."""
     held: dict[UUID, str] = field(default_factory=dict)
     """Held orders: order_id -> buyer_id."""
     cancelled_unplaced: set[UUID] = field(default_factory=set)
     """Orders cancelled before this partition saw them placed: never to be decided."""
+    forgotten: SeenIds = field(default_factory=SeenIds)
+    """Orders done with (denied, closed, cancelled or ended and released): their records are dropped, their ids kept
+    so that a resend of one is never decided. Only open and held orders, and ended ones still holding licence or
+    quota, are kept in full: the state grows with what is open, not with history."""
+    done_with: list[OrderRecord] = field(default_factory=list)
+    """Orders a step left done with, forgotten when the next input is folded: the step's own events come after its
+    input in evolve (a held order approved by the clock and cancelled by the input of one step), so a record stays
+    until the step is over, and is forgotten only if it is still done with then."""
+
+    def forget_if_done(self, order: OrderRecord) -> None:
+        if order.is_done:
+            self.done_with.append(order)
+
+    def forget_done(self) -> None:
+        for order in self.done_with:
+            book = self.buyers.get(order.buyer_id)
+            if order.is_done and book is not None and book.orders.get(order.order_id) is order:
+                del book.orders[order.order_id]
+                self.forgotten.add(order.order_id)
+                self.held.pop(order.order_id, None)
+        self.done_with.clear()
+
+    def known(self, order_id: UUID, buyer_id: str) -> bool:
+        """The order was placed here already (open, or done with and forgotten), or cancelled before it was."""
+        if order_id in self.book_of(buyer_id).orders:
+            return True
+        return order_id in self.forgotten or order_id in self.cancelled_unplaced
 
     def book_of(self, buyer_id: str) -> BuyerBook:
         """The buyer's book, or an empty one (not stored: decide must not change the state)."""

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from schemas.allocation import AllocationLineEvent, AllocationReleased, ChipsAllocated
 from schemas.fulfilment import Step
+from services.domain_kit.seen_ids import SeenIds
 
 Stage = Literal[
     "allocated", "packed", "shipped", "customs_cleared", "held", "delivered", "lost", "refused", "cancelled"
@@ -72,8 +73,9 @@ class Shipment:
 @dataclass
 class State:
     shipments: dict[UUID, Shipment] = field(default_factory=dict)
-    applied: set[UUID] = field(default_factory=set)
-    """Ids of the input envelopes already folded: a redelivered input decides nothing."""
+    applied: SeenIds = field(default_factory=SeenIds)
+    """Ids of the input envelopes already folded: a redelivered input decides nothing (16 bytes an id:
+    services.domain_kit.seen_ids)."""
 
 
 def initial_state() -> State:

@@ -22,6 +22,7 @@ from schemas.intake import (
 )
 from schemas.outcomes import SubmissionUnchanged
 from schemas.policy import SubmissionWindowSet
+from services.domain_kit.seen_ids import SeenIds
 from services.intake.domain.window import Windows, advance, receive
 
 Status = Literal["submitted", "open", "cancelled", "rejected"]
@@ -47,8 +48,9 @@ class Submission:
 class State:
     orders: dict[UUID, Submission] = field(default_factory=dict)
     """By order id, which names (buyer_id, upstream_ref): see schemas.envelope.order_id_for."""
-    applied: set[UUID] = field(default_factory=set)
-    """Ids of the input envelopes already folded: a redelivered command decides nothing."""
+    applied: SeenIds = field(default_factory=SeenIds)
+    """Ids of the input envelopes already folded: a redelivered command decides nothing (16 bytes an id:
+    services.domain_kit.seen_ids)."""
     windows: Windows = field(default_factory=Windows)
     """The submission window in force, those pending, and the latest arrival seen."""
 

@@ -1,0 +1,70 @@
+"""SeenIds (services.domain_kit.seen_ids): a set of UUIDs at 16 bytes an id, checked against Python's own set."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from uuid import UUID
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.domain_kit import seen_ids
+from services.domain_kit.seen_ids import SeenIds
+
+ids = st.integers(0, 2**128 - 1).map(lambda n: UUID(int=n))
+small_ids = st.integers(0, 300).map(lambda n: UUID(int=n * 0x9E3779B97F4A7C15 % 2**128))
+operations = st.lists(st.tuples(st.sampled_from(("add", "add", "add", "discard")), small_ids), max_size=400)
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations)
+def test_it_holds_what_a_set_holds_through_merges_and_discards(monkeypatch_free_ops: list[tuple[str, UUID]]) -> None:
+    original = seen_ids.MERGE_AT
+    seen_ids.MERGE_AT = 8  # merge often, so ids live in both the recent set and the sorted run
+    try:
+        seen, oracle = SeenIds(), set()
+        for operation, item in monkeypatch_free_ops:
+            getattr(seen, operation)(item)
+            getattr(oracle, operation)(item)
+            assert (item in seen) == (item in oracle)
+            assert len(seen) == len(oracle)
+        assert set(seen) == oracle
+        assert all(item in seen for item in oracle)
+    finally:
+        seen_ids.MERGE_AT = original
+
+
+@given(st.lists(ids, max_size=50), st.lists(ids, max_size=50))
+def test_equality_is_by_the_ids_held_however_they_are_split(first: list[UUID], second: list[UUID]) -> None:
+    merged = SeenIds(first + second)
+    split = SeenIds.from_run(SeenIds(first).run())
+    for item in second:
+        split.add(item)
+    assert merged == split
+    assert (SeenIds(first) == SeenIds(second)) == (set(first) == set(second))
+
+
+def test_a_pickle_is_one_sorted_run_and_loads_to_the_same_ids() -> None:
+    seen = SeenIds(UUID(int=n * 7919) for n in range(10_000))
+    data = pickle.dumps(seen, protocol=5)
+    assert len(data) < 10_000 * 16 + 200  # 16 bytes an id, not a pickled UUID (~60) each
+    loaded = pickle.loads(data)
+    assert loaded == seen and len(loaded) == 10_000
+    assert UUID(int=7919 * 9_999) in loaded and UUID(int=1) not in loaded
+
+
+def test_a_deep_copy_is_independent() -> None:
+    seen = SeenIds([UUID(int=1)])
+    copied = copy.deepcopy(seen)
+    copied.add(UUID(int=2))
+    assert UUID(int=2) not in seen and UUID(int=2) in copied
+
+
+def test_a_run_of_a_wrong_length_is_refused_by_name() -> None:
+    try:
+        SeenIds.from_run(b"x" * 17)
+    except ValueError as error:
+        assert "multiple of 16 bytes" in str(error)
+    else:
+        raise AssertionError("a 17-byte run was accepted")
