@@ -101,8 +101,8 @@ bench-pipeline: jars $(STAMP) ## orders/s through the four services against a ba
 
 bench: bench-replay bench-recovery bench-pipeline ## every benchmark, each printing its figures beside its peer's
 
-bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000): snapshot + tail vs journal fold vs deciding again
-	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),)
+bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000; WORKLOAD=lifecycle|held): snapshot + tail vs journal fold vs deciding again
+	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),) $(if $(WORKLOAD),--workload $(WORKLOAD),)
 
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
 	@eval "$$($(PY) -m services.ops access secrets --export)"

@@ -1,7 +1,8 @@
 """Recovery of a worker killed with a long inbox behind it: three ways side by side, in one run, on one broker.
 
-The approval inbox is filled with N orders (no policy yet, so each is decided: held), an approval worker works
-through all of them, and is then killed with SIGKILL and started again three times:
+The approval inbox is filled with about N records of a workload (bench/workloads.py: `lifecycle`, the default,
+orders approved and closed as a long-running system sees them; `held`, orders only, all held and open), an
+approval worker works through all of them, and is then killed with SIGKILL and started again three times:
   snapshot + tail   what a restart does (the latest snapshot, then the journal's tail)
   journal fold      the snapshots deleted: every record folded from the journal with `evolve`
   decide again      the journal topic emptied too: every record decided again, as rebuilds did before #9
@@ -9,7 +10,8 @@ After each start, one new order per inbox partition is published; the figures ar
 the first of them decided and committed (the next decision) and to every partition's (lag 0), so they include the
 process start and the group join, which the three share. The worker's peak RSS is printed with each.
 
-`make bench-recovery RECORDS=n` (default 20,000; a snapshot every 1,000 records of a partition). The broker is our
+`make bench-recovery RECORDS=n WORKLOAD=held|lifecycle` (default 20,000, lifecycle; a snapshot every 1,000
+records of a partition). The broker is our
 own (infra/kafka/kafka.sh, its own ports and run directory), stopped and deleted at the end.
 """
 
@@ -28,15 +30,13 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from bench import workloads
 from bench.replay_bench import broker
-from schemas.codec import encode
-from schemas.samples import placed_orders
-from schemas.topics import BY_NAME, journal_topic
+from bench.workloads import INBOX, PARTITIONS
+from schemas.topics import journal_topic
 from services.common.kafka_auth import kafka_python_options
 from services.ops.topics import ensure_topics
 
-INBOX = "h200.approval.inbox"
-PARTITIONS = BY_NAME[INBOX].partitions
 GROUP = "h200-approval"
 
 
@@ -45,10 +45,13 @@ def say(text: str = "") -> None:
     sys.stdout.flush()
 
 
-def orders(first: int, count: int) -> list[tuple[int, bytes]]:
-    """(partition, value) of `count` placed orders, spread over the partitions, of 500 buyers."""
-    placed = placed_orders(first, count, buyers=500, name="bench-order")
-    return [(n % PARTITIONS, encode(envelope)) for n, envelope in enumerate(placed, start=first)]
+def fill(workload: str, records: int) -> tuple[list[tuple[int, bytes]], int]:
+    """About `records` inbox records of the workload, and the number of the next order."""
+    if workload == "held":
+        return workloads.held(0, records), records
+    policies = workloads.clearing_policies()
+    orders = max((records - len(policies) + workloads.CLOSE_AFTER) // 2, 1)
+    return policies + workloads.lifecycle(0, orders), orders
 
 
 def publish(bootstrap: str, placed: list[tuple[int, bytes]]) -> None:
@@ -115,6 +118,9 @@ def wait_committed(admin: KafkaAdminClient, target: int, worker: subprocess.Pope
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument(
+        "--workload", choices=("lifecycle", "held"), default="lifecycle", help="bench/workloads.py says what each is"
+    )
     parser.add_argument("--snapshot-every", type=int, default=1_000, help="records per partition between snapshots")
     parser.add_argument("--run-dir", type=Path, default=Path(".run/bench/recovery"))
     args = parser.parse_args(argv)
@@ -126,14 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     with broker(args.run_dir / "kafka", 0, 0) as bootstrap:
         admin = KafkaAdminClient(**kafka_python_options(), bootstrap_servers=bootstrap, request_timeout_ms=30_000)
         ensure_topics(admin)
-        say(f"publishing {args.records:,} placed orders into {INBOX} ...")
-        publish(bootstrap, orders(0, args.records))
+        filled, next_order = fill(args.workload, args.records)
+        say(f"publishing {len(filled):,} records ({args.workload}) into {INBOX} ...")
+        publish(bootstrap, filled)
         worker = start_worker(bootstrap, args.run_dir, log, args.snapshot_every)
         began = time.monotonic()
-        wait_committed(admin, args.records, worker, "deciding the inbox")
+        wait_committed(admin, len(filled), worker, "deciding the inbox")
         live_s = time.monotonic() - began
-        say(f"decided {args.records:,} records live in {live_s:.1f} s ({args.records / live_s:,.0f} records/s)")
-        rows, total = [], args.records
+        say(f"decided {len(filled):,} records live in {live_s:.1f} s ({len(filled) / live_s:,.0f} records/s)")
+        rows, total = [], len(filled)
         for way in ("snapshot + tail", "journal fold", "decide again"):
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
@@ -145,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 ensure_topics(admin)
             worker = start_worker(bootstrap, args.run_dir, log, args.snapshot_every)
             began = time.monotonic()
-            publish(bootstrap, orders(total, PARTITIONS))
+            fresh, next_order = workloads.one_per_partition(args.workload, next_order)
+            publish(bootstrap, fresh)
             wait_committed(admin, total + 1, worker, f"recovering ({way})")
             first_s = time.monotonic() - began
             total += PARTITIONS
@@ -155,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         admin.close()
     say()
     say(
-        f"recovery of an approval worker with {args.records:,} records in its inbox ({PARTITIONS} partitions, "
+        f"recovery of an approval worker with {len(filled):,} records ({args.workload}) in its inbox ({PARTITIONS} "
+        f"partitions, "
         f"a snapshot every {args.snapshot_every:,} records of a partition)"
     )
     say(f"{'rebuild':<18}{'s to next decision':>20}{'s to lag 0':>12}{'peak RSS MB':>14}")
