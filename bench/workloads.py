@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from schemas import allocation, policy
 from schemas.codec import encode
@@ -92,9 +93,8 @@ def clearing_policies() -> list[tuple[int, bytes]]:
     return records
 
 
-def closed(n: int) -> tuple[int, bytes]:
+def closed(n: int, order_id: UUID) -> tuple[int, bytes]:
     """The order book's close of order n, every chip delivered."""
-    order_id = placed_orders(n, 1, buyers=BUYERS, name=NAME)[0].payload.order_id
     payload = allocation.OrderClosed(
         order_id=order_id,
         pool_id="h200",
@@ -147,11 +147,11 @@ def small_orders(first: int, count: int) -> list[Envelope[Any]]:
 def lifecycle(first: int, count: int) -> list[tuple[int, bytes]]:
     """Orders `first`.. placed, each closed CLOSE_AFTER orders later (the last CLOSE_AFTER stay open): about
     2 * count records."""
-    records = []
-    for n, envelope in enumerate(small_orders(first, count), start=first):
+    records, placed = [], small_orders(first, count)
+    for n, envelope in enumerate(placed, start=first):
         records.append((partition_of(n), encode(envelope)))
         if n - CLOSE_AFTER >= first:
-            records.append(closed(n - CLOSE_AFTER))
+            records.append(closed(n - CLOSE_AFTER, placed[n - CLOSE_AFTER - first].payload.order_id))
     return records
 
 

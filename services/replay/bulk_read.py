@@ -107,17 +107,47 @@ def record_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def read_topics(bootstrap: str, topics: Iterable[str], stream: TextIO | None = None) -> Iterator[LogRecord]:
-    """Every committed record of the topics, topic by topic, partition by partition, oldest first."""
+def read_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    stream: TextIO | None = None,
+    starts: Mapping[tuple[str, int], int] | None = None,
+) -> Iterator[LogRecord]:
+    """Every committed record of the topics, topic by topic, partition by partition, oldest first; from the offset
+    `starts` gives a partition, if it gives one (a ledger checkpoint's end), else from the first."""
     with _consumer(bootstrap) as consumer:
         partitions = _partitions(consumer, bootstrap, topics)
         bounds = {partition: _bounds(consumer, partition) for partition in partitions}
+        for partition, start in (starts or {}).items():
+            if partition in bounds:
+                low, high = bounds[partition]
+                bounds[partition] = (max(low, start), high)
         progress = Progress(f"reading {bootstrap}", sum(high - low for low, high in bounds.values()), stream)
         for partition in partitions:
             low, high = bounds[partition]
             if high > low:
                 yield from _read_partition(consumer, partition, low, high, progress)
         progress.close()
+
+
+def records_at(bootstrap: str, spots: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], bytes | None]:
+    """The value of the record at each (topic, partition, offset) that the partition still holds; a spot it does
+    not hold (deleted, compacted away, past its end, a partition it does not have) is left out."""
+    found: dict[tuple[str, int, int], bytes | None] = {}
+    spots = list(spots)
+    with _consumer(bootstrap) as consumer:
+        topics = sorted({topic for topic, _, _ in spots})
+        present = set(_partitions(consumer, bootstrap, topics)) if topics else set()
+        progress = Progress("", None, None)
+        for topic, number, offset in spots:
+            if (topic, number) not in present:
+                continue
+            low, high = _bounds(consumer, (topic, number))
+            if not low <= offset < high:
+                continue
+            for record in _read_partition(consumer, (topic, number), offset, offset + 1, progress):
+                found[(topic, number, offset)] = record.value
+    return found
 
 
 def _read_partition(

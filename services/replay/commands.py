@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import redis
@@ -16,6 +16,7 @@ from services.ops.settings import OpsSettings
 from services.projector.store import current_store
 from services.replay import reports
 from services.replay.chain import ChainReport
+from services.replay.checkpoints import CheckpointDir, LedgerCheckpoint, Tracker
 from services.replay.determinism import check_determinism
 from services.replay.eventlog import EventLog, build_log
 from services.replay.exportfile import (
@@ -26,7 +27,14 @@ from services.replay.exportfile import (
     read_header,
     write_export,
 )
-from services.replay.kafka_io import create_catalogue, keeping_arrivals, read_topics, record_counts, write_records
+from services.replay.kafka_io import (
+    create_catalogue,
+    keeping_arrivals,
+    read_topics,
+    record_counts,
+    records_at,
+    write_records,
+)
 from services.replay.ledger import LedgerFold
 from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
@@ -47,15 +55,19 @@ def _bootstrap(args: argparse.Namespace, settings: OpsSettings) -> str:
 
 
 def open_log(
-    args: argparse.Namespace, settings: OpsSettings, topics: Sequence[str], needed: Sequence[str] = ()
+    args: argparse.Namespace,
+    settings: OpsSettings,
+    topics: Sequence[str],
+    needed: Sequence[str] = (),
+    starts: Mapping[tuple[str, int], int] | None = None,
 ) -> tuple[Iterator[LogRecord], Reading]:
-    """The records of `topics`, from the export file if one is given, else from the cluster, as they are read;
-    and the Reading that counts them."""
+    """The records of `topics`, from the export file if one is given, else from the cluster (from `starts`, a
+    checkpoint's ends, where given), as they are read; and the Reading that counts them."""
     stream = progress_stream(args.progress)
     if args.from_file is None:
         bootstrap = _bootstrap(args, settings)
         chosen = in_catalogue_order(tuple(topics))
-        return read_topics(bootstrap, chosen, stream), Reading(chosen, f"kafka {bootstrap}")
+        return read_topics(bootstrap, chosen, stream, starts), Reading(chosen, f"kafka {bootstrap}")
     path: Path = args.from_file
     present = exported_topics(path)
     missing = [topic for topic in needed if topic not in present]
@@ -88,19 +100,34 @@ def note_unreadable(log: EventLog | Reading, shown: int = 10) -> None:
 
 
 def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
-    """Folds the ledger while reading: nothing of the log is held but what the ledger and the filters need."""
-    records, reading = open_log(args, settings, EVENT_TOPICS)
+    """Folds the ledger while reading: nothing of the log is held but what the ledger and the filters need. With
+    --checkpoints, starts from the newest usable ledger checkpoint and writes one after a whole replay."""
     selection = Selection(args.buyer, args.batch, args.order)
     table = args.format == "table"
-    if table:
-        reading.types = {}
-    known = KnownThings() if table or selection.active else None
+    store = CheckpointDir(args.checkpoints) if args.checkpoints is not None else None
+    if store is not None and args.from_file is not None:
+        raise ReplayError("--checkpoints starts from offsets on the cluster; an export file is read whole: drop it")
+    start = _checkpoint_to_start_from(store, args, settings) if store is not None else None
+    records, reading = open_log(args, settings, EVENT_TOPICS, starts=start.ends if start else None)
+    known = KnownThings() if table or selection.active or store is not None else None
     fold = LedgerFold(args.as_of)
-    for read in read_events(records, reading):
+    if start is not None:
+        start.reading.source = reading.source
+        reading, known, fold = start.reading, start.known, start.fold
+        fold.as_of = args.as_of  # every event it holds was decided by then (CheckpointDir.usable)
+    elif table or store is not None:
+        reading.types = {}
+    tracker = Tracker()
+    for read in read_events(tracker.records(records) if store is not None else records, reading):
         fold.add(read.envelope)
         if known is not None:
             known.add(read.envelope)
+        if store is not None:
+            tracker.saw(read)
     note_unreadable(reading)
+    if store is not None and args.as_of is None and known is not None:
+        path = store.save(tracker.checkpoint(fold, reading, known, start))
+        sys.stderr.write(f"wrote ledger checkpoint {path} ({reading.events:,} events)\n")
     things = known.known() if known is not None else KnownThings().known()
     selection = selection.resolve(things)
     ledger = fold.ledger()
@@ -112,6 +139,29 @@ def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
     else:
         emit(ledger_table(ledger, selection, reading, things.refs))
     return 0
+
+
+def _checkpoint_to_start_from(
+    store: CheckpointDir, args: argparse.Namespace, settings: OpsSettings
+) -> LedgerCheckpoint | None:
+    bootstrap = _bootstrap(args, settings)
+
+    def anchors_of(ends: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], bytes | None]:
+        found = records_at(bootstrap, [(topic, number, end - 1) for (topic, number), end in ends.items() if end > 0])
+        return {(topic, number): value for (topic, number, _), value in found.items()}
+
+    start, refused = store.usable(in_catalogue_order(tuple(EVENT_TOPICS)), args.as_of, anchors_of)
+    for reason in refused:
+        sys.stderr.write(f"note: ledger checkpoint {reason}: not used\n")
+    if start is None:
+        sys.stderr.write(f"note: no usable ledger checkpoint in {store.directory}: the log is read from its start\n")
+    else:
+        behind = sum(start.ends.values())
+        sys.stderr.write(
+            f"starting from ledger checkpoint {start.name} ({start.reading.events:,} events, {behind:,} records "
+            "read before it): only the records since are read\n"
+        )
+    return start
 
 
 def run_export(args: argparse.Namespace, settings: OpsSettings) -> int:

@@ -14,11 +14,19 @@ from schemas.topics import CATALOGUE
 from services.common.records import LOG_APPEND_TIME
 from services.ops.kafka_clients import admin_client, producer
 from services.ops.topics import ensure_topics
-from services.replay.bulk_read import FETCH_BYTES, read_topics, record_counts
+from services.replay.bulk_read import FETCH_BYTES, read_topics, record_counts, records_at
 from services.replay.progress import Progress
 from services.replay.records import IMPORTED_ARRIVAL, LogRecord, ReplayError
 
-__all__ = ["FETCH_BYTES", "create_catalogue", "keeping_arrivals", "read_topics", "record_counts", "write_records"]
+__all__ = [
+    "FETCH_BYTES",
+    "create_catalogue",
+    "keeping_arrivals",
+    "read_topics",
+    "record_counts",
+    "records_at",
+    "write_records",
+]
 
 TIMESTAMP_TYPE = "message.timestamp.type"
 

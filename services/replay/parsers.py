@@ -68,6 +68,14 @@ def _add_replay(commands_: Commands) -> None:
     replay.add_argument("--batch", help="only lines of this batch (e.g. TSMC-B01)")
     replay.add_argument("--order", help="only lines of this order: its id, or the buyer's reference (BD-2026-001)")
     replay.add_argument("--format", choices=["table", "csv", "json"], default="table", help="default: table")
+    replay.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="DIR",
+        help="ledger checkpoints: start from the newest one in DIR whose events were all decided by --as-of (or "
+        "the newest, without it) and read only the log since; after a replay without --as-of, write one there. "
+        "The ledger and its hash are those of a whole read (services/replay/checkpoints.py)",
+    )
     replay.set_defaults(run=commands.run_replay)
 
 

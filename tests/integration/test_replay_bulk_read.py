@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.common.kafka_auth import kafka_python_options
-from services.replay.bulk_read import read_topics, record_counts
+from services.replay.bulk_read import read_topics, record_counts, records_at
 from services.replay.records import LogRecord, ReplayError
 
 
@@ -107,3 +107,23 @@ def test_an_open_transaction_is_not_waited_for_and_an_aborted_one_not_read(
 def test_a_topic_the_cluster_does_not_have_is_named(kafka_bootstrap: str) -> None:
     with pytest.raises(ReplayError, match=r"topic h200\.nowhere does not exist on the cluster at "):
         list(read_topics(kafka_bootstrap, ["h200.nowhere"]))
+
+
+def test_reads_from_a_checkpoint_s_offsets_and_single_records_by_position(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    # What ledger checkpoints need of the broker (services/replay/checkpoints.py): a read of every partition from
+    # the offset a checkpoint ended at, and the record before that offset, to know the log is the same one.
+    topic = make_topic("bulk-starts", partitions=2)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", **kafka_python_options())
+    for n in range(40):
+        producer.send(topic, value=f"{n % 2}-{n // 2}".encode(), partition=n % 2)
+    producer.flush()
+    producer.close()
+
+    since = list(read_topics(kafka_bootstrap, [topic], starts={(topic, 0): 15, (topic, 9): 3}))
+    assert [(r.partition, r.offset) for r in since] == [(0, n) for n in range(15, 20)] + [(1, n) for n in range(20)]
+    assert since[0].value == b"0-15"
+
+    found = records_at(kafka_bootstrap, [(topic, 0, 14), (topic, 1, 19), (topic, 1, 20), (topic, 7, 0)])
+    assert found == {(topic, 0, 14): b"0-14", (topic, 1, 19): b"1-19"}  # past the end, no such partition: left out

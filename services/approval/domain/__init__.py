@@ -23,6 +23,10 @@ Rules where the law left a choice (all numbers come from policy events):
   be decided.
 - Licence and quota use is given back only when the order book closes an order (OrderClosed: delivered, ended by
   a cancellation, revocation or expiry, or left unfilled too long), and only for the chips it did not keep.
+
+Memory (issue #9): an order done with (denied; closed; cancelled, revoked or expired and holding no licence or
+quota) is forgotten at the next input, leaving only its id (16 bytes, services.domain_kit.seen_ids) so that no
+resend of it is decided. A partition holds its open and held orders, its policies and the ids it has folded.
 """
 
 from services.approval import NAME

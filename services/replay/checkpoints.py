@@ -1,0 +1,157 @@
+"""Ledger checkpoints: a replay starts from what an earlier replay had folded, and reads only the log since (#9).
+
+A checkpoint is what a replay of the whole log (no --as-of) had folded when it reached the end of every partition:
+the ledger fold, the reading's counts and the event ids it had seen (a record written twice across the cut still
+counts once), the names it gathered (--buyer, --order and the table), each partition's end offset with the SHA-256
+of the record before it, and `latest`, the latest time any event it folded was decided at (its own time, as
+--as-of cuts it). The fold keeps facts per allocation and per batch, so it does not depend on how partitions
+interleave, only on the order within one (a shipment's steps): folding the checkpoint's records and then the rest
+gives the ledger that one whole read gives. A replay --as-of T may start from a checkpoint only if every event in
+it was decided by T (latest <= T); the rest is then cut on T as a whole read cuts it. The newest such checkpoint is
+used; with none usable the log is read from its start, and stderr says why.
+
+A checkpoint is one file, DIR/ledger-<latest>-<events>.checkpoint, written whole then renamed: a magic line, the
+SHA-256 of the body, and the body (a pickle; the directory is the operator's, as a worker's snapshots are). A
+file that does not load, was made for other topics, or whose anchor records are not the log's (a topic recreated,
+another cluster) is not used, and is named. Checkpoints are kept until the operator deletes them: each serves the
+--as-of moments after its `latest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from services.replay.ledger import LedgerFold, decided_at
+from services.replay.reading import Read, Reading
+from services.replay.records import LogRecord
+from services.replay.selection import KnownThings
+
+MAGIC = b"h200-ledger-checkpoint/1\n"
+Partition = tuple[str, int]
+
+
+@dataclass
+class LedgerCheckpoint:
+    topics: tuple[str, ...]
+    ends: dict[Partition, int]
+    """Per partition read, the offset after its last record when the checkpoint was made."""
+    anchors: dict[Partition, str]
+    """Per partition, the SHA-256 of the record at ends - 1: the log it was made of."""
+    latest: datetime | None
+    fold: LedgerFold
+    reading: Reading
+    known: KnownThings
+
+    @property
+    def name(self) -> str:
+        moment = "empty" if self.latest is None else self.latest.strftime("%Y%m%dT%H%M%S.%fZ")
+        return f"ledger-{moment}-{self.reading.events}.checkpoint"
+
+
+@dataclass
+class Tracker:
+    """Watches the records and events of a replay go by: what a checkpoint of its end needs besides the fold."""
+
+    last: dict[Partition, bytes | None] = field(default_factory=dict)
+    latest: datetime | None = None
+
+    def records(self, records: Iterable[LogRecord]) -> Iterator[LogRecord]:
+        for record in records:
+            self.last[(record.topic, record.partition)] = record.value
+            yield record
+
+    def saw(self, read: Read) -> None:
+        moment = decided_at(read.envelope)
+        if self.latest is None or moment > self.latest:
+            self.latest = moment
+
+    def checkpoint(
+        self, fold: LedgerFold, reading: Reading, known: KnownThings, before: LedgerCheckpoint | None
+    ) -> LedgerCheckpoint:
+        anchors = dict(before.anchors) if before else {}
+        anchors.update((partition, _digest(value)) for partition, value in self.last.items())
+        latest = self.latest
+        if before is not None and before.latest is not None:
+            latest = before.latest if latest is None else max(latest, before.latest)
+        return LedgerCheckpoint(reading.topics, dict(reading.ends), anchors, latest, fold, reading, known)
+
+
+def _digest(value: bytes | None) -> str:
+    return hashlib.sha256(value or b"").hexdigest()
+
+
+class CheckpointDir:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def paths(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("ledger-*.checkpoint"), reverse=True)
+
+    def save(self, checkpoint: LedgerCheckpoint) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        body = pickle.dumps(checkpoint, protocol=5)
+        path = self.directory / checkpoint.name
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(temporary, "wb") as file:
+            file.write(MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        return path
+
+    def load(self, path: Path) -> LedgerCheckpoint:
+        data = path.read_bytes()
+        if not data.startswith(MAGIC):
+            raise ValueError("not a ledger checkpoint (no magic line)")
+        digest, _, body = data[len(MAGIC) :].partition(b"\n")
+        if hashlib.sha256(body).hexdigest().encode() != digest:
+            raise ValueError("its body does not match its SHA-256 (cut short or changed)")
+        checkpoint = pickle.loads(body)
+        if not isinstance(checkpoint, LedgerCheckpoint):
+            raise ValueError(f"it holds a {type(checkpoint).__name__}, not a ledger checkpoint")
+        return checkpoint
+
+    def usable(
+        self,
+        topics: tuple[str, ...],
+        as_of: datetime | None,
+        anchors_of: Callable[[Mapping[Partition, int]], Mapping[Partition, bytes | None]],
+    ) -> tuple[LedgerCheckpoint | None, list[str]]:
+        """The newest checkpoint a replay of `topics` as of `as_of` may start from, and why each newer one may not.
+        `anchors_of(ends)` gives the log's records at ends - 1 (those it still holds)."""
+        refused: list[str] = []
+        for path in self.paths():
+            try:
+                checkpoint = self.load(path)
+            except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+                refused.append(f"{path.name}: cannot be loaded ({error})")
+                continue
+            if checkpoint.topics != topics:
+                refused.append(f"{path.name}: made for other topics ({', '.join(checkpoint.topics)})")
+                continue
+            if as_of is not None and checkpoint.latest is not None and checkpoint.latest > as_of:
+                refused.append(f"{path.name}: holds events decided after {as_of.isoformat()}")
+                continue
+            found = anchors_of(checkpoint.ends)
+            changed = [
+                f"{topic}[{number}]"
+                for (topic, number), end in checkpoint.ends.items()
+                if end > 0
+                and (
+                    (topic, number) not in found
+                    or _digest(found[(topic, number)]) != checkpoint.anchors.get((topic, number))
+                )
+            ]
+            if changed:
+                refused.append(f"{path.name}: the log is not the one it was made of ({', '.join(changed[:5])})")
+                continue
+            return checkpoint, refused
+        return None, refused
