@@ -135,13 +135,21 @@ class Record:
     value: bytes
 
 
-def generate(events: int) -> Iterator[Record]:
-    """About `events` records (whole stories), batches first."""
+def stories(events: int) -> int:
+    """Whole stories in a log of about `events` records."""
+    return (events - BATCHES) // STORY
+
+
+def generate(events: int, first: int = 0) -> Iterator[Record]:
+    """About `events` records (whole stories), batches first; with `first`, the stories that follow that many
+    (a later stretch of the same log: no batches, new ids, later times)."""
     templates = _templates()
-    for b in range(BATCHES):
-        v = _values(_uuid(0xB0, b), _uuid(0xB1, b), _uuid(0xB0, b), "", "", BUYERS[0], f"TSMC-B{b:03d}", "", T0)
-        yield Record(templates["batch"].topic, b"h200", templates["batch"].fill(v))
-    for n in range((events - BATCHES) // STORY):
+    if first == 0:
+        for b in range(BATCHES):
+            v = _values(_uuid(0xB0, b), _uuid(0xB1, b), _uuid(0xB0, b), "", "", BUYERS[0], f"TSMC-B{b:03d}", "", T0)
+            yield Record(templates["batch"].topic, b"h200", templates["batch"].fill(v))
+    count = stories(events) if first == 0 else events // STORY
+    for n in range(first, first + count):
         buyer, batch = BUYERS[n % len(BUYERS)], f"TSMC-B{n % BATCHES:03d}"
         order, alloc, when = _uuid(0xA0, n), _uuid(0xA1, n), T0 + timedelta(seconds=n)
         cause, correlation = _uuid(0xCF, n), _uuid(0xC0, n)

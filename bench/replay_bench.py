@@ -6,7 +6,9 @@ whatever happens), writes the log (bench/eventgen.py), then in the same run:
      times: events/s, peak RSS, ledger_hash (the same every run);
   2. org.apache.kafka.tools.ConsumerPerformance from the same Kafka 4.4 jars on the same topics, RUNS times;
 then prints both rates, their ratio and our peak RSS (min / median / max of the runs), and what limits ours:
-each stage timed on its own and a py-spy profile of one more replay. Figures, not a timed test.
+each stage timed on its own and a py-spy profile of one more replay; last, ledger checkpoints: a whole replay that
+writes one, 1% more events written, and a replay from the checkpoint beside a whole one of the longer log (the
+same ledger_hash). Figures, not a timed test.
 
     python -m bench.replay_bench [--events N] [--runs 3] [--port P --controller-port Q] [--no-profile]
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from bench import stages
-from bench.eventgen import check, generate
+from bench.eventgen import STORY, check, generate, stories
 from schemas.topics import EVENT_TOPICS
 from services.common.kafka_auth import kafka_python_options
 from services.ops.kafka_clients import admin_client
@@ -66,7 +68,7 @@ def broker(run_dir: Path, port: int, controller_port: int) -> Iterator[str]:
         subprocess.run(["bash", str(KAFKA_SH), "stop", "--purge"], env=env, check=False)
 
 
-def produce(bootstrap: str, events: int) -> tuple[int, int]:
+def produce(bootstrap: str, events: int, first: int = 0) -> tuple[int, int]:
     """Write the log; returns (records, bytes of keys and values)."""
     producer = KafkaProducer(
         **kafka_python_options(),
@@ -78,7 +80,7 @@ def produce(bootstrap: str, events: int) -> tuple[int, int]:
         compression_type=None,
     )
     count = size = 0
-    for record in generate(events):
+    for record in generate(events, first):
         producer.send(record.topic, key=record.key, value=record.value)
         count += 1
         size += len(record.key) + len(record.value)
@@ -117,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         stages.stages_report(bootstrap, counts, min(args.sample, total), say)
         if not args.no_profile:
             stages.profile_report(bootstrap, say)
+        tail = max(args.events // 100, STORY)
+        stages.checkpoint_report(
+            bootstrap, args.run_dir.parent / "ledger-checkpoints", lambda: produce(bootstrap, tail, stories(count)), say
+        )
     say(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,11 +58,11 @@ def replay_command(bootstrap: str) -> list[str]:
     return [sys.executable, "-m", "services.ops", "replay", "--format", "json", "--bootstrap", bootstrap]
 
 
-def replay_once(bootstrap: str) -> Run:
+def replay_once(bootstrap: str, *extra: str) -> Run:
     """`h200 replay --format json` in a process of its own: wall time, its own peak RSS, the ledger it printed."""
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
-        process = subprocess.Popen([*replay_command(bootstrap), "--no-progress"], stdout=out, cwd=REPO)
+        process = subprocess.Popen([*replay_command(bootstrap), "--no-progress", *extra], stdout=out, cwd=REPO)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -129,6 +130,31 @@ def report(bootstrap: str, records: int, runs: int, say: Say) -> None:
     say(f"  {'Kafka ConsumerPerformance, fetch time only':<44} {spread([k[1].per_s for k in kafka]):>30}")
     say(f"  {'Kafka ConsumerPerformance, whole run':<44} {spread([k[0].per_s for k in kafka]):>30}")
     say(f"  {'ratio ours / fetch-only, run by run':<44} {spread(ratio, '{:.3f}'):>30}   (the aim: at least 0.5)")
+
+
+def checkpoint_report(bootstrap: str, directory: Path, write_more: Callable[[], tuple[int, int]], say: Say) -> None:
+    """A whole replay that writes a ledger checkpoint, more events written, then the longer log replayed from the
+    checkpoint and whole: both ledgers must hash the same."""
+    shutil.rmtree(directory, ignore_errors=True)
+    say(f"\nledger checkpoints (h200 replay --checkpoints {directory})")
+    writing = replay_once(bootstrap, "--checkpoints", str(directory))
+    size = sum(path.stat().st_size for path in directory.glob("*.checkpoint"))
+    say(
+        f"  whole replay writing a checkpoint: {writing.seconds:.1f} s, peak RSS {writing.peak_mb:,.0f} MB, "
+        f"checkpoint {size / 2**20:,.0f} MB"
+    )
+    added, _ = write_more()
+    say(f"  then {added:,} more records written")
+    whole = replay_once(bootstrap)
+    since = replay_once(bootstrap, "--checkpoints", str(directory))
+    rows = (("whole replay of the longer log", whole), ("replay from the checkpoint (reads the rest)", since))
+    for label, run in rows:
+        say(f"  {label:<44} {run.seconds:>8.1f} s {run.per_s:>10,.0f} events/s   peak RSS {run.peak_mb:,.0f} MB")
+    say(
+        f"  same ledger_hash: {whole.ledger_hash == since.ledger_hash} ({since.ledger_hash}); "
+        f"{whole.seconds / since.seconds:.1f}x faster"
+    )
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 # --- stage by stage -----------------------------------------------------------------------------------------------
