@@ -24,7 +24,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.replay.ledger import LedgerFold, decided_at
@@ -50,7 +50,7 @@ class LedgerCheckpoint:
 
     @property
     def name(self) -> str:
-        moment = "empty" if self.latest is None else self.latest.strftime("%Y%m%dT%H%M%S.%fZ")
+        moment = "00000000T000000.000000Z" if self.latest is None else self.latest.astimezone(UTC).strftime(NAME_TIME)
         return f"ledger-{moment}-{self.reading.events}.checkpoint"
 
 
@@ -80,6 +80,17 @@ class Tracker:
         if before is not None and before.latest is not None:
             latest = before.latest if latest is None else max(latest, before.latest)
         return LedgerCheckpoint(reading.topics, dict(reading.ends), anchors, latest, fold, reading, known)
+
+
+NAME_TIME = "%Y%m%dT%H%M%S.%fZ"
+
+
+def _latest_in_name(path: Path) -> datetime | None:
+    """The latest decided-at a checkpoint's file name states (None for an empty one or a name not of ours)."""
+    try:
+        return datetime.strptime(path.name.split("-")[1], NAME_TIME).replace(tzinfo=UTC)
+    except (IndexError, ValueError):
+        return None
 
 
 def _digest(value: bytes | None) -> str:
@@ -129,6 +140,11 @@ class CheckpointDir:
         `anchors_of(ends)` gives the log's records at ends - 1 (those it still holds)."""
         refused: list[str] = []
         for path in self.paths():
+            named = _latest_in_name(path)
+            if as_of is not None and named is not None and named > as_of:
+                # Known from its name alone: a newer checkpoint is not loaded only to be refused.
+                refused.append(f"{path.name}: holds events decided after {as_of.isoformat()}")
+                continue
             try:
                 checkpoint = self.load(path)
             except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
