@@ -14,7 +14,7 @@ from schemas.envelope import Envelope, derive_id, make_envelope
 from schemas.intake import SubmitOrder
 from schemas.journal import JournalEntry
 from schemas.samples import AT, sample_payloads
-from services.common.core_version import core_version
+from services.common.core_version import core_version, version_sources
 from services.common.journal import MemoryJournal, decisions, split
 from services.common.partitions import Outcome, PartitionedCore
 from services.common.records import LOG_APPEND_TIME, Record
@@ -247,3 +247,10 @@ def test_a_core_version_is_a_digest_of_its_code(tmp_path: Any, monkeypatch: Any)
     assert before.startswith("toy@") and core_version(module) != before
     assert core_version(intake_core) != core_version(sys.modules["services.approval.domain"])
     assert core_version(types.SimpleNamespace(NAME="x", VERSION="7")) == "x@7"
+
+
+def test_a_core_version_covers_the_pure_parts_the_cores_share() -> None:
+    # SeenIds decides what a core takes for a repeat and is pickled into its snapshots: a change to it is a change
+    # of every core, and snapshots made before it must not be used after it.
+    names = {path.name for path in version_sources(intake_core)}
+    assert {"seen_ids.py", "decider.py"} <= names
