@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from services.approval.app import create_app
-from services.common.settings import WorkerSettings
-from services.common.worker import PromptTableManager
+from services.approval import domain as approval
+from services.approval.app import INBOX, ROUTES, create_app
+from services.common.partitions import REBUILD
+from services.common.settings import ClusterSettings, WorkerSettings
+from services.common.worker import PromptTableManager, ServiceWorker, make_faust_app
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +74,20 @@ def test_the_table_manager_starts_without_sleeping() -> None:
     recovery.start = recovery_start
     asyncio.run(tables.on_start())
     assert slept == [] and steps == ["channels", "recovery"]
+
+
+def test_a_rebuild_may_take_longer_than_a_send_before_its_attempt_is_given_up() -> None:
+    # A rebuild of a long partition folds for minutes; with the send back-off's 60 s attempts it was abandoned and
+    # begun again without end. It gets the rebuild back-off, whose attempts last an hour.
+    settings = WorkerSettings.for_service("approval")
+    worker = ServiceWorker(
+        make_faust_app("approval", ClusterSettings(), settings),
+        "approval",
+        approval,
+        INBOX,
+        ROUTES,
+        ClusterSettings(),
+        settings,
+    )
+    assert worker.core._backoff is REBUILD
+    assert REBUILD.attempt_timeout_s >= 3600 > settings.send_timeout_s
