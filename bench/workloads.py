@@ -19,7 +19,7 @@ from schemas import allocation, policy
 from schemas.codec import encode
 from schemas.envelope import Envelope, command_id_for, derive_id, make_envelope
 from schemas.routing import record_key
-from schemas.samples import placed_orders
+from schemas.samples import placed_orders, sample_payloads
 from schemas.topics import BY_NAME
 
 INBOX = "h200.approval.inbox"
@@ -55,16 +55,9 @@ def _policy(payload: policy.PolicyEvent) -> Envelope[policy.PolicyEvent]:
 def clearing_policies() -> list[tuple[int, bytes]]:
     """Every buyer cleared by both governments for the rest of the century; the use rules to every partition."""
     common = {"revision": 1, "effective_at": EPOCH, "issued_by": "bench authority"}
-    rules = _policy(
-        policy.ImportUseRulesSet(
-            **common,
-            policy_id="cn-use-rules",
-            necessary_uses=["ai_research", "model_training", "inference"],
-            required_document_kinds=["end_use_statement"],
-            max_inference_share_pct=40,
-            min_domestic_commitment_pct=20,
-        )
-    )
+    # The sample use rules, which the sample order (what placed_orders copies) meets, in force from EPOCH.
+    sample = next(p for p in sample_payloads() if isinstance(p, policy.ImportUseRulesSet))
+    rules = _policy(sample.model_copy(update=common))
     records = [(partition, encode(rules)) for partition in range(PARTITIONS)]
     for k in range(BUYERS):
         buyer = buyer_of(k)
