@@ -91,3 +91,18 @@ def test_a_rebuild_may_take_longer_than_a_send_before_its_attempt_is_given_up() 
     )
     assert worker.core._backoff is REBUILD
     assert REBUILD.attempt_timeout_s >= 3600 > settings.send_timeout_s
+
+
+def test_a_clean_stop_closes_the_consumers_rebuilds_read_with() -> None:
+    settings = WorkerSettings.for_service("approval")
+    app = make_faust_app("approval", ClusterSettings(), settings)
+    worker = ServiceWorker(app, "approval", approval, INBOX, ROUTES, ClusterSettings(), settings)
+    closed: list[bool] = []
+
+    class Reads:
+        async def close(self) -> None:
+            closed.append(True)
+
+    worker.reads = Reads()  # type: ignore[assignment]
+    asyncio.run(app.on_before_shutdown.send())
+    assert closed == [True]
