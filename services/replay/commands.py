@@ -126,8 +126,11 @@ def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
             tracker.saw(read)
     note_unreadable(reading)
     if store is not None and args.as_of is None and known is not None:
-        path = store.save(tracker.checkpoint(fold, reading, known, start))
-        sys.stderr.write(f"wrote ledger checkpoint {path} ({reading.events:,} events)\n")
+        try:
+            path = store.save(tracker.checkpoint(fold, reading, known, start))
+            sys.stderr.write(f"wrote ledger checkpoint {path} ({reading.events:,} events)\n")
+        except OSError as error:  # the ledger is still printed: only the next replay's head start is lost
+            sys.stderr.write(f"note: no ledger checkpoint written to {store.directory}: {error}\n")
     things = known.known() if known is not None else KnownThings().known()
     selection = selection.resolve(things)
     ledger = fold.ledger()

@@ -163,3 +163,15 @@ def test_a_record_written_again_after_the_checkpoint_still_counts_once(
     got, err = replay(capsys, "--format", "json", "--checkpoints", str(tmp_path))
     assert "starting from ledger checkpoint" in err
     assert got == expected
+
+
+def test_a_checkpoint_that_cannot_be_written_is_named_and_the_ledger_still_printed(
+    whole: list[LogRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve(monkeypatch, Cluster(whole))
+    expected, _ = replay(capsys, "--format", "json")
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    got, err = replay(capsys, "--format", "json", "--checkpoints", str(not_a_directory))
+    assert got == expected
+    assert f"no ledger checkpoint written to {not_a_directory}" in err
