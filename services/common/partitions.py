@@ -101,9 +101,12 @@ class PartitionedCore:
         snapshots: SnapshotStore | None = None,
         snapshot_every: int = 0,
         snapshot_share: float = 0.0,
+        version: str | None = None,
     ) -> None:
         self.core = core
-        self.version = core_version(core)
+        self.version = version or core_version(core)
+        """What every event this worker decides records as its core's version; given by a caller that makes many
+        workers of one core (the simulation), so that the sources are hashed once."""
         self._replay = replay
         self._max_bytes = max_bytes
         self._lifecycle = lifecycle or _Running()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import inspect
 import os
 from collections.abc import Coroutine
 from typing import Any
 
 from schemas.codec import MAX_MESSAGE_BYTES
+from services.common.core_version import core_version
 from services.common.partitions import PartitionedCore
 
 
@@ -65,10 +67,31 @@ SNAPSHOT_EVERY = 16
 """Records between two snapshots of a partition: often, so that short runs rebuild from snapshots and tails."""
 
 
+_PARAMETERS = inspect.signature(PartitionedCore).parameters
+"""What this commit's runner takes (a seed runs against older commits too, to show a defect before its fix)."""
+
+
+@functools.cache
+def _version(core: Any) -> str:
+    """A core's version, hashed once a process: a seed makes hundreds of workers and the sources do not change."""
+    return core_version(core)
+
+
 def make_worker(core: Any, replay: Any, journal: Any = None, snapshots: Any = None) -> PartitionedCore:
     """The real per-partition runner with the service's journal and snapshots (they outlive a crash of the worker);
     given a fail-fast lifecycle where its version takes one."""
-    parameters = inspect.signature(PartitionedCore).parameters
+    parameters = _PARAMETERS
+    if "version" in parameters:
+        return PartitionedCore(
+            core,
+            replay,
+            MAX_MESSAGE_BYTES,
+            lifecycle=_FailFast(),
+            journal=journal,
+            snapshots=snapshots,
+            snapshot_every=SNAPSHOT_EVERY,
+            version=_version(core),
+        )
     if "journal" in parameters:
         return PartitionedCore(
             core,

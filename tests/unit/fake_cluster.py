@@ -62,7 +62,9 @@ class FakeCluster:
         yield CaughtUp()
         yield from (Seen(envelope, fresh=True) for fresh, envelope in found if fresh)
 
-    def read_topics(self, bootstrap: str, topics: Iterable[str], stream: object = None) -> Iterator[LogRecord]:
+    def read_topics(
+        self, bootstrap: str, topics: Iterable[str], stream: object = None, starts: object = None
+    ) -> Iterator[LogRecord]:
         self.bootstraps.append(bootstrap)
         wanted = list(topics)
         raw = [r for name in wanted for (topic, _), found in sorted(self.raw.items()) if topic == name for r in found]

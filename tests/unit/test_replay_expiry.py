@@ -246,7 +246,7 @@ def test_h200_verify_reads_the_clock_so_a_decision_caused_by_a_tick_has_a_known_
 ) -> None:
     asked: list[str] = []
 
-    def read_topics(bootstrap: str, topics: Any, stream: object = None) -> Any:
+    def read_topics(bootstrap: str, topics: Any, stream: object = None, starts: object = None) -> Any:
         asked.extend(topics)
         return iter(world.records(topics))
 
