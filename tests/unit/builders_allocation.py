@@ -307,7 +307,14 @@ class Book:
         return book_summary(self.state, pool)
 
     def allocated_to(self, order_id: UUID, pool: str = POOL) -> int:
-        return next(order.allocated for order in self.summary(pool).orders if order.order_id == order_id)
+        """What the book holds for the order; for one it is done with and has dropped, what its ledger kept."""
+        shown = [order.allocated for order in self.summary(pool).orders if order.order_id == order_id]
+        if shown:
+            return shown[0]
+        assert self.state.pools[pool].known(order_id), f"order {order_id} never reached pool {pool}"
+        granted = sum(e.quantity for e in self.ledger if isinstance(e, ChipsAllocated) and e.order_id == order_id)
+        freed = sum(e.quantity for e in self.ledger if isinstance(e, AllocationReleased) and e.order_id == order_id)
+        return granted - freed
 
     def remaining_in(self, batch_id: str, pool: str = POOL) -> int:
         return next(line.remaining for line in self.summary(pool).batches if line.batch_id == batch_id)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from builders_allocation import (
     AT,
+    POOL,
     Book,
     allocations,
     answer,
@@ -292,7 +293,15 @@ def test_a_repeated_recall_answer_moves_nothing_the_second_time() -> None:
 
     assert book.when(confirmation) == []
     assert book.when(answer(recall)) == []  # the same answer under another id: the line is no longer recalled
-    assert book.summary() == before
+    after = book.summary()
+    # A closed with nothing kept is done with: the book drops it (its id stays known); nothing else moved.
+    assert [o.order_id for o in after.orders] == [o.order_id for o in before.orders if o.order_id != A]
+    assert book.state.pools[POOL].known(A)
+    assert (after.orders, after.batches, after.allocations) == (
+        tuple(o for o in before.orders if o.order_id != A),
+        before.batches,
+        before.allocations,
+    )
 
 
 def test_an_order_leaving_with_nothing_to_recall_closes_at_once() -> None:
@@ -344,6 +353,8 @@ def test_chips_of_a_failed_delivery_go_to_another_order_when_the_first_has_left(
     (line,) = allocations(book.ledger)
     book.given(step_recorded(line, "shipped"), revoked(A))
     assert closings(book.ledger) == [(A, "revoked", 60)]
+    # Closed, but its shipped line may still fail: A is not done with, so the next input does not drop it.
+    book.given(revoked(A))
 
     events = book.when(delivery_failed(line))
 

@@ -33,7 +33,7 @@ from builders_allocation import (
     suspended,
     tick,
 )
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from schemas.allocation import (
@@ -271,7 +271,9 @@ class History:
         """(allocation, why) of the releases this input must cause."""
         payload, model = message.payload, self.model
         if payload.TYPE == "DeliveryFailed":
-            return {(payload.allocation_id, "delivery_failed")} if payload.allocation_id in model.live else set()
+            # domain.md: a shipment is delivered, or lost or refused; once delivered, a failure report changes nothing.
+            failed = payload.allocation_id in model.live and payload.allocation_id not in model.delivered
+            return {(payload.allocation_id, "delivery_failed")} if failed else set()
         if payload.TYPE != "RecallAnswered" or payload.allocation_id not in model.recalls:
             return set()  # chips come back only on fulfilment's word: a failed delivery or a confirmed recall
         if payload.outcome != "cancelled" or payload.allocation_id not in model.live:
@@ -459,15 +461,32 @@ class History:
             # work-conserving, among the batches ready by the last time every pool was handed out to
             assert sum(claims.values()) == 0 or model.available(pool, model.settled_as_of) == 0
             summary = book_summary(self.state, pool)
-            assert {o.order_id: o.allocated for o in summary.orders} == {
-                order_id: model.allocated_to(order_id) for order_id, o in model.orders.items() if o.pool == pool
-            }
+            shown = {o.order_id: o.allocated for o in summary.orders}
+            mine = {order_id for order_id, o in model.orders.items() if o.pool == pool}
+            # The book drops an order it is done with (closed, every chip it kept delivered), keeping only its id:
+            # only such an order may be missing, and every other one is shown with what it holds.
+            for order_id in mine - shown.keys():
+                assert self._done(order_id), f"order {order_id} left the book before it was done with"
+                assert self.state.pools[pool].known(order_id)
+            assert shown == {order_id: model.allocated_to(order_id) for order_id in mine & shown.keys()}
             assert {b.batch_id: b.remaining for b in summary.batches} == {
                 b: quantity - model.allocated_from(p, b) for (p, b), quantity in model.batches.items() if p == pool
             }
             assert {line.allocation_id for line in summary.allocations} == {
-                allocation_id for allocation_id, line in model.live.items() if line.pool_id == pool
+                allocation_id
+                for allocation_id, line in model.live.items()
+                if line.pool_id == pool and line.order_id in shown
             }
+            if any(self._done(order_id) for order_id in mine - shown.keys()):
+                event("an order done with was forgotten")
+
+    def _done(self, order_id: UUID) -> bool:
+        """domain.md: closed, and what it kept delivered (a shipped line may still fail and come back)."""
+        model = self.model
+        lines = [line for allocation_id, line in model.live.items() if line.order_id == order_id]
+        return model.orders[order_id].status == "closed" and all(
+            line.allocation_id in model.delivered for line in lines
+        )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -484,6 +503,39 @@ def test_the_book_keeps_its_invariants_under_any_history(
     first = [output.model_dump_json() for output in fold(domain, history.inputs)[1]]
     second = [output.model_dump_json() for output in fold(domain, history.inputs)[1]]
     assert first == second == [output.model_dump_json() for output in history.outputs]  # replay is byte-exact
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(st.sampled_from(RULES), st.sampled_from(RULES)), st.sampled_from(CLOSE_AFTER), actions)
+def test_forgetting_orders_done_with_decides_exactly_what_remembering_them_would(
+    starting_rules: tuple[str, str], close_after: timedelta | None, history_actions: list[tuple[Any, ...]]
+) -> None:
+    # The book drops an order once it is done with (issue #9: state that grows with what is open, not with history).
+    # The same core that never forgets is the reference: every decision, in order, must be the same.
+    history = History()
+    for pool, rule in zip(POOLS, starting_rules, strict=True):
+        history.run(("policy", pool, rule, 1, close_after))
+    for action in history_actions:
+        history.run(action)
+    forgetting, remembering = domain.initial_state(), domain.initial_state()
+    for message in history.inputs:
+        forgetting, forgetful_outputs = step(domain, forgetting, message)
+        for pool in remembering.pools.values():
+            pool.done_with.clear()  # what would be forgotten is kept
+        remembering, outputs = step(domain, remembering, message)
+        assert forgetful_outputs == outputs, f"forgetting changed what {message.type} decided"
+    for pool_id, pool in remembering.pools.items():
+        kept = forgetting.pools[pool_id]
+        kept.forget_done()
+        assert all(pool.orders[order_id] == order for order_id, order in kept.orders.items()), "a kept order differs"
+        dropped = pool.orders.keys() - kept.orders.keys()
+        assert all(pool.is_done(pool.orders[order_id]) for order_id in dropped), "an order not done was dropped"
+        assert all(order_id in kept.forgotten for order_id in dropped), "a dropped order is not known as forgotten"
+        assert kept.allocations.keys() == {
+            allocation_id for allocation_id, line in pool.allocations.items() if line.order_id not in dropped
+        }
+        assert (kept.batches, kept.available) == (pool.batches, pool.available)
+        note(f"orders forgotten in {pool_id}: {len(dropped)}")
 
 
 claims_strategy = st.lists(

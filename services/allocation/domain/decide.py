@@ -116,7 +116,7 @@ def _decide(state: AllocationState, message: Envelope[Any], now: Any) -> list[Me
 
 def _on_approved(state: AllocationState, approved: OrderApproved, cause: Cause) -> list[Message]:
     pool = state.pool(approved.pool_id)
-    if approved.order_id in pool.orders or not admits(state, approved.decided_at):
+    if pool.known(approved.order_id) or not admits(state, approved.decided_at):
         return []  # a repeat, or kept in the book until the markers admit it
     claim = Claim(approved.order_id, approved.buyer_id, approved.decided_at, approved.approved_quantity)
     return allocate(pool, cause, extra_claims=[claim])

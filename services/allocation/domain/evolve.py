@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from schemas.allocation import AllocationRecallRequested, AllocationReleased, ChipsAllocated, OrderClosed
+from schemas.allocation import (
+    AllocationRecallRequested,
+    AllocationReinstated,
+    AllocationReleased,
+    AllocationSuspended,
+    ChipsAllocated,
+    OrderClosed,
+)
 from schemas.approval import (
     ApprovalCancelled,
     ApprovalExpired,
@@ -41,8 +48,22 @@ from services.allocation.domain.state import IN_BOOK, LEAVING, Allocation, Alloc
 SHIPPED_STEPS = frozenset({"shipped", "customs_cleared", "held", "released", "delivered", "lost", "refused"})
 """Steps that mean the chips left the warehouse."""
 
+OWN_EVENTS = (
+    ChipsAllocated,
+    AllocationReleased,
+    AllocationRecallRequested,
+    AllocationSuspended,
+    AllocationReinstated,
+    OrderClosed,
+)
+"""What the book decides: folded after the input of their step, so orders done with wait for the next input."""
+
 
 def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
+    if not isinstance(message.payload, OWN_EVENTS):
+        for pool in state.pools.values():
+            if pool.done_with:
+                pool.forget_done()
     now = state.now = time_of(state, message)
     for pool in pools_with_due_rules(state, now):
         bring_due_into_force(pool, now)
@@ -88,7 +109,7 @@ def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
 
 
 def _approved(pool: Pool, approved: OrderApproved, *, admitted: bool) -> None:
-    if approved.order_id in pool.orders:
+    if pool.known(approved.order_id):
         return
     order = Order(approved.order_id, approved.buyer_id, approved.approved_quantity, approved.decided_at)
     order.admitted = admitted
@@ -144,6 +165,7 @@ def _left(pool: Pool, order_id: UUID, status: Status) -> None:
     if order is not None and (order.status in IN_BOOK or (status == "closed" and order.status in LEAVING)):
         order.status = status
         pool.refresh_order(order)
+        pool.forget_if_done(order_id)
 
 
 def _shipped(pool: Pool, recorded: FulfilmentStepRecorded | RecallAnswered) -> None:
@@ -153,6 +175,7 @@ def _shipped(pool: Pool, recorded: FulfilmentStepRecorded | RecallAnswered) -> N
         line.delivered = line.delivered or (
             isinstance(recorded, FulfilmentStepRecorded) and recorded.step == "delivered"
         )
+        pool.forget_if_done(line.order_id)
 
 
 def _recall(pool: Pool, allocation_id: UUID, *, asked: bool) -> None:
@@ -166,6 +189,7 @@ def _recall(pool: Pool, allocation_id: UUID, *, asked: bool) -> None:
     elif not asked:
         line.recall_pending = False
         order.recalls.discard(allocation_id)
+        pool.forget_if_done(line.order_id)
 
 
 def _allocated(pool: Pool, allocated: ChipsAllocated) -> None:
@@ -198,5 +222,6 @@ def _released(pool: Pool, released: AllocationReleased) -> None:
     batch.allocated -= line.quantity
     batch.returns.append((released.released_at, line.quantity))
     pool.available += line.quantity
+    pool.forget_if_done(line.order_id)
     pool.refresh_order(order)
     pool.refresh_batch(batch)

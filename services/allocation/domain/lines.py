@@ -91,8 +91,8 @@ def on_recall_answered(pool: Pool, answered: RecallAnswered, cause: Cause) -> li
 
 def on_delivery_failed(pool: Pool, failed: DeliveryFailed, cause: Cause) -> list[Message]:
     line = pool.allocations.get(failed.allocation_id)
-    if line is None or line.released:
-        return []
+    if line is None or line.released or line.delivered:
+        return []  # unknown, or final already: delivered is final (fulfilment's own rule), so it gives nothing back
     return allocate(pool, cause, releases=[release(pool, line, "delivery_failed", cause)])
 
 

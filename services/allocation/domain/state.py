@@ -12,6 +12,7 @@ from uuid import UUID
 
 from schemas.base import PolicyRef
 from schemas.policy import AllocationPolicySet
+from services.domain_kit.seen_ids import SeenIds
 
 Rule = Literal["first_approved_first_served", "pro_rata"]
 
@@ -146,6 +147,41 @@ class Pool:
     """Ids of the suspensions and reinstatements seen: a later input can undo their effect, so a redelivered copy
     is recognised by its id. Every other input is idempotent by its natural key (order, batch, revision,
     allocation), which keeps this set small."""
+    forgotten: SeenIds = field(default_factory=SeenIds)
+    """Orders done with and dropped from the book, by id (16 bytes each, services.domain_kit.seen_ids): a
+    redelivered OrderApproved of one is a repeat, not a new order. So the book grows with what is open, not with
+    history (issue #9)."""
+    done_with: list[UUID] = field(default_factory=list)
+    """Orders a step left done with, forgotten when the next input is folded: the step's own events come after its
+    input, and one of them may still name the order. Forgotten only if still done with then."""
+
+    def known(self, order_id: UUID) -> bool:
+        """The order reached this book already: it is in it, or was done with and forgotten."""
+        return order_id in self.orders or order_id in self.forgotten
+
+    def is_done(self, order: Order) -> bool:
+        """Nothing about the order can change any decision any more: closed, no recall unanswered, and every line
+        final (delivered, or released: a shipped line may still fail and give its chips back to the batch)."""
+        if order.status != "closed" or order.recalls:
+            return False
+        lines = (self.allocations[allocation_id] for allocation_id in order.allocation_ids)
+        return all(line.released or line.delivered for line in lines)
+
+    def forget_if_done(self, order_id: UUID) -> None:
+        order = self.orders.get(order_id)
+        if order is not None and self.is_done(order):
+            self.done_with.append(order_id)
+
+    def forget_done(self) -> None:
+        """Drop the orders done with, their lines too; keep their ids. The batches keep their counts."""
+        for order_id in self.done_with:
+            order = self.orders.get(order_id)
+            if order is not None and self.is_done(order):
+                del self.orders[order_id]
+                for allocation_id in order.allocation_ids:
+                    del self.allocations[allocation_id]
+                self.forgotten.add(order_id)
+        self.done_with.clear()
 
     @property
     def policy_revision(self) -> int:
