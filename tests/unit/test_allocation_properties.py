@@ -520,21 +520,21 @@ def test_forgetting_orders_done_with_decides_exactly_what_remembering_them_would
     forgetting, remembering = domain.initial_state(), domain.initial_state()
     for message in history.inputs:
         forgetting, forgetful_outputs = step(domain, forgetting, message)
-        for pool in remembering.pools.values():
-            pool.done_with.clear()  # what would be forgotten is kept
+        for book in remembering.pools.values():
+            book.done_with.clear()  # what would be forgotten is kept
         remembering, outputs = step(domain, remembering, message)
         assert forgetful_outputs == outputs, f"forgetting changed what {message.type} decided"
-    for pool_id, pool in remembering.pools.items():
+    for pool_id, book in remembering.pools.items():
         kept = forgetting.pools[pool_id]
         kept.forget_done()
-        assert all(pool.orders[order_id] == order for order_id, order in kept.orders.items()), "a kept order differs"
-        dropped = pool.orders.keys() - kept.orders.keys()
-        assert all(pool.is_done(pool.orders[order_id]) for order_id in dropped), "an order not done was dropped"
+        assert all(book.orders[order_id] == order for order_id, order in kept.orders.items()), "a kept order differs"
+        dropped = book.orders.keys() - kept.orders.keys()
+        assert all(book.is_done(book.orders[order_id]) for order_id in dropped), "an order not done was dropped"
         assert all(order_id in kept.forgotten for order_id in dropped), "a dropped order is not known as forgotten"
         assert kept.allocations.keys() == {
-            allocation_id for allocation_id, line in pool.allocations.items() if line.order_id not in dropped
+            allocation_id for allocation_id, line in book.allocations.items() if line.order_id not in dropped
         }
-        assert (kept.batches, kept.available) == (pool.batches, pool.available)
+        assert (kept.batches, kept.available) == (book.batches, book.available)
         note(f"orders forgotten in {pool_id}: {len(dropped)}")
 
 
