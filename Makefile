@@ -12,7 +12,7 @@ COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics access schemas \
         schemas-check asyncapi-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay \
-        bench-recovery bench-pipeline bench
+        bench-recovery bench-pipeline bench-state bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -99,10 +99,13 @@ bench-replay: jars $(STAMP) ## a million events: h200 replay against Kafka's Con
 bench-pipeline: jars $(STAMP) ## orders/s through the four services against a bare aiokafka relay chain, and p99 at half that rate (ORDERS=n)
 	@$(PY) -m bench.pipeline_bench --run-dir .run/bench/pipeline $(if $(ORDERS),--orders $(ORDERS),)
 
-bench: bench-replay bench-recovery bench-pipeline ## every benchmark, each printing its figures beside its peer's
+bench: bench-replay bench-recovery bench-pipeline bench-state ## every benchmark, each printing its figures beside its peer's
 
 bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000; WORKLOAD=lifecycle|held): snapshot + tail vs journal fold vs deciding again
 	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),) $(if $(WORKLOAD),--workload $(WORKLOAD),)
+
+bench-state: $(STAMP) ## what approval, allocation and fulfilment hold as the log grows (ORDERS=n, default 40,000), beside the same cores never forgetting
+	@$(PY) -m bench.state_bench $(if $(ORDERS),--orders $(ORDERS),)
 
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
 	@eval "$$($(PY) -m services.ops access secrets --export)"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from schemas.allocation import (
     AllocationRecallRequested,
@@ -81,4 +82,4 @@ def _advance(shipment: Shipment, step: Step, at: datetime) -> None:
         shipment.stage, shipment.held_from = shipment.held_from or "shipped", None
     else:
         shipment.stage = step
-    shipment.steps.append((step, at))
+    shipment.steps.append((cast(Step, sys.intern(step)), at))  # one copy of each step name, however many shipments

@@ -12,6 +12,7 @@ or shipped until it is reinstated; chips already on their way go on.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -44,7 +45,7 @@ LEAVING_STEPS: frozenset[Step] = frozenset({"packed", "shipped"})
 """Steps that move chips towards the door: refused while the line is suspended."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     """The ledger line a shipment carries: which chips of which batch go to which order."""
 
@@ -56,7 +57,7 @@ class Line:
     quantity: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Shipment:
     line: Line
     stage: Stage
@@ -83,4 +84,6 @@ def initial_state() -> State:
 
 
 def line_of(event: ChipsAllocated | AllocationReleased | AllocationLineEvent) -> Line:
-    return Line(event.allocation_id, event.pool_id, event.order_id, event.buyer_id, event.batch_id, event.quantity)
+    # Pools, buyers and batches repeat across many lines: one copy of each name (fulfilment keeps every shipment).
+    pool, buyer, batch = (sys.intern(name) for name in (event.pool_id, event.buyer_id, event.batch_id))
+    return Line(event.allocation_id, pool, event.order_id, buyer, batch, event.quantity)
