@@ -32,7 +32,9 @@ from services.replay.reading import Read, Reading
 from services.replay.records import LogRecord
 from services.replay.selection import KnownThings
 
-MAGIC = b"h200-ledger-checkpoint/1\n"
+MAGIC = b"h200-ledger-checkpoint/2\n"
+"""/2: the event ids seen are a services.domain_kit.seen_ids.SeenIds (/1 held a set of ints); a /1 file is refused
+as not a checkpoint of this format, and the log is read from its start."""
 Partition = tuple[str, int]
 
 
@@ -121,6 +123,11 @@ class CheckpointDir:
     def load(self, path: Path) -> LedgerCheckpoint:
         data = path.read_bytes()
         if not data.startswith(MAGIC):
+            if data.startswith(MAGIC.split(b"/")[0] + b"/"):
+                found = data.split(b"\n", 1)[0].decode(errors="replace")
+                raise ValueError(
+                    f"a checkpoint of another format ({found}; this replay reads {MAGIC.decode().strip()})"
+                )
             raise ValueError("not a ledger checkpoint (no magic line)")
         digest, _, body = data[len(MAGIC) :].partition(b"\n")
         if hashlib.sha256(body).hexdigest().encode() != digest:

@@ -18,6 +18,7 @@ from uuid import UUID
 from schemas.base import Message
 from schemas.codec import ContractError, decode
 from schemas.envelope import Envelope
+from services.domain_kit.seen_ids import SeenIds
 from services.replay.records import INBOX, LogRecord, Spot
 
 
@@ -45,7 +46,8 @@ class Reading:
     """Per partition read, the offset after its last record: how far a reader must be to have seen it all."""
     types: dict[int, str] | None = None
     """Event id (as an integer) -> type, when asked for (the ledger table names the kind of each line's cause)."""
-    _seen: set[int] = field(default_factory=set, repr=False)
+    _seen: SeenIds = field(default_factory=SeenIds, repr=False)
+    """The event ids passed on, 16 bytes each (a set of ints cost ~80: 80 MB at a million events)."""
 
     def type_of(self, event_id: UUID) -> str | None:
         return None if self.types is None else self.types.get(event_id.int)
@@ -68,14 +70,13 @@ def read_events(records: Iterable[LogRecord], reading: Reading) -> Iterator[Read
         if record.topic == INBOX:
             yield Read(envelope, record.spot, True)
             continue
-        key = envelope.id.int
-        if key in seen:
+        if envelope.id in seen:
             reading.duplicates += 1
             continue
-        seen.add(key)
+        seen.add(envelope.id)
         reading.events += 1
         if reading.types is not None:
-            reading.types[key] = envelope.type
+            reading.types[envelope.id.int] = envelope.type
         yield Read(envelope, record.spot, False)
 
 

@@ -132,6 +132,12 @@ def test_a_checkpoint_of_another_log_or_a_damaged_one_is_named_and_not_used(
     _, err = replay(capsys, "--format", "json", "--checkpoints", str(tmp_path))
     assert f"{path.name}: cannot be loaded (its body does not match its SHA-256" in err
 
+    # One written by an earlier format (/1 kept the ids seen as a set of ints) is named as such, never misread.
+    path.write_bytes(b"h200-ledger-checkpoint/1\n" + path.read_bytes().split(b"\n", 1)[1])
+    got, err = replay(capsys, "--format", "json", "--checkpoints", str(tmp_path))
+    assert got == expected
+    assert f"{path.name}: cannot be loaded (a checkpoint of another format (h200-ledger-checkpoint/1" in err
+
 
 def test_checkpoints_are_refused_with_an_export_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     export = revoked_story().export(tmp_path / "export.jsonl")
