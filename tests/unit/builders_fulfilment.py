@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from schemas.allocation import AllocationReleased, ChipsAllocated
+from schemas.allocation import AllocationReinstated, AllocationReleased, AllocationSuspended, ChipsAllocated
 from schemas.base import Message
 from schemas.envelope import Envelope, derive_id, make_envelope, order_id_for
 from schemas.fulfilment import RecordFulfilmentStep, Step
@@ -61,6 +61,18 @@ def released(
     message_id: UUID | None = None,
 ) -> Envelope[AllocationReleased]:
     payload = AllocationReleased(**line(allocation_id), why=why, released_at=AT)
+    return envelope(payload, allocation_id, message_id=message_id, occurred_at=AT)
+
+
+def suspension(
+    allocation_id: UUID = ALLOCATION_ID, *, lifted: bool = False, message_id: UUID | None = None
+) -> Envelope[AllocationSuspended | AllocationReinstated]:
+    """Allocation's word that the line's order is suspended (or, `lifted`, reinstated)."""
+    payload: AllocationSuspended | AllocationReinstated = (
+        AllocationReinstated(**line(allocation_id), reinstated_at=AT)
+        if lifted
+        else AllocationSuspended(**line(allocation_id), suspended_at=AT)
+    )
     return envelope(payload, allocation_id, message_id=message_id, occurred_at=AT)
 
 

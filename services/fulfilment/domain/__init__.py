@@ -19,9 +19,8 @@ from services.fulfilment.domain.shipments import (
     Line,
     Shipment,
     Stage,
-    State,
-    initial_state,
 )
+from services.fulfilment.domain.state import State, initial_state
 
 NAME = "fulfilment"
 

@@ -20,7 +20,8 @@ from schemas.fulfilment import (
     RecallAnswered,
     RecordFulfilmentStep,
 )
-from services.fulfilment.domain.shipments import LEAVING_STEPS, NEXT_STEPS, NOT_YET_SHIPPED, Line, Shipment, State
+from services.fulfilment.domain.shipments import LEAVING_STEPS, NEXT_STEPS, NOT_YET_SHIPPED, Line, Shipment
+from services.fulfilment.domain.state import State
 
 
 def decide(state: State, message: Envelope[Any]) -> list[Message]:
@@ -31,7 +32,7 @@ def decide(state: State, message: Envelope[Any]) -> list[Message]:
         case RecordFulfilmentStep():
             return _record_step(state, message, payload)
         case AllocationRecallRequested():
-            return [_answer(state.shipments.get(payload.allocation_id), message, payload)]
+            return [_answer(state.shipment(payload.allocation_id), message, payload)]
         case ChipsAllocated() | AllocationReleased() | AllocationSuspended() | AllocationReinstated():
             return []
         case _:
@@ -59,7 +60,7 @@ def _answer(shipment: Shipment | None, message: Envelope[Any], recall: Allocatio
 
 
 def _record_step(state: State, message: Envelope[Any], command: RecordFulfilmentStep) -> list[Message]:
-    shipment = state.shipments.get(command.allocation_id)
+    shipment = state.shipment(command.allocation_id)
     if shipment is None:
         text = f"allocation {command.allocation_id} is unknown (yet): report the step again once it is on the ledger"
         return [_rejected(message, command, _reason("unknown_allocation", text, "allocation_id"))]

@@ -22,7 +22,8 @@ from schemas.fulfilment import (
     RecordFulfilmentStep,
     Step,
 )
-from services.fulfilment.domain.shipments import NEXT_STEPS, NOT_YET_SHIPPED, Shipment, State, line_of
+from services.fulfilment.domain.shipments import NEXT_STEPS, NOT_YET_SHIPPED, Shipment, line_of
+from services.fulfilment.domain.state import State
 
 
 def evolve(state: State, message: Envelope[Any]) -> State:
@@ -34,13 +35,15 @@ def evolve(state: State, message: Envelope[Any]) -> State:
         case AllocationRecallRequested() | AllocationSuspended() | AllocationReinstated():
             _input(state, message)
         case FulfilmentStepRecorded():
-            shipment = state.shipments.get(payload.allocation_id)
+            shipment = state.shipment(payload.allocation_id)
             if shipment is not None and payload.step in NEXT_STEPS[shipment.stage]:
                 _advance(shipment, payload.step, payload.at)
+                state.keep(shipment)
         case RecallAnswered():
-            shipment = state.shipments.get(payload.allocation_id)
+            shipment = state.shipment(payload.allocation_id)
             if shipment is not None and payload.outcome == "cancelled":
                 shipment.stage = "cancelled"
+                state.keep(shipment)
         case FulfilmentStepRejected():
             if payload.reason.code == "unknown_allocation":
                 # The report came before its ledger line: forget it, so that its identical retry is decided.
@@ -59,12 +62,11 @@ def _input(state: State, message: Envelope[Any]) -> None:
     payload = message.payload
     if isinstance(payload, RecordFulfilmentStep):
         return
-    shipment = state.shipments.get(payload.allocation_id)
+    shipment = state.shipment(payload.allocation_id)
     if shipment is None:
         # The first word about a line creates its shipment; anything but the ledger line itself means the line
         # is already on its way out of the book (a recall answered `cancelled`, or a release).
         shipment = Shipment(line_of(payload), "allocated")
-        state.shipments[payload.allocation_id] = shipment
         if not isinstance(payload, ChipsAllocated | AllocationSuspended | AllocationReinstated):
             shipment.stage = "cancelled"
     if isinstance(payload, AllocationReleased) and shipment.stage in NOT_YET_SHIPPED:
@@ -73,6 +75,7 @@ def _input(state: State, message: Envelope[Any]) -> None:
         shipment.suspended = True
     elif isinstance(payload, AllocationReinstated):
         shipment.suspended = False
+    state.keep(shipment)
 
 
 def _advance(shipment: Shipment, step: Step, at: datetime) -> None:

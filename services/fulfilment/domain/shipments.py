@@ -20,7 +20,6 @@ from uuid import UUID
 
 from schemas.allocation import AllocationLineEvent, AllocationReleased, ChipsAllocated
 from schemas.fulfilment import Step
-from services.domain_kit.seen_ids import SeenIds
 
 Stage = Literal[
     "allocated", "packed", "shipped", "customs_cleared", "held", "delivered", "lost", "refused", "cancelled"
@@ -40,6 +39,8 @@ NEXT_STEPS: dict[Stage, frozenset[Step]] = {
 """The steps a shipment may take from each stage."""
 
 FINAL_STAGES: frozenset[Stage] = frozenset({"delivered", "lost", "refused"})
+ENDED: frozenset[Stage] = FINAL_STAGES | {"cancelled"}
+"""Stages that take no step any more: the shipment is kept packed (finals.py)."""
 NOT_YET_SHIPPED: frozenset[Stage] = frozenset({"allocated", "packed"})
 LEAVING_STEPS: frozenset[Step] = frozenset({"packed", "shipped"})
 """Steps that move chips towards the door: refused while the line is suspended."""
@@ -69,18 +70,6 @@ class Shipment:
     """The order's approval is suspended: no packing or shipping until it is reinstated. Suspensions and
     reinstatements of a line reach this partition in the order allocation wrote them (one pool partition,
     copied in order), and a redelivered copy is known by its id, so the last one folded is in force."""
-
-
-@dataclass
-class State:
-    shipments: dict[UUID, Shipment] = field(default_factory=dict)
-    applied: SeenIds = field(default_factory=SeenIds)
-    """Ids of the input envelopes already folded: a redelivered input decides nothing (16 bytes an id:
-    services.domain_kit.seen_ids)."""
-
-
-def initial_state() -> State:
-    return State()
 
 
 def line_of(event: ChipsAllocated | AllocationReleased | AllocationLineEvent) -> Line:
