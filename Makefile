@@ -101,8 +101,8 @@ bench-pipeline: jars $(STAMP) ## orders/s through the four services against a ba
 
 bench: bench-replay bench-recovery bench-pipeline bench-state ## every benchmark, each printing its figures beside its peer's
 
-bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000; WORKLOAD=lifecycle|held): snapshot + tail vs journal fold vs deciding again
-	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),) $(if $(WORKLOAD),--workload $(WORKLOAD),)
+bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000; WORKLOAD=lifecycle|held; FAST_ONLY=1 times only the snapshot restart): snapshot + tail vs journal fold vs deciding again
+	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),) $(if $(WORKLOAD),--workload $(WORKLOAD),) $(if $(FAST_ONLY),--ways "snapshot + tail",)
 
 bench-state: $(STAMP) ## what approval, allocation and fulfilment hold as the log grows (ORDERS=n, default 40,000), beside the same cores never forgetting
 	@$(PY) -m bench.state_bench $(if $(ORDERS),--orders $(ORDERS),)
