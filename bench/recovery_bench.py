@@ -18,12 +18,14 @@ own (infra/kafka/kafka.sh, its own ports and run directory), stopped and deleted
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -46,16 +48,18 @@ def say(text: str = "") -> None:
     sys.stdout.flush()
 
 
-def fill(workload: str, records: int) -> tuple[list[tuple[int, bytes]], int]:
-    """About `records` inbox records of the workload, and the number of the next order."""
+def fill(workload: str, records: int) -> tuple[Iterable[tuple[int, bytes]], int, int]:
+    """About `records` inbox records of the workload (made as they are sent), how many exactly, and the number of
+    the next order."""
     if workload == "held":
-        return workloads.held(0, records), records
+        return workloads.held(0, records), records, records
     policies = workloads.clearing_policies()
     orders = max((records - len(policies) + workloads.CLOSE_AFTER) // 2, 1)
-    return policies + workloads.lifecycle(0, orders), orders
+    total = len(policies) + workloads.lifecycle_records(orders)
+    return itertools.chain(policies, workloads.lifecycle(0, orders)), total, orders
 
 
-def publish(bootstrap: str, placed: list[tuple[int, bytes]]) -> None:
+def publish(bootstrap: str, placed: Iterable[tuple[int, bytes]]) -> None:
     producer = KafkaProducer(
         **kafka_python_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=1 << 20
     )
@@ -140,15 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     with broker(args.run_dir / "kafka", 0, 0) as bootstrap:
         admin = KafkaAdminClient(**kafka_python_options(), bootstrap_servers=bootstrap, request_timeout_ms=30_000)
         ensure_topics(admin)
-        filled, next_order = fill(args.workload, args.records)
-        say(f"publishing {len(filled):,} records ({args.workload}) into {INBOX} ...")
+        filled, count, next_order = fill(args.workload, args.records)
+        say(f"publishing {count:,} records ({args.workload}) into {INBOX} ...")
         publish(bootstrap, filled)
         worker = start_worker(bootstrap, args.run_dir, log, args.snapshot_every)
         began = time.monotonic()
-        wait_committed(admin, len(filled), worker, "deciding the inbox")
+        wait_committed(admin, count, worker, "deciding the inbox")
         live_s = time.monotonic() - began
-        say(f"decided {len(filled):,} records live in {live_s:.1f} s ({len(filled) / live_s:,.0f} records/s)")
-        rows, total = [], len(filled)
+        say(f"decided {count:,} records live in {live_s:.1f} s ({count / live_s:,.0f} records/s)")
+        rows, total = [], count
         for way in [way for way in WAYS if way in args.ways]:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         admin.close()
     say()
     say(
-        f"recovery of an approval worker with {len(filled):,} records ({args.workload}) in its inbox ({PARTITIONS} "
+        f"recovery of an approval worker with {count:,} records ({args.workload}) in its inbox ({PARTITIONS} "
         f"partitions, "
         f"a snapshot every {args.snapshot_every:,} records of a partition)"
     )

@@ -12,7 +12,9 @@ again under tracemalloc, so objects are counted as Python holds them, not as the
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
+import itertools
 import pickle
 import sys
 import time
@@ -70,7 +72,7 @@ def _envelope(payload: Any, n: int, kind: str, producer: str) -> Envelope[Any]:
 
 
 def approval_inputs(orders: int) -> Iterator[Envelope[Any]]:
-    records = workloads.clearing_policies() + workloads.lifecycle(0, orders)
+    records = itertools.chain(workloads.clearing_policies(), workloads.lifecycle(0, orders))
     return (decode(value) for _, value in records)
 
 
@@ -109,7 +111,7 @@ def allocation_history(orders: int) -> Iterator[tuple[Envelope[Any], Callable[[l
             licence_id="BIS-H200-0001",
             tranche_id="T1",
         )
-        yield _envelope(approved, n, "approved", "approval"), lambda outputs, n=n: lines.update({n: outputs[0].payload})
+        yield _envelope(approved, n, "approved", "approval"), functools.partial(_remember_line, lines, n)
         if n >= workloads.CLOSE_AFTER:
             line = lines.pop(n - workloads.CLOSE_AFTER)
             fields = line.model_dump(include={"allocation_id", "pool_id", "order_id", "buyer_id", "batch_id"})
@@ -121,6 +123,10 @@ def allocation_history(orders: int) -> Iterator[tuple[Envelope[Any], Callable[[l
                 at=EPOCH + timedelta(seconds=n),
             )
             yield _envelope(done, n, "delivered", "fulfilment"), None
+
+
+def _remember_line(lines: dict[int, Any], n: int, outputs: list[Any]) -> None:
+    lines[n] = outputs[0].payload  # the order's one ChipsAllocated (its batch has room for it)
 
 
 def run_allocation(orders: int, forget: bool) -> tuple[int, float]:

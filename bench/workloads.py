@@ -11,6 +11,8 @@ Buyers are spread over partitions by buyer (buyer k on partition k mod 6), as th
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -137,15 +139,23 @@ def small_orders(first: int, count: int) -> list[Envelope[Any]]:
     ]
 
 
-def lifecycle(first: int, count: int) -> list[tuple[int, bytes]]:
+def lifecycle(first: int, count: int, chunk: int = 10_000) -> Iterator[tuple[int, bytes]]:
     """Orders `first`.. placed, each closed CLOSE_AFTER orders later (the last CLOSE_AFTER stay open): about
-    2 * count records."""
-    records, placed = [], small_orders(first, count)
-    for n, envelope in enumerate(placed, start=first):
-        records.append((partition_of(n), encode(envelope)))
-        if n - CLOSE_AFTER >= first:
-            records.append(closed(n - CLOSE_AFTER, placed[n - CLOSE_AFTER - first].payload.order_id))
-    return records
+    2 * count records (lifecycle_records says how many), made `chunk` orders at a time so that millions of them
+    never sit in memory as objects."""
+    pending: deque[UUID] = deque()
+    for start in range(first, first + count, chunk):
+        placed = small_orders(start, min(chunk, first + count - start))
+        for n, envelope in enumerate(placed, start=start):
+            yield partition_of(n), encode(envelope)
+            pending.append(envelope.payload.order_id)
+            if n - CLOSE_AFTER >= first:
+                yield closed(n - CLOSE_AFTER, pending.popleft())
+
+
+def lifecycle_records(count: int) -> int:
+    """How many records lifecycle(first, count) yields."""
+    return count + max(count - CLOSE_AFTER, 0)
 
 
 def one_per_partition(workload: str, after: int) -> tuple[list[tuple[int, bytes]], int]:
