@@ -1,7 +1,8 @@
 """What a core's state holds as the log grows: approval and allocation, each folded in-process over a lifecycle
 history (orders approved as they come, each done with CLOSE_AFTER orders later), beside the same core that never
-forgets (its list of orders done with cleared before every step). Fulfilment beside them, which keeps every
-shipment: a step reported again for a delivered line must get the same answer however late it comes.
+forgets (its list of orders done with cleared before every step). Intake and fulfilment beside them, which keep
+every (buyer, reference) and every shipment, compactly: a resend or a step reported again however late must get
+the same answer.
 
 The size is what a restart holds: the state's snapshot (pickle, as services.common.snapshots writes it) loaded
 again under tracemalloc, so objects are counted as Python holds them, not as they are serialised.
@@ -30,12 +31,15 @@ from schemas.base import PolicyRef
 from schemas.codec import decode
 from schemas.envelope import Envelope, derive_id, make_envelope
 from schemas.fulfilment import FulfilmentStepRecorded, RecordFulfilmentStep
+from schemas.intake import SubmitOrder
 from schemas.policy import AllocationPolicySet
+from schemas.samples import sample_payloads
 from schemas.supply import BatchManufactured
 from services.allocation import domain as allocation
 from services.approval import domain as approval
 from services.common.decider import step
 from services.fulfilment import domain as fulfilment
+from services.intake import domain as intake
 
 EPOCH = workloads.EPOCH
 POOL = "h200"
@@ -177,11 +181,32 @@ def run_fulfilment(orders: int, forget: bool) -> tuple[int, float]:
 STEPS = ("packed", "shipped", "customs_cleared", "delivered")
 
 
+def run_intake(orders: int, forget: bool) -> tuple[int, float]:
+    del forget  # intake keeps every (buyer, reference): a reference is bound to its first terms for good
+    sample = next(p for p in sample_payloads() if isinstance(p, SubmitOrder))
+    state, began = intake.initial_state(), time.monotonic()
+    for n in range(orders):
+        at = EPOCH + timedelta(seconds=n)
+        command = sample.model_copy(
+            update={"buyer_id": workloads.buyer_of(n), "upstream_ref": f"BENCH-PO-{n}", "submitted_at": at}
+        )
+        envelope = make_envelope(
+            command, key=command.buyer_id, producer="buyer", occurred_at=at, message_id=derive_id("bench-state", n)
+        )
+        state, _ = step(intake, state, envelope)
+    return held_bytes(state), time.monotonic() - began
+
+
 CORES: dict[str, Callable[[int, bool], tuple[int, float]]] = {
+    "intake": run_intake,
     "approval": run_approval,
     "allocation": run_allocation,
     "fulfilment": run_fulfilment,
 }
+
+
+FORGETTING = ("approval", "allocation")
+"""The cores that drop what they are done with; the others keep everything, compactly (their figures twice)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.cores:
         for orders in sizes:
             forgetting, _ = CORES[name](orders, True)
-            remembering, _ = CORES[name](orders, False) if name != "fulfilment" else (forgetting, 0.0)
+            remembering, _ = CORES[name](orders, False) if name in FORGETTING else (forgetting, 0.0)
             say(
                 f"{name:<12}{orders:>9,}{forgetting / 1e6:>13.2f}{forgetting / orders:>9,.0f}"
                 f"{remembering / 1e6:>19.2f}{remembering / orders:>9,.0f}"

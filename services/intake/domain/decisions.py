@@ -36,10 +36,9 @@ from schemas.intake import (
 from schemas.outcomes import SubmissionUnchanged
 from schemas.policy import SubmissionWindowSet
 from services.intake.domain.checks import duplicate_documents, intake_reason, submission_problems
-from services.intake.domain.records import TERM_FIELDS, State, Submission, terms_of
+from services.intake.domain.records import State, Submission, terms_of
+from services.intake.domain.terms import TERM_FIELDS, changed_terms, fingerprint
 from services.intake.domain.window import Window, window_at
-
-_UNORDERED_FIELDS = frozenset({"declared_uses", "documents"})
 
 
 def decide(state: State, message: Envelope[Any]) -> list[Message]:
@@ -82,14 +81,8 @@ def _conflicts(known: Submission, resent: OrderTerms) -> list[Reason]:
         return [intake_reason("conflicting_resubmission", f"{ref} was already used by a rejected submission")]
     return [
         intake_reason("conflicting_resubmission", f"{ref} was already submitted with another {name}", name)
-        for name in TERM_FIELDS
-        if _comparable(known.terms, name) != _comparable(resent, name)
+        for name in changed_terms(known.terms, fingerprint(resent))
     ]
-
-
-def _comparable(terms: OrderTerms, name: str) -> object:
-    value = getattr(terms, name)
-    return frozenset(value) if name in _UNORDERED_FIELDS else value
 
 
 def _rejected(command: SubmitOrder, reasons: list[Reason], at: datetime) -> OrderSubmissionRejected:
@@ -123,7 +116,8 @@ def _add_documents(state: State, message: Envelope[Any], command: AddOrderDocume
             f"order {command.buyer_id}/{command.upstream_ref} is cancelled: no documents may be added",
         )
         return [_command_rejected(message, command, [cancelled])]
-    new = [document for document in command.documents if order.documents.get(document.document_id) != document]
+    filed = order.documents
+    new = [document for document in command.documents if filed.get(document.document_id) != document]
     if not new:
         on_file = intake_reason(
             "documents_on_file",
@@ -132,7 +126,7 @@ def _add_documents(state: State, message: Envelope[Any], command: AddOrderDocume
         )
         return [_unchanged(message, command, on_file)]
     # Ids and contents stay unique across everything on file: a revised document needs a new id.
-    problems = duplicate_documents([*order.documents.values(), *new])
+    problems = duplicate_documents([*filed.values(), *new])
     if problems:
         return [_command_rejected(message, command, problems)]
     return [

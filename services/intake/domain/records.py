@@ -3,6 +3,8 @@ submission window in force in the partition."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
@@ -23,25 +25,35 @@ from schemas.intake import (
 from schemas.outcomes import SubmissionUnchanged
 from schemas.policy import SubmissionWindowSet
 from services.domain_kit.seen_ids import SeenIds
+from services.intake.domain.terms import TERM_FIELDS, fingerprint, pack_documents, unpack_documents
 from services.intake.domain.window import Windows, advance, receive
 
 Status = Literal["submitted", "open", "cancelled", "rejected"]
 """`submitted` lasts only between folding a new SubmitOrder and folding the decision it caused."""
 
-TERM_FIELDS: tuple[str, ...] = tuple(OrderTerms.model_fields)
 
-
-@dataclass
+@dataclass(slots=True)
 class Submission:
     """One (buyer, upstream reference): the terms first submitted under it and what became of them."""
 
     buyer_id: str
     upstream_ref: str
-    terms: OrderTerms | None
-    """None only for a rejection rebuilt from intake's events alone: OrderSubmissionRejected carries no terms."""
+    terms: bytes | None
+    """The fingerprint of the terms (services.intake.domain.terms); None only for a rejection rebuilt from intake's
+    events alone: OrderSubmissionRejected carries no terms."""
     status: Status
-    documents: dict[str, SupportingDocument] = field(default_factory=dict)
-    """Documents on file by document id: those submitted with the order and those added later."""
+    packed_documents: bytes = b""
+    """Documents on file (those submitted with the order and those added later), packed: see `documents`."""
+
+    @property
+    def documents(self) -> dict[str, SupportingDocument]:
+        """Documents on file by document id, in the order they were filed."""
+        return unpack_documents(self.packed_documents)
+
+    def file(self, documents: Iterable[SupportingDocument]) -> None:
+        on_file = self.documents
+        on_file.update((document.document_id, document) for document in documents)
+        self.packed_documents = pack_documents(on_file)
 
 
 @dataclass
@@ -80,22 +92,23 @@ def evolve(state: State, message: Envelope[Any]) -> State:
         case OrderPlaced():
             known = state.orders.get(payload.order_id)
             if known is None or known.status == "submitted":
-                documents = {document.document_id: document for document in payload.documents}
-                state.orders[payload.order_id] = Submission(
-                    payload.buyer_id, payload.upstream_ref, terms_of(payload), "open", documents
-                )
+                placed = Submission(sys.intern(payload.buyer_id), payload.upstream_ref, _fingerprint(payload), "open")
+                placed.file(payload.documents)
+                state.orders[payload.order_id] = placed
         case OrderSubmissionRejected():
             order_id = order_id_for(payload.buyer_id, payload.upstream_ref)
             known = state.orders.get(order_id)
             if known is None:
-                state.orders[order_id] = Submission(payload.buyer_id, payload.upstream_ref, None, "rejected")
+                state.orders[order_id] = Submission(
+                    sys.intern(payload.buyer_id), payload.upstream_ref, None, "rejected"
+                )
             elif known.status == "submitted":
                 known.status = "rejected"
             # Otherwise it refused a conflicting resend of a recorded reference, which changes nothing.
         case OrderDocumentsAdded():
             order = state.orders.get(payload.order_id)
             if order is not None:
-                order.documents.update((document.document_id, document) for document in payload.documents)
+                order.file(payload.documents)
         case OrderCancelled():
             order = state.orders.get(payload.order_id)
             if order is not None:
@@ -111,4 +124,10 @@ def _remember_submission(state: State, command: SubmitOrder) -> None:
     # The terms of a rejected submission exist only in the command: keep them so a resend can be compared.
     order_id = order_id_for(command.buyer_id, command.upstream_ref)
     if order_id not in state.orders:
-        state.orders[order_id] = Submission(command.buyer_id, command.upstream_ref, terms_of(command), "submitted")
+        state.orders[order_id] = Submission(
+            sys.intern(command.buyer_id), command.upstream_ref, _fingerprint(command), "submitted"
+        )
+
+
+def _fingerprint(payload: OrderTerms) -> bytes:
+    return fingerprint(terms_of(payload))
