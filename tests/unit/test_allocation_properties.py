@@ -489,16 +489,24 @@ class History:
         )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.tuples(st.sampled_from(RULES), st.sampled_from(RULES)), st.sampled_from(CLOSE_AFTER), actions)
-def test_the_book_keeps_its_invariants_under_any_history(
+def run_history(
     starting_rules: tuple[str, str], close_after: timedelta | None, history_actions: list[tuple[Any, ...]]
-) -> None:
+) -> History:
+    """Each pool's first rule, then the actions, every step checked against the model."""
     history = History()
     for pool, rule in zip(POOLS, starting_rules, strict=True):
         history.run(("policy", pool, rule, 1, close_after))
     for action in history_actions:
         history.run(action)
+    return history
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(st.sampled_from(RULES), st.sampled_from(RULES)), st.sampled_from(CLOSE_AFTER), actions)
+def test_the_book_keeps_its_invariants_under_any_history(
+    starting_rules: tuple[str, str], close_after: timedelta | None, history_actions: list[tuple[Any, ...]]
+) -> None:
+    history = run_history(starting_rules, close_after, history_actions)
 
     first = [output.model_dump_json() for output in fold(domain, history.inputs)[1]]
     second = [output.model_dump_json() for output in fold(domain, history.inputs)[1]]
@@ -512,11 +520,7 @@ def test_forgetting_orders_done_with_decides_exactly_what_remembering_them_would
 ) -> None:
     # The book drops an order once it is done with (issue #9: state that grows with what is open, not with history).
     # The same core that never forgets is the reference: every decision, in order, must be the same.
-    history = History()
-    for pool, rule in zip(POOLS, starting_rules, strict=True):
-        history.run(("policy", pool, rule, 1, close_after))
-    for action in history_actions:
-        history.run(action)
+    history = run_history(starting_rules, close_after, history_actions)
     forgetting, remembering = domain.initial_state(), domain.initial_state()
     for message in history.inputs:
         forgetting, forgetful_outputs = step(domain, forgetting, message)
