@@ -32,9 +32,10 @@ from services.replay.reading import Read, Reading
 from services.replay.records import LogRecord
 from services.replay.selection import KnownThings
 
-MAGIC = b"h200-ledger-checkpoint/2\n"
-"""/2: the event ids seen are a services.domain_kit.seen_ids.SeenIds (/1 held a set of ints); a /1 file is refused
-as not a checkpoint of this format, and the log is read from its start."""
+MAGIC = b"h200-ledger-checkpoint/3\n"
+"""/2: the event ids seen are a services.domain_kit.seen_ids.SeenIds (/1 held a set of ints); /3: the fold keeps its
+lines packed (services.replay.packed_lines). A file of another format is refused by name, and the log is read from
+its start."""
 Partition = tuple[str, int]
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
-from functools import cached_property
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property, partial
 from typing import Any
 
 from schemas.allocation import AllocationReleased, ChipsAllocated
@@ -28,14 +28,13 @@ from schemas.envelope import Envelope
 from schemas.fulfilment import FulfilmentStepRecorded
 from schemas.intake import OrderPlaced
 from schemas.supply import BatchManufactured
+from services.replay.ledger_line import LINE_FIELDS as LINE_FIELDS
+from services.replay.ledger_line import Line as Line
+from services.replay.ledger_line import iso as iso
+from services.replay.packed_lines import Names, PackedLines, pack, sort_key, with_fate
 
 STEP_STATUS = {"released": "hold_released"}
 """A shipment step named like a line status: `released` from a customs hold is not the chips going back."""
-
-
-def iso(moment: datetime) -> str:
-    """The one text form of a time in the ledger: ISO 8601 in UTC."""
-    return moment.astimezone(UTC).isoformat()
 
 
 def line_status(released: bool, last_step: str | None) -> str:
@@ -45,42 +44,6 @@ def line_status(released: bool, last_step: str | None) -> str:
     if last_step is None:
         return "allocated"
     return STEP_STATUS.get(last_step, last_step)
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One allocation: chips of a batch given to an order, with its fate and the decision behind it."""
-
-    allocation_id: str
-    pool_id: str
-    buyer: str
-    order_id: str
-    batch_id: str
-    quantity: int
-    allocated_at: str
-    status: str
-    shipped_at: str | None
-    delivered_at: str | None
-    rule: str
-    policy_version: str
-    cause_event_id: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """The line's fields by name: dataclasses.asdict's answer (every field is text, a number or None), without
-        its deep copy, which cost a replay of a million events 30 s."""
-        return {name: getattr(self, name) for name in LINE_FIELDS}
-
-    @property
-    def live(self) -> bool:
-        """Still held by its order (not released back to the pool)."""
-        return self.status != "released"
-
-    @property
-    def sort_key(self) -> tuple[str, str, str, str, str]:
-        return (self.allocated_at, self.pool_id, self.batch_id, self.order_id, self.allocation_id)
-
-
-LINE_FIELDS = tuple(f.name for f in fields(Line))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +66,7 @@ class Demand:
 @dataclass(frozen=True)
 class Ledger:
     as_of: str | None
-    lines: tuple[Line, ...]
+    lines: Sequence[Line]
     """Sorted by allocation time, pool, batch, order, allocation id."""
     stock: tuple[Stock, ...]
     """Sorted by batch id."""
@@ -205,20 +168,22 @@ class _Shipment:
     """What the ledger shows of a shipment: its last step, and when it shipped and was delivered (last recorded)."""
 
     last: str | None = None
-    shipped_at: str | None = None
-    delivered_at: str | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
 
 
 class LedgerFold:
     """The ledger folded one event at a time, keeping only what its lines and totals show: a line per allocation
-    (as text, repeated names interned), its shipment's last step, released ids, batches and two sums per buyer.
-    Its memory grows with the ledger, not with the log: `h200 replay` folds while it reads."""
+    (packed, services.replay.packed_lines: about 120 bytes), its shipment's last step, released ids, batches and
+    two sums per buyer. Its memory grows with the ledger, not with the log: `h200 replay` folds while it reads."""
 
     def __init__(self, as_of: datetime | None = None) -> None:
         self.as_of = as_of
-        self.allocated: dict[str, Line] = {}
-        self.released: set[str] = set()
-        self.shipments: dict[str, _Shipment] = {}
+        self.names = Names()
+        self.allocated: dict[bytes, bytes] = {}
+        """By allocation id (its 16 bytes): the line as allocated, packed."""
+        self.released: set[bytes] = set()
+        self.shipments: dict[bytes, _Shipment] = {}
         self.batches: dict[str, Stock] = {}
         self.requested: dict[str, int] = {}
         self.approved: dict[str, int] = {}
@@ -229,18 +194,18 @@ class LedgerFold:
             return
         match envelope.payload:
             case ChipsAllocated() as p:
-                key = str(p.allocation_id)
+                key = p.allocation_id.bytes
                 if key not in self.allocated:
-                    self.allocated[key] = _allocated_line(key, p)
+                    self.allocated[key] = _allocated_line(self.names, p)
             case AllocationReleased() as p:
-                self.released.add(str(p.allocation_id))
+                self.released.add(p.allocation_id.bytes)
             case FulfilmentStepRecorded() as p:
-                shipment = self.shipments.setdefault(str(p.allocation_id), _Shipment())
+                shipment = self.shipments.setdefault(p.allocation_id.bytes, _Shipment())
                 shipment.last = sys.intern(p.step)
                 if p.step == "shipped":
-                    shipment.shipped_at = iso(p.at)
+                    shipment.shipped_at = p.at
                 elif p.step == "delivered":
-                    shipment.delivered_at = iso(p.at)
+                    shipment.delivered_at = p.at
             case BatchManufactured() as p:
                 if p.batch_id not in self.batches:
                     self.batches[p.batch_id] = Stock(p.batch_id, sys.intern(p.pool_id), p.quantity)
@@ -253,16 +218,20 @@ class LedgerFold:
 
     def ledger(self) -> Ledger:
         """The ledger of what was added; ends the fold (its lines move into the ledger, not copied beside it)."""
-        lines = []
+        rows = []
         while self.allocated:
-            lines.append(self._with_fate(self.allocated.popitem()[1]))
+            key, row = self.allocated.popitem()
+            shipment = self.shipments.pop(key, None) or _Shipment()
+            status = line_status(key in self.released, shipment.last)
+            rows.append(with_fate(self.names, row, status, shipment.shipped_at, shipment.delivered_at))
+        rows.sort(key=partial(sort_key, self.names))
         demand = {buyer: Demand(asked, self.approved.get(buyer, 0)) for buyer, asked in self.requested.items()}
-        return make_ledger(None if self.as_of is None else iso(self.as_of), lines, self.batches.values(), demand)
-
-    def _with_fate(self, line: Line) -> Line:
-        shipment = self.shipments.get(line.allocation_id) or _Shipment()
-        status = line_status(line.allocation_id in self.released, shipment.last)
-        return replace(line, status=status, shipped_at=shipment.shipped_at, delivered_at=shipment.delivered_at)
+        return Ledger(
+            None if self.as_of is None else iso(self.as_of),
+            PackedLines(self.names, rows),
+            tuple(sorted(self.batches.values(), key=lambda batch: batch.batch_id)),
+            dict(sorted(demand.items())),
+        )
 
 
 def fold_ledger(events: Iterable[Envelope[Message]], as_of: datetime | None = None) -> Ledger:
@@ -275,20 +244,19 @@ def fold_ledger(events: Iterable[Envelope[Message]], as_of: datetime | None = No
     return fold.ledger()
 
 
-def _allocated_line(key: str, allocated: ChipsAllocated) -> Line:
+def _allocated_line(names: Names, allocated: ChipsAllocated) -> bytes:
     """The line as allocated; its status and shipment times are filled in at the end of the fold."""
-    return Line(
-        allocation_id=key,
-        pool_id=sys.intern(allocated.pool_id),
-        buyer=sys.intern(allocated.buyer_id),
-        order_id=str(allocated.order_id),
-        batch_id=sys.intern(allocated.batch_id),
-        quantity=allocated.quantity,
-        allocated_at=iso(allocated.allocated_at),
-        status="allocated",
-        shipped_at=None,
-        delivered_at=None,
-        rule=sys.intern(allocated.rule),
-        policy_version=sys.intern(str(allocated.policy_ref)) if allocated.policy_ref else "default",
-        cause_event_id=str(allocated.cause_event_id),
-    )
+    policy = str(allocated.policy_ref) if allocated.policy_ref else "default"
+    fields = {
+        "pool_id": allocated.pool_id,
+        "buyer": allocated.buyer_id,
+        "batch_id": allocated.batch_id,
+        "quantity": allocated.quantity,
+        "allocated_at": allocated.allocated_at,
+        "status": "allocated",
+        "shipped_at": None,
+        "delivered_at": None,
+        "rule": allocated.rule,
+        "policy_version": policy,
+    }
+    return pack(names, allocated.allocation_id, allocated.order_id, allocated.cause_event_id, fields)
