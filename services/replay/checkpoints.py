@@ -36,6 +36,8 @@ MAGIC = b"h200-ledger-checkpoint/3\n"
 """/2: the event ids seen are a services.domain_kit.seen_ids.SeenIds (/1 held a set of ints); /3: the fold keeps its
 lines packed (services.replay.packed_lines). A file of another format is refused by name, and the log is read from
 its start."""
+DIGEST_CHARS = 64
+"""The SHA-256 of the body, in hex, on the line after the magic."""
 Partition = tuple[str, int]
 
 
@@ -111,11 +113,24 @@ class CheckpointDir:
 
     def save(self, checkpoint: LedgerCheckpoint) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
-        body = pickle.dumps(checkpoint, protocol=5)
         path = self.directory / checkpoint.name
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(temporary, "wb") as file:
-            file.write(MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+        # Pickled straight into the file and hashed from it, then the digest written into its place in the header:
+        # a body built in memory first, and copied behind its header, cost three times its size at its peak. No
+        # memo (`fast`): a fold has no cycles, and a memo of every object it holds cost as much again.
+        with open(temporary, "w+b") as file:
+            file.write(MAGIC + b"0" * DIGEST_CHARS + b"\n")
+            start = file.tell()
+            pickler = pickle.Pickler(file, protocol=5)
+            pickler.fast = True
+            pickler.dump(checkpoint)
+            file.flush()
+            file.seek(start)
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+            file.seek(len(MAGIC))
+            file.write(digest.hexdigest().encode())
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -130,8 +145,9 @@ class CheckpointDir:
                     f"a checkpoint of another format ({found}; this replay reads {MAGIC.decode().strip()})"
                 )
             raise ValueError("not a ledger checkpoint (no magic line)")
-        digest, _, body = data[len(MAGIC) :].partition(b"\n")
-        if hashlib.sha256(body).hexdigest().encode() != digest:
+        end = data.find(b"\n", len(MAGIC))
+        digest, body = data[len(MAGIC) : end], memoryview(data)[end + 1 :]  # the body is not copied
+        if end < 0 or hashlib.sha256(body).hexdigest().encode() != digest:
             raise ValueError("its body does not match its SHA-256 (cut short or changed)")
         checkpoint = pickle.loads(body)
         if not isinstance(checkpoint, LedgerCheckpoint):
