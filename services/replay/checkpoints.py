@@ -116,14 +116,12 @@ class CheckpointDir:
         path = self.directory / checkpoint.name
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         # Pickled straight into the file and hashed from it, then the digest written into its place in the header:
-        # a body built in memory first, and copied behind its header, cost three times its size at its peak. No
-        # memo (`fast`): a fold has no cycles, and a memo of every object it holds cost as much again.
+        # a body built in memory first, and copied behind its header, cost three times its size at its peak. (Without
+        # the pickler's memo the 1M-event checkpoint grew from 76 to 114 MB for 34 MB less peak RSS: memo kept.)
         with open(temporary, "w+b") as file:
             file.write(MAGIC + b"0" * DIGEST_CHARS + b"\n")
             start = file.tell()
-            pickler = pickle.Pickler(file, protocol=5)
-            pickler.fast = True
-            pickler.dump(checkpoint)
+            pickle.Pickler(file, protocol=5).dump(checkpoint)
             file.flush()
             file.seek(start)
             digest = hashlib.sha256()
