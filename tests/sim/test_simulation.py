@@ -1,7 +1,7 @@
 """The whole system under the simulator: H200_SIM_SEEDS seeded runs (default 10,000: with business time about
-160 ms of CPU a seed, some 14 minutes on two free cores; `make unit` runs a few hundred) of the real cores and
-routes with the clock ticking, crashes, redelivery and producer retries, every invariant checked after every
-step. A failure names its seed and prints the shortest trace found.
+60 ms of CPU a seed, some 5 minutes on two free cores with one seed in 10 refolded; `make unit` runs a few hundred)
+of the real cores and routes with the clock ticking, crashes, redelivery and producer retries, every invariant
+checked after every step. A failure names its seed and prints the shortest trace found.
 
 Checks whose defect is known and not fixed yet in the cores are listed in KNOWN_OPEN: they are reported by
 their own test, expected to fail until the fix lands (then it passes and the entry should go).
