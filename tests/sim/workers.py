@@ -81,18 +81,9 @@ def make_worker(core: Any, replay: Any, journal: Any = None, snapshots: Any = No
     """The real per-partition runner with the service's journal and snapshots (they outlive a crash of the worker);
     given a fail-fast lifecycle where its version takes one."""
     parameters = _PARAMETERS
-    if "version" in parameters:
-        return PartitionedCore(
-            core,
-            replay,
-            MAX_MESSAGE_BYTES,
-            lifecycle=_FailFast(),
-            journal=journal,
-            snapshots=snapshots,
-            snapshot_every=SNAPSHOT_EVERY,
-            version=_version(core),
-        )
     if "journal" in parameters:
+        # The version is passed where the runner takes it, so that a seed does not hash the sources per worker.
+        hashed: dict[str, Any] = {"version": _version(core)} if "version" in parameters else {}
         return PartitionedCore(
             core,
             replay,
@@ -101,6 +92,7 @@ def make_worker(core: Any, replay: Any, journal: Any = None, snapshots: Any = No
             journal=journal,
             snapshots=snapshots,
             snapshot_every=SNAPSHOT_EVERY,
+            **hashed,
         )
     if "lifecycle" in parameters:
         return PartitionedCore(core, replay, MAX_MESSAGE_BYTES, lifecycle=_FailFast())
