@@ -174,7 +174,7 @@ class _Shipment:
 
 class LedgerFold:
     """The ledger folded one event at a time, keeping only what its lines and totals show: a line per allocation
-    (packed, services.replay.packed_lines: about 120 bytes), its shipment's last step, released ids, batches and
+    (packed, services.replay.packed_lines: about 160 bytes), its shipment's last step, released ids, batches and
     two sums per buyer. Its memory grows with the ledger, not with the log: `h200 replay` folds while it reads."""
 
     def __init__(self, as_of: datetime | None = None) -> None:

@@ -1,7 +1,7 @@
 """Ledger lines kept as one bytes object each, for a replay that folds millions of events (issue #9).
 
 A Line as objects costs about 800 bytes (thirteen fields, three ids and three times as text); packed it is about
-120: its three ids as 16 bytes, its times as microseconds since the Unix epoch (UTC), its quantity, and its names
+150: its three ids as 16 bytes, its times as microseconds since the Unix epoch (UTC), its quantity, and its names
 (pool, buyer, batch, rule, policy version, status) as indices into one table of the names seen. A Line is made
 again, field for field the same, each time one is read: the ledger's hash and JSON do not change.
 """
@@ -19,7 +19,7 @@ from services.replay.ledger_line import Line, iso
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _NO_TIME = -(2**63)
-_ROW = struct.Struct(">16s16s16sqqqIHHHHHH")
+_ROW = struct.Struct(">16s16s16sqqqIIIIIII")
 """allocation, order, cause; allocated_at, shipped_at, delivered_at; quantity; pool, buyer, batch, rule,
 policy version, status."""
 
@@ -40,7 +40,7 @@ def _text(value: int) -> str | None:
 
 
 class Names:
-    """Each name once, by index (a ledger has a few pools, buyers, batches, rules and policies)."""
+    """Each name once, by index (4 bytes: a long history may name more than 65,536 batches and buyers)."""
 
     __slots__ = ("_index", "names")
 
@@ -52,8 +52,6 @@ class Names:
         found = self._index.get(name)
         if found is None:
             found = self._index[name] = len(self.names)
-            if found > 0xFFFF:
-                raise ValueError(f"a ledger of more than 65,536 distinct names cannot be packed (at {name!r})")
             self.names.append(name)
         return found
 

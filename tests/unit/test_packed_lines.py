@@ -78,3 +78,25 @@ def test_packed_lines_sort_as_the_ledger_sorts_lines(many: list[dict[str, Any]])
     assert [line.sort_key for line in lines] == sorted(as_line(f).sort_key for f in many)
     assert lines == sorted((as_line(f) for f in many), key=lambda line: line.sort_key)
     assert len(lines) == len(many) and lines[-1] == list(lines)[-1]
+
+
+def test_a_ledger_naming_more_than_65536_batches_still_packs() -> None:
+    table = Names()
+    for n in range(70_000):
+        table.index(f"TSMC-B{n:05d}")
+    fields: dict[str, Any] = {
+        "allocation": UUID(int=1),
+        "order": UUID(int=2),
+        "cause": UUID(int=3),
+        "pool_id": "h200",
+        "buyer": "bytedance",
+        "batch_id": "TSMC-B69999",
+        "quantity": 5,
+        "allocated_at": datetime(2026, 1, 28, tzinfo=UTC),
+        "shipped_at": None,
+        "delivered_at": None,
+        "status": "allocated",
+        "rule": "pro_rata",
+        "policy_version": "default",
+    }
+    assert unpack(table, packed(table, fields)) == as_line(fields)
