@@ -10,6 +10,8 @@ asks. The documents on file are kept as the JSON of their list, read back only w
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from typing import cast
 
 from pydantic import TypeAdapter
 from pydantic_core import to_json
@@ -40,7 +42,8 @@ def changed_terms(recorded: bytes, resent: bytes) -> list[str]:
 def _digest(name: str, value: object) -> bytes:
     if name in UNORDERED_FIELDS:
         # As a set: order and repeats ignored, as the comparison of terms has always ignored them.
-        canonical = b"[" + b",".join(sorted({to_json(item) for item in value})) + b"]"  # type: ignore[attr-defined]
+        items = cast(Iterable[object], value)
+        canonical = b"[" + b",".join(sorted({to_json(item) for item in items})) + b"]"
     else:
         canonical = to_json(value)
     return hashlib.blake2b(canonical, digest_size=WIDTH, person=name.encode()[:16]).digest()
