@@ -137,7 +137,12 @@ def read_topics(
 def records_at(bootstrap: str, spots: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], bytes | None]:
     """The value of the record at each (topic, partition, offset) that the partition still holds; a spot it does
     not hold (deleted, compacted away, past its end, a partition it does not have) is left out."""
-    found: dict[tuple[str, int, int], bytes | None] = {}
+    return {spot: record.value for spot, record in read_at(bootstrap, spots).items()}
+
+
+def read_at(bootstrap: str, spots: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], LogRecord]:
+    """The record at each (topic, partition, offset) the partition still holds, as read_topics gives it."""
+    found: dict[tuple[str, int, int], LogRecord] = {}
     spots = list(spots)
     with _consumer(bootstrap) as consumer:
         topics = sorted({topic for topic, _, _ in spots})
@@ -150,7 +155,7 @@ def records_at(bootstrap: str, spots: Iterable[tuple[str, int, int]]) -> dict[tu
             if not low <= offset < high:
                 continue
             for record in _read_partition(consumer, (topic, number), offset, offset + 1, progress):
-                found[(topic, number, offset)] = record.value
+                found[(topic, number, offset)] = record
     return found
 
 

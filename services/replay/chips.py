@@ -9,19 +9,24 @@ its order, so its chips given again to another order show as an overdraft naming
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
+from uuid import UUID
 
-from schemas.allocation import AllocationReleased, ChipsAllocated
 from schemas.approval import OrderApproved
-from schemas.envelope import Envelope
 from schemas.supply import BatchManufactured
-from services.replay.eventlog import EventLog
-from services.replay.shipped import shipped_lines
+from services.replay.reading import Read
+from services.replay.shipped import Allocated, LineFacts, Released
 from services.replay.violations import Violation, ids
 
-Event = Envelope[Any]
 SHOWN_LINES = 10
 """Allocations named with a batch or an order that went over its limit: the latest ones."""
+
+
+class _Limit(NamedTuple):
+    """A batch's BatchManufactured or an order's OrderApproved: its id and the chips it allows."""
+
+    id: UUID
+    quantity: int
 
 
 @dataclass
@@ -29,11 +34,11 @@ class _Account:
     """The chips drawn on one batch or given to one order, against what it holds or was approved."""
 
     limit: int | None
-    limit_event: Event | None
+    limit_event: _Limit | None
     total: int = 0
     """Live lines plus lines that shipped and were released afterwards: chips that are not in the pool."""
-    lines: dict[Any, Event] = field(default_factory=dict)
-    gone: dict[Any, Event] = field(default_factory=dict)
+    lines: dict[UUID, Allocated] = field(default_factory=dict)
+    gone: dict[UUID, Allocated] = field(default_factory=dict)
     """Lines released after they shipped, by allocation id: their chips left and did not come back."""
     gone_total: int = 0
     overdrawn: bool = False
@@ -43,10 +48,10 @@ class _Account:
     def live(self) -> int:
         return self.total - self.gone_total
 
-    def add(self, line: Event) -> str | None:
+    def add(self, line: Allocated) -> str | None:
         """`live` the first time live lines alone go over the limit, `gone` the first time shipped chips count."""
-        self.lines[line.payload.allocation_id] = line
-        self.total += line.payload.quantity
+        self.lines[line.allocation_id] = line
+        self.total += line.quantity
         if self.limit is None or self.total <= self.limit:
             return None
         if self.live > self.limit:
@@ -59,61 +64,79 @@ class _Account:
         self.overdrawn_by_gone = True
         return "gone"
 
-    def remove(self, line: Event, shipped: bool) -> None:
-        self.lines.pop(line.payload.allocation_id, None)
+    def remove(self, line: Allocated, shipped: bool) -> None:
+        self.lines.pop(line.allocation_id, None)
         if shipped:
-            self.gone[line.payload.allocation_id] = line
-            self.gone_total += line.payload.quantity
+            self.gone[line.allocation_id] = line
+            self.gone_total += line.quantity
         else:
-            self.total -= line.payload.quantity
+            self.total -= line.quantity
 
     def events(self) -> tuple[str, ...]:
         gone = list(self.gone.values())[:SHOWN_LINES]
         return ids(self.limit_event, *gone, *list(self.lines.values())[-SHOWN_LINES:])
 
     def named_gone(self) -> str:
-        return ", ".join(f"{a} ({line.payload.quantity})" for a, line in list(self.gone.items())[:SHOWN_LINES])
+        return ", ".join(f"{a} ({line.quantity})" for a, line in list(self.gone.items())[:SHOWN_LINES])
 
 
-def check_chips(log: EventLog) -> list[Violation]:
-    """Every overdrawn batch, overfilled order, line allocated twice or released wrongly, named by its events."""
-    holds = {e.payload.batch_id: e for e in log.of(BatchManufactured)}  # type: ignore[attr-defined]
-    approvals = {e.payload.order_id: e for e in log.of(OrderApproved)}  # type: ignore[attr-defined]
-    shipped = shipped_lines(log)
-    batches: dict[str, _Account] = {}
-    orders: dict[Any, _Account] = {}
-    lines: dict[Any, Event] = {}
-    released: dict[Any, Event] = {}
-    problems: list[Violation] = []
-    for e in log.of(ChipsAllocated, AllocationReleased):
-        p: Any = e.payload
-        line = lines.get(p.allocation_id)
-        if isinstance(p, AllocationReleased):
-            if line is None or p.allocation_id in released:
-                state = "never allocated" if line is None else "already released"
-                found = ids(line, released.get(p.allocation_id), e)
-                problems.append(Violation("bad_release", f"allocation {p.allocation_id} released but {state}", found))
+class Chips:
+    """Every overdrawn batch, overfilled order, line allocated twice or released wrongly, named by its events. Keeps
+    each batch's and each approved order's limit; the lines are LineFacts', read at the end (their shipments are
+    on a topic read after them)."""
+
+    def __init__(self, facts: LineFacts) -> None:
+        self.facts = facts
+        self.holds: dict[str, _Limit] = {}
+        self.approvals: dict[UUID, _Limit] = {}
+
+    def see(self, read: Read) -> None:
+        if read.inbox:
+            return
+        match read.envelope.payload:
+            case BatchManufactured() as p:
+                self.holds[p.batch_id] = _Limit(read.envelope.id, p.quantity)
+            case OrderApproved() as p:
+                self.approvals[p.order_id] = _Limit(read.envelope.id, p.approved_quantity)
+
+    def violations(self) -> list[Violation]:
+        batches: dict[str, _Account] = {}
+        orders: dict[UUID, _Account] = {}
+        lines: dict[UUID, Allocated] = {}
+        released: dict[UUID, Released] = {}
+        problems: list[Violation] = []
+        for e in self.facts.decisions:
+            line = lines.get(e.allocation_id)
+            if isinstance(e, Released):
+                if line is None or e.allocation_id in released:
+                    state = "never allocated" if line is None else "already released"
+                    found = ids(line, released.get(e.allocation_id), e)
+                    problems.append(
+                        Violation("bad_release", f"allocation {e.allocation_id} released but {state}", found)
+                    )
+                    continue
+                released[e.allocation_id] = e
+                gone = self.facts.shipped_for_good(e.allocation_id)
+                batches[line.batch_id].remove(line, gone)
+                orders[line.order_id].remove(line, gone)
                 continue
-            released[p.allocation_id] = e
-            gone = p.allocation_id in shipped
-            batches[line.payload.batch_id].remove(line, gone)
-            orders[line.payload.order_id].remove(line, gone)
-            continue
-        if line is not None:
-            problems.append(Violation("allocated_twice", f"allocation {p.allocation_id} decided twice", ids(line, e)))
-            continue
-        lines[p.allocation_id] = e
-        batch = batches.setdefault(p.batch_id, _limit(holds.get(p.batch_id), "quantity"))
-        order = orders.setdefault(p.order_id, _limit(approvals.get(p.order_id), "approved_quantity"))
-        if batch.limit is None:
-            message = f"allocation {p.allocation_id} draws on unknown batch {p.batch_id}"
-            problems.append(Violation("unknown_batch", message, ids(e)))
-        if order.limit is None:
-            message = f"allocation {p.allocation_id} went to order {p.order_id}, which was never approved"
-            problems.append(Violation("order_not_approved", message, ids(e)))
-        problems += _overdraft("batch", p.batch_id, batch, batch.add(e))
-        problems += _overdraft("order", p.order_id, order, order.add(e))
-    return problems
+            if line is not None:
+                problems.append(
+                    Violation("allocated_twice", f"allocation {e.allocation_id} decided twice", ids(line, e))
+                )
+                continue
+            lines[e.allocation_id] = e
+            batch = batches.setdefault(e.batch_id, _limit(self.holds.get(e.batch_id)))
+            order = orders.setdefault(e.order_id, _limit(self.approvals.get(e.order_id)))
+            if batch.limit is None:
+                message = f"allocation {e.allocation_id} draws on unknown batch {e.batch_id}"
+                problems.append(Violation("unknown_batch", message, ids(e)))
+            if order.limit is None:
+                message = f"allocation {e.allocation_id} went to order {e.order_id}, which was never approved"
+                problems.append(Violation("order_not_approved", message, ids(e)))
+            problems += _overdraft("batch", e.batch_id, batch, batch.add(e))
+            problems += _overdraft("order", e.order_id, order, order.add(e))
+        return problems
 
 
 def _overdraft(kind: str, name: object, account: _Account, how: str | None) -> list[Violation]:
@@ -135,5 +158,5 @@ def _overdraft(kind: str, name: object, account: _Account, how: str | None) -> l
     return []
 
 
-def _limit(event: Event | None, field_name: str) -> _Account:
-    return _Account(None if event is None else getattr(event.payload, field_name), event)
+def _limit(event: _Limit | None) -> _Account:
+    return _Account(None if event is None else event.quantity, event)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import redis
@@ -17,8 +17,9 @@ from services.projector.store import current_store
 from services.replay import reports
 from services.replay.chain import ChainReport
 from services.replay.checkpoints import CheckpointDir, LedgerCheckpoint, Tracker
-from services.replay.determinism import check_determinism
-from services.replay.eventlog import EventLog, build_log
+from services.replay.decisions import DECIDED, Fetch, RecordedDecisions
+from services.replay.determinism import Determinism
+from services.replay.eventlog import Located
 from services.replay.exportfile import (
     check_export_chain,
     exported_topics,
@@ -30,6 +31,7 @@ from services.replay.exportfile import (
 from services.replay.kafka_io import (
     create_catalogue,
     keeping_arrivals,
+    read_at,
     read_topics,
     record_counts,
     records_at,
@@ -39,11 +41,11 @@ from services.replay.ledger import LedgerFold
 from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
 from services.replay.reading import Reading, read_events
-from services.replay.records import CLOCK, INBOX, LogRecord, ReplayError, in_catalogue_order
+from services.replay.records import CLOCK, INBOX, LogRecord, ReplayError, Spot, in_catalogue_order
 from services.replay.render import ledger_csv, ledger_json_pieces, ledger_table
 from services.replay.selection import KnownThings, Selection
-from services.replay.verify import verify
-from services.replay.whatif import what_if
+from services.replay.verify import Verification
+from services.replay.whatif import FirstPolicies, WhatIf
 
 
 def emit(text: str) -> None:
@@ -77,15 +79,7 @@ def open_log(
     return read_export(path, chosen, stream), Reading(chosen, f"file {path}")
 
 
-def load_log(
-    args: argparse.Namespace, settings: OpsSettings, topics: Sequence[str], needed: Sequence[str] = ()
-) -> EventLog:
-    """The whole log of `topics` in memory, for the checks that need it at once."""
-    records, reading = open_log(args, settings, topics, needed)
-    return build_log(records, reading.topics, reading.source)
-
-
-def note_unreadable(log: EventLog | Reading, shown: int = 10) -> None:
+def note_unreadable(log: Reading, shown: int = 10) -> None:
     """Name on stderr the records left out because they cannot be read, so stdout stays the ledger itself."""
     if not log.rejected:
         return
@@ -199,18 +193,44 @@ def run_import(args: argparse.Namespace, settings: OpsSettings) -> int:
 
 
 def run_verify(args: argparse.Namespace, settings: OpsSettings) -> int:
-    log = load_log(args, settings, (*EVENT_TOPICS, CLOCK, INBOX))
+    """Reads the allocation core's decisions, then the whole log once, feeding every check as it reads: what is held
+    is what the checks keep (ids, quantities, digests), not the log."""
+    decisions = RecordedDecisions()
+    records, first = open_log(args, settings, (DECIDED,))
+    for read in read_events(records, first):
+        decisions.see(read)
+    records, reading = open_log(args, settings, (*EVENT_TOPICS, CLOCK, INBOX))
+    verification = Verification(reading.topics, decisions)
+    for read in read_events(records, reading):
+        verification.see(read)
     live, behind, namespace = None, 0, args.namespace
     if not args.no_live and (args.from_file is None or args.redis_url):
         url = args.redis_url or settings.redis_url
         # After a `rebuild` the read models live under the namespace the alias names: follow it, as readers do.
         with redis.Redis.from_url(url, decode_responses=True) as client:
             store = current_store(client, args.namespace)
-            live, behind, namespace = live_ledger(store), projector_behind(store, log.ends), store.ns
+            live, behind, namespace = live_ledger(store), projector_behind(store, reading.ends), store.ns
     chain = None if args.from_file is None else export_chain(args.from_file, args.chain_head)
-    report = verify(log, live, namespace, behind, chain)
-    emit(reports.verify_json(report) if args.format == "json" else reports.verify_text(report, log.source))
+    counted = (reading.events, reading.duplicates, reading.rejected)
+    report = verification.report(counted, fetcher(args, settings), live, namespace, behind, chain)
+    emit(reports.verify_json(report) if args.format == "json" else reports.verify_text(report, reading.source))
     return 0 if report.ok else 1
+
+
+def fetcher(args: argparse.Namespace, settings: OpsSettings) -> Fetch:
+    """Reads again the few records a report shows in full (a divergence's recorded side and its cause)."""
+
+    def fetch(spots: Iterable[Spot]) -> dict[Spot, Located]:
+        wanted = set(spots)
+        if not wanted:
+            return {}
+        if args.from_file is None:
+            records: Iterable[LogRecord] = read_at(_bootstrap(args, settings), wanted).values()
+        else:
+            records = (record for record in read_export(args.from_file) if record.spot in wanted)
+        return {read.spot: Located(read.envelope, read.spot) for read in read_events(records, Reading())}
+
+    return fetch
 
 
 def export_chain(path: Path, head: str | None) -> ChainReport:
@@ -229,19 +249,37 @@ def export_chain(path: Path, head: str | None) -> ChainReport:
 
 
 def run_determinism(args: argparse.Namespace, settings: OpsSettings) -> int:
-    log = load_log(args, settings, ("h200.allocations", INBOX), needed=(INBOX, "h200.allocations"))
-    note_unreadable(log)
-    report = check_determinism(log)
+    """The recorded decisions first (kept as digests), then the inbox refolded as it is read."""
+    decisions = RecordedDecisions()
+    records, first = open_log(args, settings, (DECIDED,), needed=(INBOX, DECIDED))
+    for read in read_events(records, first):
+        decisions.see(read)
+    records, reading = open_log(args, settings, (INBOX,), needed=(INBOX,))
+    determinism = Determinism(decisions)
+    for read in read_events(records, reading):
+        determinism.see(read)
+    reading.rejected[:0] = first.rejected
+    note_unreadable(reading)
+    report = determinism.report(fetcher(args, settings))
     if args.format == "json":
         emit(json.dumps(reports.determinism_json(report), indent=2))
     else:
-        emit(reports.determinism_text(report, log.source))
+        emit(reports.determinism_text(report, reading.source))
     return 0 if not report.divergences else 1
 
 
 def run_what_if(args: argparse.Namespace, settings: OpsSettings) -> int:
-    log = load_log(args, settings, ("h200.allocations", INBOX), needed=(INBOX, "h200.allocations"))
-    note_unreadable(log)
-    report = what_if(log, args.rule, set(args.pool) if args.pool else None)
-    emit(reports.what_if_json(report) if args.format == "json" else reports.what_if_text(report, log.source))
+    """The inbox read twice: for each pool's first recorded policy, then refolded under the rule as it is read,
+    beside the recorded decisions summed by buyer."""
+    records, first_read = open_log(args, settings, (INBOX,), needed=(INBOX, DECIDED))
+    first = FirstPolicies()
+    for read in read_events(records, first_read):
+        first.see(read)
+    records, reading = open_log(args, settings, (DECIDED, INBOX), needed=(INBOX, DECIDED))
+    imagining = WhatIf(args.rule, set(args.pool) if args.pool else None, first)
+    for read in read_events(records, reading):
+        imagining.see(read)
+    note_unreadable(reading)
+    report = imagining.report()
+    emit(reports.what_if_json(report) if args.format == "json" else reports.what_if_text(report, reading.source))
     return 0

@@ -5,25 +5,30 @@ Each inbox partition is folded from the core's initial state, as services.common
 records are skipped (the service dead-lettered them), an input id already applied is skipped, and an input the
 core fails on changes nothing. Decisions of a pool are sent in the order decided, so per pool the recorded
 sequence (deduplicated by id) and the refolded one must be equal.
+
+The check streams: the recorded decisions are read first and kept as digests (services.replay.decisions), then
+each inbox record is folded as it is read and each decision compared as it is made; only a pool's first
+difference is kept whole, and the recorded side of it is read again to show it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from schemas.base import Message
 from schemas.envelope import Envelope
-from schemas.topics import BY_NAME
 from services.allocation import domain as allocation
 from services.common.decider import step
+from services.domain_kit.seen_ids import SeenIds
+from services.replay.decisions import Fetch, RecordedDecisions, digest, fetch_from
 from services.replay.eventlog import EventLog, Located
+from services.replay.reading import Read
+from services.replay.records import Spot
 
 SHOWN_FIELDS = 4
-DECISIONS: tuple[type[Message], ...] = BY_NAME["h200.allocations"].messages
-"""Everything the allocation core writes: ledger lines and releases, recalls and suspensions of lines for
-fulfilment, closed orders for approval. Each is compared, so a recall or a close missing or altered is caught."""
 
 Transform = Callable[[int, list[Located]], list[Located]]
 """Rewrites one inbox partition's records before they are folded (what-if runs use it)."""
@@ -35,40 +40,30 @@ class Decided:
     cause: Located
 
 
-@dataclass
-class Refold:
-    """What the allocation core decides on the recorded inputs, per pool in decision order."""
+class InboxFold:
+    """Each inbox partition folded from the core's initial state, one record at a time, as the service did."""
 
-    by_pool: dict[str, list[Decided]] = field(default_factory=dict)
-    inputs: int = 0
-    duplicates: int = 0
-    failed: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.partitions: dict[int, tuple[Any, SeenIds]] = {}
+        self.inputs = 0
+        self.duplicates = 0
+        self.failed: list[str] = []
 
-    @property
-    def decided(self) -> int:
-        return sum(len(found) for found in self.by_pool.values())
-
-
-def refold(inbox: dict[int, list[Located]], transform: Transform | None = None) -> Refold:
-    result = Refold()
-    for partition in sorted(inbox):
-        records = transform(partition, inbox[partition]) if transform else inbox[partition]
-        state, applied = allocation.initial_state(), set()
-        for item in records:
-            result.inputs += 1
-            if item.envelope.id in applied:
-                result.duplicates += 1
-                continue
-            applied.add(item.envelope.id)
-            try:
-                state, outputs = step(allocation, state, item.envelope)
-            except Exception as exc:  # the live core dead-letters such an input and goes on: so do we
-                result.failed.append(f"{item.spot}: {type(exc).__name__}: {exc}")
-                continue
-            for output in outputs:
-                pool = output.payload.pool_id  # type: ignore[attr-defined]
-                result.by_pool.setdefault(pool, []).append(Decided(output, item))
-    return result
+    def take(self, item: Located) -> list[Envelope[Message]]:
+        """What the core decides on this record, in the order it decides it."""
+        self.inputs += 1
+        state, applied = self.partitions.get(item.spot.partition) or (allocation.initial_state(), SeenIds())
+        if item.envelope.id in applied:
+            self.duplicates += 1
+            return []
+        applied.add(item.envelope.id)
+        try:
+            state, outputs = step(allocation, state, item.envelope)
+        except Exception as exc:  # the live core dead-letters such an input and goes on: so do we
+            self.failed.append(f"{item.spot}: {type(exc).__name__}: {exc}")
+            outputs = []
+        self.partitions[item.spot.partition] = (state, applied)
+        return outputs
 
 
 @dataclass(frozen=True)
@@ -98,51 +93,87 @@ class DeterminismReport:
         return self.divergences[0] if self.divergences else None
 
 
-def recorded_decisions(log: EventLog) -> dict[str, list[Located]]:
-    found: dict[str, list[Located]] = {}
-    for item in log.located(*DECISIONS):
-        found.setdefault(item.envelope.payload.pool_id, []).append(item)  # type: ignore[attr-defined]
-    return found
+class Determinism:
+    """Fed the inbox as it is read (after the recorded decisions): each decision the core makes again is compared
+    with the recorded one at the same place in its pool. Keeps each partition's state, 16 bytes an input, and the
+    place of each input a recorded decision names as its cause."""
+
+    def __init__(self, recorded: RecordedDecisions) -> None:
+        self.recorded = recorded
+        self.fold = InboxFold()
+        self.decided: dict[str, int] = {}
+        self.first: dict[str, tuple[int, Decided]] = {}
+        """Per pool that diverges: where, and what the core decides there."""
+        self.cause_spots: dict[UUID, Spot] = {}
+
+    def see(self, read: Read) -> None:
+        if not read.inbox:
+            return
+        item = Located(read.envelope, read.spot)
+        if item.envelope.id in self.recorded.causes:
+            self.cause_spots[item.envelope.id] = item.spot
+        for output in self.fold.take(item):
+            pool: str = output.payload.pool_id  # type: ignore[attr-defined]
+            index = self.decided.get(pool, 0)
+            self.decided[pool] = index + 1
+            if pool in self.first:
+                continue
+            recorded = self.recorded.by_pool.get(pool)
+            if recorded is None or index >= len(recorded) or recorded.digest(index) != digest(output):
+                self.first[pool] = (index, Decided(output, item))
+
+    def report(self, fetch: Fetch) -> DeterminismReport:
+        wanted = {pool: index for pool, (index, _) in self.first.items()}
+        for pool, recorded in self.recorded.by_pool.items():
+            if pool not in wanted and len(recorded) > self.decided.get(pool, 0):
+                wanted[pool] = self.decided.get(pool, 0)
+        spots = {
+            pool: self.recorded.by_pool[pool].spot(index)
+            for pool, index in wanted.items()
+            if pool in self.recorded.by_pool and index < len(self.recorded.by_pool[pool])
+        }
+        found = fetch(spots.values())
+        causes = fetch(
+            self.cause_spots[cause]
+            for pool in spots
+            if pool not in self.first and spots[pool] in found
+            if (cause := found[spots[pool]].envelope.causation_id) in self.cause_spots
+        )
+        divergences = [self._divergence(pool, wanted[pool], spots.get(pool), found, causes) for pool in sorted(wanted)]
+        divergences.sort(key=lambda d: (d.cause.spot if d.cause else (chr(0x10FFFF), 0, 0), d.pool_id))
+        return DeterminismReport(
+            self.fold.inputs,
+            self.fold.duplicates,
+            self.fold.failed,
+            sum(self.decided.values()),
+            self.recorded.recorded,
+            divergences,
+        )
+
+    def _divergence(
+        self, pool: str, index: int, spot: Spot | None, found: dict[Spot, Located], causes: dict[Spot, Located]
+    ) -> Divergence:
+        got = found.get(spot) if spot is not None else None
+        if pool in self.first:
+            want = self.first[pool][1]
+            if spot is None:
+                what = "decided by the core, not in the recorded log"
+            elif got is None:
+                what = f"the recorded decision at {spot} can no longer be read"
+            else:
+                what = "; ".join(differing_fields(want.envelope, got.envelope) or ["the envelopes differ"])
+            return Divergence(pool, index, what, want.cause, want.envelope, got)
+        cause_spot = self.cause_spots.get(got.envelope.causation_id) if got and got.envelope.causation_id else None
+        cause = causes.get(cause_spot) if cause_spot is not None else None
+        return Divergence(pool, index, "recorded, but the core does not decide it", cause, None, got)
 
 
 def check_determinism(log: EventLog) -> DeterminismReport:
-    folded = refold(log.inbox)
-    recorded = recorded_decisions(log)
-    inputs = {item.envelope.id: item for records in log.inbox.values() for item in records}
-    divergences = [
-        found
-        for pool in sorted(set(folded.by_pool) | set(recorded))
-        if (found := _first_difference(pool, folded.by_pool.get(pool, []), recorded.get(pool, []), inputs))
-    ]
-    divergences.sort(key=lambda d: (d.cause.spot if d.cause else (chr(0x10FFFF), 0, 0), d.pool_id))
-    return DeterminismReport(
-        folded.inputs,
-        folded.duplicates,
-        folded.failed,
-        folded.decided,
-        sum(len(items) for items in recorded.values()),
-        divergences,
-    )
-
-
-def _first_difference(
-    pool: str, expected: Sequence[Decided], actual: Sequence[Located], inputs: dict[Any, Located]
-) -> Divergence | None:
-    for index in range(max(len(expected), len(actual))):
-        want = expected[index] if index < len(expected) else None
-        got = actual[index] if index < len(actual) else None
-        if want is not None and got is not None:
-            differences = differing_fields(want.envelope, got.envelope)
-            if differences:
-                return Divergence(pool, index, "; ".join(differences), want.cause, want.envelope, got)
-        elif want is not None:
-            return Divergence(
-                pool, index, "decided by the core, not in the recorded log", want.cause, want.envelope, None
-            )
-        elif got is not None:
-            cause = inputs.get(got.envelope.causation_id)
-            return Divergence(pool, index, "recorded, but the core does not decide it", cause, None, got)
-    return None
+    determinism = Determinism(RecordedDecisions.of(log))
+    for partition in sorted(log.inbox):
+        for item in log.inbox[partition]:
+            determinism.see(Read(item.envelope, item.spot, True))
+    return determinism.report(fetch_from(log))
 
 
 def differing_fields(expected: Envelope[Any], actual: Envelope[Any]) -> list[str]:

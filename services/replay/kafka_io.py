@@ -14,7 +14,7 @@ from schemas.topics import CATALOGUE
 from services.common.records import LOG_APPEND_TIME
 from services.ops.kafka_clients import admin_client, producer
 from services.ops.topics import ensure_topics
-from services.replay.bulk_read import FETCH_BYTES, read_topics, record_counts, records_at
+from services.replay.bulk_read import FETCH_BYTES, read_at, read_topics, record_counts, records_at
 from services.replay.progress import Progress
 from services.replay.records import IMPORTED_ARRIVAL, LogRecord, ReplayError
 
@@ -22,6 +22,7 @@ __all__ = [
     "FETCH_BYTES",
     "create_catalogue",
     "keeping_arrivals",
+    "read_at",
     "read_topics",
     "record_counts",
     "records_at",

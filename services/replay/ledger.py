@@ -177,9 +177,10 @@ class LedgerFold:
     (packed, services.replay.packed_lines: about 160 bytes), its shipment's last step, released ids, batches and
     two sums per buyer. Its memory grows with the ledger, not with the log: `h200 replay` folds while it reads."""
 
-    def __init__(self, as_of: datetime | None = None) -> None:
+    def __init__(self, as_of: datetime | None = None, names: Names | None = None) -> None:
         self.as_of = as_of
-        self.names = Names()
+        self.names = Names() if names is None else names
+        """Shared by folds that are merged (their packed lines index one table)."""
         self.allocated: dict[bytes, bytes] = {}
         """By allocation id (its 16 bytes): the line as allocated, packed."""
         self.released: set[bytes] = set()
@@ -215,6 +216,28 @@ class LedgerFold:
             case OrderApproved() as p:
                 buyer = sys.intern(p.buyer_id)
                 self.approved[buyer] = self.approved.get(buyer, 0) + p.approved_quantity
+
+    def merge(self, later: LedgerFold) -> None:
+        """Take in a fold of events that come after this fold's, as if they had been added here one by one; `later`
+        shares this fold's names and is emptied."""
+        if later.names is not self.names:
+            raise ValueError("only folds sharing one Names table merge: their packed lines index it")
+        for key, row in later.allocated.items():
+            self.allocated.setdefault(key, row)
+        self.released |= later.released
+        for key, after in later.shipments.items():
+            shipment = self.shipments.setdefault(key, _Shipment())
+            shipment.last = after.last if after.last is not None else shipment.last
+            shipment.shipped_at = after.shipped_at or shipment.shipped_at
+            shipment.delivered_at = after.delivered_at or shipment.delivered_at
+        for batch_id, stock in later.batches.items():
+            self.batches.setdefault(batch_id, stock)
+        for buyer, asked in later.requested.items():
+            self.requested[buyer] = self.requested.get(buyer, 0) + asked
+        for buyer, approved in later.approved.items():
+            self.approved[buyer] = self.approved.get(buyer, 0) + approved
+        later.allocated, later.released, later.shipments, later.batches = {}, set(), {}, {}
+        later.requested, later.approved = {}, {}
 
     def ledger(self) -> Ledger:
         """The ledger of what was added; ends the fold (its lines move into the ledger, not copied beside it)."""

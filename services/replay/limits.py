@@ -16,18 +16,40 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from schemas.approval import ApprovalReleased, OrderApproved
 from schemas.base import PolicyRef
 from schemas.envelope import Envelope
 from schemas.policy import ExportLicenceIssued, PolicyEvent, TrancheQuotaSet
-from services.replay.eventlog import EventLog
-from services.replay.shipped import kept_by_order
+from services.replay.reading import Read
+from services.replay.shipped import LineFacts
 from services.replay.violations import Violation, ids
 
 Event = Envelope[Any]
+"""A policy event: few enough to keep whole."""
+
+
+class _Approval(NamedTuple):
+    """An OrderApproved, as much of it as the licence and quota check asks about."""
+
+    id: UUID
+    order_id: UUID
+    buyer_id: str
+    licence_id: str
+    tranche_id: str
+    approved_quantity: int
+    decided_at: datetime
+    policy_refs: tuple[PolicyRef, ...]
+
+
+class _Ended(NamedTuple):
+    id: UUID
+    order_id: UUID
+    decided_at: datetime
+
+
 Key = tuple[str, str]
 """("licence", licence id) or ("quota", "buyer/tranche")."""
 SHOWN_ORDERS = 10
@@ -59,26 +81,26 @@ class _Use:
 
     def __init__(self, kept: dict[UUID, int]) -> None:
         self.kept = kept
-        self.approvals: dict[UUID, Event] = {}
+        self.approvals: dict[UUID, _Approval] = {}
         self.ended: set[UUID] = set()
         self.standing: Counter[Key] = Counter()
         self.kept_by_ended: Counter[Key] = Counter()
 
-    def _standing(self, approval: Event) -> int:
-        return int(max(approval.payload.approved_quantity, self.kept.get(approval.payload.order_id, 0)))
+    def _standing(self, approval: _Approval) -> int:
+        return int(max(approval.approved_quantity, self.kept.get(approval.order_id, 0)))
 
-    def approve(self, approval: Event) -> None:
-        order_id = approval.payload.order_id
+    def approve(self, approval: _Approval) -> None:
+        order_id = approval.order_id
         self._forget(order_id)  # approved again: the new approval replaces the old one
         self.approvals[order_id] = approval
-        for key in _keys(approval.payload):
+        for key in _keys(approval):
             self.standing[key] += self._standing(approval)
 
     def _forget(self, order_id: UUID) -> None:
         old = self.approvals.pop(order_id, None)
         if old is None:
             return
-        for key in _keys(old.payload):
+        for key in _keys(old):
             if order_id in self.ended:
                 self.kept_by_ended[key] -= self.kept.get(order_id, 0)
             else:
@@ -90,7 +112,7 @@ class _Use:
         if approval is None or order_id in self.ended:
             return
         self.ended.add(order_id)
-        for key in _keys(approval.payload):
+        for key in _keys(approval):
             self.standing[key] -= self._standing(approval)
             self.kept_by_ended[key] += self.kept.get(order_id, 0)
 
@@ -98,51 +120,80 @@ class _Use:
         """(chips under standing approvals, chips kept by ended orders)."""
         return self.standing[key], self.kept_by_ended[key]
 
-    def shipped(self) -> dict[Key, list[Event]]:
+    def shipped(self) -> dict[Key, list[_Approval]]:
         """Per licence and quota, the approvals of the orders that keep chips."""
-        found: dict[Key, list[Event]] = defaultdict(list)
+        found: dict[Key, list[_Approval]] = defaultdict(list)
         for order_id, approval in self.approvals.items():
             if self.kept.get(order_id, 0):
-                for key in _keys(approval.payload):
+                for key in _keys(approval):
                     found[key].append(approval)
         return found
 
 
-def licence_and_quota(log: EventLog) -> list[Violation]:
-    """Every licence and tranche quota a buyer's orders took more of than allowed, and approvals out of window."""
-    policies = {(e.payload.policy_id, e.payload.revision): e for e in log.of(PolicyEvent)}  # type: ignore[attr-defined]
-    latest: dict[Key, Event] = {_limit_key(e.payload): e for e in log.of(ExportLicenceIssued, TrancheQuotaSet)}
-    use = _Use(kept_by_order(log))
-    reported: set[Key] = set()
-    problems: list[Violation] = []
-    for e in _in_decision_order(log):
+class LicenceAndQuota:
+    """Every licence and tranche quota a buyer's orders took more of than allowed, and approvals out of window.
+    Keeps the policy events, and approvals and their ends as rows per partition: they are taken in decision order
+    at the end, once the shipments (read after them) say what each order keeps."""
+
+    def __init__(self, facts: LineFacts) -> None:
+        self.facts = facts
+        self.policies: dict[tuple[str, int], Event] = {}
+        self.latest: dict[Key, Event] = {}
+        self.partitions: dict[tuple[str, int], list[_Approval | _Ended]] = defaultdict(list)
+
+    def see(self, read: Read) -> None:
+        if read.inbox:
+            return
+        e = read.envelope
         p: Any = e.payload
-        if isinstance(p, ApprovalReleased):
-            use.end(p.order_id)
-            continue
-        use.approve(e)
-        for key in _keys(p):
-            problems += _within(key, use.of(key), _cited(p.policy_refs, policies, key) or latest.get(key), e, reported)
-    shipped = use.shipped()
-    for key, limit in latest.items():
-        problems += _at_the_end(key, use, shipped.get(key, []), limit, reported)
-    return problems
+        if isinstance(p, PolicyEvent):
+            self.policies[(p.policy_id, p.revision)] = e
+            if isinstance(p, ExportLicenceIssued | TrancheQuotaSet):
+                self.latest[_limit_key(p)] = e
+        elif isinstance(p, OrderApproved):
+            row = _Approval(
+                e.id,
+                p.order_id,
+                p.buyer_id,
+                p.licence_id,
+                p.tranche_id,
+                p.approved_quantity,
+                p.decided_at,
+                p.policy_refs,
+            )
+            self.partitions[(read.spot.topic, read.spot.partition)].append(row)
+        elif isinstance(p, ApprovalReleased):
+            self.partitions[(read.spot.topic, read.spot.partition)].append(_Ended(e.id, p.order_id, p.decided_at))
 
+    def violations(self) -> list[Violation]:
+        use = _Use(self.facts.kept_by_order())
+        reported: set[Key] = set()
+        problems: list[Violation] = []
+        for e in self._in_decision_order():
+            if isinstance(e, _Ended):
+                use.end(e.order_id)
+                continue
+            use.approve(e)
+            for key in _keys(e):
+                limit = _cited(e.policy_refs, self.policies, key) or self.latest.get(key)
+                problems += _within(key, use.of(key), limit, e, reported)
+        shipped = use.shipped()
+        for key, limit in self.latest.items():
+            problems += _at_the_end(key, use, shipped.get(key, []), limit, reported)
+        return problems
 
-def _in_decision_order(log: EventLog) -> Iterator[Event]:
-    """Approvals and releases in each partition's order, the partitions merged by the time of each decision."""
-    partitions: dict[tuple[str, int], list[Event]] = defaultdict(list)
-    for item in log.located(OrderApproved, ApprovalReleased):
-        partitions[(item.spot.topic, item.spot.partition)].append(item.envelope)
-    # merge takes the earliest head each time, so each partition keeps its own order even where its times do not
-    return heapq.merge(*(partitions[key] for key in sorted(partitions)), key=lambda e: e.payload.decided_at)
+    def _in_decision_order(self) -> Iterator[_Approval | _Ended]:
+        """Approvals and releases in each partition's order, the partitions merged by the time of each decision."""
+        # merge takes the earliest head each time, so each partition keeps its own order even where its times do not
+        chosen = (self.partitions[key] for key in sorted(self.partitions))
+        return heapq.merge(*chosen, key=lambda e: e.decided_at)
 
 
 def _within(
-    key: Key, used: tuple[int, int], limit: Event | None, approval: Event, reported: set[Key]
+    key: Key, used: tuple[int, int], limit: Event | None, approval: _Approval, reported: set[Key]
 ) -> list[Violation]:
     kind, name = key
-    a: Any = approval.payload
+    a = approval
     if limit is None:
         return [
             Violation(f"unknown_{kind}", f"order {a.order_id} approved on {kind} {name}, not in the log", ids(approval))
@@ -162,12 +213,12 @@ def _within(
     return problems
 
 
-def _at_the_end(key: Key, use: _Use, keeping: list[Event], limit: Event, reported: set[Key]) -> list[Violation]:
+def _at_the_end(key: Key, use: _Use, keeping: list[_Approval], limit: Event, reported: set[Key]) -> list[Violation]:
     kind, name = key
     p: Any = limit.payload
-    shipped = sum(use.kept[a.payload.order_id] for a in keeping)
+    shipped = sum(use.kept[a.order_id] for a in keeping)
     if shipped > p.quantity:
-        named = ", ".join(str(a.payload.order_id) for a in keeping[:SHOWN_ORDERS])
+        named = ", ".join(str(a.order_id) for a in keeping[:SHOWN_ORDERS])
         message = (
             f"{kind} {name}: {shipped} chips shipped and not lost or refused (orders {named}), its latest "
             f"revision {p.revision} allows {p.quantity}"

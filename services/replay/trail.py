@@ -8,13 +8,17 @@ names; a clock tick is one (a licence expires, a policy comes into force on a ti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
 from schemas.allocation import AllocationReleased, ChipsAllocated
 from schemas.approval import Decision
 from schemas.base import PolicyRef
 from schemas.policy import PolicyEvent
+from services.domain_kit.seen_ids import SeenIds
+from services.replay.checking import reads_of
 from services.replay.eventlog import EventLog
+from services.replay.reading import Read
 from services.replay.records import CAUSE_TOPICS
 from services.replay.violations import Violation, ids
 
@@ -27,14 +31,43 @@ class TrailReport:
     """False when the log lacks topics a cause may live on (a partial export): causes were not looked up."""
 
 
-def check_trail(log: EventLog) -> TrailReport:
-    policies = {(e.payload.policy_id, e.payload.revision) for e in log.of(PolicyEvent)}  # type: ignore[attr-defined]
-    causes_checked = set(CAUSE_TOPICS) <= set(log.topics)
-    known = log.ids() if causes_checked else set()
-    decisions = log.of(Decision, ChipsAllocated, AllocationReleased)
-    problems: list[Violation] = []
-    for e in decisions:
+class _Open(NamedTuple):
+    """A decision citing what was not read yet: looked up again at the end of the log."""
+
+    position: int
+    id: UUID
+    subject: str
+    refs: tuple[PolicyRef, ...]
+    cause: UUID | None
+    """Its cause, when the cause is still to be found; None when only policies are."""
+
+
+class Trail:
+    """Every decision cites policy revisions the log holds and a cause the log holds. Keeps 16 bytes per event id,
+    the policy revisions, and the decisions whose policy or cause was not read before them (a cause on a topic read
+    later: a shipment report causing a release)."""
+
+    def __init__(self, topics: tuple[str, ...]) -> None:
+        self.causes_checked = set(CAUSE_TOPICS) <= set(topics)
+        self.policies: set[tuple[str, int]] = set()
+        self.known = SeenIds()
+        self.decisions = 0
+        self.found: list[tuple[int, int, Violation]] = []
+        self.open: list[_Open] = []
+
+    def see(self, read: Read) -> None:
+        e = read.envelope
+        if self.causes_checked:
+            self.known.add(e.id)
         p: Any = e.payload
+        if read.inbox:
+            return
+        if isinstance(p, PolicyEvent):
+            self.policies.add((p.policy_id, p.revision))
+        if not isinstance(p, Decision | ChipsAllocated | AllocationReleased):
+            return
+        position = self.decisions
+        self.decisions += 1
         refs: tuple[PolicyRef, ...] = p.policy_refs if isinstance(p, Decision) else _allocation_refs(p)
         subject = f"{e.type} {_subject(p)}"
         if isinstance(p, ChipsAllocated) and p.policy_ref is None:
@@ -42,20 +75,39 @@ def check_trail(log: EventLog) -> TrailReport:
                 f"{subject} applied the built-in {p.rule} rule, no policy revision: publish an AllocationPolicySet "
                 f"for pool {p.pool_id} (`h200 allocation-rule`)"
             )
-            problems.append(Violation("no_policy_revision", message, ids(e)))
+            self.found.append((position, 0, Violation("no_policy_revision", message, ids(e))))
         elif isinstance(p, Decision) and not refs:
-            problems.append(Violation("no_policy_revision", f"{subject} records no policy revision", ids(e)))
-        missing = [str(ref) for ref in refs if (ref.policy_id, ref.revision) not in policies]
-        if missing:
-            message = f"{subject} cites policy revisions the log does not hold: {', '.join(missing)}"
-            problems.append(Violation("unknown_policy_revision", message, ids(e)))
+            self.found.append(
+                (position, 0, Violation("no_policy_revision", f"{subject} records no policy revision", ids(e)))
+            )
+        cause = None
         if e.causation_id != p.cause_event_id:
             message = f"{subject} names cause {p.cause_event_id}, its envelope {e.causation_id}"
-            problems.append(Violation("cause_mismatch", message, ids(e)))
-        elif causes_checked and p.cause_event_id not in known:
-            message = f"{subject} was caused by event {p.cause_event_id}, which is not in the log"
-            problems.append(Violation("unknown_cause", message, ids(e)))
-    return TrailReport(len(decisions), problems, causes_checked)
+            self.found.append((position, 2, Violation("cause_mismatch", message, ids(e))))
+        elif self.causes_checked and p.cause_event_id not in self.known:
+            cause = p.cause_event_id
+        if cause is not None or any((ref.policy_id, ref.revision) not in self.policies for ref in refs):
+            self.open.append(_Open(position, e.id, subject, refs, cause))
+
+    def report(self) -> TrailReport:
+        found = list(self.found)
+        for item in self.open:
+            missing = [str(ref) for ref in item.refs if (ref.policy_id, ref.revision) not in self.policies]
+            if missing:
+                message = f"{item.subject} cites policy revisions the log does not hold: {', '.join(missing)}"
+                found.append((item.position, 1, Violation("unknown_policy_revision", message, ids(item))))
+            if item.cause is not None and item.cause not in self.known:
+                message = f"{item.subject} was caused by event {item.cause}, which is not in the log"
+                found.append((item.position, 2, Violation("unknown_cause", message, ids(item))))
+        found.sort(key=lambda entry: entry[:2])
+        return TrailReport(self.decisions, [violation for *_, violation in found], self.causes_checked)
+
+
+def check_trail(log: EventLog) -> TrailReport:
+    trail = Trail(log.topics)
+    for read in reads_of(log):
+        trail.see(read)
+    return trail.report()
 
 
 def _allocation_refs(p: ChipsAllocated | AllocationReleased) -> tuple[PolicyRef, ...]:

@@ -4,18 +4,23 @@ read model, gathered in one report. Pure: the shell hands over the log and, if a
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
-from schemas.allocation import ChipsAllocated
 from schemas.supply import BatchManufactured
 from services.replay.chain import ChainReport
-from services.replay.determinism import DeterminismReport, check_determinism
+from services.replay.checking import reads_of
+from services.replay.decisions import Fetch, RecordedDecisions, fetch_from
+from services.replay.determinism import Determinism, DeterminismReport
 from services.replay.eventlog import EventLog
-from services.replay.invariants import check
-from services.replay.ledger import Ledger, fold_ledger
-from services.replay.trail import TrailReport, check_trail
+from services.replay.invariants import Invariants
+from services.replay.ledger import Ledger, LedgerFold
+from services.replay.packed_lines import Names
+from services.replay.reading import Read
+from services.replay.records import INBOX
+from services.replay.shipped import LineFacts
+from services.replay.trail import Trail, TrailReport
 from services.replay.violations import Violation
 
 SHOWN_DIFFERENCES = 10
@@ -66,6 +71,69 @@ class VerifyReport:
         )
 
 
+class Verification:
+    """Every check of `verify`, fed the log once. The ledger is folded twice: as read, and partition by partition
+    with the partitions then taken in reverse order (`stable`): the same hash says no line depends on how the
+    partitions of different topics interleave."""
+
+    def __init__(self, topics: tuple[str, ...], decisions: RecordedDecisions) -> None:
+        self.ledger = LedgerFold()
+        self.names = Names()
+        self.apart: dict[tuple[str, int], LedgerFold] = {}
+        self.invariants = Invariants(decisions)
+        self.trail = Trail(topics)
+        self.determinism = Determinism(decisions) if INBOX in topics else None
+        self.ready: dict[str, datetime] = {}
+
+    def see(self, read: Read) -> None:
+        self.invariants.see(read)
+        self.trail.see(read)
+        if self.determinism is not None:
+            self.determinism.see(read)
+        if read.inbox:
+            return
+        self.ledger.add(read.envelope)
+        where = (read.spot.topic, read.spot.partition)
+        fold = self.apart.get(where)
+        if fold is None:
+            fold = self.apart[where] = LedgerFold(names=self.names)
+        fold.add(read.envelope)
+        if isinstance(read.envelope.payload, BatchManufactured):
+            self.ready[read.envelope.payload.batch_id] = read.envelope.occurred_at
+
+    def report(
+        self,
+        counted: tuple[int, int, list[str]],
+        fetch: Fetch,
+        live: Ledger | None = None,
+        namespace: str = "",
+        behind: int = 0,
+        chain: ChainReport | None = None,
+    ) -> VerifyReport:
+        """`counted`: events read (each id once), duplicates skipped, and each record that could not be read."""
+        events, duplicates, undecodable = counted
+        replayed = self.ledger.ledger()
+        reversed_order = LedgerFold(names=self.names)
+        while self.apart:
+            reversed_order.merge(self.apart.popitem()[1])
+        parity = None
+        if live is not None:
+            parity = Parity(namespace, replayed.ledger_hash, live.ledger_hash, behind, differences(replayed, live))
+        return VerifyReport(
+            events=events,
+            duplicates=duplicates,
+            undecodable=list(undecodable),
+            violations=self.invariants.violations(),
+            trail=self.trail.report(),
+            ledger_hash=replayed.ledger_hash,
+            stable=reversed_order.ledger().ledger_hash == replayed.ledger_hash,
+            determinism=None if self.determinism is None else self.determinism.report(fetch),
+            parity=parity,
+            notes=early_allocations(self.invariants.facts, self.ready),
+            chain=chain,
+        )
+
+
 def verify(
     log: EventLog,
     live: Ledger | None = None,
@@ -73,40 +141,23 @@ def verify(
     behind: int = 0,
     chain: ChainReport | None = None,
 ) -> VerifyReport:
-    replayed = fold_ledger(log.events)
-    reversed_order = fold_ledger(itertools.chain.from_iterable(reversed(log.by_partition())))
-    parity = None
-    if live is not None:
-        parity = Parity(namespace, replayed.ledger_hash, live.ledger_hash, behind, differences(replayed, live))
-    return VerifyReport(
-        events=len(log.events),
-        duplicates=log.duplicates,
-        undecodable=list(log.rejected),
-        violations=check(log),
-        trail=check_trail(log),
-        ledger_hash=replayed.ledger_hash,
-        stable=reversed_order.ledger_hash == replayed.ledger_hash,
-        determinism=check_determinism(log) if log.has_inbox else None,
-        parity=parity,
-        notes=early_allocations(log),
-        chain=chain,
-    )
+    """`verify` over a log held whole (tests, the simulation, the protocol audit)."""
+    verification = Verification(log.topics, RecordedDecisions.of(log))
+    for read in reads_of(log):
+        verification.see(read)
+    counted = (len(log.events), log.duplicates, log.rejected)
+    return verification.report(counted, fetch_from(log), live, namespace, behind, chain)
 
 
-def early_allocations(log: EventLog) -> list[str]:
+def early_allocations(facts: LineFacts, ready: dict[str, datetime]) -> list[str]:
     """Allocations whose envelopes are dated before their batch was ready. A core that dated its decisions by the
     input that caused them (before the partition clock of docs/time.md) wrote, for a batch decided on before an
     approval dated earlier, the approval's time on the envelope and the batch's ready time as allocated_at (what a
     replay as of a moment cuts on). A core deciding at its partition clock no longer writes such an allocation."""
-    ready = {e.payload.batch_id: e.occurred_at for e in log.of(BatchManufactured)}  # type: ignore[attr-defined]
-    early = [
-        e
-        for e in log.of(ChipsAllocated)
-        if e.occurred_at < ready.get(e.payload.batch_id, e.occurred_at)  # type: ignore[attr-defined]
-    ]
+    early = [line for line in facts.allocated() if line.occurred_at < ready.get(line.batch_id, line.occurred_at)]
     if not early:
         return []
-    batches = sorted({e.payload.batch_id for e in early})  # type: ignore[attr-defined]
+    batches = sorted({line.batch_id for line in early})
     return [
         f"{len(early)} allocation(s) dated before their batch was ready (batches {', '.join(batches[:5])}"
         f"{', ...' if len(batches) > 5 else ''}): decided on an earlier-dated input that arrived after the batch; "

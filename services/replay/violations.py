@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from schemas.envelope import Envelope
+from typing import Protocol
+from uuid import UUID
 
 
 @dataclass(frozen=True)
@@ -19,5 +18,12 @@ class Violation:
         return f"{self.message}{named}"
 
 
-def ids(*envelopes: Envelope[Any] | None) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(str(e.id) for e in envelopes if e is not None))
+class Named(Protocol):
+    """An event, or the few facts a check keeps of one: what a violation names is its id."""
+
+    @property
+    def id(self) -> UUID: ...
+
+
+def ids(*events: Named | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(e.id) for e in events if e is not None))

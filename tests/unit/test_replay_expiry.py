@@ -250,7 +250,12 @@ def test_h200_verify_reads_the_clock_so_a_decision_caused_by_a_tick_has_a_known_
         asked.extend(topics)
         return iter(world.records(topics))
 
+    def read_at(bootstrap: str, spots: Any) -> Any:  # the few records a divergence shows are read again
+        wanted = set(spots)
+        return {record.spot: record for record in world.records() if record.spot in wanted}
+
     monkeypatch.setattr(commands, "read_topics", read_topics)
+    monkeypatch.setattr(commands, "read_at", read_at)
 
     main(["verify", "--no-live", "--bootstrap", "kafka:9092"])
 
