@@ -5,7 +5,8 @@ whatever happens), writes the log (bench/eventgen.py), then in the same run:
   1. `h200 replay --format json` as an operator runs it, in a process of its own (its peak RSS is its own), RUNS
      times: events/s, peak RSS, ledger_hash (the same every run);
   2. org.apache.kafka.tools.ConsumerPerformance from the same Kafka 4.4 jars on the same topics, RUNS times;
-then prints both rates, their ratio and our peak RSS (min / median / max of the runs), and what limits ours:
+then prints both rates, their ratio and our peak RSS (min / median / max of the runs); then `h200 verify` of
+the same log once (bench/verify_run.py: events/s, peak RSS, what it found); then what limits ours:
 each stage timed on its own and a py-spy profile of one more replay; last, ledger checkpoints: a whole replay that
 writes one, 1% more events written, and a replay from the checkpoint beside a whole one of the longer log (the
 same ledger_hash). Figures, not a timed test.
@@ -30,6 +31,7 @@ from kafka import KafkaProducer
 
 from bench import stages
 from bench.eventgen import STORY, check, generate, stories
+from bench.verify_run import verify_report
 from schemas.topics import EVENT_TOPICS
 from services.common.kafka_auth import kafka_python_options
 from services.ops.kafka_clients import admin_client
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = record_counts(bootstrap, EVENT_TOPICS)
         say("  topics: " + ", ".join(f"{topic} {n:,}" for topic, n in counts.items() if n))
         total = sum(counts.values())
-        stages.report(bootstrap, total, args.runs, say)
+        replayed = stages.report(bootstrap, total, args.runs, say)
+        verify_report(bootstrap, replayed, say)
         stages.stages_report(bootstrap, counts, min(args.sample, total), say)
         if not args.no_profile:
             stages.profile_report(bootstrap, say)

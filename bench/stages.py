@@ -105,7 +105,8 @@ def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Run, R
     return Run(consumed, whole), Run(consumed, float(found["fetch.time.ms"]) / 1000)
 
 
-def report(bootstrap: str, records: int, runs: int, say: Say) -> None:
+def report(bootstrap: str, records: int, runs: int, say: Say) -> str:
+    """Prints the figures; returns the ledger hash the replays printed."""
     say(f"\nthe {records:,} event records: `h200 replay --format json` and ConsumerPerformance, {runs} run(s) each")
     say("  $ " + " ".join(replay_command(bootstrap)[1:]))
     ours = []
@@ -130,6 +131,7 @@ def report(bootstrap: str, records: int, runs: int, say: Say) -> None:
     say(f"  {'Kafka ConsumerPerformance, fetch time only':<44} {spread([k[1].per_s for k in kafka]):>30}")
     say(f"  {'Kafka ConsumerPerformance, whole run':<44} {spread([k[0].per_s for k in kafka]):>30}")
     say(f"  {'ratio ours / fetch-only, run by run':<44} {spread(ratio, '{:.3f}'):>30}   (the aim: at least 0.5)")
+    return ours[0].ledger_hash
 
 
 def checkpoint_report(bootstrap: str, directory: Path, write_more: Callable[[], tuple[int, int]], say: Say) -> None:
