@@ -28,6 +28,7 @@ from services.replay.exportfile import (
     read_header,
     write_export,
 )
+from services.replay.id_types import IdTypes
 from services.replay.kafka_io import (
     create_catalogue,
     keeping_arrivals,
@@ -110,7 +111,7 @@ def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
         reading, known, fold = start.reading, start.known, start.fold
         fold.as_of = args.as_of  # every event it holds was decided by then (CheckpointDir.usable)
     elif table or store is not None:
-        reading.types = {}
+        reading.types = IdTypes()
     tracker = Tracker()
     for read in read_events(tracker.records(records) if store is not None else records, reading):
         fold.add(read.envelope)

@@ -31,7 +31,7 @@ from schemas.supply import BatchManufactured
 from services.replay.ledger_line import LINE_FIELDS as LINE_FIELDS
 from services.replay.ledger_line import Line as Line
 from services.replay.ledger_line import iso as iso
-from services.replay.packed_lines import Names, PackedLines, pack, sort_key, with_fate
+from services.replay.packed_lines import Names, PackedLines, Steps, pack, sort_key, steps_of, with_status, with_steps
 
 STEP_STATUS = {"released": "hold_released"}
 """A shipment step named like a line status: `released` from a customs hold is not the chips going back."""
@@ -163,28 +163,21 @@ def decided_at(envelope: Envelope[Message]) -> datetime:
     return envelope.occurred_at
 
 
-@dataclass(slots=True)
-class _Shipment:
-    """What the ledger shows of a shipment: its last step, and when it shipped and was delivered (last recorded)."""
-
-    last: str | None = None
-    shipped_at: datetime | None = None
-    delivered_at: datetime | None = None
-
-
 class LedgerFold:
     """The ledger folded one event at a time, keeping only what its lines and totals show: a line per allocation
-    (packed, services.replay.packed_lines: about 160 bytes), its shipment's last step, released ids, batches and
-    two sums per buyer. Its memory grows with the ledger, not with the log: `h200 replay` folds while it reads."""
+    (packed, services.replay.packed_lines: about 160 bytes) holding its shipment's last step and times, released
+    ids, batches and two sums per buyer. Its memory grows with the ledger, not with the log: `h200 replay` folds
+    while it reads."""
 
     def __init__(self, as_of: datetime | None = None, names: Names | None = None) -> None:
         self.as_of = as_of
         self.names = Names() if names is None else names
         """Shared by folds that are merged (their packed lines index one table)."""
         self.allocated: dict[bytes, bytes] = {}
-        """By allocation id (its 16 bytes): the line as allocated, packed."""
+        """By allocation id (its 16 bytes): the line as allocated, packed, with its shipment's steps so far."""
         self.released: set[bytes] = set()
-        self.shipments: dict[bytes, _Shipment] = {}
+        self.early: dict[bytes, Steps] = {}
+        """Steps of shipments whose line is not (yet) in the fold: taken into the line when it comes."""
         self.batches: dict[str, Stock] = {}
         self.requested: dict[str, int] = {}
         self.approved: dict[str, int] = {}
@@ -197,16 +190,18 @@ class LedgerFold:
             case ChipsAllocated() as p:
                 key = p.allocation_id.bytes
                 if key not in self.allocated:
-                    self.allocated[key] = _allocated_line(self.names, p)
+                    row = _allocated_line(self.names, p)
+                    early = self.early.pop(key, None)
+                    self.allocated[key] = row if early is None else with_steps(self.names, row, early)
             case AllocationReleased() as p:
                 self.released.add(p.allocation_id.bytes)
             case FulfilmentStepRecorded() as p:
-                shipment = self.shipments.setdefault(p.allocation_id.bytes, _Shipment())
-                shipment.last = sys.intern(p.step)
-                if p.step == "shipped":
-                    shipment.shipped_at = p.at
-                elif p.step == "delivered":
-                    shipment.delivered_at = p.at
+                key = p.allocation_id.bytes
+                line = self.allocated.get(key)
+                if line is None:
+                    self.early[key] = self.early.get(key, Steps()).then(sys.intern(p.step), p.at)
+                else:
+                    self.allocated[key] = with_steps(self.names, line, steps_of(self.names, line).then(p.step, p.at))
             case BatchManufactured() as p:
                 if p.batch_id not in self.batches:
                     self.batches[p.batch_id] = Stock(p.batch_id, sys.intern(p.pool_id), p.quantity)
@@ -222,21 +217,28 @@ class LedgerFold:
         shares this fold's names and is emptied."""
         if later.names is not self.names:
             raise ValueError("only folds sharing one Names table merge: their packed lines index it")
+        names = self.names
         for key, row in later.allocated.items():
-            self.allocated.setdefault(key, row)
+            mine = self.allocated.get(key)
+            if mine is not None:  # the line is this fold's; its steps go on with the later ones
+                self.allocated[key] = with_steps(names, mine, steps_of(names, mine).followed_by(steps_of(names, row)))
+            else:  # the later line, its shipment begun with the steps this fold saw before it
+                before = self.early.pop(key, Steps())
+                self.allocated[key] = with_steps(names, row, before.followed_by(steps_of(names, row)))
         self.released |= later.released
-        for key, after in later.shipments.items():
-            shipment = self.shipments.setdefault(key, _Shipment())
-            shipment.last = after.last if after.last is not None else shipment.last
-            shipment.shipped_at = after.shipped_at or shipment.shipped_at
-            shipment.delivered_at = after.delivered_at or shipment.delivered_at
+        for key, after in later.early.items():
+            mine = self.allocated.get(key)
+            if mine is not None:
+                self.allocated[key] = with_steps(names, mine, steps_of(names, mine).followed_by(after))
+            else:
+                self.early[key] = self.early.get(key, Steps()).followed_by(after)
         for batch_id, stock in later.batches.items():
             self.batches.setdefault(batch_id, stock)
         for buyer, asked in later.requested.items():
             self.requested[buyer] = self.requested.get(buyer, 0) + asked
         for buyer, approved in later.approved.items():
             self.approved[buyer] = self.approved.get(buyer, 0) + approved
-        later.allocated, later.released, later.shipments, later.batches = {}, set(), {}, {}
+        later.allocated, later.released, later.early, later.batches = {}, set(), {}, {}
         later.requested, later.approved = {}, {}
 
     def ledger(self) -> Ledger:
@@ -244,9 +246,8 @@ class LedgerFold:
         rows = []
         while self.allocated:
             key, row = self.allocated.popitem()
-            shipment = self.shipments.pop(key, None) or _Shipment()
-            status = line_status(key in self.released, shipment.last)
-            rows.append(with_fate(self.names, row, status, shipment.shipped_at, shipment.delivered_at))
+            status = line_status(key in self.released, steps_of(self.names, row).last)
+            rows.append(with_status(self.names, row, status))
         rows.sort(key=partial(sort_key, self.names))
         demand = {buyer: Demand(asked, self.approved.get(buyer, 0)) for buyer, asked in self.requested.items()}
         return Ledger(

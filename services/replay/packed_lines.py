@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 from uuid import UUID
 
 from services.replay.ledger_line import Line, iso
@@ -71,11 +71,57 @@ def pack(names: Names, allocation: UUID, order: UUID, cause: UUID, fields: dict[
     )
 
 
-def with_fate(names: Names, row: bytes, status: str, shipped: datetime | None, delivered: datetime | None) -> bytes:
-    """The row with its status and its shipment's times."""
+NO_STEP = "allocated"
+"""In a row being folded, the status slot holds its shipment's last step; this (never a step) until there is one."""
+
+
+class Steps(NamedTuple):
+    """What the ledger shows of a shipment while it is folded: its last step, and when it shipped and was
+    delivered (the last recorded), as microseconds or None."""
+
+    last: str | None = None
+    shipped: int | None = None
+    delivered: int | None = None
+
+    def then(self, step: str, at: datetime) -> Steps:
+        """These steps, then one more."""
+        if step == "shipped":
+            return Steps(step, micros(at), self.delivered)
+        if step == "delivered":
+            return Steps(step, self.shipped, micros(at))
+        return Steps(step, self.shipped, self.delivered)
+
+    def followed_by(self, later: Steps) -> Steps:
+        """These steps, then those of `later` (what it recorded replaces what these did)."""
+        return Steps(
+            later.last if later.last is not None else self.last,
+            later.shipped if later.shipped is not None else self.shipped,
+            later.delivered if later.delivered is not None else self.delivered,
+        )
+
+
+def steps_of(names: Names, row: bytes) -> Steps:
+    values = _ROW.unpack(row)
+    last = names.names[values[12]]
+    return Steps(
+        None if last == NO_STEP else last,
+        None if values[4] == _NO_TIME else values[4],
+        None if values[5] == _NO_TIME else values[5],
+    )
+
+
+def with_steps(names: Names, row: bytes, steps: Steps) -> bytes:
+    """The row (being folded) with its shipment's steps."""
     values = list(_ROW.unpack(row))
-    values[4] = _NO_TIME if shipped is None else micros(shipped)
-    values[5] = _NO_TIME if delivered is None else micros(delivered)
+    values[4] = _NO_TIME if steps.shipped is None else steps.shipped
+    values[5] = _NO_TIME if steps.delivered is None else steps.delivered
+    values[12] = names.index(NO_STEP if steps.last is None else steps.last)
+    return _ROW.pack(*values)
+
+
+def with_status(names: Names, row: bytes, status: str) -> bytes:
+    """The folded row as a line of the ledger: its status in place of its last step."""
+    values = list(_ROW.unpack(row))
     values[12] = names.index(status)
     return _ROW.pack(*values)
 

@@ -19,6 +19,7 @@ from schemas.base import Message
 from schemas.codec import ContractError, decode
 from schemas.envelope import Envelope
 from services.domain_kit.seen_ids import SeenIds
+from services.replay.id_types import IdTypes
 from services.replay.records import INBOX, LogRecord, Spot
 
 
@@ -44,13 +45,13 @@ class Reading:
     """Each undecodable record: where it is and what is wrong with it."""
     ends: dict[tuple[str, int], int] = field(default_factory=dict)
     """Per partition read, the offset after its last record: how far a reader must be to have seen it all."""
-    types: dict[int, str] | None = None
-    """Event id (as an integer) -> type, when asked for (the ledger table names the kind of each line's cause)."""
+    types: IdTypes | None = None
+    """Event id -> type, when asked for (the ledger table names the kind of each line's cause)."""
     _seen: SeenIds = field(default_factory=SeenIds, repr=False)
     """The event ids passed on, 16 bytes each (a set of ints cost ~80: 80 MB at a million events)."""
 
     def type_of(self, event_id: UUID) -> str | None:
-        return None if self.types is None else self.types.get(event_id.int)
+        return None if self.types is None else self.types.get(event_id)
 
 
 def read_events(records: Iterable[LogRecord], reading: Reading) -> Iterator[Read]:
@@ -76,7 +77,7 @@ def read_events(records: Iterable[LogRecord], reading: Reading) -> Iterator[Read
         seen.add(envelope.id)
         reading.events += 1
         if reading.types is not None:
-            reading.types[envelope.id.int] = envelope.type
+            reading.types.add(envelope.id, envelope.type)
         yield Read(envelope, record.spot, False)
 
 
