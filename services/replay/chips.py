@@ -25,8 +25,12 @@ SHOWN_LINES = 10
 class _Limit(NamedTuple):
     """A batch's BatchManufactured or an order's OrderApproved: its id and the chips it allows."""
 
-    id: UUID
+    event: int
     quantity: int
+
+    @property
+    def id(self) -> UUID:
+        return UUID(int=self.event)
 
 
 @dataclass
@@ -37,8 +41,8 @@ class _Account:
     limit_event: _Limit | None
     total: int = 0
     """Live lines plus lines that shipped and were released afterwards: chips that are not in the pool."""
-    lines: dict[UUID, Allocated] = field(default_factory=dict)
-    gone: dict[UUID, Allocated] = field(default_factory=dict)
+    lines: dict[int, Allocated] = field(default_factory=dict)
+    gone: dict[int, Allocated] = field(default_factory=dict)
     """Lines released after they shipped, by allocation id: their chips left and did not come back."""
     gone_total: int = 0
     overdrawn: bool = False
@@ -50,7 +54,7 @@ class _Account:
 
     def add(self, line: Allocated) -> str | None:
         """`live` the first time live lines alone go over the limit, `gone` the first time shipped chips count."""
-        self.lines[line.allocation_id] = line
+        self.lines[line.allocation] = line
         self.total += line.quantity
         if self.limit is None or self.total <= self.limit:
             return None
@@ -65,9 +69,9 @@ class _Account:
         return "gone"
 
     def remove(self, line: Allocated, shipped: bool) -> None:
-        self.lines.pop(line.allocation_id, None)
+        self.lines.pop(line.allocation, None)
         if shipped:
-            self.gone[line.allocation_id] = line
+            self.gone[line.allocation] = line
             self.gone_total += line.quantity
         else:
             self.total -= line.quantity
@@ -77,7 +81,7 @@ class _Account:
         return ids(self.limit_event, *gone, *list(self.lines.values())[-SHOWN_LINES:])
 
     def named_gone(self) -> str:
-        return ", ".join(f"{a} ({line.quantity})" for a, line in list(self.gone.items())[:SHOWN_LINES])
+        return ", ".join(f"{line.allocation_id} ({line.quantity})" for line in list(self.gone.values())[:SHOWN_LINES])
 
 
 class Chips:
@@ -88,46 +92,46 @@ class Chips:
     def __init__(self, facts: LineFacts) -> None:
         self.facts = facts
         self.holds: dict[str, _Limit] = {}
-        self.approvals: dict[UUID, _Limit] = {}
+        self.approvals: dict[int, _Limit] = {}
 
     def see(self, read: Read) -> None:
         if read.inbox:
             return
         match read.envelope.payload:
             case BatchManufactured() as p:
-                self.holds[p.batch_id] = _Limit(read.envelope.id, p.quantity)
+                self.holds[p.batch_id] = _Limit(read.envelope.id.int, p.quantity)
             case OrderApproved() as p:
-                self.approvals[p.order_id] = _Limit(read.envelope.id, p.approved_quantity)
+                self.approvals[p.order_id.int] = _Limit(read.envelope.id.int, p.approved_quantity)
 
     def violations(self) -> list[Violation]:
         batches: dict[str, _Account] = {}
-        orders: dict[UUID, _Account] = {}
-        lines: dict[UUID, Allocated] = {}
-        released: dict[UUID, Released] = {}
+        orders: dict[int, _Account] = {}
+        lines: dict[int, Allocated] = {}
+        released: dict[int, Released] = {}
         problems: list[Violation] = []
         for e in self.facts.decisions:
-            line = lines.get(e.allocation_id)
+            line = lines.get(e.allocation)
             if isinstance(e, Released):
-                if line is None or e.allocation_id in released:
+                if line is None or e.allocation in released:
                     state = "never allocated" if line is None else "already released"
-                    found = ids(line, released.get(e.allocation_id), e)
+                    found = ids(line, released.get(e.allocation), e)
                     problems.append(
                         Violation("bad_release", f"allocation {e.allocation_id} released but {state}", found)
                     )
                     continue
-                released[e.allocation_id] = e
+                released[e.allocation] = e
                 gone = self.facts.shipped_for_good(e.allocation_id)
                 batches[line.batch_id].remove(line, gone)
-                orders[line.order_id].remove(line, gone)
+                orders[line.order].remove(line, gone)
                 continue
             if line is not None:
                 problems.append(
                     Violation("allocated_twice", f"allocation {e.allocation_id} decided twice", ids(line, e))
                 )
                 continue
-            lines[e.allocation_id] = e
+            lines[e.allocation] = e
             batch = batches.setdefault(e.batch_id, _limit(self.holds.get(e.batch_id)))
-            order = orders.setdefault(e.order_id, _limit(self.approvals.get(e.order_id)))
+            order = orders.setdefault(e.order, _limit(self.approvals.get(e.order)))
             if batch.limit is None:
                 message = f"allocation {e.allocation_id} draws on unknown batch {e.batch_id}"
                 problems.append(Violation("unknown_batch", message, ids(e)))

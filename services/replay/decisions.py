@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,12 +43,24 @@ def digest(envelope: Envelope[Any]) -> bytes:
 
 
 class Caused(NamedTuple):
-    """A ChipsAllocated, as `ApprovedThen` asks about it when it folds the input that caused it."""
+    """A ChipsAllocated, as `ApprovedThen` asks about it when it folds the input that caused it (ids as integers)."""
 
-    id: UUID
-    allocation_id: UUID
+    event: int
+    allocation: int
     pool_id: str
-    order_id: UUID
+    order: int
+
+    @property
+    def id(self) -> UUID:
+        return UUID(int=self.event)
+
+    @property
+    def allocation_id(self) -> UUID:
+        return UUID(int=self.allocation)
+
+    @property
+    def order_id(self) -> UUID:
+        return UUID(int=self.order)
 
 
 @dataclass
@@ -80,7 +93,8 @@ class PoolDecisions:
 class RecordedDecisions:
     def __init__(self) -> None:
         self.by_pool: dict[str, PoolDecisions] = {}
-        self.caused: dict[UUID, list[Caused]] = {}
+        self.caused: dict[int, list[Caused]] = {}
+        """By the id (as an integer) of the input that caused them."""
         self.causes = SeenIds()
         """The inputs the recorded decisions name as their causes."""
 
@@ -103,7 +117,8 @@ class RecordedDecisions:
         if e.causation_id is not None:
             self.causes.add(e.causation_id)
         if isinstance(p, ChipsAllocated):
-            self.caused.setdefault(p.cause_event_id, []).append(Caused(e.id, p.allocation_id, p.pool_id, p.order_id))
+            caused = Caused(e.id.int, p.allocation_id.int, sys.intern(p.pool_id), p.order_id.int)
+            self.caused.setdefault(p.cause_event_id.int, []).append(caused)
 
     @property
     def recorded(self) -> int:

@@ -98,7 +98,7 @@ class ApprovedThen:
             folding.state = allocation.evolve(folding.state, cause)
         except Exception:  # the live core dead-letters an input it fails on and goes on: so does the check
             return
-        for allocated in self.caused.get(cause.id, ()):
+        for allocated in self.caused.get(cause.id.int, ()):
             if allocated.pool_id not in folding.state.pools and isinstance(cause.payload, BROADCAST):
                 # Every partition holds a copy of a tick or a marker, under one id: the allocation was decided
                 # by the partition that holds its pool, on its own copy.
@@ -136,7 +136,8 @@ class ShippedAndDelivered:
         self.steps = 0
         self.unmatched: list[_Step] = []
         """Steps naming no line read before them: looked up again once the whole log is read."""
-        self.first: dict[tuple[UUID, str], UUID] = {}
+        self.first: dict[str, dict[int, int]] = {"shipped": {}, "delivered": {}}
+        """Per step, allocation id -> the id of the first event recording it (as integers)."""
         self.problems: list[tuple[int, int, Violation]] = []
 
     def see(self, read: Read) -> None:
@@ -147,11 +148,11 @@ class ShippedAndDelivered:
         self.steps += 1
         if p.allocation_id not in self.facts.allocation_ids:
             self.unmatched.append(_Step(position, read.envelope.id, p.allocation_id, p.step))
-        if p.step == "delivered" and (p.allocation_id, "shipped") not in self.first:
+        if p.step == "delivered" and p.allocation_id.int not in self.first["shipped"]:
             message = f"allocation {p.allocation_id} delivered before it was shipped"
             self.problems.append((position, 1, Violation("delivered_unshipped", message, ids(read.envelope))))
         if p.step in ("shipped", "delivered"):
-            self.first.setdefault((p.allocation_id, p.step), read.envelope.id)
+            self.first[p.step].setdefault(p.allocation_id.int, read.envelope.id.int)
 
     def violations(self) -> list[Violation]:
         found = list(self.problems)
@@ -163,18 +164,20 @@ class ShippedAndDelivered:
                 found.append((step.position, 0, Violation("unknown_allocation", message, ids(step))))
         found.sort(key=lambda entry: entry[:2])
         problems = [violation for *_, violation in found]
-        releases = {e.allocation_id: e for e in self.facts.decisions if isinstance(e, Released)}
-        for allocation_id, release in releases.items():
-            delivered = self.first.get((allocation_id, "delivered"))
-            shipped = self.first.get((allocation_id, "shipped"))
+        releases = {e.allocation: e for e in self.facts.decisions if isinstance(e, Released)}
+        for line, release in releases.items():
+            delivered = self.first["delivered"].get(line)
+            shipped = self.first["shipped"].get(line)
             if delivered is not None:
                 done, event = "delivered", delivered
             elif shipped is not None and release.why != "delivery_failed":
                 done, event = "shipped", shipped
             else:
                 continue
-            message = f"allocation {allocation_id} was {done}, then its chips went back to the pool ({release.why})"
-            problems.append(Violation(f"{done}_then_released", message, (str(event), *ids(release))))
+            message = (
+                f"allocation {release.allocation_id} was {done}, then its chips went back to the pool ({release.why})"
+            )
+            problems.append(Violation(f"{done}_then_released", message, (str(UUID(int=event)), *ids(release))))
         return problems
 
 

@@ -13,6 +13,7 @@ Each approval must also fall within the validity window of what it cites.
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -32,10 +33,11 @@ Event = Envelope[Any]
 
 
 class _Approval(NamedTuple):
-    """An OrderApproved, as much of it as the licence and quota check asks about."""
+    """An OrderApproved, as much of it as the licence and quota check asks about (ids as integers, names interned,
+    the policies cited shared among approvals citing the same)."""
 
-    id: UUID
-    order_id: UUID
+    event: int
+    order: int
     buyer_id: str
     licence_id: str
     tranche_id: str
@@ -43,10 +45,18 @@ class _Approval(NamedTuple):
     decided_at: datetime
     policy_refs: tuple[PolicyRef, ...]
 
+    @property
+    def id(self) -> UUID:
+        return UUID(int=self.event)
+
+    @property
+    def order_id(self) -> UUID:
+        return UUID(int=self.order)
+
 
 class _Ended(NamedTuple):
-    id: UUID
-    order_id: UUID
+    event: int
+    order: int
     decided_at: datetime
 
 
@@ -79,24 +89,25 @@ class _Use:
     """Per licence and per quota, as approvals stand and end: chips under standing approvals (what they approved,
     or more if more shipped) and chips kept by ended orders. Sums are kept as they run: logs are long."""
 
-    def __init__(self, kept: dict[UUID, int]) -> None:
+    def __init__(self, kept: dict[int, int]) -> None:
         self.kept = kept
-        self.approvals: dict[UUID, _Approval] = {}
-        self.ended: set[UUID] = set()
+        """By order id as an integer, like the rest of this class."""
+        self.approvals: dict[int, _Approval] = {}
+        self.ended: set[int] = set()
         self.standing: Counter[Key] = Counter()
         self.kept_by_ended: Counter[Key] = Counter()
 
     def _standing(self, approval: _Approval) -> int:
-        return int(max(approval.approved_quantity, self.kept.get(approval.order_id, 0)))
+        return int(max(approval.approved_quantity, self.kept.get(approval.order, 0)))
 
     def approve(self, approval: _Approval) -> None:
-        order_id = approval.order_id
+        order_id = approval.order
         self._forget(order_id)  # approved again: the new approval replaces the old one
         self.approvals[order_id] = approval
         for key in _keys(approval):
             self.standing[key] += self._standing(approval)
 
-    def _forget(self, order_id: UUID) -> None:
+    def _forget(self, order_id: int) -> None:
         old = self.approvals.pop(order_id, None)
         if old is None:
             return
@@ -107,7 +118,7 @@ class _Use:
                 self.standing[key] -= self._standing(old)
         self.ended.discard(order_id)
 
-    def end(self, order_id: UUID) -> None:
+    def end(self, order_id: int) -> None:
         approval = self.approvals.get(order_id)
         if approval is None or order_id in self.ended:
             return
@@ -140,6 +151,7 @@ class LicenceAndQuota:
         self.policies: dict[tuple[str, int], Event] = {}
         self.latest: dict[Key, Event] = {}
         self.partitions: dict[tuple[str, int], list[_Approval | _Ended]] = defaultdict(list)
+        self.cited: dict[tuple[PolicyRef, ...], tuple[PolicyRef, ...]] = {}
 
     def see(self, read: Read) -> None:
         if read.inbox:
@@ -151,19 +163,14 @@ class LicenceAndQuota:
             if isinstance(p, ExportLicenceIssued | TrancheQuotaSet):
                 self.latest[_limit_key(p)] = e
         elif isinstance(p, OrderApproved):
-            row = _Approval(
-                e.id,
-                p.order_id,
-                p.buyer_id,
-                p.licence_id,
-                p.tranche_id,
-                p.approved_quantity,
-                p.decided_at,
-                p.policy_refs,
-            )
+            refs = self.cited.setdefault(p.policy_refs, p.policy_refs)
+            names = sys.intern(p.buyer_id), sys.intern(p.licence_id), sys.intern(p.tranche_id)
+            row = _Approval(e.id.int, p.order_id.int, *names, p.approved_quantity, p.decided_at, refs)
             self.partitions[(read.spot.topic, read.spot.partition)].append(row)
         elif isinstance(p, ApprovalReleased):
-            self.partitions[(read.spot.topic, read.spot.partition)].append(_Ended(e.id, p.order_id, p.decided_at))
+            self.partitions[(read.spot.topic, read.spot.partition)].append(
+                _Ended(e.id.int, p.order_id.int, p.decided_at)
+            )
 
     def violations(self) -> list[Violation]:
         use = _Use(self.facts.kept_by_order())
@@ -171,7 +178,7 @@ class LicenceAndQuota:
         problems: list[Violation] = []
         for e in self._in_decision_order():
             if isinstance(e, _Ended):
-                use.end(e.order_id)
+                use.end(e.order)
                 continue
             use.approve(e)
             for key in _keys(e):
@@ -216,7 +223,7 @@ def _within(
 def _at_the_end(key: Key, use: _Use, keeping: list[_Approval], limit: Event, reported: set[Key]) -> list[Violation]:
     kind, name = key
     p: Any = limit.payload
-    shipped = sum(use.kept[a.order_id] for a in keeping)
+    shipped = sum(use.kept[a.order] for a in keeping)
     if shipped > p.quantity:
         named = ", ".join(str(a.order_id) for a in keeping[:SHOWN_ORDERS])
         message = (

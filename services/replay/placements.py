@@ -7,6 +7,7 @@ had never seen it), and its approval, quota and chips may be taken twice.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from typing import NamedTuple
 from uuid import UUID
@@ -18,10 +19,18 @@ from services.replay.violations import Violation, ids
 
 
 class _Placed(NamedTuple):
-    id: UUID
-    order_id: UUID
+    event: int
+    order: int
     buyer_id: str
     upstream_ref: str
+
+    @property
+    def id(self) -> UUID:
+        return UUID(int=self.event)
+
+    @property
+    def order_id(self) -> UUID:
+        return UUID(int=self.order)
 
 
 class OnePerReference:
@@ -30,16 +39,16 @@ class OnePerReference:
 
     def __init__(self) -> None:
         self.by_reference: dict[tuple[str, str], list[_Placed]] = defaultdict(list)
-        self.by_order: dict[UUID, list[_Placed]] = defaultdict(list)
+        self.by_order: dict[int, list[_Placed]] = defaultdict(list)
         self.problems: list[Violation] = []
 
     def see(self, read: Read) -> None:
         p = read.envelope.payload
         if read.inbox or not isinstance(p, OrderPlaced):
             return
-        placed = _Placed(read.envelope.id, p.order_id, p.buyer_id, p.upstream_ref)
-        self.by_reference[(p.buyer_id, p.upstream_ref)].append(placed)
-        self.by_order[p.order_id].append(placed)
+        placed = _Placed(read.envelope.id.int, p.order_id.int, sys.intern(p.buyer_id), p.upstream_ref)
+        self.by_reference[(placed.buyer_id, p.upstream_ref)].append(placed)
+        self.by_order[placed.order].append(placed)
         expected = order_id_for(p.buyer_id, p.upstream_ref)
         if p.order_id != expected:
             message = (
@@ -57,9 +66,11 @@ class OnePerReference:
                 orders = ", ".join(dict.fromkeys(str(e.order_id) for e in placed))
                 message = f"{buyer}/{ref} was placed {len(placed)} times (order {orders}): one reference is one order"
                 problems.append(Violation("order_placed_twice", message, ids(*placed)))
-        for order_id, placed in self.by_order.items():
+        for placed in self.by_order.values():
             if len(placed) > 1 and ids(*placed) not in reported:
                 refs = ", ".join(dict.fromkeys(f"{e.buyer_id}/{e.upstream_ref}" for e in placed))
-                message = f"order {order_id} was placed {len(placed)} times (as {refs}): one order id is one order"
+                message = (
+                    f"order {placed[0].order_id} was placed {len(placed)} times (as {refs}): one order id is one order"
+                )
                 problems.append(Violation("order_placed_twice", message, ids(*placed)))
         return problems
