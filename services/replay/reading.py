@@ -71,10 +71,9 @@ def read_events(records: Iterable[LogRecord], reading: Reading) -> Iterator[Read
         if record.topic == INBOX:
             yield Read(envelope, record.spot, True)
             continue
-        if envelope.id in seen:
+        if not seen.add_new(envelope.id):
             reading.duplicates += 1
             continue
-        seen.add(envelope.id)
         reading.events += 1
         if reading.types is not None:
             reading.types.add(envelope.id, envelope.type)

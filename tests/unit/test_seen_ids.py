@@ -20,19 +20,24 @@ operations = st.lists(st.tuples(st.sampled_from(("add", "add", "add", "discard")
 @settings(max_examples=200, deadline=None)
 @given(operations)
 def test_it_holds_what_a_set_holds_through_merges_and_discards(ops: list[tuple[str, UUID]]) -> None:
-    original = seen_ids.MERGE_AT
+    original = seen_ids.MERGE_AT, seen_ids.BLOCK
     seen_ids.MERGE_AT = 8  # merge often, so ids live in both the recent set and the sorted run
+    seen_ids.BLOCK = 3  # and merge a run of many blocks, some that recent ids fall into and some they do not
     try:
         seen, oracle = SeenIds(), set()
         for operation, item in ops:
-            getattr(seen, operation)(item)
+            if operation == "add":
+                assert seen.add_new(item) == (item not in oracle)
+            else:
+                seen.discard(item)
             getattr(oracle, operation)(item)
             assert (item in seen) == (item in oracle)
             assert len(seen) == len(oracle)
         assert set(seen) == oracle
         assert all(item in seen for item in oracle)
+        assert seen.run() == b"".join(sorted(item.bytes for item in oracle))
     finally:
-        seen_ids.MERGE_AT = original
+        seen_ids.MERGE_AT, seen_ids.BLOCK = original
 
 
 @given(st.lists(ids, max_size=50), st.lists(ids, max_size=50))
