@@ -34,6 +34,7 @@ from kafka.errors import KafkaError
 
 from bench import workloads
 from bench.replay_bench import broker
+from bench.stages import peak_rss_mb
 from bench.workloads import INBOX, PARTITIONS
 from schemas.topics import journal_topic
 from services.common.kafka_auth import kafka_python_options
@@ -97,16 +98,6 @@ def start_worker(bootstrap: str, run_dir: Path, log: Path, snapshot_every: int) 
     command = [sys.executable, "-m", "services.approval", "worker", "-l", level, "--without-web"]
     with open(log, "ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def wait_committed(admin: KafkaAdminClient, target: int, worker: subprocess.Popen[bytes], what: str) -> None:

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from schemas.codec import decode
 from schemas.topics import EVENT_TOPICS
@@ -58,19 +59,41 @@ def replay_command(bootstrap: str) -> list[str]:
     return [sys.executable, "-m", "services.ops", "replay", "--format", "json", "--bootstrap", bootstrap]
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's own high-water RSS (VmHWM), NaN once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def measured(command: list[str], stdout: IO[str]) -> tuple[int, float, float]:
+    """Run `command` to its end: its exit code, seconds, and its own peak RSS in MB, read from /proc while it runs.
+    Not the rusage wait4 gives: on Linux a child's ru_maxrss starts from its parent's RSS at the fork, and this
+    parent holds what it wrote and the ledgers it parsed (a child doing nothing reported 811 MB beside an 800 MB
+    parent), which had inflated every replay after the first and the verify run."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=stdout, cwd=REPO)
+    peak = 0.0
+    while process.poll() is None:
+        found = peak_rss_mb(process.pid)
+        peak = found if found > peak else peak  # NaN (gone between poll and read) keeps the last reading
+        time.sleep(0.05)
+    return process.returncode, time.perf_counter() - started, peak
+
+
 def replay_once(bootstrap: str, *extra: str) -> Run:
     """`h200 replay --format json` in a process of its own: wall time, its own peak RSS, the ledger it printed."""
     with tempfile.TemporaryFile("w+") as out:
-        started = time.perf_counter()
-        process = subprocess.Popen([*replay_command(bootstrap), "--no-progress", *extra], stdout=out, cwd=REPO)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            raise RuntimeError(f"h200 replay exited {process.returncode}")
+        code, seconds, peak = measured([*replay_command(bootstrap), "--no-progress", *extra], out)
+        if code != 0:
+            raise RuntimeError(f"h200 replay exited {code}")
         out.seek(0)
         document = json.load(out)
-    return Run(document["events"], seconds, usage.ru_maxrss / 1024, document["ledger_hash"])
+    return Run(document["events"], seconds, peak, document["ledger_hash"])
 
 
 def startup_seconds() -> float:

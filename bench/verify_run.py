@@ -8,15 +8,12 @@ determinism check finds the recorded decisions unrefolded: that divergence is ex
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from typing import Any
 
-from bench.stages import REPO, Run, Say
+from bench.stages import Run, Say, measured
 
 
 def verify_command(bootstrap: str) -> list[str]:
@@ -25,17 +22,13 @@ def verify_command(bootstrap: str) -> list[str]:
 
 def verify_once(bootstrap: str) -> tuple[Run, dict[str, Any]]:
     with tempfile.TemporaryFile("w+") as out:
-        started = time.perf_counter()
-        process = subprocess.Popen([*verify_command(bootstrap), "--no-progress"], stdout=out, cwd=REPO)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        code = os.waitstatus_to_exitcode(status)
+        code, seconds, peak = measured([*verify_command(bootstrap), "--no-progress"], out)
         out.seek(0)
         text = out.read()
     if code not in (0, 1) or not text.strip():
         raise RuntimeError(f"h200 verify exited {code} without a report")
     document: dict[str, Any] = json.loads(text)
-    return Run(int(document["events"]), seconds, usage.ru_maxrss / 1024, str(document["ledger_hash"])), document
+    return Run(int(document["events"]), seconds, peak, str(document["ledger_hash"])), document
 
 
 def verify_report(bootstrap: str, replay_hash: str, say: Say) -> None:
