@@ -43,7 +43,7 @@ from services.replay.live import live_ledger, projector_behind
 from services.replay.progress import progress_stream
 from services.replay.reading import Reading, read_events
 from services.replay.records import CLOCK, INBOX, LogRecord, ReplayError, Spot, in_catalogue_order
-from services.replay.render import ledger_csv, ledger_json_pieces, ledger_table
+from services.replay.render import ledger_csv_pieces, ledger_json_pieces, ledger_table
 from services.replay.selection import KnownThings, Selection
 from services.replay.verify import Verification
 from services.replay.whatif import FirstPolicies, WhatIf
@@ -133,7 +133,7 @@ def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
         sys.stdout.writelines(ledger_json_pieces(ledger, selection, reading.events))
         sys.stdout.write("\n")
     elif args.format == "csv":
-        emit(ledger_csv(ledger, selection))
+        sys.stdout.writelines(ledger_csv_pieces(ledger, selection))
     else:
         emit(ledger_table(ledger, selection, reading, things.refs))
     return 0

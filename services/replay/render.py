@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,7 @@ from uuid import UUID
 
 from services.replay.ledger import LINE_FIELDS, Ledger
 from services.replay.reading import Reading
-from services.replay.selection import Selection, shown_lines, shown_totals
+from services.replay.selection import Selection, each_shown_line, shown_lines, shown_totals
 
 
 def _short(text: str | None, size: int = 8) -> str:
@@ -38,25 +39,35 @@ def ledger_json_pieces(ledger: Ledger, selection: Selection, events: int) -> Ite
     }
     if selection.active:
         document["filters"] = selection.active
-    lines = shown_lines(ledger, selection)
-    if not lines:
+    lines = each_shown_line(ledger, selection)
+    first = next(lines, None)
+    if first is None:
         yield json.dumps(document, indent=2, ensure_ascii=False)
         return
     head, _, tail = json.dumps(document, indent=2, ensure_ascii=False).partition('"lines": []')
     yield head + '"lines": [\n'
-    for index, line in enumerate(lines):
+    for index, line in enumerate(itertools.chain((first,), lines)):
         text = json.dumps(line.as_dict(), indent=2, ensure_ascii=False)
         yield (",\n" if index else "") + "\n".join("    " + row for row in text.split("\n"))
     yield "\n  ]" + tail
 
 
 def ledger_csv(ledger: Ledger, selection: Selection) -> str:
+    return "".join(ledger_csv_pieces(ledger, selection))
+
+
+def ledger_csv_pieces(ledger: Ledger, selection: Selection) -> Iterator[str]:
+    """The CSV a line at a time, as ledger_json_pieces writes the JSON."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=LINE_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for line in shown_lines(ledger, selection):
+    for line in each_shown_line(ledger, selection):
         writer.writerow(line.as_dict())
-    return out.getvalue()
+        if out.tell() > 1 << 16:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
 
 
 def ledger_table(ledger: Ledger, selection: Selection, read: Reading, refs: dict[str, str]) -> str:

