@@ -1,6 +1,7 @@
 """The decoded log held in memory: every event of the event topics once (by envelope id), and the allocation inbox
-as recorded, per partition and undeduplicated (services.replay.reading reads them). For the checks that look at
-the whole log at once (verify, determinism, what-if); `h200 replay` folds while reading and holds none of it.
+as recorded, per partition and undeduplicated (services.replay.reading reads them). For callers that have a small
+log at hand (tests, the simulation, the protocol audit): the `h200` commands stream (services.replay.checking) and
+hold none of it; verify(log) and the like feed the same checks from an EventLog.
 """
 
 from __future__ import annotations
