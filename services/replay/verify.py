@@ -110,7 +110,8 @@ class Verification:
         behind: int = 0,
         chain: ChainReport | None = None,
     ) -> VerifyReport:
-        """`counted`: events read (each id once), duplicates skipped, and each record that could not be read."""
+        """`counted`: events read (each id once), duplicates skipped, and each record that could not be read. Ends
+        the verification: the ledger folds move into the report."""
         events, duplicates, undecodable = counted
         replayed = self.ledger.ledger()
         reversed_order = LedgerFold(names=self.names)
