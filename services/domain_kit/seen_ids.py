@@ -20,7 +20,7 @@ from uuid import UUID
 
 WIDTH = 16
 BLOCK = 65_536
-"""Ids of the run merged at a time (1 MB)."""
+"""Entries of a run merged at a time (1 MB of ids)."""
 MERGE_AT = 4096
 """Recent ids merged into the sorted run once they are this many and an eighth of the run: amortised O(1) bytes
 copied per id, and the set stays small."""
@@ -49,18 +49,7 @@ class SeenIds:
         return key in self._recent or self._in_run(key)
 
     def _in_run(self, key: bytes) -> bool:
-        run = self._run
-        lo, hi = 0, len(run) // WIDTH
-        while lo < hi:
-            mid = (lo + hi) // 2
-            at = run[mid * WIDTH : mid * WIDTH + WIDTH]
-            if at == key:
-                return True
-            if at < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return False
+        return search_run(self._run, WIDTH, key) >= 0
 
     def add(self, item: UUID) -> None:
         self.add_new(item)
@@ -95,28 +84,9 @@ class SeenIds:
         return [run[n : n + WIDTH] for n in range(0, len(run), WIDTH)]
 
     def _merge(self) -> None:
-        """The recent ids into the run, a block of the run at a time: a list of every id as its own bytes object
-        costs ~57 bytes an id (285 MB at 5M ids, most of a long replay's peak), a block a few MB. A block no recent
-        id falls into is copied whole; one that some do is sorted with them (Timsort merges the two sorted stretches
-        in one pass)."""
-        if not self._recent:
-            return
-        recent = sorted(self._recent)
-        run, step = self._run, BLOCK * WIDTH
-        pieces, taken = [], 0
-        for offset in range(0, len(run), step):
-            block = run[offset : offset + step]
-            until = bisect_right(recent, block[-WIDTH:], lo=taken)
-            if until == taken:
-                pieces.append(block)
-                continue
-            ids = [block[n : n + WIDTH] for n in range(0, len(block), WIDTH)] + recent[taken:until]
-            ids.sort()
-            pieces.append(b"".join(ids))
-            taken = until
-        pieces.append(b"".join(recent[taken:]))
-        self._run = b"".join(pieces)
-        self._recent = set()
+        if self._recent:
+            self._run = merge_run(self._run, WIDTH, sorted(self._recent))
+            self._recent = set()
 
     def run(self) -> bytes:
         """Every id, sorted, as one bytes object (what a snapshot stores)."""
@@ -143,3 +113,39 @@ class SeenIds:
 
     def __repr__(self) -> str:
         return f"SeenIds({len(self)} ids)"
+
+
+def search_run(run: bytes, width: int, key: bytes) -> int:
+    """The index of the entry whose first 16 bytes are `key` in a run of sorted `width`-byte entries, or -1."""
+    lo, hi = 0, len(run) // width
+    while lo < hi:
+        mid = (lo + hi) // 2
+        at = run[mid * width : mid * width + WIDTH]
+        if at == key:
+            return mid
+        if at < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return -1
+
+
+def merge_run(run: bytes, width: int, recent: list[bytes]) -> bytes:
+    """The sorted `width`-byte entries of `recent`, none already in the run, merged into it a block of the run at
+    a time: a list of every entry as its own bytes object costs ~57 bytes an entry (285 MB at 5M, most of a long
+    replay's peak), a block a few MB. A block no recent entry falls into is copied whole; one that some do is
+    sorted with them (Timsort merges the two sorted stretches in one pass)."""
+    step = BLOCK * width
+    pieces, taken = [], 0
+    for offset in range(0, len(run), step):
+        block = run[offset : offset + step]
+        until = bisect_right(recent, block[-width:], lo=taken)
+        if until == taken:
+            pieces.append(block)
+            continue
+        entries = [block[n : n + width] for n in range(0, len(block), width)] + recent[taken:until]
+        entries.sort()
+        pieces.append(b"".join(entries))
+        taken = until
+    pieces.append(b"".join(recent[taken:]))
+    return b"".join(pieces)

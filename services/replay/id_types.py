@@ -2,13 +2,15 @@
 
 A dict of every event id of a long log costs ~140 bytes an entry (700 MB at 5M events, the most of what a replay
 writing ledger checkpoints held): here recent ids sit in a dict, merged now and then into one sorted run of
-16-byte ids each followed by a byte naming its type, searched by bisection, as SeenIds keeps its ids.
+16-byte ids each followed by a byte naming its type, searched and merged by SeenIds' own run functions.
 """
 
 from __future__ import annotations
 
 from typing import Any, Self
 from uuid import UUID
+
+from services.domain_kit.seen_ids import merge_run, search_run
 
 ENTRY = 17
 MERGE_AT = 4096
@@ -48,29 +50,17 @@ class IdTypes:
         found = self._recent.get(key)
         if found is not None:
             return self._names[found]
-        run = self._run
-        lo, hi = 0, len(run) // ENTRY
-        while lo < hi:
-            mid = (lo + hi) // 2
-            at = run[mid * ENTRY : mid * ENTRY + 16]
-            if at == key:
-                return self._names[run[mid * ENTRY + 16]]
-            if at < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return None
+        at = search_run(self._run, ENTRY, key)
+        return None if at < 0 else self._names[self._run[at * ENTRY + 16]]
 
     def __len__(self) -> int:
         return len(self._recent) + len(self._run) // ENTRY
 
     def _merge(self) -> None:
         if self._recent:
-            run = self._run
-            entries = [run[n : n + ENTRY] for n in range(0, len(run), ENTRY)]
-            entries += [key + bytes((index,)) for key, index in self._recent.items()]
-            entries.sort()  # by id: an id is added once (the reader passes each event on once)
-            self._run = b"".join(entries)
+            # sorted by id: an id is added once (the reader passes each event on once)
+            entries = sorted(key + bytes((index,)) for key, index in self._recent.items())
+            self._run = merge_run(self._run, ENTRY, entries)
             self._recent = {}
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -9,11 +9,16 @@ from uuid import UUID
 
 import pytest
 
+from services.domain_kit import seen_ids
 from services.replay.id_types import MERGE_AT, IdTypes
 
 
+@pytest.mark.parametrize("block", [seen_ids.BLOCK, 5])
 @pytest.mark.parametrize("count", [0, 1, MERGE_AT - 1, MERGE_AT, 3 * MERGE_AT + 17])
-def test_each_id_keeps_its_type_across_merges_and_a_pickle(count: int) -> None:
+def test_each_id_keeps_its_type_across_merges_and_a_pickle(
+    count: int, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(seen_ids, "BLOCK", block)  # small: runs of many blocks, merged block by block
     rng = random.Random(count)
     names = [f"Type{n}" for n in range(7)]
     added = {UUID(int=rng.getrandbits(128)): rng.choice(names) for _ in range(count)}
