@@ -134,9 +134,16 @@ def _ready(url: str) -> bool:
 
 
 def _until(what: str, condition: Callable[[], Any], say: Callable[[], str] = lambda: "") -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        found = condition()
+        try:
+            found = condition()
+        except StaleElementReferenceException:
+            # The page re-rendered between finding an element and reading it (the chart redraws on
+            # every live event): that is "not yet", so look again rather than fail.
+            found = None
         if found:
             return found
         time.sleep(0.1)
@@ -256,10 +263,13 @@ def test_the_console_shows_supply_against_demand_the_ledger_as_of_the_slider_a_t
 
 
 def _last_title(browser: Any, figure: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    points = browser.find_elements(By.CSS_SELECTOR, f'#chart g[data-figure="{figure}"] circle.point title')
-    return str(points[-1].get_attribute("textContent")) if points else ""
+    # One script reads the last title inside the page, so a redraw between finding and reading
+    # cannot leave a stale element in our hands (CI saw that once).
+    found = browser.execute_script(
+        "const t = document.querySelectorAll(arguments[0]); return t.length ? t[t.length - 1].textContent : '';",
+        f'#chart g[data-figure="{figure}"] circle.point title',
+    )
+    return str(found or "")
 
 
 def _project_batch(redis_url: str, namespace: str) -> None:
