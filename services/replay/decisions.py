@@ -68,9 +68,8 @@ class PoolDecisions:
     digests: bytearray = field(default_factory=bytearray)
     partitions: array[int] = field(default_factory=lambda: array("i"))
     offsets: array[int] = field(default_factory=lambda: array("q"))
-    topics: array[int] = field(default_factory=lambda: array("b"))
-    """Index into `names`: a forged decision may sit on another topic than the pool's others."""
-    names: list[str] = field(default_factory=list)
+    """Every decision kept here was read on DECIDED (`RecordedDecisions.see` admits no other), so a spot needs only
+    its partition and offset."""
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -79,15 +78,13 @@ class PoolDecisions:
         return bytes(self.digests[index * 16 : index * 16 + 16])
 
     def add(self, envelope: Envelope[Any], spot: Spot) -> None:
+        assert spot.topic == DECIDED, spot  # see the class's `offsets`
         self.digests += digest(envelope)
-        if spot.topic not in self.names:
-            self.names.append(spot.topic)
-        self.topics.append(self.names.index(spot.topic))
         self.partitions.append(spot.partition)
         self.offsets.append(spot.offset)
 
     def spot(self, index: int) -> Spot:
-        return Spot(self.names[self.topics[index]], self.partitions[index], self.offsets[index])
+        return Spot(DECIDED, self.partitions[index], self.offsets[index])
 
 
 class RecordedDecisions:

@@ -53,10 +53,9 @@ class InboxFold:
         """What the core decides on this record, in the order it decides it."""
         self.inputs += 1
         state, applied = self.partitions.get(item.spot.partition) or (allocation.initial_state(), SeenIds())
-        if item.envelope.id in applied:
+        if not applied.add_new(item.envelope.id):
             self.duplicates += 1
             return []
-        applied.add(item.envelope.id)
         try:
             state, outputs = step(allocation, state, item.envelope)
         except Exception as exc:  # the live core dead-letters such an input and goes on: so do we

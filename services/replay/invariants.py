@@ -91,9 +91,8 @@ class ApprovedThen:
         if folding is None:
             folding = self.partitions[read.spot.partition] = _Partition()
         cause = read.envelope
-        if cause.id in folding.seen:
+        if not folding.seen.add_new(cause.id):
             return
-        folding.seen.add(cause.id)
         try:
             folding.state = allocation.evolve(folding.state, cause)
         except Exception:  # the live core dead-letters an input it fails on and goes on: so does the check

@@ -41,9 +41,8 @@ class AsCatalogued:
             if found is not None:
                 self.problems.append(found)
             return
-        if envelope.id in self.events or envelope.id in self.inbox_seen:
+        if envelope.id in self.events or not self.inbox_seen.add_new(envelope.id):
             return
-        self.inbox_seen.add(envelope.id)
         found = _misplaced(read)
         if found is not None:
             self.inbox_only[envelope.id] = found
