@@ -23,8 +23,10 @@ from services.ops.kafka_clients import BrokerUnavailableError
 from services.replay.progress import Progress
 from services.replay.records import LogRecord, ReplayError
 
-FETCH_BYTES = 16 * 1024 * 1024
-QUEUED_KBYTES = 48 * 1024
+FETCH_BYTES = 4 * 1024 * 1024
+"""A fetch's bytes. With 16 MB and a 48 MB queue a 1M-event replay peaked at 287 MB; with 4 and 12, at 219 and no
+slower (59 s against 63); with 1 and 4, at 200 but 1.5 times slower (a fetch per ~1,500 records)."""
+QUEUED_KBYTES = 12 * 1024
 """librdkafka's prefetch queue (three fetches of FETCH_BYTES)."""
 BATCH_RECORDS = 10_000
 """Records taken from librdkafka's queue per call: the per-call cost spread over many records."""
@@ -53,8 +55,9 @@ def bulk_consumer(cluster: ClusterSettings) -> Consumer:
             "fetch.max.bytes": FETCH_BYTES,
             "max.partition.fetch.bytes": FETCH_BYTES,
             "receive.message.max.bytes": FETCH_BYTES + 1024 * 1024,
-            # What librdkafka fetches ahead of Python: at ~20,000 events/s decoded (14 MB/s) 48 MB is seconds of
-            # work. It was 256 MB, which the queue filled while Python decoded: most of a 1M replay's 462 MB peak.
+            # What librdkafka fetches ahead of Python: at ~20,000 events/s decoded (14 MB/s) 12 MB is most of a
+            # second of work. It was 256 MB, which the queue filled while Python decoded (most of a 1M replay's
+            # 462 MB peak), then 48.
             "queued.max.messages.kbytes": QUEUED_KBYTES,
             "socket.connection.setup.timeout.ms": int(METADATA_TIMEOUT_S * 1000),
             **librdkafka_options(cluster),

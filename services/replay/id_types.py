@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Self
 from uuid import UUID
 
-from services.domain_kit.seen_ids import merge_run, search_run
+from services.domain_kit.seen_ids import merge_into, search_run
 
 ENTRY = 17
 MERGE_AT = 4096
@@ -23,15 +23,16 @@ class IdTypes:
         self._names: list[str] = []
         self._index: dict[str, int] = {}
         self._recent: dict[bytes, int] = {}
-        self._run = b""
+        self._run = bytearray()
         """Sorted by id: each entry the id's 16 bytes and its type's index in `_names`."""
 
     @classmethod
-    def from_state(cls, names: list[str], run: bytes) -> Self:
+    def from_state(cls, names: list[str], run: bytes | bytearray) -> Self:
         if len(run) % ENTRY or len(names) > 256:
             raise ValueError(f"an id-type run is a multiple of {ENTRY} bytes naming at most 256 types")
         found = cls()
-        found._names, found._index, found._run = list(names), {name: n for n, name in enumerate(names)}, run
+        found._names, found._index = list(names), {name: n for n, name in enumerate(names)}
+        found._run = run if isinstance(run, bytearray) else bytearray(run)  # merged into in place: its own
         return found
 
     def add(self, event_id: UUID, type_name: str) -> None:
@@ -60,12 +61,12 @@ class IdTypes:
         if self._recent:
             # sorted by id: an id is added once (the reader passes each event on once)
             entries = sorted(key + bytes((index,)) for key, index in self._recent.items())
-            self._run = merge_run(self._run, ENTRY, entries)
+            merge_into(self._run, ENTRY, entries)
             self._recent = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         self._merge()
-        return (IdTypes.from_state, (self._names, self._run))
+        return (IdTypes.from_state, (self._names, self._run))  # unpickled as a bytearray of its own
 
     def __repr__(self) -> str:
         return f"IdTypes({len(self)} ids, {len(self._names)} types)"

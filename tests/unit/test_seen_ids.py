@@ -66,6 +66,49 @@ def test_a_deep_copy_is_independent() -> None:
     assert UUID(int=2) not in seen and UUID(int=2) in copied
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(small_ids, max_size=120), st.lists(small_ids, max_size=120), st.lists(small_ids, max_size=120))
+def test_copies_share_no_run_that_a_merge_writes_into(first: list[UUID], later: list[UUID], other: list[UUID]) -> None:
+    """The run is merged in place: a copy taken between merges must not see (or take) the other's later ids."""
+    original = seen_ids.MERGE_AT, seen_ids.BLOCK
+    seen_ids.MERGE_AT, seen_ids.BLOCK = 4, 2
+    try:
+        seen = SeenIds()
+        for item in first:
+            seen.add(item)
+        copied = seen.copy()
+        deep = copy.deepcopy(seen)
+        for item in later:
+            seen.add(item)
+        for item in other:
+            copied.add(item)
+        assert set(seen) == set(first) | set(later)
+        assert set(copied) == set(first) | set(other)
+        assert set(deep) == set(first)
+        snapshot = pickle.loads(pickle.dumps(seen, protocol=5))
+        for item in other:
+            seen.add(item)
+        assert set(snapshot) == set(first) | set(later)
+    finally:
+        seen_ids.MERGE_AT, seen_ids.BLOCK = original
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.binary(min_size=3, max_size=3), max_size=60), st.sets(st.binary(min_size=3, max_size=3), max_size=60),
+       st.integers(1, 5))
+def test_merge_into_gives_the_sorted_union(old: set[bytes], new: set[bytes], block: int) -> None:
+    """In place, from the end, a block at a time: the same bytes as sorting both together (the oracle)."""
+    new -= old
+    original = seen_ids.BLOCK
+    seen_ids.BLOCK = block
+    try:
+        run = bytearray(b"".join(sorted(old)))
+        seen_ids.merge_into(run, 3, sorted(new))
+    finally:
+        seen_ids.BLOCK = original
+    assert bytes(run) == b"".join(sorted(old | new))
+
+
 def test_a_run_of_a_wrong_length_is_refused_by_name() -> None:
     try:
         SeenIds.from_run(b"x" * 17)
