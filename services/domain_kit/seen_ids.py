@@ -162,5 +162,3 @@ def merge_into(run: bytearray, width: int, recent: list[bytes]) -> None:
             merged = b"".join(entries)
         run[(lo + k) * width : (hi + top) * width] = merged  # at or above lo: only what `block` copied is written
         hi, top = lo, k
-
-

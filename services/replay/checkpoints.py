@@ -32,10 +32,11 @@ from services.replay.reading import Read, Reading
 from services.replay.records import LogRecord
 from services.replay.selection import KnownThings
 
-MAGIC = b"h200-ledger-checkpoint/4\n"
+MAGIC = b"h200-ledger-checkpoint/5\n"
 """/2: the event ids seen are a services.domain_kit.seen_ids.SeenIds (/1 held a set of ints); /3: the fold keeps its
 lines packed (services.replay.packed_lines); /4: the event types are a services.replay.id_types.IdTypes (/3 held a
-dict). A file of another format is refused by name, and the log is read from its start."""
+dict); /5: the orders and their references are services.replay.order_refs' OrderIds and OrderRefs (/4 held a set and
+a dict of texts). A file of another format is refused by name, and the log is read from its start."""
 DIGEST_CHARS = 64
 """The SHA-256 of the body, in hex, on the line after the magic."""
 Partition = tuple[str, int]

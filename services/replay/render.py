@@ -6,7 +6,7 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -70,7 +70,7 @@ def ledger_csv_pieces(ledger: Ledger, selection: Selection) -> Iterator[str]:
     yield out.getvalue()
 
 
-def ledger_table(ledger: Ledger, selection: Selection, read: Reading, refs: dict[str, str]) -> str:
+def ledger_table(ledger: Ledger, selection: Selection, read: Reading, refs: Mapping[str, str]) -> str:
     """The lines (with the order's own reference and the kind of event behind each), then the totals."""
     moment = ledger.as_of or "the end of the log"
     shown = shown_lines(ledger, selection)

@@ -4,15 +4,17 @@ thing. Filters only choose what is shown: the ledger hash always covers the whol
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from schemas.base import Message
 from schemas.envelope import Envelope
 from schemas.intake import OrderPlaced
 from services.replay.ledger import Ledger, Line
+from services.replay.order_refs import OrderIds, OrderRefs
 from services.replay.records import ReplayError
 
 SHOWN_NAMES = 8
@@ -35,8 +37,9 @@ class Known:
 
     buyers: frozenset[str]
     batches: frozenset[str]
-    orders: frozenset[str]
-    refs: dict[str, str]
+    orders: Container[str]
+    """Order ids as text."""
+    refs: Mapping[str, str]
     """order id -> upstream reference."""
 
 
@@ -46,8 +49,9 @@ class KnownThings:
     def __init__(self) -> None:
         self.buyers: set[str] = set()
         self.batches: set[str] = set()
-        self.orders: set[str] = set()
-        self.refs: dict[str, str] = {}
+        self.orders = OrderIds()
+        self.refs = OrderRefs()
+        """Both at 16-30 bytes an order: a set and a dict of texts took ~300 (215 MB at 5M events)."""
 
     def add(self, envelope: Envelope[Message]) -> None:
         payload: Any = envelope.payload
@@ -55,13 +59,13 @@ class KnownThings:
             self.buyers.add(payload.buyer_id)
         if isinstance(getattr(payload, "batch_id", None), str):
             self.batches.add(payload.batch_id)
-        if getattr(payload, "order_id", None) is not None:
-            self.orders.add(str(payload.order_id))
+        if isinstance(getattr(payload, "order_id", None), UUID):
+            self.orders.add(payload.order_id)
         if isinstance(payload, OrderPlaced):
-            self.refs[str(payload.order_id)] = payload.upstream_ref
+            self.refs.add(payload.order_id, payload.upstream_ref)
 
     def known(self) -> Known:
-        return Known(frozenset(self.buyers), frozenset(self.batches), frozenset(self.orders), self.refs)
+        return Known(frozenset(self.buyers), frozenset(self.batches), self.orders, self.refs)
 
 
 def known_things(events: Iterable[Envelope[Message]]) -> Known:

@@ -94,8 +94,11 @@ def test_copies_share_no_run_that_a_merge_writes_into(first: list[UUID], later: 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sets(st.binary(min_size=3, max_size=3), max_size=60), st.sets(st.binary(min_size=3, max_size=3), max_size=60),
-       st.integers(1, 5))
+@given(
+    st.sets(st.binary(min_size=3, max_size=3), max_size=60),
+    st.sets(st.binary(min_size=3, max_size=3), max_size=60),
+    st.integers(1, 5),
+)
 def test_merge_into_gives_the_sorted_union(old: set[bytes], new: set[bytes], block: int) -> None:
     """In place, from the end, a block at a time: the same bytes as sorting both together (the oracle)."""
     new -= old
