@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 from schemas.allocation import AllocationReleased, ChipsAllocated
@@ -31,7 +31,7 @@ from schemas.supply import BatchManufactured
 from services.replay.ledger_line import LINE_FIELDS as LINE_FIELDS
 from services.replay.ledger_line import Line as Line
 from services.replay.ledger_line import iso as iso
-from services.replay.packed_lines import Names, PackedLines, Steps, pack, sort_key, steps_of, with_status, with_steps
+from services.replay.packed_lines import Names, PackedLines, Steps, pack, sort_keys, steps_of, with_status, with_steps
 
 STEP_STATUS = {"released": "hold_released"}
 """A shipment step named like a line status: `released` from a customs hold is not the chips going back."""
@@ -248,7 +248,7 @@ class LedgerFold:
             key, row = self.allocated.popitem()
             status = line_status(key in self.released, steps_of(self.names, row).last)
             rows.append(with_status(self.names, row, status))
-        rows.sort(key=partial(sort_key, self.names))
+        rows.sort(key=sort_keys(self.names))
         demand = {buyer: Demand(asked, self.approved.get(buyer, 0)) for buyer, asked in self.requested.items()}
         return Ledger(
             None if self.as_of is None else iso(self.as_of),

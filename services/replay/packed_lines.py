@@ -9,7 +9,7 @@ again, field for field the same, each time one is read: the ledger's hash and JS
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, overload
 from uuid import UUID
@@ -126,11 +126,24 @@ def with_status(names: Names, row: bytes, status: str) -> bytes:
     return _ROW.pack(*values)
 
 
-def sort_key(names: Names, row: bytes) -> tuple[int, str, str, bytes, bytes]:
-    """Line.sort_key's order: allocation time, pool, batch, order id, allocation id. A UUID's text sorts as its 16
-    bytes do, and one UTC instant's ISO text sorts as its microseconds do."""
-    allocation, order, _, allocated, _, _, _, pool, _, batch, _, _, _ = _ROW.unpack(row)
-    return (allocated, names.names[pool], names.names[batch], order, allocation)
+_KEY = struct.Struct(">QII16s16s")
+
+
+def sort_keys(names: Names) -> Callable[[bytes], bytes]:
+    """Line.sort_key's order (allocation time, pool, batch, order id, allocation id) as one 48-byte key a row: the
+    names by their rank in text order, a UUID's 16 bytes (its text sorts as they do), the time's microseconds (one
+    UTC instant's ISO text sorts as they do). A sort holds every key at once: as a tuple of an int, two names and two
+    ids they took ~210 bytes a line (150 MB beside 714,000 lines), this ~80. For rows of `names` as it is now."""
+    table = names.names
+    rank = [0] * len(table)
+    for position, index in enumerate(sorted(range(len(table)), key=table.__getitem__)):
+        rank[index] = position
+
+    def key(row: bytes) -> bytes:
+        allocation, order, _, allocated, _, _, _, pool, _, batch, _, _, _ = _ROW.unpack(row)
+        return _KEY.pack(allocated - _NO_TIME, rank[pool], rank[batch], order, allocation)
+
+    return key
 
 
 def unpack(names: Names, row: bytes) -> Line:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.replay.ledger_line import Line, iso
-from services.replay.packed_lines import Names, PackedLines, pack, sort_key, unpack
+from services.replay.packed_lines import Names, PackedLines, pack, sort_keys, unpack
 
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1),
@@ -73,7 +73,8 @@ def test_a_packed_line_comes_back_field_for_field(f: dict[str, Any]) -> None:
 @given(st.lists(line_fields, min_size=2, max_size=12))
 def test_packed_lines_sort_as_the_ledger_sorts_lines(many: list[dict[str, Any]]) -> None:
     table = Names()
-    rows = sorted((packed(table, f) for f in many), key=lambda row: sort_key(table, row))
+    rows = [packed(table, f) for f in many]
+    rows.sort(key=sort_keys(table))  # keys rank the names packed so far
     lines = PackedLines(table, rows)
     assert [line.sort_key for line in lines] == sorted(as_line(f).sort_key for f in many)
     assert lines == sorted((as_line(f) for f in many), key=lambda line: line.sort_key)
