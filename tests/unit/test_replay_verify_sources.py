@@ -41,6 +41,38 @@ def test_one_reference_placed_twice_is_named_with_both_placements(world: World) 
     assert twice["id"] in violation.events and len(violation.events) == 2
 
 
+def _placed_again(world: World, buyer: str, change: dict[str, str]) -> list[LogRecord]:
+    """The log with `buyer`'s first OrderPlaced written again under a new event id, its payload changed."""
+    changed = records(world)
+    placed = next(r for r in changed if of_type("OrderPlaced", buyer_id=buyer)(envelope_of(r)))
+    again = {**envelope_of(placed), "id": str(uuid4())}
+    again["payload"] = {**again["payload"], **change}
+    offset = sum(1 for r in changed if (r.topic, r.partition) == (placed.topic, placed.partition))
+    return [*changed, LogRecord(placed.topic, placed.partition, offset, placed.key, json.dumps(again).encode())]
+
+
+def test_one_reference_placed_under_two_order_ids_is_named_by_its_reference(world: World) -> None:
+    other = str(uuid4())
+    changed = _placed_again(world, "bytedance", {"order_id": other})
+
+    [violation] = found(as_log(world, changed), "order_placed_twice")
+
+    assert violation.message == (
+        f"bytedance/BD-1 was placed 2 times (order {ORDER_BD}, {other}): one reference is one order"
+    )
+
+
+def test_one_order_id_placed_under_two_references_is_named_by_its_order(world: World) -> None:
+    changed = _placed_again(world, "bytedance", {"upstream_ref": "BD-OTHER"})
+
+    [violation] = found(as_log(world, changed), "order_placed_twice")
+
+    assert violation.message == (
+        f"order {ORDER_BD} was placed 2 times (as bytedance/BD-1, bytedance/BD-OTHER): one order id is one order"
+    )
+    assert len(violation.events) == 2
+
+
 def test_an_order_id_not_derived_from_its_reference_is_named(world: World) -> None:
     other = str(uuid4())
     changed = edit(
