@@ -15,6 +15,7 @@ from uuid import UUID
 from schemas.approval import OrderApproved
 from schemas.supply import BatchManufactured
 from services.replay.reading import Read
+from services.replay.rows import SortedRows, id_int
 from services.replay.shipped import Allocated, LineFacts, Released
 from services.replay.violations import Violation, ids
 
@@ -92,7 +93,8 @@ class Chips:
     def __init__(self, facts: LineFacts) -> None:
         self.facts = facts
         self.holds: dict[str, _Limit] = {}
-        self.approvals: dict[int, _Limit] = {}
+        self.approvals = SortedRows(40)
+        """order id, approval's event id, chips approved (8 bytes): the latest under an order is the one that stands."""
 
     def see(self, read: Read) -> None:
         if read.inbox:
@@ -101,7 +103,15 @@ class Chips:
             case BatchManufactured() as p:
                 self.holds[p.batch_id] = _Limit(read.envelope.id.int, p.quantity)
             case OrderApproved() as p:
-                self.approvals[p.order_id.int] = _Limit(read.envelope.id.int, p.approved_quantity)
+                self.approvals.add(p.order_id.bytes + read.envelope.id.bytes + p.approved_quantity.to_bytes(8, "big"))
+
+    def approval(self, order: int) -> _Limit | None:
+        """The latest approval of the order (its id as an integer), if any."""
+        found = self.approvals.under(order.to_bytes(16, "big"))
+        if not found:
+            return None
+        row = found[-1]
+        return _Limit(id_int(row[16:32]), int.from_bytes(row[32:40]))
 
     def violations(self) -> list[Violation]:
         batches: dict[str, _Account] = {}
@@ -131,7 +141,7 @@ class Chips:
                 continue
             lines[e.allocation] = e
             batch = batches.setdefault(e.batch_id, _limit(self.holds.get(e.batch_id)))
-            order = orders.setdefault(e.order, _limit(self.approvals.get(e.order)))
+            order = orders.setdefault(e.order, _limit(self.approval(e.order)))
             if batch.limit is None:
                 message = f"allocation {e.allocation_id} draws on unknown batch {e.batch_id}"
                 problems.append(Violation("unknown_batch", message, ids(e)))

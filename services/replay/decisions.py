@@ -24,6 +24,7 @@ from services.domain_kit.seen_ids import SeenIds
 from services.replay.eventlog import EventLog, Located
 from services.replay.reading import Read
 from services.replay.records import Spot
+from services.replay.rows import SortedRows, id_int
 
 DECIDED = "h200.allocations"
 """Where the allocation core writes its decisions: a decision found on another topic is not one its readers act
@@ -40,6 +41,10 @@ def digest(envelope: Envelope[Any]) -> bytes:
     """Equal for envelopes whose every field (payload included) has the same JSON form, as a report compares them."""
     canonical = json.dumps(envelope.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+
+
+CAUSED_ROW = 66
+"""Bytes of a caused allocation's row: four ids and the pool's number (a Caused and its dict slot took ~400)."""
 
 
 class Caused(NamedTuple):
@@ -90,8 +95,9 @@ class PoolDecisions:
 class RecordedDecisions:
     def __init__(self) -> None:
         self.by_pool: dict[str, PoolDecisions] = {}
-        self.caused: dict[int, list[Caused]] = {}
-        """By the id (as an integer) of the input that caused them."""
+        self._caused = SortedRows(CAUSED_ROW)
+        """cause id, event id, allocation id, order id, pool by number: under the id of the input that caused them."""
+        self._pools: list[str] = []
         self.causes = SeenIds()
         """The inputs the recorded decisions name as their causes."""
 
@@ -114,8 +120,18 @@ class RecordedDecisions:
         if e.causation_id is not None:
             self.causes.add(e.causation_id)
         if isinstance(p, ChipsAllocated):
-            caused = Caused(e.id.int, p.allocation_id.int, sys.intern(p.pool_id), p.order_id.int)
-            self.caused.setdefault(p.cause_event_id.int, []).append(caused)
+            if p.pool_id not in self._pools:
+                self._pools.append(sys.intern(p.pool_id))
+            pool_number = self._pools.index(p.pool_id).to_bytes(2, "big")
+            ids = p.cause_event_id.bytes + e.id.bytes + p.allocation_id.bytes + p.order_id.bytes
+            self._caused.add(ids + pool_number)
+
+    def caused(self, cause: UUID) -> list[Caused]:
+        """The allocations recorded as caused by this input, in the order read."""
+        return [
+            Caused(id_int(row[16:32]), id_int(row[32:48]), self._pools[int.from_bytes(row[64:66])], id_int(row[48:64]))
+            for row in self._caused.under(cause.bytes)
+        ]
 
     @property
     def recorded(self) -> int:

@@ -25,6 +25,7 @@ from services.replay.limits import LicenceAndQuota
 from services.replay.placements import OnePerReference
 from services.replay.producers import AsCatalogued
 from services.replay.reading import Read
+from services.replay.rows import Rows, id_int
 from services.replay.shipped import LineFacts, Released
 from services.replay.violations import Violation, ids
 
@@ -81,7 +82,7 @@ class ApprovedThen:
     are folded. Keeps each partition's state (the core's, which forgets orders done with) and 16 bytes an input."""
 
     def __init__(self, decisions: RecordedDecisions) -> None:
-        self.caused = decisions.caused
+        self.decisions = decisions
         self.partitions: dict[int, _Partition] = {}
 
     def see(self, read: Read) -> None:
@@ -97,7 +98,7 @@ class ApprovedThen:
             folding.state = allocation.evolve(folding.state, cause)
         except Exception:  # the live core dead-letters an input it fails on and goes on: so does the check
             return
-        for allocated in self.caused.get(cause.id.int, ()):
+        for allocated in self.decisions.caused(cause.id):
             if allocated.pool_id not in folding.state.pools and isinstance(cause.payload, BROADCAST):
                 # Every partition holds a copy of a tick or a marker, under one id: the allocation was decided
                 # by the partition that holds its pool, on its own copy.
@@ -125,6 +126,11 @@ class _Step(NamedTuple):
     step: str
 
 
+def _first_step(fields: tuple[bool, bytes, bytes]) -> tuple[str, int, int]:
+    delivered, line, event = fields
+    return "delivered" if delivered else "shipped", id_int(line), id_int(event)
+
+
 class ShippedAndDelivered:
     """Delivered <= shipped <= allocated, line by line (so per order and per batch): a shipment is shipped before
     it is delivered, chips shipped go back to the pool only when their delivery failed, delivered chips never.
@@ -135,8 +141,10 @@ class ShippedAndDelivered:
         self.steps = 0
         self.unmatched: list[_Step] = []
         """Steps naming no line read before them: looked up again once the whole log is read."""
-        self.first: dict[str, dict[int, int]] = {"shipped": {}, "delivered": {}}
-        """Per step, allocation id -> the id of the first event recording it (as integers)."""
+        self.stepped = {"shipped": SeenIds(), "delivered": SeenIds()}
+        """Per step, the lines it was recorded for."""
+        self.first: Rows[tuple[str, int, int]] = Rows("?16s16s", _first_step)
+        """The first event recording each line's shipped or delivered step: (delivered?, allocation id, event id)."""
         self.problems: list[tuple[int, int, Violation]] = []
 
     def see(self, read: Read) -> None:
@@ -147,11 +155,11 @@ class ShippedAndDelivered:
         self.steps += 1
         if p.allocation_id not in self.facts.allocation_ids:
             self.unmatched.append(_Step(position, read.envelope.id, p.allocation_id, p.step))
-        if p.step == "delivered" and p.allocation_id.int not in self.first["shipped"]:
+        if p.step == "delivered" and p.allocation_id not in self.stepped["shipped"]:
             message = f"allocation {p.allocation_id} delivered before it was shipped"
             self.problems.append((position, 1, Violation("delivered_unshipped", message, ids(read.envelope))))
-        if p.step in ("shipped", "delivered"):
-            self.first[p.step].setdefault(p.allocation_id.int, read.envelope.id.int)
+        if p.step in self.stepped and self.stepped[p.step].add_new(p.allocation_id):
+            self.first.append(p.step == "delivered", p.allocation_id.bytes, read.envelope.id.bytes)
 
     def violations(self) -> list[Violation]:
         found = list(self.problems)
@@ -164,9 +172,13 @@ class ShippedAndDelivered:
         found.sort(key=lambda entry: entry[:2])
         problems = [violation for *_, violation in found]
         releases = {e.allocation: e for e in self.facts.decisions if isinstance(e, Released)}
+        first: dict[str, dict[int, int]] = {"shipped": {}, "delivered": {}}
+        for kind, line, event in self.first:
+            if line in releases:
+                first[kind][line] = event
         for line, release in releases.items():
-            delivered = self.first["delivered"].get(line)
-            shipped = self.first["shipped"].get(line)
+            delivered = first["delivered"].get(line)
+            shipped = first["shipped"].get(line)
             if delivered is not None:
                 done, event = "delivered", delivered
             elif shipped is not None and release.why != "delivery_failed":

@@ -25,6 +25,7 @@ from schemas.base import PolicyRef
 from schemas.envelope import Envelope
 from schemas.policy import ExportLicenceIssued, PolicyEvent, TrancheQuotaSet
 from services.replay.reading import Read
+from services.replay.rows import Rows, id_int, micros, moment
 from services.replay.shipped import LineFacts
 from services.replay.violations import Violation, ids
 
@@ -63,6 +64,9 @@ class _Ended(NamedTuple):
 Key = tuple[str, str]
 """("licence", licence id) or ("quota", "buyer/tranche")."""
 SHOWN_ORDERS = 10
+ROW = "?16s16sIIIqqiI"
+"""ended?, event id, order id, buyer, licence, tranche (by number), chips approved, decided at (us, offset), the
+policies cited (by number): 71 bytes, where an _Approval and its objects took ~300."""
 
 
 def _limit_key(p: Any) -> Key:
@@ -150,8 +154,33 @@ class LicenceAndQuota:
         self.facts = facts
         self.policies: dict[tuple[str, int], Event] = {}
         self.latest: dict[Key, Event] = {}
-        self.partitions: dict[tuple[str, int], list[_Approval | _Ended]] = defaultdict(list)
-        self.cited: dict[tuple[PolicyRef, ...], tuple[PolicyRef, ...]] = {}
+        self.partitions: dict[tuple[str, int], Rows[_Approval | _Ended]] = {}
+        self.names: list[str] = []
+        """Buyers, licences and tranches, and the policies cited (`cited`), kept once and named by number in rows."""
+        self._numbers: dict[str, int] = {}
+        self.cited: list[tuple[PolicyRef, ...]] = []
+        self._cited_numbers: dict[tuple[PolicyRef, ...], int] = {}
+
+    def _number(self, name: str) -> int:
+        number = self._numbers.get(name)
+        if number is None:
+            number = self._numbers[name] = len(self.names)
+            self.names.append(sys.intern(name))
+        return number
+
+    def _row(self, fields: tuple[Any, ...]) -> _Approval | _Ended:
+        ended, event, order, buyer, licence, tranche, quantity, us, offset, refs = fields
+        if ended:
+            return _Ended(id_int(event), id_int(order), moment(us, offset))
+        names = self.names[buyer], self.names[licence], self.names[tranche]
+        return _Approval(id_int(event), id_int(order), *names, quantity, moment(us, offset), self.cited[refs])
+
+    def _rows(self, read: Read) -> Rows[_Approval | _Ended]:
+        where = (read.spot.topic, read.spot.partition)
+        rows = self.partitions.get(where)
+        if rows is None:
+            rows = self.partitions[where] = Rows(ROW, self._row)
+        return rows
 
     def see(self, read: Read) -> None:
         if read.inbox:
@@ -163,14 +192,16 @@ class LicenceAndQuota:
             if isinstance(p, ExportLicenceIssued | TrancheQuotaSet):
                 self.latest[_limit_key(p)] = e
         elif isinstance(p, OrderApproved):
-            refs = self.cited.setdefault(p.policy_refs, p.policy_refs)
-            names = sys.intern(p.buyer_id), sys.intern(p.licence_id), sys.intern(p.tranche_id)
-            row = _Approval(e.id.int, p.order_id.int, *names, p.approved_quantity, p.decided_at, refs)
-            self.partitions[(read.spot.topic, read.spot.partition)].append(row)
+            refs = self._cited_numbers.get(p.policy_refs)
+            if refs is None:
+                refs = self._cited_numbers[p.policy_refs] = len(self.cited)
+                self.cited.append(p.policy_refs)
+            names = self._number(p.buyer_id), self._number(p.licence_id), self._number(p.tranche_id)
+            us, offset = micros(p.decided_at)
+            self._rows(read).append(False, e.id.bytes, p.order_id.bytes, *names, p.approved_quantity, us, offset, refs)
         elif isinstance(p, ApprovalReleased):
-            self.partitions[(read.spot.topic, read.spot.partition)].append(
-                _Ended(e.id.int, p.order_id.int, p.decided_at)
-            )
+            us, offset = micros(p.decided_at)
+            self._rows(read).append(True, e.id.bytes, p.order_id.bytes, 0, 0, 0, 0, us, offset, 0)
 
     def violations(self) -> list[Violation]:
         use = _Use(self.facts.kept_by_order())
