@@ -15,7 +15,7 @@ from uuid import UUID
 from schemas.approval import OrderApproved
 from schemas.supply import BatchManufactured
 from services.replay.reading import Read
-from services.replay.rows import SortedRows, id_int
+from services.replay.rows import Rows, SortedRows, id_int
 from services.replay.shipped import Allocated, LineFacts, Released
 from services.replay.violations import Violation, ids
 
@@ -34,16 +34,20 @@ class _Limit(NamedTuple):
         return UUID(int=self.event)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Account:
-    """The chips drawn on one batch or given to one order, against what it holds or was approved."""
+    """The chips drawn on one batch or given to one order, against what it holds or was approved. One per order of
+    the log while the check runs, so slotted, naming its lines by their place in `rows` (LineFacts.decisions) and
+    with `gone` made only when a line is (~320 bytes, from ~640 with a dict and each line's row held)."""
 
+    rows: Rows[Allocated | Released]
     limit: int | None
     limit_event: _Limit | None
     total: int = 0
     """Live lines plus lines that shipped and were released afterwards: chips that are not in the pool."""
-    lines: dict[int, Allocated] = field(default_factory=dict)
-    gone: dict[int, Allocated] = field(default_factory=dict)
+    lines: dict[int, int] = field(default_factory=dict)
+    """Live lines: allocation id -> where the line is in `rows`."""
+    gone: dict[int, int] | None = None
     """Lines released after they shipped, by allocation id: their chips left and did not come back."""
     gone_total: int = 0
     overdrawn: bool = False
@@ -53,9 +57,9 @@ class _Account:
     def live(self) -> int:
         return self.total - self.gone_total
 
-    def add(self, line: Allocated) -> str | None:
+    def add(self, line: Allocated, index: int) -> str | None:
         """`live` the first time live lines alone go over the limit, `gone` the first time shipped chips count."""
-        self.lines[line.allocation] = line
+        self.lines[line.allocation] = index
         self.total += line.quantity
         if self.limit is None or self.total <= self.limit:
             return None
@@ -70,19 +74,25 @@ class _Account:
         return "gone"
 
     def remove(self, line: Allocated, shipped: bool) -> None:
-        self.lines.pop(line.allocation, None)
+        index = self.lines.pop(line.allocation)
         if shipped:
-            self.gone[line.allocation] = line
+            if self.gone is None:
+                self.gone = {}
+            self.gone[line.allocation] = index
             self.gone_total += line.quantity
         else:
             self.total -= line.quantity
 
+    def _shown(self, lines: dict[int, int] | None, latest: bool) -> list[Allocated]:
+        places = list((lines or {}).values())
+        shown = [self.rows[index] for index in (places[-SHOWN_LINES:] if latest else places[:SHOWN_LINES])]
+        return [line for line in shown if isinstance(line, Allocated)]  # every place here is an allocation's
+
     def events(self) -> tuple[str, ...]:
-        gone = list(self.gone.values())[:SHOWN_LINES]
-        return ids(self.limit_event, *gone, *list(self.lines.values())[-SHOWN_LINES:])
+        return ids(self.limit_event, *self._shown(self.gone, False), *self._shown(self.lines, True))
 
     def named_gone(self) -> str:
-        return ", ".join(f"{line.allocation_id} ({line.quantity})" for line in list(self.gone.values())[:SHOWN_LINES])
+        return ", ".join(f"{line.allocation_id} ({line.quantity})" for line in self._shown(self.gone, False))
 
 
 class Chips:
@@ -116,11 +126,14 @@ class Chips:
     def violations(self) -> list[Violation]:
         batches: dict[str, _Account] = {}
         orders: dict[int, _Account] = {}
-        lines: dict[int, Allocated] = {}
+        rows = self.facts.decisions
+        lines: dict[int, int] = {}
+        """Allocation id -> where its line is in `rows`: its row is read again when it is released or named."""
         released: dict[int, Released] = {}
         problems: list[Violation] = []
-        for e in self.facts.decisions:
-            line = lines.get(e.allocation)
+        for index, e in enumerate(rows):
+            place = lines.get(e.allocation)
+            line = None if place is None else rows[place]
             if isinstance(e, Released):
                 if line is None or e.allocation in released:
                     state = "never allocated" if line is None else "already released"
@@ -131,6 +144,7 @@ class Chips:
                     continue
                 released[e.allocation] = e
                 gone = self.facts.shipped_for_good(e.allocation_id)
+                assert isinstance(line, Allocated)  # `lines` places allocations only
                 batches[line.batch_id].remove(line, gone)
                 orders[line.order].remove(line, gone)
                 continue
@@ -139,17 +153,21 @@ class Chips:
                     Violation("allocated_twice", f"allocation {e.allocation_id} decided twice", ids(line, e))
                 )
                 continue
-            lines[e.allocation] = e
-            batch = batches.setdefault(e.batch_id, _limit(self.holds.get(e.batch_id)))
-            order = orders.setdefault(e.order, _limit(self.approval(e.order)))
+            lines[e.allocation] = index
+            batch = batches.get(e.batch_id)
+            if batch is None:
+                batch = batches[e.batch_id] = _limit(rows, self.holds.get(e.batch_id))
+            order = orders.get(e.order)
+            if order is None:
+                order = orders[e.order] = _limit(rows, self.approval(e.order))
             if batch.limit is None:
                 message = f"allocation {e.allocation_id} draws on unknown batch {e.batch_id}"
                 problems.append(Violation("unknown_batch", message, ids(e)))
             if order.limit is None:
                 message = f"allocation {e.allocation_id} went to order {e.order_id}, which was never approved"
                 problems.append(Violation("order_not_approved", message, ids(e)))
-            problems += _overdraft("batch", e.batch_id, batch, batch.add(e))
-            problems += _overdraft("order", e.order_id, order, order.add(e))
+            problems += _overdraft("batch", e.batch_id, batch, batch.add(e, index))
+            problems += _overdraft("order", e.order_id, order, order.add(e, index))
         return problems
 
 
@@ -172,5 +190,5 @@ def _overdraft(kind: str, name: object, account: _Account, how: str | None) -> l
     return []
 
 
-def _limit(event: _Limit | None) -> _Account:
-    return _Account(None if event is None else event.quantity, event)
+def _limit(rows: Rows[Allocated | Released], event: _Limit | None) -> _Account:
+    return _Account(rows, None if event is None else event.quantity, event)

@@ -58,6 +58,11 @@ class Rows(Generic[T]):
     def __len__(self) -> int:
         return len(self._data) // self._layout.size
 
+    def __getitem__(self, index: int) -> T:
+        if not 0 <= index < len(self):
+            raise IndexError(f"row {index} of {len(self)}")
+        return self._make(self._layout.unpack_from(self._data, index * self._layout.size))
+
     def __iter__(self) -> Iterator[T]:
         # Over a copy of the view's state: appending while reading would move the buffer (BufferError says so).
         make = self._make
