@@ -13,7 +13,6 @@ Each approval must also fall within the validity window of what it cites.
 from __future__ import annotations
 
 import heapq
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,7 +24,7 @@ from schemas.base import PolicyRef
 from schemas.envelope import Envelope
 from schemas.policy import ExportLicenceIssued, PolicyEvent, TrancheQuotaSet
 from services.replay.reading import Read
-from services.replay.rows import Rows, id_int, micros, moment
+from services.replay.rows import Names, Rows, id_int, time_fields, time_of
 from services.replay.shipped import LineFacts
 from services.replay.violations import Violation, ids
 
@@ -34,7 +33,7 @@ Event = Envelope[Any]
 
 
 class _Approval(NamedTuple):
-    """An OrderApproved, as much of it as the licence and quota check asks about (ids as integers, names interned,
+    """An OrderApproved, as much of it as the licence and quota check asks about (ids as integers, names kept once,
     the policies cited shared among approvals citing the same)."""
 
     event: int
@@ -155,25 +154,17 @@ class LicenceAndQuota:
         self.policies: dict[tuple[str, int], Event] = {}
         self.latest: dict[Key, Event] = {}
         self.partitions: dict[tuple[str, int], Rows[_Approval | _Ended]] = {}
-        self.names: list[str] = []
+        self.names = Names()
         """Buyers, licences and tranches, and the policies cited (`cited`), kept once and named by number in rows."""
-        self._numbers: dict[str, int] = {}
         self.cited: list[tuple[PolicyRef, ...]] = []
         self._cited_numbers: dict[tuple[PolicyRef, ...], int] = {}
-
-    def _number(self, name: str) -> int:
-        number = self._numbers.get(name)
-        if number is None:
-            number = self._numbers[name] = len(self.names)
-            self.names.append(sys.intern(name))
-        return number
 
     def _row(self, fields: tuple[Any, ...]) -> _Approval | _Ended:
         ended, event, order, buyer, licence, tranche, quantity, us, offset, refs = fields
         if ended:
-            return _Ended(id_int(event), id_int(order), moment(us, offset))
-        names = self.names[buyer], self.names[licence], self.names[tranche]
-        return _Approval(id_int(event), id_int(order), *names, quantity, moment(us, offset), self.cited[refs])
+            return _Ended(id_int(event), id_int(order), time_of(us, offset))
+        names = self.names.names[buyer], self.names.names[licence], self.names.names[tranche]
+        return _Approval(id_int(event), id_int(order), *names, quantity, time_of(us, offset), self.cited[refs])
 
     def _rows(self, read: Read) -> Rows[_Approval | _Ended]:
         where = (read.spot.topic, read.spot.partition)
@@ -196,11 +187,11 @@ class LicenceAndQuota:
             if refs is None:
                 refs = self._cited_numbers[p.policy_refs] = len(self.cited)
                 self.cited.append(p.policy_refs)
-            names = self._number(p.buyer_id), self._number(p.licence_id), self._number(p.tranche_id)
-            us, offset = micros(p.decided_at)
+            names = self.names.index(p.buyer_id), self.names.index(p.licence_id), self.names.index(p.tranche_id)
+            us, offset = time_fields(p.decided_at)
             self._rows(read).append(False, e.id.bytes, p.order_id.bytes, *names, p.approved_quantity, us, offset, refs)
         elif isinstance(p, ApprovalReleased):
-            us, offset = micros(p.decided_at)
+            us, offset = time_fields(p.decided_at)
             self._rows(read).append(True, e.id.bytes, p.order_id.bytes, 0, 0, 0, 0, us, offset, 0)
 
     def violations(self) -> list[Violation]:

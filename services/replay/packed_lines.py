@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, overload
 from uuid import UUID
 
 from services.replay.ledger_line import Line, iso
+from services.replay.rows import Names as Names
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -37,23 +38,6 @@ def _uuid_text(raw: bytes) -> str:
 
 def _text(value: int) -> str | None:
     return None if value == _NO_TIME else iso(_EPOCH + value * _MICROSECOND)
-
-
-class Names:
-    """Each name once, by index (4 bytes: a long history may name more than 65,536 batches and buyers)."""
-
-    __slots__ = ("_index", "names")
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self._index: dict[str, int] = {}
-
-    def index(self, name: str) -> int:
-        found = self._index.get(name)
-        if found is None:
-            found = self._index[name] = len(self.names)
-            self.names.append(name)
-        return found
 
 
 def pack(names: Names, allocation: UUID, order: UUID, cause: UUID, fields: dict[str, Any]) -> bytes:

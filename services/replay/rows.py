@@ -24,18 +24,35 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID = 16
 
 
-def micros(moment: datetime) -> tuple[int, int]:
-    """A time as (microseconds since the epoch, its UTC offset in seconds): what `moment` needs to give it back."""
+def time_fields(moment: datetime) -> tuple[int, int]:
+    """A time as (microseconds since the epoch, its UTC offset in seconds): what `time_of` needs to give it back."""
     offset = moment.utcoffset()
     if offset is None:
         raise ValueError(f"a time kept in a row must carry its offset, not {moment.isoformat()}")
     return (moment - EPOCH) // timedelta(microseconds=1), int(offset.total_seconds())
 
 
-def moment(us: int, offset: int) -> datetime:
-    """The time `micros` packed, in its own offset (so isoformat and every comparison give what the event said)."""
+def time_of(us: int, offset: int) -> datetime:
+    """The time `time_fields` packed, in its own offset (so isoformat and every comparison give what the event said)."""
     zone = UTC if offset == 0 else timezone(timedelta(seconds=offset))
     return (EPOCH + timedelta(microseconds=us)).astimezone(zone)
+
+
+class Names:
+    """Each name once, by index (4 bytes in a row: a long history may name more than 65,536 batches and buyers)."""
+
+    __slots__ = ("_index", "names")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def index(self, name: str) -> int:
+        found = self._index.get(name)
+        if found is None:
+            found = self._index[name] = len(self.names)
+            self.names.append(name)
+        return found
 
 
 def id_int(raw: bytes) -> int:

@@ -9,7 +9,6 @@ any point of the log counts as shipped.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -19,7 +18,7 @@ from schemas.allocation import AllocationReleased, ChipsAllocated
 from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded
 from services.domain_kit.seen_ids import SeenIds
 from services.replay.reading import Read
-from services.replay.rows import Rows, id_int, micros, moment
+from services.replay.rows import Names, Rows, id_int, time_fields, time_of
 
 SHIPPED_STEPS = frozenset({"shipped", "customs_cleared", "held", "released", "delivered"})
 """`held` and `released` are a customs hold and its end: both happen only after the chips shipped."""
@@ -28,7 +27,7 @@ FAILED_STEPS = frozenset({"lost", "refused"})
 
 class Allocated(NamedTuple):
     """A ChipsAllocated, as much of it as the checks ask about: ids as integers (a UUID object and its integer
-    cost twice as much), names interned."""
+    cost twice as much), names kept once (rows.Names)."""
 
     event: int
     allocation: int
@@ -75,26 +74,19 @@ class LineFacts:
     larger, a NamedTuple of the same fields ~4 times)."""
 
     def __init__(self) -> None:
-        self.names: list[str] = []
-        self._numbers: dict[str, int] = {}
+        self.names = Names()
+        """Batches and release reasons, by number in the rows."""
         self.decisions: Rows[Allocated | Released] = Rows(LAYOUT, self._row)
         self.allocation_ids = SeenIds()
         self.shipped = SeenIds()
         self.failed = SeenIds()
 
-    def _number(self, name: str) -> int:
-        number = self._numbers.get(name)
-        if number is None:
-            number = self._numbers[name] = len(self.names)
-            self.names.append(sys.intern(name))
-        return number
-
     def _row(self, fields: tuple[Any, ...]) -> Allocated | Released:
         kind, event, allocation, name, order, quantity, us, offset = fields
         if kind == RELEASED:
-            return Released(id_int(event), id_int(allocation), self.names[name])
+            return Released(id_int(event), id_int(allocation), self.names.names[name])
         return Allocated(
-            id_int(event), id_int(allocation), self.names[name], id_int(order), quantity, moment(us, offset)
+            id_int(event), id_int(allocation), self.names.names[name], id_int(order), quantity, time_of(us, offset)
         )
 
     def see(self, read: Read) -> None:
@@ -103,14 +95,14 @@ class LineFacts:
         e = read.envelope
         match e.payload:
             case ChipsAllocated() as p:
-                batch = self._number(p.batch_id)
-                us, offset = micros(e.occurred_at)
+                batch = self.names.index(p.batch_id)
+                us, offset = time_fields(e.occurred_at)
                 self.decisions.append(
                     ALLOCATED, e.id.bytes, p.allocation_id.bytes, batch, p.order_id.bytes, p.quantity, us, offset
                 )
                 self.allocation_ids.add(p.allocation_id)
             case AllocationReleased() as p:
-                why = self._number(p.why)
+                why = self.names.index(p.why)
                 self.decisions.append(RELEASED, e.id.bytes, p.allocation_id.bytes, why, bytes(16), 0, 0, 0)
             case DeliveryFailed() as p:
                 self.failed.add(p.allocation_id)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.domain_kit.seen_ids import MERGE_AT
-from services.replay.rows import Rows, SortedRows, micros, moment
+from services.replay.rows import Rows, SortedRows, time_fields, time_of
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,7 @@ from services.replay.rows import Rows, SortedRows, micros, moment
     ],
 )
 def test_a_time_comes_back_equal_and_in_its_own_offset(when: datetime) -> None:
-    back = moment(*micros(when))
+    back = time_of(*time_fields(when))
     assert back == when
     assert back.isoformat() == when.isoformat()
     assert back.utcoffset() == when.utcoffset()
@@ -31,7 +31,7 @@ def test_a_time_comes_back_equal_and_in_its_own_offset(when: datetime) -> None:
 
 def test_a_naive_time_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="must carry its offset"):
-        micros(datetime(2026, 1, 28, 9, 0))
+        time_fields(datetime(2026, 1, 28, 9, 0))
 
 
 def test_rows_come_back_in_the_order_written_through_make() -> None:
