@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from builders_replay import ORDER_AL, ORDER_BD, World, at, edit, of_type, story
+from builders_replay import ORDER_AL, ORDER_BD, World, at, batch, cleared, edit, of_type, order, rules, steps, story
 from builders_tampering import appended, as_log, found, partition_of, records, without
 
 from schemas.approval import ApprovalReleased, OrderApproved
@@ -64,6 +64,30 @@ def test_chips_shipped_beyond_the_latest_licence_revision_are_named(world: World
         f"licence BIS-BYTEDANCE: 500 chips shipped and not lost or refused (orders {ORDER_BD}), its latest revision 1 "
         "allows 450"
     )
+
+
+def test_chips_shipped_by_many_orders_are_summed_and_the_first_ten_orders_named() -> None:
+    # Twelve orders of 100 chips each ship and are delivered; the licence, as edited, allows 1,000: no order alone
+    # goes over it, their sum does.
+    many = World().publish(*rules(), *cleared("bytedance", 10_000))
+    many.publish(*(order("bytedance", f"BD-{n}", 100, minute=1 + n) for n in range(12)))
+    many.publish(batch("B1", 1_200, minute=60))
+    lines = [line.allocation_id for line in many.allocations()]
+    many.publish(
+        *(s for n, line in enumerate(lines) for s in steps(line, "packed", "shipped", "delivered", minute=90 + n))
+    )
+    smaller = edit(records(many), of_type("ExportLicenceIssued"), lambda e: e["payload"].update(quantity=1_000))
+
+    [shipped] = found(as_log(many, smaller), "licence_exceeded_by_shipped_chips")
+
+    assert len(lines) == 12
+    approved = [e for e in many.events("h200.approvals") if isinstance(e.payload, OrderApproved)]
+    named = [str(e.payload.order_id) for e in approved[:10]]
+    assert shipped.message == (
+        f"licence BIS-BYTEDANCE: 1200 chips shipped and not lost or refused (orders {', '.join(named)}), its latest "
+        "revision 1 allows 1000"
+    )
+    assert [str(e.id) for e in approved[:10]] == list(shipped.events[1:])
 
 
 def test_an_ended_order_keeps_its_shipped_chips_on_the_licence_and_the_quota(world: World) -> None:
