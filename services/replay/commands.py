@@ -201,7 +201,7 @@ def run_verify(args: argparse.Namespace, settings: OpsSettings) -> int:
     for read in read_events(records, first):
         decisions.see(read)
     records, reading = open_log(args, settings, (*EVENT_TOPICS, CLOCK, INBOX))
-    verification = Verification(reading.topics, decisions)
+    verification = Verification(reading.topics, decisions, reading.seen)
     for read in read_events(records, reading):
         verification.see(read)
     live, behind, namespace = None, 0, args.namespace

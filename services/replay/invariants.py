@@ -33,7 +33,8 @@ from services.replay.violations import Violation, ids
 class Invariants:
     """Every invariant of the domain, fed the log once; `violations` is empty when the log keeps them all."""
 
-    def __init__(self, decisions: RecordedDecisions) -> None:
+    def __init__(self, decisions: RecordedDecisions, events: SeenIds | None = None) -> None:
+        """`events`: the ids of the events read, when the reading keeps them and adds each before `see`."""
         self.facts = LineFacts()
         self.checks: list[Check] = [
             Chips(self.facts),
@@ -42,7 +43,7 @@ class Invariants:
             ShippedAndDelivered(self.facts),
             CitePolicies(),
             OnePerReference(),
-            AsCatalogued(),
+            AsCatalogued(events),
         ]
 
     def see(self, read: Read) -> None:

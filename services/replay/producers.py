@@ -27,8 +27,10 @@ class AsCatalogued:
     on although no event topic holds it) is reported as an inbox record. Its report waits for the end of the log,
     since the event topics after the inbox may still hold it. Keeps 16 bytes an id."""
 
-    def __init__(self) -> None:
-        self.events = SeenIds()
+    def __init__(self, events: SeenIds | None = None) -> None:
+        self._own_events = events is None
+        self.events = SeenIds() if events is None else events
+        """The ids of the events read: shared with the reading when it keeps them (see Trail.events)."""
         self.inbox_seen = SeenIds()
         self.problems: list[Violation] = []
         self.inbox_only: dict[UUID, Violation] = {}
@@ -36,7 +38,8 @@ class AsCatalogued:
     def see(self, read: Read) -> None:
         envelope = read.envelope
         if not read.inbox:
-            self.events.add(envelope.id)
+            if self._own_events:
+                self.events.add(envelope.id)
             found = _misplaced(read)
             if found is not None:
                 self.problems.append(found)

@@ -50,6 +50,12 @@ class Reading:
     _seen: SeenIds = field(default_factory=SeenIds, repr=False)
     """The event ids passed on, 16 bytes each (a set of ints cost ~80: 80 MB at a million events)."""
 
+    @property
+    def seen(self) -> SeenIds:
+        """The ids of the events passed on so far, each added before its event is: checks that need the same set
+        share this one (Verification)."""
+        return self._seen
+
     def type_of(self, event_id: UUID) -> str | None:
         return None if self.types is None else self.types.get(event_id)
 

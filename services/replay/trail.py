@@ -47,18 +47,29 @@ class Trail:
     the policy revisions, and the decisions whose policy or cause was not read before them (a cause on a topic read
     later: a shipment report causing a release)."""
 
-    def __init__(self, topics: tuple[str, ...]) -> None:
+    def __init__(self, topics: tuple[str, ...], events: SeenIds | None = None) -> None:
         self.causes_checked = set(CAUSE_TOPICS) <= set(topics)
         self.policies: set[tuple[str, int]] = set()
+        self._own_events = events is None
+        self.events = SeenIds() if events is None else events
+        """The ids of the events read (the inbox's aside). A reading that keeps this set itself shares it, having
+        added each event's id before `see` (services.replay.reading: one set of every id, not three)."""
         self.known = SeenIds()
+        """Ids of inbox records that are not among the events: a cause may be one."""
         self.decisions = 0
         self.found: list[tuple[int, int, Violation]] = []
         self.open: list[_Open] = []
 
+    def _knows(self, event_id: UUID) -> bool:
+        return event_id in self.events or event_id in self.known
+
     def see(self, read: Read) -> None:
         e = read.envelope
         if self.causes_checked:
-            self.known.add(e.id)
+            if not read.inbox and self._own_events:
+                self.events.add(e.id)
+            elif read.inbox and e.id not in self.events:
+                self.known.add(e.id)
         p: Any = e.payload
         if read.inbox:
             return
@@ -84,7 +95,7 @@ class Trail:
         if e.causation_id != p.cause_event_id:
             message = f"{subject} names cause {p.cause_event_id}, its envelope {e.causation_id}"
             self.found.append((position, 2, Violation("cause_mismatch", message, ids(e))))
-        elif self.causes_checked and p.cause_event_id not in self.known:
+        elif self.causes_checked and not self._knows(p.cause_event_id):
             cause = p.cause_event_id
         if cause is not None or any((ref.policy_id, ref.revision) not in self.policies for ref in refs):
             self.open.append(_Open(position, e.id, subject, refs, cause))
@@ -96,7 +107,7 @@ class Trail:
             if missing:
                 message = f"{item.subject} cites policy revisions the log does not hold: {', '.join(missing)}"
                 found.append((item.position, 1, Violation("unknown_policy_revision", message, ids(item))))
-            if item.cause is not None and item.cause not in self.known:
+            if item.cause is not None and not self._knows(item.cause):
                 message = f"{item.subject} was caused by event {item.cause}, which is not in the log"
                 found.append((item.position, 2, Violation("unknown_cause", message, ids(item))))
         found.sort(key=lambda entry: entry[:2])

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.supply import BatchManufactured
+from services.domain_kit.seen_ids import SeenIds
 from services.replay.chain import ChainReport
 from services.replay.checking import reads_of
 from services.replay.decisions import Fetch, RecordedDecisions, fetch_from
@@ -76,12 +77,14 @@ class Verification:
     with the partitions then taken in reverse order (`stable`): the same hash says no line depends on how the
     partitions of different topics interleave."""
 
-    def __init__(self, topics: tuple[str, ...], decisions: RecordedDecisions) -> None:
+    def __init__(self, topics: tuple[str, ...], decisions: RecordedDecisions, events: SeenIds | None = None) -> None:
+        """`events`: the reading's set of the ids of the events read (Reading.seen), shared by the checks that
+        need the same set; without it they keep their own."""
         self.ledger = LedgerFold()
         self.names = Names()
         self.apart: dict[tuple[str, int], LedgerFold] = {}
-        self.invariants = Invariants(decisions)
-        self.trail = Trail(topics)
+        self.invariants = Invariants(decisions, events)
+        self.trail = Trail(topics, events)
         self.determinism = Determinism(decisions) if INBOX in topics else None
         self.ready: dict[str, datetime] = {}
 
