@@ -43,7 +43,8 @@ class _Account:
 
     rows: Rows[Allocated | Released]
     limit: int | None
-    limit_event: _Limit | None
+    limit_event: int | None
+    """The id (as an integer) of the event that set the limit: named with the lines when the limit is passed."""
     total: int = 0
     """Live lines plus lines that shipped and were released afterwards: chips that are not in the pool."""
     lines: dict[int, None] | list[int] = field(default_factory=list)
@@ -97,7 +98,8 @@ class _Account:
         return [line for line in shown if isinstance(line, Allocated)]  # every place here is an allocation's
 
     def events(self) -> tuple[str, ...]:
-        return ids(self.limit_event, *self._shown(self.gone, False), *self._shown(self.lines, True))
+        limit = None if self.limit_event is None else _Limit(self.limit_event, self.limit or 0)
+        return ids(limit, *self._shown(self.gone, False), *self._shown(self.lines, True))
 
     def named_gone(self) -> str:
         return ", ".join(f"{line.allocation_id} ({line.quantity})" for line in self._shown(self.gone, False))
@@ -199,4 +201,6 @@ def _overdraft(kind: str, name: object, account: _Account, how: str | None) -> l
 
 
 def _limit(rows: Rows[Allocated | Released], event: _Limit | None, lines: dict[int, None] | list[int]) -> _Account:
-    return _Account(rows, None if event is None else event.quantity, event, lines=lines)
+    if event is None:
+        return _Account(rows, None, None, lines=lines)
+    return _Account(rows, event.quantity, event.event, lines=lines)
