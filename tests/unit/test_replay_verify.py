@@ -101,6 +101,17 @@ def test_an_order_receiving_more_than_approved_is_named(world: World) -> None:
     assert {"order_overfilled", "batch_overdrawn"} <= codes(check(bumped))
 
 
+def test_an_order_of_one_line_is_overfilled_by_one_chip_and_not_at_its_approval() -> None:
+    one = World().publish(*rules(), *cleared("bytedance", 1_000))
+    one.publish(order("bytedance", "BD-1", 100, minute=1), batch("B1", 500, minute=60))
+    over = tampered(one, of_type("ChipsAllocated"), lambda e: e["payload"].update(quantity=101))
+
+    assert [v.message for v in check(over) if v.code.startswith("order_")] == [
+        f"order {order_id_for('bytedance', 'BD-1')} holds 101 chips, approved for 100"
+    ]
+    assert check(one.log()) == []
+
+
 def test_a_release_of_an_allocation_never_made_is_named(world: World) -> None:
     stray = tampered(world, of_type("AllocationReleased"), lambda e: e["payload"].update(allocation_id=str(uuid4())))
 
