@@ -12,7 +12,7 @@ COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics access schemas \
         schemas-check asyncapi-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay \
-        bench-recovery bench-pipeline bench-state bench
+        bench-recovery bench-pipeline bench-state bench-verify bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,6 +98,9 @@ bench-replay: jars $(STAMP) ## a million events: h200 replay against Kafka's Con
 
 bench-pipeline: jars $(STAMP) ## orders/s through the four services against a bare aiokafka relay chain, and p99 at half that rate (ORDERS=n)
 	@$(PY) -m bench.pipeline_bench --run-dir .run/bench/pipeline $(if $(ORDERS),--orders $(ORDERS),)
+
+bench-verify: $(STAMP) ## h200 verify of a generated log from an export file, no broker: events/s and its own peak RSS (EVENTS=n, default 1,000,000; FILE=path keeps the log)
+	@$(PY) -m bench.verify_file $(if $(EVENTS),--events $(EVENTS),) $(if $(FILE),--file $(FILE),)
 
 bench: bench-replay bench-recovery bench-pipeline bench-state ## every benchmark, each printing its figures beside its peer's
 
