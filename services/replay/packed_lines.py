@@ -16,6 +16,7 @@ from uuid import UUID
 
 from services.replay.ledger_line import Line, iso
 from services.replay.rows import Names as Names
+from services.replay.rows import micros
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -23,11 +24,6 @@ _NO_TIME = -(2**63)
 _ROW = struct.Struct(">16s16s16sqqqIIIIIII")
 """allocation, order, cause; allocated_at, shipped_at, delivered_at; quantity; pool, buyer, batch, rule,
 policy version, status."""
-
-
-def micros(moment: datetime) -> int:
-    """The instant as microseconds since the Unix epoch: what `iso` prints is the same for the same number."""
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _uuid_text(raw: bytes) -> str:

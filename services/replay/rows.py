@@ -2,8 +2,8 @@
 
 A NamedTuple of three 128-bit ids and a datetime costs ~300 bytes as Python objects (the tuple, each int, the
 datetime, a list or dict slot); packed with `struct`, ~70. A check keeps one or two such rows per order, and a log
-of 5M events names 714,000 orders, so kept as objects they held most of verify's 2.5 GB. Rows are turned back
-into the check's NamedTuples as they are read, so the checks' logic does not change.
+of 5M events names 714,000 orders, so kept as objects they held about a gigabyte of verify's 2.5 GB. Rows are
+turned back into the check's NamedTuples as they are read, so the checks' logic does not change.
 
 `Rows` keeps rows in the order written. `SortedRows` keeps them sorted by their bytes (ids first, big-endian), in a
 run merged in place as `SeenIds` merges its own, and finds every row whose first 16 bytes are a given id.
@@ -24,12 +24,17 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID = 16
 
 
+def micros(moment: datetime) -> int:
+    """The instant as microseconds since the Unix epoch (the ledger's packed lines keep times so, in UTC)."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
 def time_fields(moment: datetime) -> tuple[int, int]:
     """A time as (microseconds since the epoch, its UTC offset in seconds): what `time_of` needs to give it back."""
     offset = moment.utcoffset()
     if offset is None:
         raise ValueError(f"a time kept in a row must carry its offset, not {moment.isoformat()}")
-    return (moment - EPOCH) // timedelta(microseconds=1), int(offset.total_seconds())
+    return micros(moment), int(offset.total_seconds())
 
 
 def time_of(us: int, offset: int) -> datetime:
@@ -81,7 +86,7 @@ class Rows(Generic[T]):
         return self._make(self._layout.unpack_from(self._data, index * self._layout.size))
 
     def __iter__(self) -> Iterator[T]:
-        # Over a copy of the view's state: appending while reading would move the buffer (BufferError says so).
+        # Through a view of the buffer: appending while reading raises BufferError rather than moving it.
         make = self._make
         for fields in self._layout.iter_unpack(memoryview(self._data)):
             yield make(fields)
