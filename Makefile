@@ -96,8 +96,8 @@ bench-replay: jars $(STAMP) ## a million events: h200 replay against Kafka's Con
 	@trap 'KAFKA_RUN_DIR=.run/bench/kafka bash infra/kafka/kafka.sh stop --purge >/dev/null 2>&1 || true' EXIT
 	$(PY) -m bench.replay_bench --run-dir .run/bench/kafka $(if $(EVENTS),--events $(EVENTS),) $(if $(RUNS),--runs $(RUNS),)
 
-bench-pipeline: jars $(STAMP) ## orders/s through the four services against a bare aiokafka relay chain, and p99 at half that rate (ORDERS=n)
-	@$(PY) -m bench.pipeline_bench --run-dir .run/bench/pipeline $(if $(ORDERS),--orders $(ORDERS),)
+bench-pipeline: jars $(STAMP) ## orders/s through the four services against a bare aiokafka relay chain, p99 at half that rate, CPU per order per process (ORDERS=n, CLOCK_S=seconds between ticks)
+	@$(PY) -m bench.pipeline_bench --run-dir .run/bench/pipeline $(if $(ORDERS),--orders $(ORDERS),) $(if $(CLOCK_S),--clock-interval-s $(CLOCK_S),)
 
 bench-verify: $(STAMP) ## h200 verify of a generated log from an export file, no broker: events/s and its own peak RSS (EVENTS=n, default 1,000,000; FILE=path keeps the log)
 	@$(PY) -m bench.verify_file $(if $(EVENTS),--events $(EVENTS),) $(if $(FILE),--file $(FILE),)

@@ -9,11 +9,17 @@ stopped and purged at the end whatever happens), then:
      approval's, allocation's: six consumer-to-producer hops, two per process, three processes), each a bare
      aiokafka consumer copying the bytes on with `acks=all` and auto-commit, no decoding; as many records of
      an order's size, timed the same way: records/s;
-  3. latency at half of the measured rate: orders paced at that rate; per order, the seconds from its send to its
-     first ChipsAllocated read back (p50 / p99 / max).
+  3. latency at half of the measured rate (or --latency-rate): orders paced at that rate; per order, the seconds
+     from its send to its OrderApproved and to its first ChipsAllocated read back (p50 / p99 / max), so that the
+     wait for approval's markers (business time: allocation admits an approval once every approval partition's
+     marker after the next clock tick has passed it) shows apart from the services' own work.
+Both sides run on a warmed broker (a relay round first, then --warm-orders orders through the services, neither
+timed: a broker just started spends much of its CPU in its JIT compilers), and each phase prints the CPU seconds
+every process used (/proc/<pid>/stat), per order or record: what the two cores went to.
 Figures, not a timed test.
 
-    python -m bench.pipeline_bench [--orders N] [--buyers B] [--port P --controller-port Q]
+    python -m bench.pipeline_bench [--orders N] [--warm-orders W] [--buyers B] [--latency-rate R]
+                                   [--clock-interval-s S] [--port P --controller-port Q]
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -49,15 +56,65 @@ import scenario as s
 DECIDERS = ("intake", "approval", "allocation", "fulfilment")
 SUBMISSIONS = "h200.intake.commands"
 LEDGER = "h200.allocations"
+APPROVALS = "h200.approvals"
 
 
 RUNNING: list[subprocess.Popen[bytes]] = []
 """The processes started for the current run (checked while waiting: a process that exited ends the bench)."""
+NAMES: dict[int, str] = {}
 
 
 def say(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far (/proc/<pid>/stat), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class CpuShare:
+    """CPU used by each process of a phase between `start` and `stop`: where the two cores went."""
+
+    def __init__(self, broker_pid: int) -> None:
+        self.named = {"broker": broker_pid}
+        self.began: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self, processes: dict[str, int]) -> None:
+        self.named = {"broker": self.named["broker"], **processes}
+        self.began = {name: cpu_seconds(pid) for name, pid in self.named.items()}
+        self.began["bench (this process)"] = sum(os.times()[:2])
+
+    def stop(self) -> None:
+        self.used = {name: cpu_seconds(pid) - self.began[name] for name, pid in self.named.items()}
+        self.used["bench (this process)"] = sum(os.times()[:2]) - self.began["bench (this process)"]
+
+    def lines(self, count: int, unit: str, seconds: float) -> list[str]:
+        total = sum(self.used.values())
+        rows = [f"    {'process':<24}{'CPU s':>8}{f'ms a {unit}':>14}{'share of 2 cores':>18}"]
+        for name, used in sorted(self.used.items(), key=lambda item: -item[1]):
+            share = used / (seconds * (os.cpu_count() or 1))
+            rows.append(f"    {name:<24}{used:>8.1f}{used * 1000 / count:>14.2f}{share:>18.0%}")
+        rows.append(f"    {'all':<24}{total:>8.1f}{total * 1000 / count:>14.2f}")
+        return rows
+
+
+def broker_pid(run_dir: Path) -> int:
+    return int((run_dir / "kafka.pid").read_text().split()[0])
+
+
+def named_pids() -> dict[str, int]:
+    """The processes of the current run by the names they were started under."""
+    return {NAMES[p.pid]: p.pid for p in RUNNING}
 
 
 def as_principal(name: str) -> dict[str, str]:
@@ -71,6 +128,7 @@ def processes(commands: list[tuple[str, list[str], dict[str, str]]], log_dir: Pa
     for name, command, env in commands:
         with open(log_dir / f"{name}.log", "ab") as out:
             started.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
+            NAMES[started[-1].pid] = name
     try:
         yield
     finally:
@@ -138,8 +196,18 @@ def allocated_ref(value: bytes) -> str | None:
     return str(envelope["payload"]["order_id"])
 
 
-def services_run(bootstrap: str, args: argparse.Namespace) -> tuple[float, list[float]]:
-    total = 30 + args.orders + args.latency_orders
+def approved_ref(value: bytes) -> str | None:
+    """The order id of an OrderApproved, None for any other record."""
+    envelope = json.loads(value)
+    if envelope.get("type") != "OrderApproved":
+        return None
+    return str(envelope["payload"]["order_id"])
+
+
+def services_run(
+    bootstrap: str, args: argparse.Namespace, cpu: CpuShare, paced_cpu: CpuShare
+) -> tuple[float, Latencies]:
+    total = 30 + args.warm_orders + args.orders + args.latency_orders
     market = s.Market("bp", buyers=args.buyers, quota=10 * (total // args.buyers + 2), lot=10, orders_per_buyer=1)
     env_extra = {"H200_BOOTSTRAP_SERVERS": bootstrap}
     commands = [
@@ -159,17 +227,75 @@ def services_run(bootstrap: str, args: argparse.Namespace) -> tuple[float, list[
         arrivals.start()
         arrivals.ready.wait(60)
         warm_up(bootstrap, market, arrivals)
+        if args.warm_orders:
+            # Not timed: the broker's JIT compilers are still at work on the paths these clients take (C2 threads
+            # were 44% of the broker's CPU during a timed burst right after one order), and so is every cache.
+            warm = orders(market, 3, args.warm_orders)
+            send(bootstrap, warm)
+            arrivals.wait_for({o[0] for o in warm}, 600, f"{args.warm_orders:,} orders warming up")
+            say(f"  warmed up: {args.warm_orders:,} orders went through (not timed)")
         batch = orders(market, 1, args.orders)
+        cpu.start(named_pids())
         began = time.perf_counter()
         send(bootstrap, batch)
         done = arrivals.wait_for({o[0] for o in batch}, 600, f"{args.orders:,} orders")
+        cpu.stop()
         rate = args.orders / (done - began)
+        settle(named_pids())
+        # Read only for the paced orders: decoding every approval of the burst would take CPU from the services.
+        approvals = Arrivals(bootstrap, APPROVALS, approved_ref)
+        approvals.start()
+        approvals.ready.wait(60)
         paced = orders(market, 2, args.latency_orders)
-        sent = send(bootstrap, paced, rate=rate / 2)
+        say(f"  pacing {args.latency_orders:,} orders at {args.latency_rate or rate / 2:,.1f} a second")
+        paced_cpu.start(named_pids())
+        sent = send(bootstrap, paced, rate=args.latency_rate or rate / 2)
         arrivals.wait_for(set(sent), 300, "paced orders")
-        latencies = sorted(arrivals.seen[key] - at for key, at in sent.items())
+        paced_cpu.stop()
+        approvals.wait_for(set(sent), 60, "paced orders' approvals")
+        latencies = Latencies(
+            allocated=sorted(arrivals.seen[key] - at for key, at in sent.items()),
+            approved=sorted(approvals.seen[key] - at for key, at in sent.items()),
+            admitted=sorted(arrivals.seen[key] - approvals.seen[key] for key in sent),
+        )
         arrivals.stop.set()
+        approvals.stop.set()
     return rate, latencies
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """Seconds per paced order, each list sorted: send to first ChipsAllocated, send to OrderApproved (intake and
+    approval), and OrderApproved to first ChipsAllocated (allocation's wait for approval's markers and its own work)."""
+
+    allocated: list[float]
+    approved: list[float]
+    admitted: list[float]
+
+    def lines(self) -> list[str]:
+        def row(what: str, values: list[float]) -> str:
+            p50, p99 = percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000
+            return f"    {what:<44}{p50:>10,.0f}{p99:>10,.0f}{values[-1] * 1000:>10,.0f}"
+
+        return [
+            f"    {'ms, per order':<44}{'p50':>10}{'p99':>10}{'max':>10}",
+            row("submission to first allocation", self.allocated),
+            row("  submission to OrderApproved", self.approved),
+            row("  OrderApproved to first allocation", self.admitted),
+        ]
+
+
+def settle(processes: dict[str, int], idle_share: float = 0.05, timeout_s: float = 120) -> None:
+    """Until every process uses under `idle_share` of a core over a second: the burst's later work (fulfilment,
+    the events after each first allocation) is done, so that the paced orders do not queue behind it."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        time.sleep(1)
+        busy = {name: cpu_seconds(pid) - before[name] for name, pid in processes.items()}
+        if max(busy.values()) < idle_share:
+            return
+    say(f"  still busy after {timeout_s:.0f} s; timing the paced orders anyway")
 
 
 def warm_up(bootstrap: str, market: s.Market, arrivals: Arrivals) -> None:
@@ -214,12 +340,15 @@ def send(bootstrap: str, batch: list[tuple[str, bytes]], rate: float = 0.0) -> d
     return sent
 
 
-def relay_run(bootstrap: str, args: argparse.Namespace, sample: bytes) -> float:
+def relay_topics(bootstrap: str) -> None:
     with admin_client(bootstrap) as admin:
         from kafka.admin import NewTopic
 
         partitions = BY_NAME[SUBMISSIONS].partitions
         admin.create_topics([NewTopic(relay_topic(hop), partitions, 1) for hop in range(HOPS + 1)])
+
+
+def relay_run(bootstrap: str, args: argparse.Namespace, sample: bytes, count: int, cpu: CpuShare) -> float:
     commands = [
         (
             f"relay-{pair}",
@@ -235,12 +364,15 @@ def relay_run(bootstrap: str, args: argparse.Namespace, sample: bytes) -> float:
         warm = [(f"w{n:011d}", sample + f"w{n:011d}".encode()) for n in range(50)]
         send_raw(bootstrap, warm)
         arrivals.wait_for({k for k, _ in warm}, 180, "relay warming up")
-        batch = [(f"r{n:011d}", sample + f"r{n:011d}".encode()) for n in range(args.orders)]
+        # Each round reads from the end as it is, so the same keys in a later round are told apart.
+        batch = [(f"r{n:011d}", sample + f"r{n:011d}".encode()) for n in range(count)]
+        cpu.start(named_pids())
         began = time.perf_counter()
         send_raw(bootstrap, batch)
         done = arrivals.wait_for({k for k, _ in batch}, 600, "relay")
+        cpu.stop()
         arrivals.stop.set()
-    return float(args.orders / (done - began))
+    return float(count / (done - began))
 
 
 def send_raw(bootstrap: str, batch: list[tuple[str, bytes]]) -> None:
@@ -251,6 +383,13 @@ def send_raw(bootstrap: str, batch: list[tuple[str, bytes]]) -> None:
     producer.close()
 
 
+def clock_interval_s() -> float:
+    """The clock's interval as the clock process reads it (its settings; H200_CLOCK_INTERVAL_S)."""
+    from services.clock.settings import ClockSettings
+
+    return float(ClockSettings().interval_s)
+
+
 def percentile(values: list[float], share: float) -> float:
     return float(values[min(len(values) - 1, int(share * len(values)))])
 
@@ -258,12 +397,19 @@ def percentile(values: list[float], share: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=5_000, help="orders (and relay records) timed (5,000)")
+    parser.add_argument("--warm-orders", type=int, default=2_000, help="orders sent first, not timed (2,000)")
     parser.add_argument("--latency-orders", type=int, default=1_000, help="orders paced at half the rate (1,000)")
+    parser.add_argument("--latency-rate", type=float, default=0, help="orders/s of the paced orders (half the rate)")
     parser.add_argument("--buyers", type=int, default=50, help="buyers the orders are spread over (50)")
+    parser.add_argument(
+        "--clock-interval-s", type=float, default=None, help="seconds between the clock's ticks (its default: 1)"
+    )
     parser.add_argument("--run-dir", type=Path, default=REPO / ".run/bench/pipeline", help="broker and logs")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_KAFKA_PORT", "0")), help="0: any")
     parser.add_argument("--controller-port", type=int, default=0, help="0: any")
     args = parser.parse_args(argv)
+    if args.clock_interval_s is not None:
+        os.environ["H200_CLOCK_INTERVAL_S"] = str(args.clock_interval_s)  # the clock process reads it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the broker
     os.environ.setdefault("KAFKA_PYTHON", sys.executable)  # kafka.sh gives every principal its ACLs
     os.environ["H200_KAFKA_USERNAME"] = "admin"  # the bench itself: topics, relays, reading back
@@ -274,18 +420,38 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["H200_KAFKA_USERNAME"] = "upstream"
         sample = orders(s.Market("bp", 1, 10, 10, orders_per_buyer=1), 9, 1)[0][1]
         os.environ["H200_KAFKA_USERNAME"] = "admin"
-        services_rate, latencies = services_run(bootstrap, args)
-        relay_rate = relay_run(bootstrap, args, sample)
+        # A broker just started runs its JIT compilers beside the first load: the relay read 1,784 records/s first
+        # and ~4,000 after the services in one run. Both sides are timed on a broker warmed by a relay round first.
+        relay_topics(bootstrap)
+        pid = broker_pid(args.run_dir / "kafka")
+        warm_rate = relay_run(bootstrap, args, sample, args.orders, CpuShare(pid))
+        say(f"  broker warmed up by a relay round: {warm_rate:,.0f} records/s (not reported below)")
+        services_cpu, relay_cpu, paced_cpu = CpuShare(pid), CpuShare(pid), CpuShare(pid)
+        services_rate, latencies = services_run(bootstrap, args, services_cpu, paced_cpu)
+        relay_rate = relay_run(bootstrap, args, sample, args.orders, relay_cpu)
     say()
     say(f"{'':<44}{'per second':>12}")
     say(f"{'four services, submission to first allocation':<44}{services_rate:>12,.0f}")
     say(f"{'bare aiokafka relay chain, same 6 hops':<44}{relay_rate:>12,.0f}")
     say(f"{'ratio (target 0.5)':<44}{services_rate / relay_rate:>12.3f}")
     say(
-        f"latency at {services_rate / 2:,.0f} orders/s (half the rate), {len(latencies):,} orders: "
-        f"p50 {percentile(latencies, 0.5) * 1000:,.0f} ms, p99 {percentile(latencies, 0.99) * 1000:,.0f} ms, "
-        f"max {latencies[-1] * 1000:,.0f} ms (target p99 100 ms)"
+        f"latency at {args.latency_rate or services_rate / 2:,.0f} orders/s"
+        f"{'' if args.latency_rate else ' (half the rate)'}, {len(latencies.allocated):,} orders, "
+        f"a clock tick every {clock_interval_s():g} s (target p99 100 ms):"
     )
+    for line in latencies.lines():
+        say(line)
+    paced_s = args.latency_orders / (args.latency_rate or services_rate / 2)
+    say(f"  CPU while they were paced (about {paced_s:,.0f} s):")
+    for line in paced_cpu.lines(args.latency_orders, "order", paced_s):
+        say(line)
+    say()
+    say(f"where the CPU went while the {args.orders:,} orders went through the four services:")
+    for line in services_cpu.lines(args.orders, "order", args.orders / services_rate):
+        say(line)
+    say("and while as many records went through the relay chain:")
+    for line in relay_cpu.lines(args.orders, "record", args.orders / relay_rate):
+        say(line)
     say(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
