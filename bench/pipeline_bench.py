@@ -100,9 +100,10 @@ class CpuShare:
 
     def lines(self, count: int, unit: str, seconds: float) -> list[str]:
         total = sum(self.used.values())
-        rows = [f"    {'process':<24}{'CPU s':>8}{f'ms a {unit}':>14}{'share of 2 cores':>18}"]
+        cores = os.cpu_count() or 1
+        rows = [f"    {'process':<24}{'CPU s':>8}{f'ms a {unit}':>14}{f'share of {cores} cores':>18}"]
         for name, used in sorted(self.used.items(), key=lambda item: -item[1]):
-            share = used / (seconds * (os.cpu_count() or 1))
+            share = used / (seconds * cores)
             rows.append(f"    {name:<24}{used:>8.1f}{used * 1000 / count:>14.2f}{share:>18.0%}")
         rows.append(f"    {'all':<24}{total:>8.1f}{total * 1000 / count:>14.2f}")
         return rows
