@@ -81,29 +81,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+BENCH = "bench (this process)"
+
+
 class CpuShare:
-    """CPU used by each process of a phase between `start` and `stop`: where the two cores went."""
+    """CPU used by each process of a phase between `start` and `stop`, and the phase's wall seconds: where the
+    cores went."""
 
     def __init__(self, broker_pid: int) -> None:
-        self.named = {"broker": broker_pid}
+        self.broker_pid = broker_pid
+        self.named: dict[str, int] = {}
         self.began: dict[str, float] = {}
         self.used: dict[str, float] = {}
+        self.seconds = 0.0
+
+    def _now(self) -> dict[str, float]:
+        return {**{name: cpu_seconds(pid) for name, pid in self.named.items()}, BENCH: sum(os.times()[:2])}
 
     def start(self, processes: dict[str, int]) -> None:
-        self.named = {"broker": self.named["broker"], **processes}
-        self.began = {name: cpu_seconds(pid) for name, pid in self.named.items()}
-        self.began["bench (this process)"] = sum(os.times()[:2])
+        self.named = {"broker": self.broker_pid, **processes}
+        self.began, self.seconds = self._now(), time.perf_counter()
 
     def stop(self) -> None:
-        self.used = {name: cpu_seconds(pid) - self.began[name] for name, pid in self.named.items()}
-        self.used["bench (this process)"] = sum(os.times()[:2]) - self.began["bench (this process)"]
+        self.used = {name: used - self.began[name] for name, used in self._now().items()}
+        self.seconds = time.perf_counter() - self.seconds
 
-    def lines(self, count: int, unit: str, seconds: float) -> list[str]:
+    def lines(self, count: int, unit: str) -> list[str]:
         total = sum(self.used.values())
         cores = os.cpu_count() or 1
         rows = [f"    {'process':<24}{'CPU s':>8}{f'ms a {unit}':>14}{f'share of {cores} cores':>18}"]
         for name, used in sorted(self.used.items(), key=lambda item: -item[1]):
-            share = used / (seconds * cores)
+            share = used / (self.seconds * cores)
             rows.append(f"    {name:<24}{used:>8.1f}{used * 1000 / count:>14.2f}{share:>18.0%}")
         rows.append(f"    {'all':<24}{total:>8.1f}{total * 1000 / count:>14.2f}")
         return rows
@@ -442,16 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in latencies.lines():
         say(line)
-    paced_s = args.latency_orders / (args.latency_rate or services_rate / 2)
-    say(f"  CPU while they were paced (about {paced_s:,.0f} s):")
-    for line in paced_cpu.lines(args.latency_orders, "order", paced_s):
+    say(f"  CPU while they were paced ({paced_cpu.seconds:,.1f} s, sending to the last first allocation):")
+    for line in paced_cpu.lines(args.latency_orders, "order"):
         say(line)
     say()
     say(f"where the CPU went while the {args.orders:,} orders went through the four services:")
-    for line in services_cpu.lines(args.orders, "order", args.orders / services_rate):
+    for line in services_cpu.lines(args.orders, "order"):
         say(line)
     say("and while as many records went through the relay chain:")
-    for line in relay_cpu.lines(args.orders, "record", args.orders / relay_rate):
+    for line in relay_cpu.lines(args.orders, "record"):
         say(line)
     say(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
