@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple, overload
 from uuid import UUID
 
 from services.replay.ledger_line import Line, iso
+from services.replay.rows import EPOCH, MICROSECOND, micros
 from services.replay.rows import Names as Names
-from services.replay.rows import micros
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _NO_TIME = -(2**63)
 _ROW = struct.Struct(">16s16s16sqqqIIIIIII")
 """allocation, order, cause; allocated_at, shipped_at, delivered_at; quantity; pool, buyer, batch, rule,
@@ -33,7 +31,7 @@ def _uuid_text(raw: bytes) -> str:
 
 
 def _text(value: int) -> str | None:
-    return None if value == _NO_TIME else iso(_EPOCH + value * _MICROSECOND)
+    return None if value == _NO_TIME else iso(EPOCH + value * MICROSECOND)
 
 
 def pack(names: Names, allocation: UUID, order: UUID, cause: UUID, fields: dict[str, Any]) -> bytes:
@@ -138,7 +136,7 @@ def unpack(names: Names, row: bytes) -> Line:
         order_id=_uuid_text(order),
         batch_id=table[batch],
         quantity=quantity,
-        allocated_at=iso(_EPOCH + allocated * _MICROSECOND),
+        allocated_at=iso(EPOCH + allocated * MICROSECOND),
         status=table[status],
         shipped_at=_text(shipped),
         delivered_at=_text(delivered),

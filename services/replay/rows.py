@@ -21,12 +21,13 @@ from services.domain_kit.seen_ids import MERGE_AT, merge_into
 
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 ID = 16
 
 
 def micros(moment: datetime) -> int:
     """The instant as microseconds since the Unix epoch (the ledger's packed lines keep times so, in UTC)."""
-    return (moment - EPOCH) // timedelta(microseconds=1)
+    return (moment - EPOCH) // MICROSECOND
 
 
 def time_fields(moment: datetime) -> tuple[int, int]:
