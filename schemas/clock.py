@@ -24,11 +24,9 @@ class ClockTicked(Event):
     at: Timestamp
 
 
-class ApprovalsPassed(Event):
-    """Approval's partition `source_partition` (of `sources`) will decide nothing more with a decided_at before
-    `at`: everything it decided earlier is already written ahead of this marker on lane `lane` (the partition of
-    h200.approvals this marker is written to). Allocation admits an approval into first-approved-first-served only
-    once every source has passed its decided_at on every lane, so a copy that is late cannot lose its place."""
+class ApprovalsPassedV1(Event):
+    """Superseded by version 2, which says whether the marker bounds only its own lane's allocation partition;
+    kept so that old records still decode (as lane_only false: every allocation partition counts them)."""
 
     model_config = ConfigDict(
         json_schema_extra={"x-h200-rules": ["lane: less than lanes", "source_partition: less than sources"]}
@@ -43,14 +41,57 @@ class ApprovalsPassed(Event):
     at: Timestamp
 
     @model_validator(mode="after")
-    def _positions_within_counts(self) -> ApprovalsPassed:
-        # Allocation's frontier counts one mark per (lane, source) below these counts: a marker outside its own
-        # counts would be a mark that says nothing, so it is refused as a contract error.
-        if self.lane >= self.lanes:
-            raise ValueError("lane: must be less than lanes")
-        if self.source_partition >= self.sources:
-            raise ValueError("source_partition: must be less than sources")
+    def _positions_within_counts(self) -> ApprovalsPassedV1:
+        _check_positions(self.lane, self.lanes, self.source_partition, self.sources)
         return self
 
     def id_discriminator(self) -> str:
         return f"{self.source_partition}/{self.lane}"
+
+
+class ApprovalsPassed(Event):
+    """Approval's partition `source_partition` (of `sources`) will decide nothing more with a decided_at before
+    `at`: everything it decided earlier is already written ahead of this marker on lane `lane` (the partition of
+    h200.approvals this marker is written to). Allocation admits an approval into first-approved-first-served only
+    once every source has passed its decided_at on the lanes that feed its partition, so a copy that is late cannot
+    lose its place.
+
+    A pool's approvals and their ends are all on one lane, and h200.approvals and h200.allocation.inbox have the
+    same partitions under the same key (pool_id), so lane L feeds allocation partition L alone. A `lane_only`
+    marker says so: it is copied to allocation partition `lane` only, and that partition's frontier is taken over
+    its own lane's sources (docs/time.md). Version 1 markers (lane_only false) are copied to, and counted by, every
+    partition: a log written before version 2 is refolded as it was decided."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-h200-rules": ["lane: less than lanes", "source_partition: less than sources"]}
+    )
+
+    TYPE: ClassVar[str] = "ApprovalsPassed"
+    VERSION: ClassVar[int] = 2
+    source_partition: Annotated[int, Field(ge=0, le=1023)]
+    sources: Annotated[int, Field(ge=1, le=1024)]
+    lane: Annotated[int, Field(ge=0, le=1023)]
+    lanes: Annotated[int, Field(ge=1, le=1024)]
+    at: Timestamp
+    lane_only: bool = Field(
+        default=False,
+        description="true: counted only by allocation's partition `lane`, the one partition this lane feeds (and "
+        "copied there alone); false: counted by every allocation partition, as version 1 markers are",
+    )
+
+    @model_validator(mode="after")
+    def _positions_within_counts(self) -> ApprovalsPassed:
+        _check_positions(self.lane, self.lanes, self.source_partition, self.sources)
+        return self
+
+    def id_discriminator(self) -> str:
+        return f"{self.source_partition}/{self.lane}"
+
+
+def _check_positions(lane: int, lanes: int, source: int, sources: int) -> None:
+    # Allocation's frontier counts one mark per (lane, source) below these counts: a marker outside its own
+    # counts would be a mark that says nothing, so it is refused as a contract error.
+    if lane >= lanes:
+        raise ValueError("lane: must be less than lanes")
+    if source >= sources:
+        raise ValueError("source_partition: must be less than sources")

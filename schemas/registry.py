@@ -45,6 +45,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     approval.ApprovalCancelled,
     approval.ApprovalExpired,
     approval.ApprovalReleased,
+    clock.ApprovalsPassedV1,
     clock.ApprovalsPassed,
     allocation.ChipsAllocated,
     allocation.AllocationReleased,
@@ -74,8 +75,14 @@ def _batch_manufactured_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "pool_id": "h200"}
 
 
+def _approvals_passed_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    # Before version 2 every marker was copied to, and counted by, every allocation partition.
+    return {**payload, "lane_only": False}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("BatchManufactured", 1): _batch_manufactured_v1_to_v2,
+    ("ApprovalsPassed", 1): _approvals_passed_v1_to_v2,
 }
 """(type, version) -> function lifting a payload of that version to version + 1."""
 

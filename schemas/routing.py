@@ -36,3 +36,15 @@ def explicit_partition(payload: Message) -> int | None:
     approval goes to the lane it names (every lane gets its own copy)."""
     lane = getattr(payload, "lane", None)
     return lane if isinstance(lane, int) else None
+
+
+def copy_partitions(payload: Message, inbox: Topic) -> range | tuple[int, ...] | None:
+    """The partitions of `inbox` a router writes its copy of `payload` to: every partition for a message the inbox
+    broadcasts, but only the lane's own for a lane-only marker of approval (lane L feeds inbox partition L alone,
+    schemas.clock.ApprovalsPassed); None for the partition of the inbox's key."""
+    if not isinstance(payload, inbox.broadcast):
+        return None
+    lane = getattr(payload, "lane", None)
+    if getattr(payload, "lane_only", False) and isinstance(lane, int):
+        return (lane,)
+    return range(inbox.partitions)

@@ -179,7 +179,7 @@ def sample_payloads() -> list[Message]:
         approval.ApprovalRevoked(**_DECISION, reason=_REASON),
         approval.ApprovalCancelled(**_DECISION, reason=_REASON),
         approval.ApprovalExpired(**_DECISION, licence_id="BIS-H200-0001", reason=_REASON),
-        clock.ApprovalsPassed(source_partition=0, sources=6, lane=0, lanes=3, at=AT),
+        clock.ApprovalsPassed(source_partition=0, sources=6, lane=0, lanes=3, at=AT, lane_only=True),
         approval.ApprovalReleased(
             **_DECISION, licence_id="BIS-H200-0001", tranche_id="T1", quantity=100_000, why="revoked"
         ),

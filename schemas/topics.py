@@ -188,7 +188,8 @@ CATALOGUE: tuple[Topic, ...] = (
         partitions=3,
         description="Two-gate decisions on orders and their later suspension, cancellation, revocation, expiry and "
         "release. Keyed by pool: a pool's approvals are in one partition in the order they were recorded, and one "
-        "router copies them in that order into the allocation inbox. After each tick every approval partition writes "
+        "router copies them in that order into the allocation inbox, whose partition of the same number (the same "
+        "partitions, the same key) is the only one this lane feeds. After each tick every approval partition writes "
         "an ApprovalsPassed marker to every partition (lane), behind all it decided before the tick.",
         messages=(*APPROVAL_MESSAGES, clock.ApprovalsPassed),
         broadcast=(clock.ApprovalsPassed,),
@@ -200,7 +201,8 @@ CATALOGUE: tuple[Topic, ...] = (
         key="pool_id",
         partitions=3,
         description="Everything allocation decides on, re-keyed by pool so one writer sees one pool in one order; "
-        "approval's markers and clock ticks in every partition. The broker's append time is when allocation learned "
+        "clock ticks in every partition; approval's lane-only markers (version 2) in their lane's partition, older "
+        "ones in every partition. The broker's append time is when allocation learned "
         "of each record.",
         messages=(
             *APPROVAL_MESSAGES,

@@ -20,7 +20,7 @@ from faust.tables.manager import TableManager
 from schemas.base import Message
 from schemas.codec import ContractError, encode
 from schemas.envelope import Envelope
-from schemas.routing import explicit_partition, home_topic, record_key
+from schemas.routing import copy_partitions, explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME, Topic, journal_topic
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import PartitionReads
@@ -331,11 +331,12 @@ class ServiceWorker:
 
     async def _forward(self, record: Record, envelope: Envelope[Message]) -> list[Outgoing]:
         """The copies of a routed record to send: its original bytes, unchanged, under the inbox's key (to every
-        partition for broadcast rules). A subclass may refuse the record instead (and return none)."""
+        partition for broadcast rules, to its own lane's for a lane-only marker). A subclass may refuse the record
+        instead (and return none)."""
         payload = envelope.payload
-        if isinstance(payload, self.inbox.broadcast):
-            every = range(self.inbox.partitions)
-            return [(self.inbox.name, record.key, record.value, None, partition) for partition in every]
+        targets = copy_partitions(payload, self.inbox)
+        if targets is not None:
+            return [(self.inbox.name, record.key, record.value, None, partition) for partition in targets]
         return [(self.inbox.name, record_key(payload, self.inbox).encode(), record.value, None, None)]
 
     async def _finish(self, records: list[Record], work: Awaitable[None]) -> None:

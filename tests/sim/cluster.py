@@ -23,7 +23,7 @@ from typing import Any
 
 from schemas.codec import ContractError, encode
 from schemas.envelope import Envelope
-from schemas.routing import explicit_partition, home_topic, record_key
+from schemas.routing import copy_partitions, explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME
 from services.common.journal import MemoryJournal
 from services.common.partitions import Outcome, PartitionedCore
@@ -205,7 +205,8 @@ class Cluster:
         return [(*self.publish(envelope, origin), envelope) for envelope in outputs]
 
     def _route(self, consumer: Consumer, entry: Entry) -> list[Any]:
-        """Copy the bytes unchanged into the inbox under the inbox's key, to every partition for broadcast rules.
+        """Copy the bytes unchanged into the inbox under the inbox's key, to every partition for broadcast rules
+        (to its own lane's for a lane-only marker).
         Records the route does not carry are passed over at once: dropping them is invisible to everyone, so a
         delivery step is spent on a record that matters (time compression)."""
         assert consumer.route is not None
@@ -216,8 +217,9 @@ class Cluster:
             self.position[consumer] += 1
         payload = entry.envelope.payload
         inbox = self.topology.inbox_of(consumer.service)
-        if isinstance(payload, inbox.broadcast):
-            targets = [(p, entry.key) for p in range(inbox.partitions)]
+        copies = copy_partitions(payload, inbox)
+        if copies is not None:
+            targets = [(p, entry.key) for p in copies]
         else:
             key = record_key(payload, inbox)
             targets = [(partition_of(key, inbox), key.encode())]

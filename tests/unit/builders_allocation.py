@@ -21,7 +21,7 @@ from schemas.approval import (
 )
 from schemas.base import Message, PolicyRef, Reason
 from schemas.clock import ApprovalsPassed, ClockTicked
-from schemas.envelope import Envelope, derive_id, make_envelope
+from schemas.envelope import Arrival, Envelope, derive_id, make_envelope
 from schemas.fulfilment import DeliveryFailed, FulfilmentStepRecorded, RecallAnswered, Step
 from schemas.policy import AllocationPolicySet
 from schemas.supply import BatchManufactured
@@ -139,13 +139,27 @@ def tick(at: datetime, *, message_id: UUID | None = None) -> Envelope[ClockTicke
 
 
 def passed(
-    at: datetime, *, source: int = 0, lane: int = 0, sources: int = 1, lanes: int = 1, learned: datetime | None = None
+    at: datetime,
+    *,
+    source: int = 0,
+    lane: int = 0,
+    sources: int = 1,
+    lanes: int = 1,
+    learned: datetime | None = None,
+    lane_only: bool = False,
+    partition: int | None = None,
 ) -> Envelope[ApprovalsPassed]:
-    """Approval's partition `source` has written to lane `lane` everything it decided before `at`."""
-    payload = ApprovalsPassed(source_partition=source, sources=sources, lane=lane, lanes=lanes, at=at)
-    return make_envelope(
+    """Approval's partition `source` has written to lane `lane` everything it decided before `at` (a copy read
+    from allocation inbox partition `partition` when one is given)."""
+    payload = ApprovalsPassed(
+        source_partition=source, sources=sources, lane=lane, lanes=lanes, at=at, lane_only=lane_only
+    )
+    marker = make_envelope(
         payload, key=f"ApprovalsPassed/{source}", producer="approval", occurred_at=learned or at, message_id=uuid4()
     )
+    if partition is None:
+        return marker
+    return marker.arrived(Arrival("h200.allocation.inbox", partition, 0, learned or at))
 
 
 def all_passed(at: datetime, *, sources: int = 1, lanes: int = 1) -> list[Envelope[ApprovalsPassed]]:

@@ -296,8 +296,8 @@ def test_a_tick_read_from_the_inbox_writes_a_marker_to_every_lane_after_what_fel
 
     assert kinds(decided) == [ApprovalExpired, ApprovalsPassed, ApprovalsPassed, ApprovalsPassed]
     markers = [event for event in decided if isinstance(event, ApprovalsPassed)]
-    assert [(m.source_partition, m.sources, m.lane, m.lanes, m.at) for m in markers] == [
-        (4, 6, lane, 3, at(40)) for lane in range(3)
+    assert [(m.source_partition, m.sources, m.lane, m.lanes, m.at, m.lane_only) for m in markers] == [
+        (4, 6, lane, 3, at(40), True) for lane in range(3)
     ]
 
 

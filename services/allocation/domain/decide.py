@@ -30,6 +30,7 @@ from services.allocation.domain.admission import (
     due_unfilled,
     hand_out_as_of,
     is_new_tick,
+    marks_of,
     passed_before,
     time_of,
 )
@@ -107,7 +108,7 @@ def _decide(state: AllocationState, message: Envelope[Any], now: Any) -> list[Me
         case ClockTicked() as ticked:
             return _on_tick(state, cause) if is_new_tick(state, ticked) else []
         case ApprovalsPassed() as marker:
-            return _on_marker(state, marker, cause)
+            return _on_marker(state, marker, message, cause)
         case _:
             # Denied and held orders never reach the book; ApprovalReleased ends the chain (approval's answer to
             # our OrderClosed); other fulfilment steps only mark shipments.
@@ -154,11 +155,11 @@ def _on_tick(state: AllocationState, cause: Cause) -> list[Message]:
     return sorted(events, key=lambda event: isinstance(event, OrderClosed))
 
 
-def _on_marker(state: AllocationState, marker: ApprovalsPassed, cause: Cause) -> list[Message]:
+def _on_marker(state: AllocationState, marker: ApprovalsPassed, message: Envelope[Any], cause: Cause) -> list[Message]:
     """The approvals every source has now passed join the queue; the frontier may have moved past batches' ready
     times: free chips go to the admitted approvals as a batch's arrival would give them."""
-    mark = passed_before(*after_marker(state, marker))
-    moved = mark != passed_before(state.passed, state.lanes, state.sources)
+    mark = passed_before(*after_marker(state, marker, message))
+    moved = mark != passed_before(*marks_of(state))
     events: list[Message] = []
     for pool in state.pools.values():
         claims = [

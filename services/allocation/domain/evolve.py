@@ -39,6 +39,7 @@ from services.allocation.domain.admission import (
     after_marker,
     due_unfilled,
     is_new_tick,
+    marks_of,
     passed_before,
     time_of,
 )
@@ -88,7 +89,7 @@ def evolve(state: AllocationState, message: Envelope[Any]) -> AllocationState:
             state.ticked = ticked.at
             _ticked(state, now)
         case ApprovalsPassed() as marker:
-            _marked(state, marker)
+            _marked(state, marker, message)
         case FulfilmentStepRecorded() as recorded if recorded.step in SHIPPED_STEPS:
             _shipped(state.pool_for_update(recorded.pool_id), recorded)
         case AllocationRecallRequested() as recall:
@@ -123,9 +124,9 @@ def _ticked(state: AllocationState, now: datetime) -> None:
             _left(pool, order.order_id, "unfilled")
 
 
-def _marked(state: AllocationState, marker: ApprovalsPassed) -> None:
-    state.passed, state.lanes, state.sources = after_marker(state, marker)
-    mark = passed_before(state.passed, state.lanes, state.sources)
+def _marked(state: AllocationState, marker: ApprovalsPassed, message: Envelope[Any]) -> None:
+    state.passed, state.lanes, state.sources, state.lane = after_marker(state, marker, message)
+    mark = passed_before(*marks_of(state))
     for pool in state.pools.values():
         for order in admitted_by(pool, mark):
             order.admitted = True

@@ -220,6 +220,9 @@ class AllocationState:
     lanes: int = 0
     sources: int = 0
     """How many lanes and sources the markers name (the largest seen: partitions are only ever added)."""
+    lane: int | None = None
+    """The one lane whose marks bound this partition, once a lane-only marker of its own lane is seen (lane L feeds
+    allocation partition L alone); None: the marks of every lane, as version 1 markers were counted."""
 
     def pool(self, pool_id: str) -> Pool:
         """The pool, or an empty one that is not stored (deciding must not change the state)."""

@@ -26,6 +26,12 @@ from services.approval.domain.verdict import Cause, decision_fields
 
 SOURCES = BY_NAME["h200.approval.inbox"].partitions
 LANES = BY_NAME["h200.approvals"].partitions
+# Lane L feeds allocation's partition L alone when both topics have the same partitions under the same key: then
+# each marker need reach only that partition (schemas.clock.ApprovalsPassed), a third of the copies.
+LANE_ONLY = (
+    BY_NAME["h200.allocation.inbox"].partitions == LANES
+    and BY_NAME["h200.approvals"].key == BY_NAME["h200.allocation.inbox"].key
+)
 
 
 def decide(state: ApprovalState, message: Envelope[Any]) -> list[Message]:
@@ -44,7 +50,9 @@ def decide(state: ApprovalState, message: Envelope[Any]) -> list[Message]:
     if isinstance(message.payload, ClockTicked) and arrival is not None:
         # Every decision from now on is made at `now` or later: each lane may admit what came before.
         events += [
-            ApprovalsPassed(source_partition=arrival.partition, sources=SOURCES, lane=lane, lanes=LANES, at=now)
+            ApprovalsPassed(
+                source_partition=arrival.partition, sources=SOURCES, lane=lane, lanes=LANES, at=now, lane_only=LANE_ONLY
+            )
             for lane in range(LANES)
         ]
     return events
