@@ -298,13 +298,15 @@ def settle(processes: dict[str, int], idle_share: float = 0.05, timeout_s: float
     """Until every process uses under `idle_share` of a core over a second: the burst's later work (fulfilment,
     the events after each first allocation) is done, so that the paced orders do not queue behind it."""
     deadline = time.perf_counter() + timeout_s
+    busy: dict[str, float] = {}
     while time.perf_counter() < deadline:
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         time.sleep(1)
         busy = {name: cpu_seconds(pid) - before[name] for name, pid in processes.items()}
         if max(busy.values()) < idle_share:
             return
-    say(f"  still busy after {timeout_s:.0f} s; timing the paced orders anyway")
+    busiest = ", ".join(f"{name} {share:.0%}" for name, share in sorted(busy.items(), key=lambda kv: -kv[1])[:3])
+    say(f"  still busy after {timeout_s:.0f} s (a core's share, last second: {busiest}); timing the paced orders")
 
 
 def warm_up(bootstrap: str, market: s.Market, arrivals: Arrivals) -> None:
