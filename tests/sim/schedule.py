@@ -14,12 +14,13 @@ from random import Random
 from schemas.routing import home_topic
 from schemas.topics import CATALOGUE
 
+from . import deploy
 from .actions import Commit, Crash, Deliver, Duplicate, Inject
 from .clock import tick
 from .cluster import at_ms
 from .inputs import Inputs
 from .simulation import Result, Simulation
-from .topology import Topology
+from .topology import Topology, load
 
 DEFAULT_STEPS = 100
 BASELINE_SETTLED = 0.85
@@ -38,7 +39,8 @@ decides otherwise on a refold does so in many seeds, and --seed N always refolds
 
 
 def run_seed(seed: int, steps: int = DEFAULT_STEPS, verbose: bool = False, refold: bool | None = None) -> Result:
-    simulation = Simulation(verbose, refold=seed % REFOLD_EVERY == 0 if refold is None else refold)
+    topology = deploy.for_seed(seed, load())
+    simulation = Simulation(verbose, refold=seed % REFOLD_EVERY == 0 if refold is None else refold, topology=topology)
     rng = Random(seed)
     inputs = Inputs(seed, Random(rng.getrandbits(64)))
     kinds, weights = list(WEIGHTS), list(WEIGHTS.values())

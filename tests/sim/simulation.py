@@ -15,7 +15,7 @@ from .due import licence_end_ignored, unfilled_not_closed
 from .invariants import Oracle
 from .ranking import BOTH_CLOCKS, DECISION_TIME, fafs_inversion
 from .settled import ignored_retry, nondeterminism, rebuild_divergence, unanswered_submission
-from .topology import load
+from .topology import Topology, load
 from .violation import Violation
 
 SETTLE_LIMIT = 4000
@@ -47,8 +47,8 @@ class Result:
 
 
 class Simulation:
-    def __init__(self, verbose: bool = False, refold: bool = True) -> None:
-        self.cluster = Cluster(load())
+    def __init__(self, verbose: bool = False, refold: bool = True, topology: Topology | None = None) -> None:
+        self.cluster = Cluster(topology or load())
         self.refold = refold
         """Whether finish() refolds every inbox with its core (the determinism check)."""
         self.oracle = Oracle(self.cluster)
