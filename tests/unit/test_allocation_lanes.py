@@ -97,3 +97,14 @@ def test_a_version_1_marker_decodes_as_counted_by_every_partition() -> None:
 
     assert decoded.version == 2 and isinstance(decoded.payload, ApprovalsPassed)
     assert decoded.payload.lane_only is False and decoded.payload.lane == 0
+
+
+def test_a_version_1_marker_of_another_lane_never_becomes_the_partitions_bound() -> None:
+    # Partition 0 hears lane 1 first and far ahead; lane 0, which feeds it, is behind the approval.
+    book = Book()
+    for lane, at in ((1, minutes(10)), (0, minutes(0)), (2, minutes(10))):
+        book.given(passed(at, source=0, sources=1, lane=lane, lanes=3, partition=0))
+    book.given(batch("B1", 10))
+
+    assert book.when(approved(A, 10, decided_at=minutes(5))) == []
+    assert book.state.lane is None
