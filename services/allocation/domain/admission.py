@@ -72,8 +72,8 @@ def passed_before(
     """The time before which every source has passed on every lane that bounds the partition (`lane` alone, or
     every lane when it is None), or None while one of them is still unheard."""
     if lane is not None:
-        own = [passed.get((lane, source)) for source in range(sources)]
-        return None if not own or None in own else min(at for at in own if at is not None)
+        own = [passed[(lane, source)] for source in range(sources) if (lane, source) in passed]
+        return min(own) if own and len(own) == sources else None
     # Every key is a (lane, source) in range (the contract refuses a marker outside its own counts, and counts only
     # grow), so all are heard when all are there.
     return min(passed.values()) if passed and len(passed) == lanes * sources else None
