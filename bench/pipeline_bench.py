@@ -57,6 +57,7 @@ DECIDERS = ("intake", "approval", "allocation", "fulfilment")
 SUBMISSIONS = "h200.intake.commands"
 LEDGER = "h200.allocations"
 APPROVALS = "h200.approvals"
+ALLOCATION_INBOX = "h200.allocation.inbox"
 
 
 RUNNING: list[subprocess.Popen[bytes]] = []
@@ -253,8 +254,10 @@ def services_run(
         settle(named_pids())
         # Read only for the paced orders: decoding every approval of the burst would take CPU from the services.
         approvals = Arrivals(bootstrap, APPROVALS, approved_ref)
-        approvals.start()
-        approvals.ready.wait(60)
+        copies = Arrivals(bootstrap, ALLOCATION_INBOX, approved_ref)  # allocation's router copied the approval
+        for reader in (approvals, copies):
+            reader.start()
+            reader.ready.wait(60)
         paced = orders(market, 2, args.latency_orders)
         say(f"  pacing {args.latency_orders:,} orders at {args.latency_rate or rate / 2:,.1f} a second")
         paced_cpu.start(named_pids())
@@ -262,13 +265,16 @@ def services_run(
         arrivals.wait_for(set(sent), 300, "paced orders")
         paced_cpu.stop()
         approvals.wait_for(set(sent), 60, "paced orders' approvals")
+        copies.wait_for(set(sent), 60, "paced orders' approvals copied into allocation's inbox")
         latencies = Latencies(
             allocated=sorted(arrivals.seen[key] - at for key, at in sent.items()),
             approved=sorted(approvals.seen[key] - at for key, at in sent.items()),
             admitted=sorted(arrivals.seen[key] - approvals.seen[key] for key in sent),
+            copied=sorted(copies.seen[key] - approvals.seen[key] for key in sent),
+            decided=sorted(arrivals.seen[key] - copies.seen[key] for key in sent),
         )
-        arrivals.stop.set()
-        approvals.stop.set()
+        for reader in (arrivals, approvals, copies):
+            reader.stop.set()
     return rate, latencies
 
 
@@ -280,6 +286,10 @@ class Latencies:
     allocated: list[float]
     approved: list[float]
     admitted: list[float]
+    copied: list[float]
+    """OrderApproved to its copy in h200.allocation.inbox (allocation's router)."""
+    decided: list[float]
+    """That copy to the first ChipsAllocated (allocation's decider: the marker gate and its own work)."""
 
     def lines(self) -> list[str]:
         def row(what: str, values: list[float]) -> str:
@@ -291,6 +301,8 @@ class Latencies:
             row("submission to first allocation", self.allocated),
             row("  submission to OrderApproved", self.approved),
             row("  OrderApproved to first allocation", self.admitted),
+            row("    OrderApproved to its copy (the router)", self.copied),
+            row("    copy to first allocation (the decider)", self.decided),
         ]
 
 
