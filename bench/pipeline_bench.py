@@ -306,18 +306,26 @@ class Latencies:
         ]
 
 
+QUIET_SECONDS = 5
+
+
 def settle(processes: dict[str, int], idle_share: float = 0.2, timeout_s: float = 120) -> None:
-    """Until every process uses under `idle_share` of a core over a second: the burst's later work (fulfilment,
-    the events after each first allocation) is done, so that the paced orders do not queue behind it. (An idle
-    service still uses 6-11% of a core at 1 s ticks, faust's timers and the ticks' copies: a bound of 5% was never
-    met, and every run waited out the whole timeout.)"""
+    """Until every process uses under `idle_share` of a core for QUIET_SECONDS seconds in a row: the burst's later
+    work (fulfilment, the events after each first allocation) is done, so that the paced orders do not queue behind
+    it. (An idle service still uses 6-11% of a core at 1 s ticks, faust's timers and the ticks' copies: a bound of 5%
+    was never met, and every run waited out the whole timeout. At 0.1 s ticks allocation idles at ~30%: the wait
+    times out there and says so.)"""
     deadline = time.perf_counter() + timeout_s
     busy: dict[str, float] = {}
+    quiet = 0
     while time.perf_counter() < deadline:
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         time.sleep(1)
         busy = {name: cpu_seconds(pid) - before[name] for name, pid in processes.items()}
-        if max(busy.values()) < idle_share:
+        # Several quiet seconds in a row: one can be a lull between waves of the burst's tail (fulfilment's steps,
+        # then allocation's answers to them).
+        quiet = quiet + 1 if max(busy.values()) < idle_share else 0
+        if quiet >= QUIET_SECONDS:
             return
     busiest = ", ".join(f"{name} {share:.0%}" for name, share in sorted(busy.items(), key=lambda kv: -kv[1])[:3])
     say(f"  still busy after {timeout_s:.0f} s (a core's share, last second: {busiest}); timing the paced orders")
