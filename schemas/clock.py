@@ -7,7 +7,7 @@ as time passes (docs/time.md).
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -24,16 +24,13 @@ class ClockTicked(Event):
     at: Timestamp
 
 
-class ApprovalsPassedV1(Event):
-    """Superseded by version 2, which says whether the marker bounds only its own lane's allocation partition;
-    kept so that old records still decode (as lane_only false: every allocation partition counts them)."""
+class _ApprovalsPassedFields(Event):
+    """What every version of ApprovalsPassed says (the versions differ only in what they add)."""
 
     model_config = ConfigDict(
         json_schema_extra={"x-h200-rules": ["lane: less than lanes", "source_partition: less than sources"]}
     )
 
-    TYPE: ClassVar[str] = "ApprovalsPassed"
-    VERSION: ClassVar[int] = 1
     source_partition: Annotated[int, Field(ge=0, le=1023)]
     sources: Annotated[int, Field(ge=1, le=1024)]
     lane: Annotated[int, Field(ge=0, le=1023)]
@@ -41,15 +38,28 @@ class ApprovalsPassedV1(Event):
     at: Timestamp
 
     @model_validator(mode="after")
-    def _positions_within_counts(self) -> ApprovalsPassedV1:
-        _check_positions(self.lane, self.lanes, self.source_partition, self.sources)
+    def _positions_within_counts(self) -> Self:
+        # Allocation's frontier counts one mark per (lane, source) below these counts: a marker outside its own
+        # counts would be a mark that says nothing, so it is refused as a contract error.
+        if self.lane >= self.lanes:
+            raise ValueError("lane: must be less than lanes")
+        if self.source_partition >= self.sources:
+            raise ValueError("source_partition: must be less than sources")
         return self
 
     def id_discriminator(self) -> str:
         return f"{self.source_partition}/{self.lane}"
 
 
-class ApprovalsPassed(Event):
+class ApprovalsPassedV1(_ApprovalsPassedFields):
+    """Superseded by version 2, which says whether the marker bounds only its own lane's allocation partition;
+    kept so that old records still decode (as lane_only false: every allocation partition counts them)."""
+
+    TYPE: ClassVar[str] = "ApprovalsPassed"
+    VERSION: ClassVar[int] = 1
+
+
+class ApprovalsPassed(_ApprovalsPassedFields):
     """Approval's partition `source_partition` (of `sources`) will decide nothing more with a decided_at before
     `at`: everything it decided earlier is already written ahead of this marker on lane `lane` (the partition of
     h200.approvals this marker is written to). Allocation admits an approval into first-approved-first-served only
@@ -62,36 +72,10 @@ class ApprovalsPassed(Event):
     its own lane's sources (docs/time.md). Version 1 markers (lane_only false) are copied to, and counted by, every
     partition: a log written before version 2 is refolded as it was decided."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"x-h200-rules": ["lane: less than lanes", "source_partition: less than sources"]}
-    )
-
     TYPE: ClassVar[str] = "ApprovalsPassed"
     VERSION: ClassVar[int] = 2
-    source_partition: Annotated[int, Field(ge=0, le=1023)]
-    sources: Annotated[int, Field(ge=1, le=1024)]
-    lane: Annotated[int, Field(ge=0, le=1023)]
-    lanes: Annotated[int, Field(ge=1, le=1024)]
-    at: Timestamp
     lane_only: bool = Field(
         default=False,
         description="true: counted only by allocation's partition `lane`, the one partition this lane feeds (and "
         "copied there alone); false: counted by every allocation partition, as version 1 markers are",
     )
-
-    @model_validator(mode="after")
-    def _positions_within_counts(self) -> ApprovalsPassed:
-        _check_positions(self.lane, self.lanes, self.source_partition, self.sources)
-        return self
-
-    def id_discriminator(self) -> str:
-        return f"{self.source_partition}/{self.lane}"
-
-
-def _check_positions(lane: int, lanes: int, source: int, sources: int) -> None:
-    # Allocation's frontier counts one mark per (lane, source) below these counts: a marker outside its own
-    # counts would be a mark that says nothing, so it is refused as a contract error.
-    if lane >= lanes:
-        raise ValueError("lane: must be less than lanes")
-    if source >= sources:
-        raise ValueError("source_partition: must be less than sources")
