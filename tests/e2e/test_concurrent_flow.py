@@ -24,6 +24,7 @@ from logistics import WATCHED, Reactor, Roles
 
 from schemas import allocation, approval, fulfilment
 from schemas.base import Message
+from schemas.codec import decode
 from schemas.intake import SubmitOrder
 from schemas.supply import BatchManufactured
 from schemas.topics import BY_NAME, EVENT_TOPICS
@@ -173,6 +174,17 @@ def test_everything_at_once_keeps_every_invariant(start_system: StartSystem) -> 
     placed = placed_ids_by_order(log)
     ours = {str(s.order_id(o.buyer_id, o.upstream_ref)) for o in submitted}
     assert {o: len(placed.get(o, ())) for o in ours} == dict.fromkeys(ours, 1)
+    # and approval's markers reached allocation's inbox lane-only: each in the partition of its own lane, each
+    # partition hearing every approval partition
+    markers = [
+        (record.partition, envelope.payload)
+        for record in system.records(INBOX)
+        if (envelope := decode(record.value)).type == "ApprovalsPassed"
+    ]
+    assert markers and all(marker.lane_only and marker.lane == partition for partition, marker in markers)
+    heard = {(partition, marker.source_partition) for partition, marker in markers}
+    sources = BY_NAME["h200.approval.inbox"].partitions
+    assert heard == {(p, source) for p in range(BY_NAME[INBOX].partitions) for source in range(sources)}
 
     revoked = {e.payload.buyer_id for e in log.of(approval.ApprovalRevoked)}  # type: ignore[attr-defined]
     assert REVOKED in revoked
