@@ -23,6 +23,8 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """The classic text format, which every Prometheus reads (generate_latest writes it)."""
 REBUILD_BUCKETS = (0.05, 0.25, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 """A partition's rebuild takes from milliseconds (a new partition) to minutes (a long inbox)."""
+SNAPSHOT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""A snapshot costs as much as its partition's state is large: milliseconds to seconds."""
 
 Lag = Mapping[tuple[str, int], int]
 """Records behind the end of the log, per (topic, partition)."""
@@ -75,6 +77,17 @@ def rebuild_histogram(registry: CollectorRegistry, labels: Mapping[str, str]) ->
     return histogram.labels(**labels) if labels else histogram
 
 
+def snapshot_histogram(registry: CollectorRegistry, labels: Mapping[str, str]) -> Histogram:
+    histogram = Histogram(
+        "h200_snapshot_seconds",
+        "How long each snapshot of a partition's state took to write (its partition's records wait for it)",
+        labelnames=list(labels),
+        registry=registry,
+        buckets=SNAPSHOT_BUCKETS,
+    )
+    return histogram.labels(**labels) if labels else histogram
+
+
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
@@ -102,10 +115,14 @@ class WorkerMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._figures = figures
         self.rebuild_seconds = rebuild_histogram(self.registry, {"service": service})
+        self.snapshot_seconds = snapshot_histogram(self.registry, {"service": service})
         self.registry.register(Figures(self._families))
 
     def rebuilt(self, seconds: float) -> None:
         self.rebuild_seconds.observe(seconds)
+
+    def snapshotted(self, seconds: float) -> None:
+        self.snapshot_seconds.observe(seconds)
 
     def _families(self) -> Iterator[Metric]:
         now, by = self._figures(), {"service": self.service}

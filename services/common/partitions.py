@@ -127,6 +127,10 @@ class PartitionedCore:
         """The partitions being rebuilt now (a worker rebuilding is not ready)."""
         self.on_rebuilt: Callable[[float], None] = lambda seconds: None
         """Called with the duration of each rebuild that succeeded."""
+        self.on_snapshot: Callable[[float], None] = lambda seconds: None
+        """Called with the duration of each snapshot written (the records of its partition wait for it)."""
+        self.last_snapshot = ""
+        """The latest snapshot written, with its duration, for a log line that asks what the worker was doing."""
 
     # ------------------------------------------------------------------------------------------- deciding
 
@@ -292,8 +296,12 @@ class PartitionedCore:
         )
         current.since_snapshot = 0
         self.figures.snapshots_written += 1
+        done = time.monotonic()
+        self.on_snapshot(done - began)
+        self.last_snapshot = (
+            f"a snapshot of {record.topic}[{record.partition}] at offset {current.next_offset} in {done - began:.2f} s"
+        )
         if self.snapshot_share:
-            done = time.monotonic()
             current.snapshot_after = done + (done - began) * (1 - self.snapshot_share) / self.snapshot_share
 
     # ------------------------------------------------------------------------------------------- rebuilding

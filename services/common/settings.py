@@ -114,6 +114,9 @@ class WorkerSettings(BaseSettings):
     # A worker that commits nothing for stall_after_s while records wait on a partition it holds exits to be
     # restarted (services.common.stall_watch: faust can come out of a rebalance and never fetch again); 0: never.
     stall_after_s: float = Field(45.0, ge=0)
+    # A wake-up of the event loop this late is logged as the loop having been blocked (services.common.loop_watch);
+    # every lateness is counted in h200_event_loop_blocked_seconds whatever this is.
+    loop_warn_after_s: float = Field(1.0, gt=0)
 
     @classmethod
     def for_service(cls, service: str) -> WorkerSettings:

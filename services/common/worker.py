@@ -27,6 +27,7 @@ from services.common.inbox_replay import PartitionReads
 from services.common.journal import KafkaJournal
 from services.common.kafka_auth import faust_credentials
 from services.common.logs import log_decision, logging_config
+from services.common.loop_watch import LoopWatch, blocked_histogram
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
 from services.common.outage_log import install_outage_log_filter
 from services.common.partitions import REBUILD, PartitionedCore
@@ -170,6 +171,14 @@ class ServiceWorker:
         self.assigned: set[tuple[str, int]] = set()
         self.metrics = WorkerMetrics(service, self.figures)
         self.core.on_rebuilt = self.metrics.rebuilt
+        self.core.on_snapshot = self.metrics.snapshotted
+        self.loop_watch = LoopWatch(
+            service,
+            blocked_histogram(self.metrics.registry, service),
+            warn_after_s=worker.loop_warn_after_s,
+            doing=lambda: self.core.last_snapshot,
+        )
+        app.task(self._watch_loop)
         app.agent(self.publisher.topic(inbox), name=f"{service}.decide", concurrency=1)(self._decide)
         for route in routes:
             app.agent(self.publisher.topic(route.source), name=f"{service}.route.{route.source}", concurrency=1)(
@@ -219,6 +228,9 @@ class ServiceWorker:
                     stall,
                 )
                 halt(EXIT_UNFINISHED)
+
+    async def _watch_loop(self) -> None:
+        await self.loop_watch.run()
 
     async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", ())

@@ -39,8 +39,8 @@ async def no_history(topic: str, partition: int, until: int) -> AsyncIterator[Re
         yield _
 
 
-def intake_worker(tmp_path: Path) -> tuple[Any, intake_app.IntakeWorker]:
-    cluster, settings = ClusterSettings(), WorkerSettings(worker_id="unit", datadir=tmp_path)
+def intake_worker(tmp_path: Path, **options: Any) -> tuple[Any, intake_app.IntakeWorker]:
+    cluster, settings = ClusterSettings(), WorkerSettings(worker_id="unit", datadir=tmp_path, **options)
     app = make_faust_app("intake", cluster, settings)
     worker = intake_app.IntakeWorker(app, cluster, settings)
     worker.core._replay = no_history
@@ -80,6 +80,20 @@ def test_metrics_count_a_decided_record_and_a_dead_letter_by_code(tmp_path: Path
     assert 'h200_rebuilds_total{service="intake"} 1.0' in text
     assert 'h200_rebuild_seconds_count{service="intake"} 1.0' in text
     assert 'h200_sends_retried_total{service="intake"} 0.0' in text
+
+
+def test_metrics_time_each_snapshot_and_the_event_loop(tmp_path: Path) -> None:
+    app, worker = intake_worker(tmp_path, snapshot_every=2, snapshot_share=0)
+    for offset in range(5):
+        asyncio.run(worker.decide(Record(intake_app.INBOX, 0, offset, b"bytedance", encode(submit()))))
+    worker.loop_watch.observe(1.0, 0.3)
+
+    text = answer(app, worker, worker.metrics_page())[2].decode()
+    assert 'h200_snapshots_written_total{service="intake"} 2.0' in text
+    assert 'h200_snapshot_seconds_count{service="intake"} 2.0' in text
+    assert 'h200_event_loop_blocked_seconds_count{service="intake"} 1.0' in text
+    assert 'h200_event_loop_blocked_seconds_bucket{le="0.25",service="intake"} 0.0' in text
+    assert worker.core.last_snapshot.startswith("a snapshot of h200.intake.inbox[0] at offset 4 in ")
 
 
 def test_two_workers_keep_their_own_metrics(tmp_path: Path) -> None:
