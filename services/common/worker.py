@@ -22,6 +22,7 @@ from schemas.codec import ContractError, encode
 from schemas.envelope import Envelope
 from schemas.routing import copy_partitions, explicit_partition, home_topic, record_key
 from schemas.topics import BY_NAME, Topic, journal_topic
+from services.common.batches import take_events
 from services.common.dead_letters import DeadLetter, DeadLetters, RecordRefusedError, dead_letter_topic
 from services.common.inbox_replay import PartitionReads
 from services.common.journal import KafkaJournal
@@ -272,9 +273,10 @@ class ServiceWorker:
 
     async def _decide(self, stream: Any) -> None:
         # Records come in batches of what has arrived (up to batch_max, waiting at most batch_within_s for more):
-        # one journal write and one round of sends per batch. take_events acknowledges a batch's records only once
+        # one journal write and one round of sends per batch. take_events (services.common.batches, not faust's, which
+        # wakes every batch_within_s even with nothing to read) acknowledges a batch's records only once
         # this body is done with them, so the offsets committed are past records whose outputs are acknowledged.
-        async for events in stream.take_events(self.batch_max, within=self.batch_within_s):
+        async for events in take_events(stream, self.batch_max, self.batch_within_s):
             await self.decide_all([from_faust(event.message) for event in events])
 
     async def decide(self, record: Record) -> None:
@@ -314,7 +316,7 @@ class ServiceWorker:
 
     def _router(self, route: Route) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def forward(stream: Any) -> None:
-            async for events in stream.take_events(self.batch_max, within=self.batch_within_s):
+            async for events in take_events(stream, self.batch_max, self.batch_within_s):
                 records = [from_faust(event.message) for event in events]
                 await self._finish(records, self._route(route, records))
 
