@@ -16,8 +16,8 @@ QUICK = Backoff(first_s=0.001, max_s=0.004, attempt_timeout_s=5.0)
 
 
 class Broker:
-    """What a faust app's topics hand to the producer: every send is logged in order; the first attempt of a value
-    named in `fail_once` fails when awaited (the producer gave up), the values in `refuse` always do."""
+    """A faust app's producer: every send is logged in order; the first attempt of a value named in `fail_once`
+    fails when awaited (the producer gave up), the values in `refuse` always do."""
 
     def __init__(self, fail_once: set[bytes] | None = None, refuse: set[bytes] | None = None) -> None:
         self.sent: list[bytes] = []
@@ -30,11 +30,14 @@ class Broker:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(0)
 
-    def topic(self, name: str, **_: Any) -> Any:
+    @property
+    def producer(self) -> Any:
         broker = self
 
-        class Topic:
-            async def send(self, *, value: bytes, **__: Any) -> asyncio.Future[str]:
+        class Producer:
+            """faust's aiokafka driver: send(topic, key, value, partition, timestamp, headers)."""
+
+            async def send(self, topic: str, key: bytes | None, value: bytes, *_: Any) -> asyncio.Future[str]:
                 broker.sent.append(value)
                 broker.in_flight += 1
                 broker.most_in_flight = max(broker.most_in_flight, broker.in_flight)
@@ -53,7 +56,7 @@ class Broker:
                 asyncio.get_running_loop().call_soon(settle)
                 return future
 
-        return Topic()
+        return Producer()
 
 
 def records(*values: str) -> list[Outgoing]:
