@@ -162,7 +162,7 @@ class Arrivals(threading.Thread):
             **kafka_python_options(),
             bootstrap_servers=bootstrap,
             auto_offset_reset="latest",
-            fetch_max_wait_ms=5,
+            fetch_max_wait_ms=100,  # latencies are read from the records' timestamps: a reader may wait for more
         )
         self.key_of = key_of
         self.seen: dict[str, float] = {}

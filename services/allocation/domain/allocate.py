@@ -9,7 +9,7 @@ state.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from heapq import merge
@@ -104,6 +104,11 @@ def allocate(
     claims = _claims(pool, regained, extra_claims, leaving)
     if cause.marked:  # nor is an order approved after it served (possible only when the frontier is ahead of now)
         claims = takewhile(lambda claim: claim.approved_at <= as_of, claims)
+    # By order id, the first claim of each: a grant's date looks its claim up (a scan per grant was quadratic in the
+    # orders one marker admits, a tenth of a busy allocation worker's time).
+    new_claims: dict[UUID, Claim] = {}
+    for claim in extra_claims:
+        new_claims.setdefault(claim.order_id, claim)
     grants = (
         fill_in_order(claims, stock)
         if rule == "first_approved_first_served"
@@ -120,19 +125,19 @@ def allocate(
             rule=rule,
             policy_ref=policy_ref,
             cause_event_id=cause.id,
-            allocated_at=_dated(pool, grant, as_of, extra_stock, extra_claims),
+            allocated_at=_dated(pool, grant, as_of, extra_stock, new_claims),
         )
         for grant in grants
     ]
     return [*releases, *allocations]
 
 
-def _dated(pool: Pool, grant: Grant, at: datetime, stock: Stock | None, claims: Sequence[Claim]) -> datetime:
+def _dated(pool: Pool, grant: Grant, at: datetime, stock: Stock | None, claims: Mapping[UUID, Claim]) -> datetime:
     """A line is never dated before its batch was ready or its order approved, whatever order inputs came in."""
     batch = pool.batches.get(grant.batch_id)
     ready_at = batch.ready_at if batch else stock.ready_at if stock else at
     order = pool.orders.get(grant.order_id)
-    claim = next((claim for claim in claims if claim.order_id == grant.order_id), None)
+    claim = claims.get(grant.order_id)
     approved_at = order.approved_at if order else claim.approved_at if claim else at
     return max(at, ready_at, approved_at)
 
