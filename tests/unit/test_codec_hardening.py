@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import MAX_DEPTH, ContractError, decode, decode_general, encode
+from schemas.codec import MAX_DEPTH, ContractError, _canonical, decode, decode_general, encode
 from schemas.samples import sample_envelopes
 
 SAMPLES = {envelope.type: envelope for envelope in sample_envelopes()}
@@ -53,6 +53,24 @@ def test_a_long_integer_where_any_integer_fits_is_a_number_too_long_on_both_path
     data = replaced(LICENCE, b'"revision":1', b'"revision":' + b"9" * 4_000)
     assert data.startswith(b'{"id"')
     assert code_of(data) == "number_too_long"
+
+
+def test_a_long_negative_integer_is_a_number_too_long() -> None:
+    data = replaced(LICENCE, b'"revision":1', b'"revision":-' + b"9" * 60)
+    assert code_of(data) == "number_too_long"
+
+
+def test_a_string_of_many_digits_is_no_number_and_takes_the_canonical_path() -> None:
+    # A document's SHA-256 may hold forty digits in a row (the pipeline bench's all do): text, not a number literal.
+    orders = [envelope for envelope in sample_envelopes() if b'"sha256":"' in encode(envelope)]
+    assert orders, "a sample message with a document hash"
+    for envelope in orders:
+        data = encode(envelope)
+        start = data.index(b'"sha256":"') + len(b'"sha256":"')
+        digits = data[:start] + b"0" * 63 + b"1" + data[start + 64 :]
+        fast = _canonical(digits)
+        assert fast is not None, f"{envelope.type}: a hash of digits left the canonical path"
+        assert fast == decode_general(digits)
 
 
 def test_a_huge_fraction_and_non_json_constants_are_refused() -> None:
