@@ -32,6 +32,7 @@ from services.common.loop_watch import LoopWatch, blocked_histogram
 from services.common.metrics import CONTENT_TYPE, Lag, Readiness, WorkerFigures, WorkerMetrics, render
 from services.common.outage_log import install_outage_log_filter
 from services.common.partitions import REBUILD, PartitionedCore
+from services.common.prompt_delivery import PromptConsumer
 from services.common.publishing import Outgoing, Publisher
 from services.common.records import Record, decode_record, from_faust
 from services.common.retry import Backoff, StopRequestedError
@@ -89,7 +90,7 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
     datadir.parent.mkdir(parents=True, exist_ok=True)
     gc.set_threshold(*worker.gc_thresholds)
     install_outage_log_filter()  # a broker outage is logged once and then by how long it lasts, not per attempt
-    return faust.App(
+    app = faust.App(
         f"h200-{service}",
         broker=f"kafka://{cluster.bootstrap_servers}",
         broker_credentials=faust_credentials(cluster),
@@ -124,6 +125,9 @@ def make_faust_app(service: str, cluster: ClusterSettings, worker: WorkerSetting
         consumer_metadata_max_age_ms=int(worker.metadata_max_age_s * 1000),
         producer_metadata_max_age_ms=int(worker.metadata_max_age_s * 1000),
     )
+    # Records handed to the agents without four asyncio tasks each (services.common.prompt_delivery).
+    app.transport.Consumer = PromptConsumer  # type: ignore[misc]  # the class this one app's transport makes
+    return app
 
 
 class ServiceWorker:
