@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Histogram
 
+from services.common.metrics import seconds_histogram
+
 log = logging.getLogger(__name__)
 
 BLOCKED_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -25,13 +27,10 @@ BLOCKED_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 def blocked_histogram(registry: CollectorRegistry, service: str) -> Histogram:
-    return Histogram(
-        "h200_event_loop_blocked_seconds",
-        "How late the event loop ran a wake-up it was asked for: time nothing else could run",
-        labelnames=["service"],
-        registry=registry,
-        buckets=BLOCKED_BUCKETS,
-    ).labels(service=service)
+    documentation = "How late the event loop ran a wake-up it was asked for: time nothing else could run"
+    return seconds_histogram(
+        registry, "h200_event_loop_blocked_seconds", documentation, {"service": service}, BLOCKED_BUCKETS
+    )
 
 
 class LoopWatch:

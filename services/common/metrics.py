@@ -66,26 +66,21 @@ def lag_gauge(name: str, documentation: str, labels: Mapping[str, str], lag: Lag
     return family
 
 
-def rebuild_histogram(registry: CollectorRegistry, labels: Mapping[str, str]) -> Histogram:
-    histogram = Histogram(
-        "h200_rebuild_seconds",
-        "How long each rebuild took",
-        labelnames=list(labels),
-        registry=registry,
-        buckets=REBUILD_BUCKETS,
-    )
+def seconds_histogram(
+    registry: CollectorRegistry, name: str, documentation: str, labels: Mapping[str, str], buckets: tuple[float, ...]
+) -> Histogram:
+    """A histogram of durations in `registry`, bound to `labels` (a process's own labels, such as its service)."""
+    histogram = Histogram(name, documentation, labelnames=list(labels), registry=registry, buckets=buckets)
     return histogram.labels(**labels) if labels else histogram
+
+
+def rebuild_histogram(registry: CollectorRegistry, labels: Mapping[str, str]) -> Histogram:
+    return seconds_histogram(registry, "h200_rebuild_seconds", "How long each rebuild took", labels, REBUILD_BUCKETS)
 
 
 def snapshot_histogram(registry: CollectorRegistry, labels: Mapping[str, str]) -> Histogram:
-    histogram = Histogram(
-        "h200_snapshot_seconds",
-        "How long each snapshot of a partition's state took to write (its partition's records wait for it)",
-        labelnames=list(labels),
-        registry=registry,
-        buckets=SNAPSHOT_BUCKETS,
-    )
-    return histogram.labels(**labels) if labels else histogram
+    documentation = "How long each snapshot of a partition's state took to write (its partition's records wait for it)"
+    return seconds_histogram(registry, "h200_snapshot_seconds", documentation, labels, SNAPSHOT_BUCKETS)
 
 
 def render(registry: CollectorRegistry) -> bytes:
