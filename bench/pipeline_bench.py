@@ -7,8 +7,9 @@ stopped and purged at the end whatever happens), then:
      the first send to the last order's first ChipsAllocated read back: orders/s through the services;
   2. the peer: a chain of relays with the same hop count from submission to allocation (intake's router and core,
      approval's, allocation's: six consumer-to-producer hops, two per process, three processes), each a bare
-     aiokafka consumer copying the bytes on with `acks=all` and auto-commit, no decoding; as many records of
-     an order's size, timed the same way: records/s;
+     aiokafka consumer copying the bytes on with `acks=all` and auto-commit, no decoding; --relay-records
+     records of an order's size (20,000: at a few thousand a second, fewer were over in a second and their rate
+     was mostly the chain's start), timed the same way: records/s;
   3. latency at half of the measured rate (or --latency-rate): orders paced at that rate; per order, the seconds
      from its send to its OrderApproved and to its first ChipsAllocated read back (p50 / p99 / max), so that the
      wait for approval's markers (business time: allocation admits an approval once every approval partition's
@@ -442,6 +443,9 @@ def percentile(values: list[float], share: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=5_000, help="orders (and relay records) timed (5,000)")
+    parser.add_argument(
+        "--relay-records", type=int, default=20_000, help="records timed through the relay chain (20,000)"
+    )
     parser.add_argument("--warm-orders", type=int, default=2_000, help="orders sent first, not timed (2,000)")
     parser.add_argument("--latency-orders", type=int, default=1_000, help="orders paced at half the rate (1,000)")
     parser.add_argument("--latency-rate", type=float, default=0, help="orders/s of the paced orders (half the rate)")
@@ -473,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  broker warmed up by a relay round: {warm_rate:,.0f} records/s (not reported below)")
         services_cpu, relay_cpu, paced_cpu, idle_cpu = CpuShare(pid), CpuShare(pid), CpuShare(pid), CpuShare(pid)
         services_rate, latencies = services_run(bootstrap, args, services_cpu, paced_cpu, idle_cpu)
-        relay_rate = relay_run(bootstrap, args, sample, args.orders, relay_cpu)
+        relay_rate = relay_run(bootstrap, args, sample, args.relay_records, relay_cpu)
     say()
     say(f"{'':<44}{'per second':>12}")
     say(f"{'four services, submission to first allocation':<44}{services_rate:>12,.0f}")
@@ -493,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"where the CPU went while the {args.orders:,} orders went through the four services:")
     for line in services_cpu.lines(args.orders, "order"):
         say(line)
-    say("and while as many records went through the relay chain:")
-    for line in relay_cpu.lines(args.orders, "record"):
+    say(f"and while {args.relay_records:,} records went through the relay chain:")
+    for line in relay_cpu.lines(args.relay_records, "record"):
         say(line)
     say(f"and with no orders for {IDLE_SECONDS} s (the clock's ticks and approval's markers only):")
     for line in idle_cpu.lines(IDLE_SECONDS, "second"):
