@@ -59,11 +59,18 @@ class LoopWatch:
         if late >= self.warn_after_s and now - self._warned_at >= self.warn_after_s:
             self._warned_at = now
             doing = self.doing()
+            prefix = f"H200_{self.service.upper()}_"
             log.warning(
-                "%s: the event loop was blocked for %.2f s (no record read, send acknowledged or heartbeat sent)%s",
+                "%s: the event loop was blocked for %.2f s (no record read, send acknowledged or heartbeat sent)%s. "
+                "Blocks near the session timeout (%sSESSION_TIMEOUT_S) cost a rebalance: snapshots are spaced by "
+                "%sSNAPSHOT_SHARE and %sSNAPSHOT_EVERY, full collections by %sGC_THRESHOLDS",
                 self.service,
                 late,
                 f"; last finished: {doing}" if doing else "",
+                prefix,
+                prefix,
+                prefix,
+                prefix,
             )
 
     async def run(self) -> None:

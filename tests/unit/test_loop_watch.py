@@ -54,6 +54,7 @@ def test_a_long_block_is_logged_with_what_was_last_done_once_per_episode(caplog:
     assert len(lines) == 2, lines
     assert "blocked for 1.30 s" in lines[0] and "last finished: a snapshot of h200.allocation.inbox[0]" in lines[0]
     assert "blocked for 2.00 s" in lines[1]
+    assert "H200_ALLOCATION_SNAPSHOT_SHARE" in lines[0], "the line names the settings that space the usual causes"
     assert loop_watch.longest == 2.0
 
 
