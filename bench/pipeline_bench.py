@@ -4,23 +4,27 @@ Starts an isolated broker (infra/kafka/kafka.sh, own run directory and ports, pr
 stopped and purged at the end whatever happens), then:
   1. the four services as processes, each logged in as its own principal; policies clearing BUYERS buyers and
      one batch large enough for every order; ORDERS submissions published as fast as one producer can, timed from
-     the first send to the last order's first ChipsAllocated read back: orders/s through the services;
+     the first send to the timestamp of the last order's first ChipsAllocated: orders/s through the services;
   2. the peer: a chain of relays with the same hop count from submission to allocation (intake's router and core,
      approval's, allocation's: six consumer-to-producer hops, two per process, three processes), each a bare
      aiokafka consumer copying the bytes on with `acks=all` and auto-commit, no decoding; --relay-records
      records of an order's size (20,000: at a few thousand a second, fewer were over in a second and their rate
      was mostly the chain's start), timed the same way: records/s;
   3. latency at half of the measured rate (or --latency-rate): orders paced at that rate; per order, the seconds
-     from its send to its OrderApproved and to its first ChipsAllocated read back (p50 / p99 / max), so that the
-     wait for approval's markers (business time: allocation admits an approval once every approval partition's
-     marker after the next clock tick has passed it) shows apart from the services' own work.
+     from its send to the timestamps of its OrderApproved, of that approval's copy in allocation's inbox and of its
+     first ChipsAllocated (p50 / p99 / max: each record's timestamp is set by the producer that wrote it, on this
+     machine's clock, so the bench's own readers add nothing), so that the wait for approval's markers (business
+     time: allocation admits an approval once every approval partition's marker after the next clock tick has
+     passed it) shows apart from the services' own work;
+  4. the CPU every process uses in ten seconds with no orders: the fixed cost of business time (ticks, markers).
 Both sides run on a warmed broker (a relay round first, then --warm-orders orders through the services, neither
 timed: a broker just started spends much of its CPU in its JIT compilers), and each phase prints the CPU seconds
 every process used (/proc/<pid>/stat), per order or record: what the two cores went to.
 Figures, not a timed test.
 
-    python -m bench.pipeline_bench [--orders N] [--warm-orders W] [--buyers B] [--latency-rate R]
-                                   [--clock-interval-s S] [--port P --controller-port Q]
+    python -m bench.pipeline_bench [--orders N] [--warm-orders W] [--latency-orders L] [--relay-records R]
+                                   [--buyers B] [--latency-rate R] [--clock-interval-s S]
+                                   [--port P --controller-port Q]
 """
 
 from __future__ import annotations
