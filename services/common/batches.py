@@ -53,13 +53,12 @@ async def take_events(stream: Any, max_: int, within: float) -> AsyncIterator[li
             if len(buffer) < max_:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(full.wait(), within)
-            events = buffer[:max_]
-            del buffer[: len(events)]
-            if not buffer:
-                arrived.clear()
-            if len(buffer) < max_:
-                full.clear()
-                room.set()
+            # The buffer never holds more than max_ (add_to_buffer waits for room first): the batch is all of it.
+            events = buffer[:]
+            buffer.clear()
+            arrived.clear()
+            full.clear()
+            room.set()
             yield events
             for event in events:
                 await stream.ack(event)
