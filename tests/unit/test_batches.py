@@ -19,20 +19,47 @@ def faust_take(stream: Any, max_: int, within: float) -> AsyncIterator[Any]:
     return stream.take_events(max_, within=within)  # type: ignore[no-any-return]
 
 
+class Batches:
+    """The batches the agent's body was given, and a way to wait for them (not for a length of time)."""
+
+    def __init__(self) -> None:
+        self.taken: list[list[Any]] = []
+        self.changed = asyncio.Event()
+
+    def add(self, events: list[Any]) -> None:
+        self.taken.append(events)
+        self.changed.set()
+
+    async def wait_for(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(self.taken) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def acknowledged(self) -> bool:
+        """Whether every event taken is acknowledged, once the agent has had its turns to finish (take_events
+        acknowledges a batch when the body hands control back, a few loop iterations later)."""
+        for _ in range(100):
+            if all(event.message.acked for batch in self.taken for event in batch):
+                return True
+            await asyncio.sleep(0)  # a turn of the loop, no time
+        return False
+
+
 def run_agent(take: Take, within: float, body: Callable[[Any], Any]) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # faust's services take the current loop, and would make one each otherwise
     app = faust.App(f"unit-batches-{id(body)}", store="memory://", web_enabled=False)
-    batches: list[list[Any]] = []
-    app.conf.batches = batches  # type: ignore[attr-defined]
+    batches = Batches()
 
     @app.agent()
     async def agent(stream: Any) -> None:
         async for events in take(stream, 3, within):
-            batches.append(events)
-            # Inside the body: none of this batch's events is acknowledged yet.
+            batches.add(events)
+            # Inside the body: none of this batch's events is acknowledged yet, even across a turn of the loop.
             assert not any(event.message.acked for event in events)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)
+            assert not any(event.message.acked for event in events)
 
     async def scenario() -> None:
         async with agent.test_context() as running:
@@ -50,14 +77,14 @@ def run_agent(take: Take, within: float, body: Callable[[Any], Any]) -> None:
 
 
 def test_batches_hold_at_most_max_in_order_and_the_rest_after_within() -> None:
-    async def body(context: tuple[Any, list[list[Any]]]) -> None:
+    async def body(context: tuple[Any, Batches]) -> None:
         running, batches = context
         for value in range(7):
             await running.put(value)
-        await asyncio.sleep(0.3)
-        assert [[event.value for event in batch] for batch in batches] == [[0, 1, 2], [3, 4, 5], [6]]
+        await batches.wait_for(3)
+        assert [[event.value for event in batch] for batch in batches.taken] == [[0, 1, 2], [3, 4, 5], [6]]
         # Each batch acknowledged once the body was done with it.
-        assert all(event.message.acked for batch in batches for event in batch)
+        assert await batches.acknowledged()
 
     run_agent(take_events, 0.05, body)
 
@@ -66,11 +93,11 @@ def created_tasks_while_idle(take: Take) -> int:
     """Tasks the loop created in 0.3 s of an agent with nothing to read, batching within 5 ms."""
     created = [0]
 
-    async def body(context: tuple[Any, list[list[Any]]]) -> None:
+    async def body(context: tuple[Any, Batches]) -> None:
         running, batches = context
         await running.put("first")
-        await asyncio.sleep(0.05)
-        assert len(batches) == 1
+        await batches.wait_for(1)
+        assert await batches.acknowledged()
         loop = asyncio.get_running_loop()
         default = loop.get_task_factory()
 
@@ -79,7 +106,7 @@ def created_tasks_while_idle(take: Take) -> int:
             return default(loop, coro, **options) if default else asyncio.Task(coro, loop=loop, **options)
 
         loop.set_task_factory(counting)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the idle stretch being measured (not a wait for something to happen)
         loop.set_task_factory(default)
 
     run_agent(take, 0.005, body)

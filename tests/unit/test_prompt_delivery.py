@@ -45,17 +45,20 @@ def test_a_delivery_that_need_not_wait_runs_inline_without_a_task() -> None:
 def test_a_delivery_that_waits_completes_once_where_it_left_off() -> None:
     async def scenario() -> None:
         room = asyncio.get_running_loop().create_future()
+        at_the_wait = asyncio.Event()
         steps: list[str] = []
 
         async def deliver() -> str:
             steps.append("before the wait")
+            at_the_wait.set()
             await room  # a stream's queue is full
             steps.append("after the wait")
             return "put"
 
         made = consumer()
         waiting = asyncio.ensure_future(made.wait_first(deliver(), made.suspend_flow.wait()))
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(at_the_wait.wait(), 2.0)
+        await asyncio.sleep(0)  # a turn of the loop, no time: the delivery stays where it waits
         assert steps == ["before the wait"] and not waiting.done()
         room.set_result(None)
         result = await waiting
@@ -67,26 +70,30 @@ def test_a_delivery_that_waits_completes_once_where_it_left_off() -> None:
 
 def test_a_suspension_of_the_flow_abandons_a_delivery_that_waits() -> None:
     async def scenario() -> None:
-        room = asyncio.Event()
+        room, at_the_wait, abandoned = asyncio.Event(), asyncio.Event(), asyncio.Event()
         steps: list[str] = []
 
         async def deliver() -> None:
             try:
+                at_the_wait.set()
                 await room.wait()
                 steps.append("delivered")
             except asyncio.CancelledError:
                 steps.append("abandoned")
+                abandoned.set()
                 raise
 
         made = consumer()
-        waiting = asyncio.ensure_future(made.wait_first(deliver(), made.suspend_flow.wait()))
-        await asyncio.sleep(0.01)
+        suspended = made.suspend_flow.wait()
+        waiting = asyncio.ensure_future(made.wait_first(deliver(), suspended))
+        await asyncio.wait_for(at_the_wait.wait(), 2.0)
         made.suspend_flow.set()  # a rebalance began
         result = await asyncio.wait_for(waiting, 2.0)  # answered at once, not when the delivery could go on
-        assert result.stopped or result.done != [], result
-        await asyncio.sleep(0.01)
+        assert suspended in result.done, result
+        await asyncio.wait_for(abandoned.wait(), 2.0)
         room.set()
-        await asyncio.sleep(0.01)
+        for _ in range(10):
+            await asyncio.sleep(0)  # turns of the loop, no time: a delivery still alive would go on now
         assert steps == ["abandoned"], "the delivery went on after the flow was suspended"
 
     asyncio.run(scenario())
