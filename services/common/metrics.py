@@ -79,7 +79,7 @@ def rebuild_histogram(registry: CollectorRegistry, labels: Mapping[str, str]) ->
 
 
 def snapshot_histogram(registry: CollectorRegistry, labels: Mapping[str, str]) -> Histogram:
-    documentation = "How long each snapshot of a partition's state took to write (its partition's records wait for it)"
+    documentation = "How long each snapshot of a partition's state took from its capture until it was stored"
     return seconds_histogram(registry, "h200_snapshot_seconds", documentation, labels, SNAPSHOT_BUCKETS)
 
 
@@ -142,6 +142,7 @@ class WorkerMetrics:
                 "Snapshots not used (other core, corrupt, other log)",
             ),
             "snapshots_written": ("h200_snapshots_written", "Snapshots of partition states written"),
+            "snapshots_failed": ("h200_snapshots_failed", "Snapshots not stored (the log says why)"),
         }
         for name, (metric, documentation) in recovery.items():
             yield counter(metric, documentation, by, now.recovery.get(name, 0))

@@ -36,7 +36,7 @@ from services.common.decider import step
 from services.common.journal import Journal, Recorded, decisions, digest, split
 from services.common.records import Record, decode_record
 from services.common.retry import Backoff, Lifecycle, persist
-from services.common.snapshots import Snapshot, SnapshotStore, SnapshotUnusableError
+from services.common.snapshots import Snapshot, SnapshotStore, SnapshotUnusableError, Stored
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ class PartitionState:
     since_snapshot: int = 0
     snapshot_after: float = 0.0
     """Not snapshotted again before this time (time.monotonic), so that snapshots take their share of time only."""
+    writing: bool = False
+    """A snapshot of the partition is being stored: none is taken again before it is (one writer per partition)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class RebuildFigures:
     snapshots_used: int = 0
     snapshots_unusable: int = 0
     snapshots_written: int = 0
+    snapshots_failed: int = 0
+
+
+def _failure(stored: asyncio.Future[None]) -> BaseException | None:
+    return asyncio.CancelledError("its writing was cancelled") if stored.cancelled() else stored.exception()
 
 
 class PartitionedCore:
@@ -128,9 +135,11 @@ class PartitionedCore:
         self.on_rebuilt: Callable[[float], None] = lambda seconds: None
         """Called with the duration of each rebuild that succeeded."""
         self.on_snapshot: Callable[[float], None] = lambda seconds: None
-        """Called with the duration of each snapshot written (the records of its partition wait for it)."""
+        """Called with the duration of each snapshot written, from its capture until it is stored (the records of
+        its partition wait only for the capture: see services.common.forked)."""
         self.last_snapshot = ""
         """The latest snapshot written, with its duration, for a log line that asks what the worker was doing."""
+        self._storing: set[asyncio.Future[None]] = set()
 
     # ------------------------------------------------------------------------------------------- deciding
 
@@ -273,6 +282,8 @@ class PartitionedCore:
     def _snapshot_due(self, current: PartitionState) -> bool:
         if self.snapshots is None or not self.snapshot_every or current.since_snapshot < self.snapshot_every:
             return False
+        if current.writing:
+            return False
         return not self.snapshot_share or time.monotonic() >= current.snapshot_after
 
     async def _snapshot(self, current: PartitionState, record: Record) -> None:
@@ -283,7 +294,8 @@ class PartitionedCore:
             current.journal_position = max(
                 current.journal_position, await self.journal.flush(record.topic, record.partition)
             )
-        await self.snapshots.save(
+        where = f"{record.topic}[{record.partition}] at offset {current.next_offset}"
+        stored = self.snapshots.capture(
             Snapshot(
                 record.topic,
                 record.partition,
@@ -294,14 +306,45 @@ class PartitionedCore:
                 current.state,
             )
         )
-        current.since_snapshot = 0
-        self.figures.snapshots_written += 1
+        current.since_snapshot, current.writing = 0, True
+        captured = time.monotonic() - began
+        # Accounted for as soon as it is stored (at once for a store in memory), while the partition goes on.
+        if isinstance(stored, Stored):
+            self._stored(current, None, where, began, captured)
+            return
+        future = asyncio.ensure_future(stored)
+        self._storing.add(future)
+        future.add_done_callback(self._storing.discard)
+        future.add_done_callback(lambda done: self._stored(current, _failure(done), where, began, captured))
+
+    async def stored(self) -> None:
+        """Wait for the snapshots being stored now (a clean stop, so a writer is not ended with its worker)."""
+        while self._storing:
+            await asyncio.wait(set(self._storing))
+
+    def _stored(
+        self, current: PartitionState, error: BaseException | None, where: str, began: float, captured: float
+    ) -> None:
+        current.writing = False
         done = time.monotonic()
-        self.on_snapshot(done - began)
-        self.last_snapshot = (
-            f"a snapshot of {record.topic}[{record.partition}] at offset {current.next_offset} in {done - began:.2f} s"
-        )
+        if error is not None:
+            # Not fatal: the topics back every state, so the next rebuild folds from an earlier snapshot.
+            self.figures.snapshots_failed += 1
+            log.error(
+                "%s: the snapshot of %s was not stored (%s); the next is due in as many records",
+                self.core.NAME,
+                where,
+                error,
+            )
+            self.last_snapshot = f"a snapshot of {where}, which failed after {done - began:.2f} s"
+        else:
+            self.figures.snapshots_written += 1
+            self.on_snapshot(done - began)
+            self.last_snapshot = (
+                f"a snapshot of {where}, captured in {captured:.2f} s and stored in {done - began:.2f} s"
+            )
         if self.snapshot_share:
+            # A forked writer's time counts too: it takes a core the other partitions could use.
             current.snapshot_after = done + (done - began) * (1 - self.snapshot_share) / self.snapshot_share
 
     # ------------------------------------------------------------------------------------------- rebuilding

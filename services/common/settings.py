@@ -94,6 +94,10 @@ class WorkerSettings(BaseSettings):
     # ... but no more often than keeps their writing to this share of the worker's time (a snapshot costs as much as
     # the state is large: 1 s for 15,000 held orders); 0: every snapshot_every records, whatever they cost.
     snapshot_share: float = Field(0.05, ge=0, lt=1)
+    # A snapshot is pickled and written by a forked child (Linux), so the loop waits only for the fork; false
+    # pickles it on the loop. The child's pages are copies on write: while it runs, memory may grow by up to the
+    # size of the state it writes (the pages the worker changes meanwhile, and those the pickler's counts touch).
+    snapshot_fork: bool = True
     commit_interval_s: float = Field(1.0, gt=0)
     # The cycle collector's thresholds (gc.set_threshold). Python's (700, 10, 10) run a full collection, which walks
     # every object a partition's state holds, every ~70,000 allocations: 37% of an approval worker's time with

@@ -22,11 +22,14 @@ import logging
 import os
 import pickle
 import uuid
+from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
+
+from services.common.forked import can_fork, run_forked
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +52,26 @@ class Snapshot:
     state: Any
 
 
+class Stored:
+    """What a store that stores at once (in memory) answers a capture with: already done, and it needs no event
+    loop (the simulation drives its workers without one)."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from ()
+
+
+STORED = Stored()
+
+
 class SnapshotUnusableError(Exception):
     """A snapshot exists but cannot be used: the message says why (reported, then a full fold)."""
 
 
 class SnapshotStore(Protocol):
-    async def save(self, snapshot: Snapshot) -> None: ...
+    def capture(self, snapshot: Snapshot) -> Awaitable[None]:
+        """Take the snapshot of the state as it is now: the caller changes the state as soon as this returns. The
+        awaitable is done once the snapshot is stored, or fails with the reason it was not."""
+        ...
 
     async def load(self, inbox: str, partition: int, at_most: int) -> Snapshot | None:
         """The latest snapshot of an offset <= `at_most`, None if there is none; SnapshotUnusableError if it is
@@ -135,10 +152,16 @@ def loads(data: bytes, where: str) -> Snapshot:
 
 
 class FileSnapshots:
-    """One file per inbox partition, replaced atomically (write, fsync, rename)."""
+    """One file per inbox partition, replaced atomically (write, fsync, rename).
 
-    def __init__(self, directory: Path) -> None:
+    Where the machine allows (Linux), a snapshot is pickled and written by a forked child (services.common.forked):
+    the worker's loop waits only for the fork. Otherwise, or with `fork=False`, it is pickled on the loop (the
+    state changes with the next record) and written by a thread."""
+
+    def __init__(self, directory: Path, fork: bool = True, write_timeout_s: float = 300.0) -> None:
         self.directory = directory
+        self.fork = fork and can_fork()
+        self.write_timeout_s = write_timeout_s
 
     def path(self, inbox: str, partition: int, offset: int) -> Path:
         return self.directory / f"{inbox}-{partition}" / f"{offset:020d}.snapshot"
@@ -149,12 +172,15 @@ class FileSnapshots:
             return []
         return sorted(int(path.stem) for path in folder.glob("*.snapshot") if path.stem.isdigit())
 
-    async def save(self, snapshot: Snapshot) -> None:
-        data = dumps(snapshot)  # on the loop: the state changes with the next record
-        await asyncio.to_thread(self._write, snapshot.inbox, snapshot.partition, snapshot.offset, data)
+    def capture(self, snapshot: Snapshot) -> Awaitable[None]:
+        where = f"the snapshot of {snapshot.inbox}[{snapshot.partition}] at {snapshot.offset}"
+        if self.fork:
+            return run_forked(lambda: self._write(snapshot, dumps(snapshot)), where, self.write_timeout_s)
+        return asyncio.ensure_future(asyncio.to_thread(self._write, snapshot, dumps(snapshot)))
 
-    def _write(self, inbox: str, partition: int, offset: int, data: bytes) -> None:
-        path = self.path(inbox, partition, offset)
+    def _write(self, snapshot: Snapshot, data: bytes) -> None:
+        inbox, partition = snapshot.inbox, snapshot.partition
+        path = self.path(inbox, partition, snapshot.offset)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         with open(temporary, "wb") as file:
@@ -166,12 +192,14 @@ class FileSnapshots:
             self.path(inbox, partition, old).unlink(missing_ok=True)
 
     async def load(self, inbox: str, partition: int, at_most: int) -> Snapshot | None:
-        usable = [offset for offset in self.offsets(inbox, partition) if offset <= at_most]
-        if not usable:
-            return None
-        path = self.path(inbox, partition, usable[-1])
-        data = await asyncio.to_thread(path.read_bytes)
-        return await asyncio.to_thread(loads, data, str(path))
+        for offset in reversed([offset for offset in self.offsets(inbox, partition) if offset <= at_most]):
+            path = self.path(inbox, partition, offset)
+            try:
+                data = await asyncio.to_thread(path.read_bytes)
+            except FileNotFoundError:
+                continue  # pruned since it was listed (by a predecessor's writer): an earlier one serves as well
+            return await asyncio.to_thread(loads, data, str(path))
+        return None
 
 
 class MemorySnapshots:
@@ -180,11 +208,12 @@ class MemorySnapshots:
     def __init__(self) -> None:
         self.saved: dict[tuple[str, int], dict[int, bytes]] = {}
 
-    async def save(self, snapshot: Snapshot) -> None:
+    def capture(self, snapshot: Snapshot) -> Awaitable[None]:
         kept = self.saved.setdefault((snapshot.inbox, snapshot.partition), {})
         kept[snapshot.offset] = dumps(snapshot)
         for old in sorted(kept)[:-KEEP]:
             del kept[old]
+        return STORED
 
     async def load(self, inbox: str, partition: int, at_most: int) -> Snapshot | None:
         kept = self.saved.get((inbox, partition), {})

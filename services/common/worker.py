@@ -165,7 +165,7 @@ class ServiceWorker:
             REBUILD,
             journal=journal,
             # Shared by the workers of one machine (not per process): a restarted worker finds its snapshots.
-            snapshots=FileSnapshots(worker.datadir / service / "snapshots"),
+            snapshots=FileSnapshots(worker.datadir / service / "snapshots", fork=worker.snapshot_fork),
             snapshot_every=worker.snapshot_every,
             snapshot_share=worker.snapshot_share,
         )
@@ -242,7 +242,9 @@ class ServiceWorker:
         self.assigned = {(tp.topic, tp.partition) for tp in assigned}
 
     async def _on_shutdown(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        """A clean stop closes the consumers rebuilds read with, rather than leaving their connections to time out."""
+        """A clean stop lets the snapshots being written finish, and closes the consumers rebuilds read with rather
+        than leaving their connections to time out."""
+        await self.core.stored()
         await self.reads.close()
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:

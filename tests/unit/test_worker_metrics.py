@@ -84,8 +84,13 @@ def test_metrics_count_a_decided_record_and_a_dead_letter_by_code(tmp_path: Path
 
 def test_metrics_time_each_snapshot_and_the_event_loop(tmp_path: Path) -> None:
     app, worker = intake_worker(tmp_path, snapshot_every=2, snapshot_share=0)
-    for offset in range(5):
-        asyncio.run(worker.decide(Record(intake_app.INBOX, 0, offset, b"bytedance", encode(submit()))))
+
+    async def decide_five() -> None:
+        for offset in range(5):
+            await worker.decide(Record(intake_app.INBOX, 0, offset, b"bytedance", encode(submit())))
+            await worker.core.stored()  # the forked writer of a snapshot, if one was taken
+
+    asyncio.run(decide_five())
     worker.loop_watch.observe(1.0, 0.3)
 
     text = answer(app, worker, worker.metrics_page())[2].decode()
@@ -93,7 +98,8 @@ def test_metrics_time_each_snapshot_and_the_event_loop(tmp_path: Path) -> None:
     assert 'h200_snapshot_seconds_count{service="intake"} 2.0' in text
     assert 'h200_event_loop_blocked_seconds_count{service="intake"} 1.0' in text
     assert 'h200_event_loop_blocked_seconds_bucket{le="0.25",service="intake"} 0.0' in text
-    assert worker.core.last_snapshot.startswith("a snapshot of h200.intake.inbox[0] at offset 4 in ")
+    assert worker.core.last_snapshot.startswith("a snapshot of h200.intake.inbox[0] at offset 4, captured in ")
+    assert worker.core.snapshots.offsets(intake_app.INBOX, 0) == [2, 4]  # on disk, by the forked writers
 
 
 def test_two_workers_keep_their_own_metrics(tmp_path: Path) -> None:

@@ -1,0 +1,214 @@
+"""Snapshots written by a forked child (services.common.forked): what is stored is the state as it was at the capture
+whatever the worker does next, the writing happens in another process, a failure or a wedged writer is reported
+and counted without stopping the worker, and a writer does not outlive its worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.common.forked import ForkedWorkError, can_fork
+from services.common.journal import MemoryJournal
+from services.common.partitions import PartitionedCore
+from services.common.snapshots import FileSnapshots, Snapshot
+from tests.unit.test_recovery import INBOX, Counting, Log, inbox, submission
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="snapshots are written by a forked child on Linux only")
+
+
+class PickledBy:
+    """Pickles as the id of the process that pickled it."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return str, (f"pickled by {os.getpid()}",)
+
+
+class Refuses:
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise ValueError("this value cannot be written")
+
+
+class Wedged:
+    def __reduce__(self) -> tuple[Any, ...]:
+        time.sleep(3600)  # as a child stuck on a lock that another thread held at the fork
+        raise AssertionError("unreachable")
+
+
+def snapshot(state: Any, offset: int = 1) -> Snapshot:
+    return Snapshot(INBOX, 0, offset, 0, "v", "0" * 64, state)
+
+
+def test_the_stored_snapshot_is_the_state_at_its_capture_written_by_another_process(tmp_path: Path) -> None:
+    store = FileSnapshots(tmp_path)
+    state: dict[str, Any] = {"held": ["A", "B"], "who": PickledBy()}
+
+    async def go() -> Snapshot | None:
+        stored = store.capture(snapshot(state))
+        state["held"].append("C")  # the worker goes on at once: the snapshot must not see it
+        await stored
+        return await store.load(INBOX, 0, 1)
+
+    loaded = asyncio.run(go())
+    assert loaded is not None and loaded.state["held"] == ["A", "B"]
+    assert loaded.state["who"] != f"pickled by {os.getpid()}" and loaded.state["who"].startswith("pickled by ")
+
+
+def test_without_fork_the_state_is_pickled_on_the_loop_and_stored_the_same(tmp_path: Path) -> None:
+    store = FileSnapshots(tmp_path, fork=False)
+    state: dict[str, Any] = {"held": ["A"], "who": PickledBy()}
+
+    async def go() -> Snapshot | None:
+        stored = store.capture(snapshot(state))
+        state["held"].append("B")
+        await stored
+        return await store.load(INBOX, 0, 1)
+
+    loaded = asyncio.run(go())
+    assert loaded is not None and loaded.state == {"held": ["A"], "who": f"pickled by {os.getpid()}"}
+
+
+def test_a_writer_that_fails_says_why_and_one_that_wedges_is_killed(tmp_path: Path) -> None:
+    async def outcome(state: Any, timeout_s: float) -> str:
+        try:
+            await FileSnapshots(tmp_path, write_timeout_s=timeout_s).capture(snapshot(state))
+        except ForkedWorkError as error:
+            return str(error)
+        return "stored"
+
+    refused = asyncio.run(outcome(Refuses(), 60))
+    assert "the snapshot of h200.intake.inbox[0] at 1 failed in its forked writer" in refused
+    assert "ValueError: this value cannot be written" in refused
+    wedged = asyncio.run(outcome(Wedged(), 0.2))
+    assert "it did not finish within 0.2 s and was killed" in wedged
+    assert FileSnapshots(tmp_path).offsets(INBOX, 0) == []
+
+
+def test_a_failed_snapshot_is_counted_and_the_partition_goes_on_deciding(tmp_path: Path) -> None:
+    log = Log(inbox([submission(f"R{n}") for n in range(6)]))
+    runner = PartitionedCore(Counting(), log.replay, 1_000_000, journal=MemoryJournal(), snapshot_every=2)
+    written: list[int] = []
+    said: list[str] = []
+
+    class FailingOnce(FileSnapshots):
+        failed = False
+
+        def capture(self, taken: Snapshot) -> Any:
+            if not self.failed:
+                self.failed = True
+                return super().capture(snapshot(Refuses(), taken.offset))
+            return super().capture(taken)
+
+    runner.snapshots = store = FailingOnce(tmp_path)
+
+    async def decide_all() -> list[int]:
+        sizes = []
+        for record in log.records:
+            sizes.append(len((await runner.handle(record)).outputs))
+            await runner.stored()
+            written.append(runner.figures.snapshots_written)
+            said.append(runner.last_snapshot)
+        return sizes
+
+    assert asyncio.run(decide_all()) == [1] * 6  # every order placed, the failure notwithstanding
+    assert runner.figures.snapshots_failed == 1 and written == [0, 0, 0, 1, 1, 2]
+    assert said[1].startswith("a snapshot of h200.intake.inbox[0] at offset 2, which failed after ")
+    assert said[5].startswith("a snapshot of h200.intake.inbox[0] at offset 6, captured in ")
+    assert store.offsets(INBOX, 0) == [4, 6]
+
+
+def test_no_second_snapshot_of_a_partition_is_taken_while_one_is_being_stored(tmp_path: Path) -> None:
+    log = Log(inbox([submission(f"R{n}") for n in range(6)]))
+    captured: list[int] = []
+
+    class Held(FileSnapshots):
+        def __init__(self) -> None:
+            super().__init__(tmp_path)
+            self.release: asyncio.Future[None] | None = None
+
+        def capture(self, taken: Snapshot) -> Any:
+            captured.append(taken.offset)
+            self.release = asyncio.get_running_loop().create_future()
+            return self.release
+
+    store = Held()
+    runner = PartitionedCore(
+        Counting(), log.replay, 1_000_000, journal=MemoryJournal(), snapshots=store, snapshot_every=1
+    )
+
+    async def go() -> None:
+        for record in log.records[:4]:
+            await runner.handle(record)
+        assert captured == [1]  # offsets 2-4 found the first still being stored
+        assert store.release is not None
+        store.release.set_result(None)
+        await runner.stored()
+        for record in log.records[4:]:
+            await runner.handle(record)
+
+    asyncio.run(go())
+    assert captured == [1, 5]  # the first stored, the next taken at once; offset 6 found that one being stored
+    assert runner.figures.snapshots_written == 1
+
+
+def test_a_rebuild_from_forked_snapshots_reaches_the_full_fold(tmp_path: Path) -> None:
+    log, journal = Log(inbox([submission(f"R{n}") for n in range(12)])), MemoryJournal()
+    store = FileSnapshots(tmp_path)
+
+    async def decide(runner: PartitionedCore, records: list[Any]) -> None:
+        for record in records:
+            await runner.handle(record)  # no wait for the writer: the state changes while it writes
+        await runner.stored()
+
+    first = PartitionedCore(Counting(), log.replay, 1_000_000, journal=journal, snapshots=store, snapshot_every=3)
+    asyncio.run(decide(first, log.records[:11]))
+    assert first.figures.snapshots_written >= 1
+    restarted = PartitionedCore(Counting(), log.replay, 1_000_000, journal=journal, snapshots=store)
+    asyncio.run(decide(restarted, log.records[11:]))
+    assert restarted.figures.snapshots_used == 1
+    full = asyncio.run(PartitionedCore(Counting(), log.replay, 1_000_000).rebuilt_state(INBOX, 0, 12))
+    assert restarted.state_of(INBOX, 0) == full
+
+
+CHILD_OF_A_KILLED_PARENT = """
+import asyncio, os, sys, time
+from services.common.forked import run_forked
+
+def work():
+    with open(sys.argv[1] + ".tmp", "w") as file:
+        file.write(str(os.getpid()))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    time.sleep(3600)
+
+async def main():
+    run_forked(work, "a long write", 3600)
+    while not os.path.exists(sys.argv[1]):
+        await asyncio.sleep(0.01)
+    os._exit(0)  # as a worker killed mid-write
+
+asyncio.run(main())
+"""
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def test_a_writer_does_not_outlive_its_worker(tmp_path: Path) -> None:
+    told = tmp_path / "writer.pid"
+    subprocess.run([sys.executable, "-c", CHILD_OF_A_KILLED_PARENT, str(told)], check=True, timeout=60)
+    writer = int(told.read_text())
+    deadline = time.monotonic() + 30
+    while running(writer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(writer), f"the writer {writer} outlived its worker"
