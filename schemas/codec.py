@@ -38,6 +38,21 @@ _HEAD = re.compile(rb'\{"id":"[0-9a-f-]{36}","type":"([A-Za-z0-9]{1,64})","versi
 # spent 14% of its time there in the pipeline bench). A string that holds `:` followed by forty digits still goes
 # the general way, which is slower, never wrong.
 _LONG_NUMBER = re.compile(rb"[:,\[]-?[0-9]{%d}" % MAX_NUMBER_CHARS)
+# The same search done by bytes.translate and two substring searches, in C without a regex engine's try at every
+# position: 1.1 us for a 650-byte record instead of 3.2 (a fifth of a decode). Each byte becomes its class: a digit
+# "0", a byte that may open a number ":", a minus "-", anything else "x"; a long literal is then ":" or ":-" and
+# MAX_NUMBER_CHARS zeros (tests/unit/test_codec_hardening.py checks both searches agree).
+_CLASSES = bytes(
+    ord("0") if byte in b"0123456789" else ord(":") if byte in b":,[" else byte if byte == ord("-") else ord("x")
+    for byte in range(256)
+)
+_LONG_CLASSES = (b":" + b"0" * MAX_NUMBER_CHARS, b":-" + b"0" * MAX_NUMBER_CHARS)
+
+
+def has_long_number(data: bytes) -> bool:
+    """Whether `data` holds a number literal of MAX_NUMBER_CHARS digits or more (as _LONG_NUMBER finds them)."""
+    classes = data.translate(_CLASSES)
+    return _LONG_CLASSES[0] in classes or _LONG_CLASSES[1] in classes
 
 
 class ContractError(ValueError):
@@ -76,7 +91,7 @@ def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope[Messa
 def _canonical(data: bytes) -> Envelope[Message] | None:
     """The envelope of a record exactly as `encode` writes it, or None: then the general path decides."""
     head = _HEAD.match(data)
-    if head is None or _LONG_NUMBER.search(data) is not None:
+    if head is None or has_long_number(data):
         return None
     current = CURRENT.get(head.group(1).decode())
     if current is None or int(head.group(2)) != current.VERSION:

@@ -11,7 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import MAX_DEPTH, ContractError, _canonical, decode, decode_general, encode
+from schemas.codec import (
+    _LONG_NUMBER,
+    MAX_DEPTH,
+    MAX_NUMBER_CHARS,
+    ContractError,
+    _canonical,
+    decode,
+    decode_general,
+    encode,
+    has_long_number,
+)
 from schemas.samples import sample_envelopes
 
 SAMPLES = {envelope.type: envelope for envelope in sample_envelopes()}
@@ -53,6 +63,21 @@ def test_a_long_integer_where_any_integer_fits_is_a_number_too_long_on_both_path
     data = replaced(LICENCE, b'"revision":1', b'"revision":' + b"9" * 4_000)
     assert data.startswith(b'{"id"')
     assert code_of(data) == "number_too_long"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([b":", b",", b"[", b"-", b'"', b"a", b" ", b"\xff", b"\xb2"]),
+            st.integers(MAX_NUMBER_CHARS - 2, MAX_NUMBER_CHARS + 2).map(lambda n: b"7" * n),
+            st.binary(max_size=4),
+        ),
+        max_size=12,
+    ).map(b"".join)
+)
+def test_the_long_number_search_by_byte_classes_finds_what_the_regex_finds(data: bytes) -> None:
+    assert has_long_number(data) == (_LONG_NUMBER.search(data) is not None)
 
 
 def test_a_long_negative_integer_is_a_number_too_long() -> None:
