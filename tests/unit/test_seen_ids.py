@@ -119,3 +119,20 @@ def test_a_run_of_a_wrong_length_is_refused_by_name() -> None:
         assert "multiple of 16 bytes" in str(error)
     else:
         raise AssertionError("a 17-byte run was accepted")
+
+
+def test_ids_merged_into_a_run_whose_filter_has_room_are_found() -> None:
+    """The filter is built at the first lookup and kept through merges it has room for: the merged ids must be
+    marked in it, or they would be reported unseen (and decided again)."""
+    original = seen_ids.MERGE_AT
+    seen_ids.MERGE_AT = 8
+    try:
+        seen = SeenIds.from_run(SeenIds(UUID(int=n * 0x9E3779B97F4A7C15 % 2**128) for n in range(600)).run())
+        assert UUID(int=1) not in seen  # builds the filter: 8,192 bits for 600 ids, room for 1,024
+        later = [UUID(int=(n + 600) * 0x9E3779B97F4A7C15 % 2**128) for n in range(100)]
+        for item in later:
+            assert seen.add_new(item)
+        assert seen._filter is not None and len(seen._recent) < 100  # merged, into the same filter
+        assert all(item in seen for item in later) and not any(seen.add_new(item) for item in later)
+    finally:
+        seen_ids.MERGE_AT = original
