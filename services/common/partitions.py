@@ -317,10 +317,16 @@ class PartitionedCore:
         future.add_done_callback(self._storing.discard)
         future.add_done_callback(lambda done: self._stored(current, _failure(done), where, began, captured))
 
-    async def stored(self) -> None:
-        """Wait for the snapshots being stored now (a clean stop, so a writer is not ended with its worker)."""
+    async def stored(self, timeout_s: float | None = None) -> int:
+        """Wait for the snapshots being stored now (a clean stop, so that a writer is not ended with its worker), at
+        most `timeout_s`: the number still being stored then (0: all were)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while self._storing:
-            await asyncio.wait(set(self._storing))
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            await asyncio.wait(set(self._storing), timeout=left)
+        return len(self._storing)
 
     def _stored(
         self, current: PartitionState, error: BaseException | None, where: str, began: float, captured: float

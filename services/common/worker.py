@@ -42,6 +42,8 @@ from services.common.stall_watch import OffsetProbe, StallWatch
 
 log = logging.getLogger(__name__)
 
+STOP_WAITS_FOR_SNAPSHOTS_S = 5.0
+"""A clean stop waits this long for snapshot writers (one usually takes a second): a container's stop grace is 10 s."""
 EXIT_UNFINISHED = 75  # EX_TEMPFAIL: stopped during a record; it is processed again after a restart
 EXIT_FAILED = 70  # EX_SOFTWARE: a failure that waiting does not cure
 STALL_CHECK_S = 5.0
@@ -244,7 +246,15 @@ class ServiceWorker:
     async def _on_shutdown(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         """A clean stop lets the snapshots being written finish, and closes the consumers rebuilds read with rather
         than leaving their connections to time out."""
-        await self.core.stored()
+        unfinished = await self.core.stored(STOP_WAITS_FOR_SNAPSHOTS_S)
+        if unfinished:
+            # The writers die with this process: the snapshots before theirs serve the next rebuild.
+            log.warning(
+                "%s: stopping with %s snapshot(s) still being written after %s s; they are abandoned",
+                self.service,
+                unfinished,
+                STOP_WAITS_FOR_SNAPSHOTS_S,
+            )
         await self.reads.close()
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:

@@ -146,9 +146,10 @@ def test_no_second_snapshot_of_a_partition_is_taken_while_one_is_being_stored(tm
         for record in log.records[:4]:
             await runner.handle(record)
         assert captured == [1]  # offsets 2-4 found the first still being stored
+        assert await runner.stored(timeout_s=0.01) == 1  # a stop's wait is bounded: one writer left unfinished
         assert store.release is not None
         store.release.set_result(None)
-        await runner.stored()
+        assert await runner.stored() == 0
         for record in log.records[4:]:
             await runner.handle(record)
 
