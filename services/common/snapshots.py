@@ -190,6 +190,9 @@ class FileSnapshots:
         os.replace(temporary, path)
         for old in self.offsets(inbox, partition)[:-KEEP]:
             self.path(inbox, partition, old).unlink(missing_ok=True)
+        for left in path.parent.glob("*.tmp"):
+            if _writer_gone(left):
+                left.unlink(missing_ok=True)  # what a writer killed mid-write left: nothing will finish it
 
     async def load(self, inbox: str, partition: int, at_most: int) -> Snapshot | None:
         for offset in reversed([offset for offset in self.offsets(inbox, partition) if offset <= at_most]):
@@ -200,6 +203,20 @@ class FileSnapshots:
                 continue  # pruned since it was listed (by a predecessor's writer): an earlier one serves as well
             return await asyncio.to_thread(loads, data, str(path))
         return None
+
+
+def _writer_gone(temporary: Path) -> bool:
+    """Whether the process that was writing `temporary` (<offset>.<pid>.tmp) has ended."""
+    pid = temporary.suffixes[-2].lstrip(".") if len(temporary.suffixes) >= 2 else ""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # another user's live process
+    return False
 
 
 class MemorySnapshots:

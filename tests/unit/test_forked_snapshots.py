@@ -213,3 +213,20 @@ def test_a_writer_does_not_outlive_its_worker(tmp_path: Path) -> None:
     while running(writer) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not running(writer), f"the writer {writer} outlived its worker"
+
+
+def test_what_a_writer_killed_mid_write_left_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    folder = tmp_path / f"{INBOX}-0"
+    folder.mkdir()
+    left = folder / f"{0:020d}.{int(ended.stdout)}.tmp"  # its writer has ended: nothing will finish it
+    writing = folder / f"{0:020d}.{os.getpid()}.tmp"  # a live process's: perhaps still being written
+    left.write_bytes(b"half a snapshot")
+    writing.write_bytes(b"half a snapshot")
+
+    async def go() -> None:
+        await FileSnapshots(tmp_path).capture(snapshot({"held": []}))
+
+    asyncio.run(go())
+    assert not left.exists() and writing.exists()
+    assert FileSnapshots(tmp_path).offsets(INBOX, 0) == [1]
