@@ -23,6 +23,7 @@ import gc
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 
 REPORT_BYTES = 4096
@@ -50,7 +51,11 @@ def run_forked(work: Callable[[], None], what: str, timeout_s: float) -> asyncio
     loop = asyncio.get_running_loop()
     read_end, write_end = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12 warns that a fork of a process with threads may deadlock in the child: this child touches
+        # nothing another thread may hold (see the module's docstring), and one that hangs anyway is killed.
+        warnings.filterwarnings("ignore", r".*fork\(\) may lead to deadlocks", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - the child ends in os._exit, which coverage cannot follow
         os.close(read_end)
         _child(work, write_end, parent)
