@@ -61,25 +61,41 @@ def replay_command(bootstrap: str) -> list[str]:
 
 def peak_rss_mb(pid: int) -> float:
     """The process's own high-water RSS (VmHWM), NaN once it is gone."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def _status_mb(pid: int, field: str) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def measured(command: list[str], stdout: IO[str]) -> tuple[int, float, float]:
-    """Run `command` to its end: its exit code, seconds, and its own peak RSS in MB, read from /proc while it runs.
-    Not the rusage wait4 gives: on Linux a child's ru_maxrss starts from its parent's RSS at the fork, and this
-    parent holds what it wrote and the ledgers it parsed (a child doing nothing reported 811 MB beside an 800 MB
-    parent), which had inflated every replay after the first and the verify run."""
+    """Run `command` to its end: its exit code, seconds, and its peak RSS in MB, read from /proc while it runs: its
+    own high-water mark, or, when it has children (a replay read by several processes), the largest sum of its
+    and their RSS seen (every 50 ms). Not the rusage wait4 gives: on Linux a child's ru_maxrss starts from its
+    parent's RSS at the fork, and this parent holds what it wrote and the ledgers it parsed (a child doing nothing
+    reported 811 MB beside an 800 MB parent), which had inflated every replay after the first and the verify run."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=stdout, cwd=REPO)
     peak = 0.0
     while process.poll() is None:
         found = peak_rss_mb(process.pid)
+        children = _children(process.pid)
+        if children:
+            together = _status_mb(process.pid, "VmRSS:") + sum(_status_mb(child, "VmRSS:") for child in children)
+            found = max(found, together) if together == together else found  # NaN: one ended meanwhile
         peak = found if found > peak else peak  # NaN (gone between poll and read) keeps the last reading
         time.sleep(0.05)
     return process.returncode, time.perf_counter() - started, peak
@@ -131,13 +147,18 @@ def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Run, R
 def report(bootstrap: str, records: int, runs: int, say: Say) -> str:
     """Prints the figures; returns the ledger hash the replays printed."""
     say(f"\nthe {records:,} event records: `h200 replay --format json` and ConsumerPerformance, {runs} run(s) each")
-    say("  $ " + " ".join(replay_command(bootstrap)[1:]))
-    ours = []
-    for n in range(runs):
-        ours.append(replay_once(bootstrap))
-        run = ours[-1]
-        say(f"    run {n + 1}: {run.per_s:,.0f} events/s ({run.seconds:.1f} s), peak RSS {run.peak_mb:,.0f} MB")
-    say(f"    ledger_hash {ours[0].ledger_hash} (the same every run: {len({r.ledger_hash for r in ours}) == 1})")
+    ways = {"one process (--jobs 1)": ("--jobs", "1"), f"processes as by default ({os.cpu_count()} cores)": ()}
+    ours: dict[str, list[Run]] = {}
+    for way, extra in ways.items():
+        say("  $ " + " ".join([*replay_command(bootstrap)[1:], *extra]) + f"   ({way})")
+        ours[way] = []
+        for n in range(runs):
+            ours[way].append(replay_once(bootstrap, *extra))
+            run = ours[way][-1]
+            say(f"    run {n + 1}: {run.per_s:,.0f} events/s ({run.seconds:.1f} s), peak RSS {run.peak_mb:,.0f} MB")
+    hashes = {r.ledger_hash for way in ours.values() for r in way}
+    first = next(iter(ours.values()))[0].ledger_hash
+    say(f"    ledger_hash {first} (the same every run, both ways: {len(hashes) == 1})")
     say(f"    of which starting Python and importing the CLI: {startup_seconds():.1f} s")
     say(
         "  $ java org.apache.kafka.tools.ConsumerPerformance --include '^(event topics)$' --num-records " + str(records)
@@ -145,16 +166,15 @@ def report(bootstrap: str, records: int, runs: int, say: Say) -> str:
     kafka = [consumer_performance(bootstrap, records, say) for _ in range(runs)]
     for n, (whole, fetching) in enumerate(kafka):
         say(f"    run {n + 1}: {fetching.per_s:,.0f} records/s fetching, {whole.per_s:,.0f} records/s whole run")
-    ratio = [ours[n].per_s / kafka[n][1].per_s for n in range(runs)]
-    say(f"\n  {'min / median / max of ' + str(runs) + ' runs':<44} {'per second':>30}   peak RSS (MB)")
-    say(
-        f"  {'ours: h200 replay (read, decode, fold, print)':<44} {spread([r.per_s for r in ours]):>30}   "
-        f"{spread([r.peak_mb for r in ours])}"
-    )
-    say(f"  {'Kafka ConsumerPerformance, fetch time only':<44} {spread([k[1].per_s for k in kafka]):>30}")
-    say(f"  {'Kafka ConsumerPerformance, whole run':<44} {spread([k[0].per_s for k in kafka]):>30}")
-    say(f"  {'ratio ours / fetch-only, run by run':<44} {spread(ratio, '{:.3f}'):>30}   (the aim: at least 0.5)")
-    return ours[0].ledger_hash
+    say(f"\n  {'min / median / max of ' + str(runs) + ' runs':<52} {'per second':>30}   peak RSS (MB)")
+    for way, done in ours.items():
+        say(f"  {'ours, ' + way:<52} {spread([r.per_s for r in done]):>30}   {spread([r.peak_mb for r in done])}")
+    say(f"  {'Kafka ConsumerPerformance, fetch time only':<52} {spread([k[1].per_s for k in kafka]):>30}")
+    say(f"  {'Kafka ConsumerPerformance, whole run':<52} {spread([k[0].per_s for k in kafka]):>30}")
+    for way, done in ours.items():
+        ratio = [done[n].per_s / kafka[n][1].per_s for n in range(runs)]
+        say(f"  {'ratio ours / fetch-only, ' + way:<52} {spread(ratio, '{:.3f}'):>30}   (the aim: at least 0.5)")
+    return first
 
 
 def checkpoint_report(bootstrap: str, directory: Path, write_more: Callable[[], tuple[int, int]], say: Say) -> None:
@@ -170,7 +190,7 @@ def checkpoint_report(bootstrap: str, directory: Path, write_more: Callable[[], 
     )
     added, _ = write_more()
     say(f"  then {added:,} more records written")
-    whole = replay_once(bootstrap)
+    whole = replay_once(bootstrap, "--jobs", "1")  # like the replay from the checkpoint: one process
     since = replay_once(bootstrap, "--checkpoints", str(directory))
     rows = (("whole replay of the longer log", whole), ("replay from the checkpoint (reads the rest)", since))
     for label, run in rows:
@@ -278,7 +298,7 @@ def profile_report(bootstrap: str, say: Say) -> None:
         command = ["py-spy", "record", "--rate", "200", "--format", "raw", "--output", str(raw), "--"]
         spy = Path(sys.executable).with_name("py-spy")
         done = subprocess.run(
-            [str(spy), *command[1:], *replay_command(bootstrap), "--no-progress"],
+            [str(spy), *command[1:], *replay_command(bootstrap), "--no-progress", "--jobs", "1"],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -118,6 +118,29 @@ def record_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
     return counts
 
 
+Bounded = tuple[tuple[str, int], int, int]
+"""A partition to read, (topic, partition), from its first offset to the offset after its last."""
+
+
+def partition_bounds(
+    bootstrap: str, topics: Iterable[str], starts: Mapping[tuple[str, int], int] | None = None
+) -> list[Bounded]:
+    """The partitions of the topics in the order read_topics reads them, each with the offsets it would read."""
+    with _consumer(bootstrap) as consumer:
+        return _bounded(consumer, bootstrap, topics, starts)
+
+
+def _bounded(
+    consumer: Consumer, bootstrap: str, topics: Iterable[str], starts: Mapping[tuple[str, int], int] | None
+) -> list[Bounded]:
+    found = []
+    for partition in _partitions(consumer, bootstrap, topics):
+        low, high = _bounds(consumer, partition)
+        start = (starts or {}).get(partition)
+        found.append((partition, low if start is None else max(low, start), high))
+    return found
+
+
 def read_topics(
     bootstrap: str,
     topics: Iterable[str],
@@ -127,18 +150,22 @@ def read_topics(
     """Every committed record of the topics, topic by topic, partition by partition, oldest first; from the offset
     `starts` gives a partition, if it gives one (a ledger checkpoint's end), else from the first."""
     with _consumer(bootstrap) as consumer:
-        partitions = _partitions(consumer, bootstrap, topics)
-        bounds = {partition: _bounds(consumer, partition) for partition in partitions}
-        for partition, start in (starts or {}).items():
-            if partition in bounds:
-                low, high = bounds[partition]
-                bounds[partition] = (max(low, start), high)
-        progress = Progress(f"reading {bootstrap}", sum(high - low for low, high in bounds.values()), stream)
-        for partition in partitions:
-            low, high = bounds[partition]
-            if high > low:
-                yield from _read_partition(consumer, partition, low, high, progress)
+        bounded = _bounded(consumer, bootstrap, topics, starts)
+        progress = Progress(f"reading {bootstrap}", sum(high - low for _, low, high in bounded), stream)
+        yield from _read_bounded(consumer, bounded, progress)
         progress.close()
+
+
+def read_bounded(bootstrap: str, bounded: Iterable[Bounded], progress: Progress) -> Iterator[LogRecord]:
+    """The records of the partitions `partition_bounds` gave (or some of them), in their order."""
+    with _consumer(bootstrap) as consumer:
+        yield from _read_bounded(consumer, bounded, progress)
+
+
+def _read_bounded(consumer: Consumer, bounded: Iterable[Bounded], progress: Progress) -> Iterator[LogRecord]:
+    for partition, low, high in bounded:
+        if high > low:
+            yield from _read_partition(consumer, partition, low, high, progress)
 
 
 def records_at(bootstrap: str, spots: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], bytes | None]:

@@ -40,6 +40,7 @@ from services.replay.kafka_io import (
 )
 from services.replay.ledger import LedgerFold
 from services.replay.live import live_ledger, projector_behind
+from services.replay.parallel import fold_in_parallel
 from services.replay.progress import progress_stream
 from services.replay.reading import Reading, read_events
 from services.replay.records import CLOCK, INBOX, LogRecord, ReplayError, Spot, in_catalogue_order
@@ -103,8 +104,19 @@ def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
     if store is not None and args.from_file is not None:
         raise ReplayError("--checkpoints starts from offsets on the cluster; an export file is read whole: drop it")
     start = _checkpoint_to_start_from(store, args, settings) if store is not None else None
-    records, reading = open_log(args, settings, EVENT_TOPICS, starts=start.ends if start else None)
     known = KnownThings() if table or selection.active or store is not None else None
+    if known is None and args.from_file is None and args.jobs != 1:
+        # Only the fold is kept: several processes may read it (services/replay/parallel.py).
+        topics = in_catalogue_order(EVENT_TOPICS)
+        folded = fold_in_parallel(
+            _bootstrap(args, settings), topics, args.as_of, args.jobs, progress_stream(args.progress)
+        )
+        if folded is not None:
+            fold, reading, processes = folded
+            sys.stderr.write(f"note: the log was read and folded by {processes} processes (--jobs)\n")
+            note_unreadable(reading)
+            return _print_ledger(args, fold, reading, selection, KnownThings())
+    records, reading = open_log(args, settings, EVENT_TOPICS, starts=start.ends if start else None)
     fold = LedgerFold(args.as_of)
     if start is not None:
         start.reading.source = reading.source
@@ -126,7 +138,13 @@ def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
             sys.stderr.write(f"wrote ledger checkpoint {path} ({reading.events:,} events)\n")
         except OSError as error:  # the ledger is still printed: only the next replay's head start is lost
             sys.stderr.write(f"note: no ledger checkpoint written to {store.directory}: {error}\n")
-    things = known.known() if known is not None else KnownThings().known()
+    return _print_ledger(args, fold, reading, selection, known if known is not None else KnownThings())
+
+
+def _print_ledger(
+    args: argparse.Namespace, fold: LedgerFold, reading: Reading, selection: Selection, known: KnownThings
+) -> int:
+    things = known.known()
     selection = selection.resolve(things)
     ledger = fold.ledger()
     if args.format == "json":

@@ -31,7 +31,17 @@ from schemas.supply import BatchManufactured
 from services.replay.ledger_line import LINE_FIELDS as LINE_FIELDS
 from services.replay.ledger_line import Line as Line
 from services.replay.ledger_line import iso as iso
-from services.replay.packed_lines import Names, PackedLines, Steps, pack, sort_keys, steps_of, with_status, with_steps
+from services.replay.packed_lines import (
+    Names,
+    PackedLines,
+    Steps,
+    pack,
+    reindexed,
+    sort_keys,
+    steps_of,
+    with_status,
+    with_steps,
+)
 
 STEP_STATUS = {"released": "hold_released"}
 """A shipment step named like a line status: `released` from a customs hold is not the chips going back."""
@@ -211,6 +221,15 @@ class LedgerFold:
             case OrderApproved() as p:
                 buyer = sys.intern(p.buyer_id)
                 self.approved[buyer] = self.approved.get(buyer, 0) + p.approved_quantity
+
+    def adopt_names(self, names: Names) -> None:
+        """Index this fold's packed lines in `names` instead of its own table, so that it can merge into a fold that
+        uses `names` (a fold made in another process has a table of its own)."""
+        if names is self.names:
+            return
+        table = self.names.names
+        self.allocated = {key: reindexed(row, table, names) for key, row in self.allocated.items()}
+        self.names = names
 
     def merge(self, later: LedgerFold) -> None:
         """Take in a fold of events that come after this fold's, as if they had been added here one by one; `later`

@@ -97,6 +97,14 @@ def with_steps(names: Names, row: bytes, steps: Steps) -> bytes:
     return _ROW.pack(*values)
 
 
+def reindexed(row: bytes, table: Sequence[str], names: Names) -> bytes:
+    """The row, whose names index `table` (another fold's names, in order), with them indexing `names` instead."""
+    values = list(_ROW.unpack(row))
+    for slot in range(7, 13):  # pool, buyer, batch, rule, policy version, status
+        values[slot] = names.index(table[values[slot]])
+    return _ROW.pack(*values)
+
+
 def with_status(names: Names, row: bytes, status: str) -> bytes:
     """The folded row as a line of the ledger: its status in place of its last step."""
     values = list(_ROW.unpack(row))

@@ -25,6 +25,12 @@ def _moment(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes: give 1 or more")
+    return int(text)
+
+
 def _existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -75,6 +81,14 @@ def _add_replay(commands_: Commands) -> None:
         help="ledger checkpoints: start from the newest one in DIR whose events were all decided by --as-of (or "
         "the newest, without it) and read only the log since; after a replay without --as-of, write one there. "
         "The ledger and its hash are those of a whole read (services/replay/checkpoints.py)",
+    )
+    replay.add_argument(
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="processes that read and fold the log, each a run of its partitions (default: one per core for a log "
+        "of 200,000 records or more, else one); only for the whole ledger from the cluster (no filters, "
+        "checkpoints or table)",
     )
     replay.set_defaults(run=commands.run_replay)
 

@@ -83,8 +83,20 @@ def test_replay_gives_the_same_ledger_hash_twice_and_the_live_read_models(
     played: System, module_system: System, capsys: pytest.CaptureFixture[str]
 ) -> None:
     system = module_system
+    # read by two processes (services/replay/parallel.py), then by one
     first = subprocess.run(
-        [sys.executable, "-m", "services.ops", "replay", "--format", "json", "--bootstrap", system.bootstrap],
+        [
+            sys.executable,
+            "-m",
+            "services.ops",
+            "replay",
+            "--format",
+            "json",
+            "--jobs",
+            "2",
+            "--bootstrap",
+            system.bootstrap,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -92,6 +104,7 @@ def test_replay_gives_the_same_ledger_hash_twice_and_the_live_read_models(
         cwd=REPO,
     )
     code, second, _ = h200(capsys, "replay", "--format", "json", "--bootstrap", system.bootstrap)
+    assert "the log was read and folded by 2 processes" in first.stderr
 
     replayed = json.loads(first.stdout)
     assert code == 0
