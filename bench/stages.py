@@ -74,6 +74,17 @@ def _status_mb(pid: int, field: str) -> float:
     return float("nan")
 
 
+def _pss_mb(pid: int) -> float:
+    """The process's share of the memory it maps (PSS): pages it shares with its forked children count once in all."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -83,10 +94,11 @@ def _children(pid: int) -> list[int]:
 
 def measured(command: list[str], stdout: IO[str]) -> tuple[int, float, float]:
     """Run `command` to its end: its exit code, seconds, and its peak RSS in MB, read from /proc while it runs: its
-    own high-water mark, or, when it has children (a replay read by several processes), the largest sum of its
-    and their RSS seen (every 50 ms). Not the rusage wait4 gives: on Linux a child's ru_maxrss starts from its
-    parent's RSS at the fork, and this parent holds what it wrote and the ledgers it parsed (a child doing nothing
-    reported 811 MB beside an 800 MB parent), which had inflated every replay after the first and the verify run."""
+    own high-water mark, or, when it has children (a replay read by several processes), the largest sum of its and
+    their PSS seen (every 50 ms: a page they share counts once). Not the rusage wait4 gives: on Linux a child's
+    ru_maxrss starts from its parent's RSS at the fork, and this parent holds what it wrote and the ledgers it
+    parsed (a child doing nothing reported 811 MB beside an 800 MB parent), which had inflated every replay after
+    the first and the verify run."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=stdout, cwd=REPO)
     peak = 0.0
@@ -94,7 +106,7 @@ def measured(command: list[str], stdout: IO[str]) -> tuple[int, float, float]:
         found = peak_rss_mb(process.pid)
         children = _children(process.pid)
         if children:
-            together = _status_mb(process.pid, "VmRSS:") + sum(_status_mb(child, "VmRSS:") for child in children)
+            together = sum(_pss_mb(each) for each in (process.pid, *children))
             found = max(found, together) if together == together else found  # NaN: one ended meanwhile
         peak = found if found > peak else peak  # NaN (gone between poll and read) keeps the last reading
         time.sleep(0.05)
@@ -147,7 +159,8 @@ def consumer_performance(bootstrap: str, records: int, say: Say) -> tuple[Run, R
 def report(bootstrap: str, records: int, runs: int, say: Say) -> str:
     """Prints the figures; returns the ledger hash the replays printed."""
     say(f"\nthe {records:,} event records: `h200 replay --format json` and ConsumerPerformance, {runs} run(s) each")
-    ways = {"one process (--jobs 1)": ("--jobs", "1"), f"processes as by default ({os.cpu_count()} cores)": ()}
+    jobs = str(max(2, os.cpu_count() or 1))
+    ways = {"one process (the default)": (), f"{jobs} processes (--jobs {jobs})": ("--jobs", jobs)}
     ours: dict[str, list[Run]] = {}
     for way, extra in ways.items():
         say("  $ " + " ".join([*replay_command(bootstrap)[1:], *extra]) + f"   ({way})")
@@ -190,7 +203,7 @@ def checkpoint_report(bootstrap: str, directory: Path, write_more: Callable[[], 
     )
     added, _ = write_more()
     say(f"  then {added:,} more records written")
-    whole = replay_once(bootstrap, "--jobs", "1")  # like the replay from the checkpoint: one process
+    whole = replay_once(bootstrap)
     since = replay_once(bootstrap, "--checkpoints", str(directory))
     rows = (("whole replay of the longer log", whole), ("replay from the checkpoint (reads the rest)", since))
     for label, run in rows:
@@ -298,7 +311,7 @@ def profile_report(bootstrap: str, say: Say) -> None:
         command = ["py-spy", "record", "--rate", "200", "--format", "raw", "--output", str(raw), "--"]
         spy = Path(sys.executable).with_name("py-spy")
         done = subprocess.run(
-            [str(spy), *command[1:], *replay_command(bootstrap), "--no-progress", "--jobs", "1"],
+            [str(spy), *command[1:], *replay_command(bootstrap), "--no-progress"],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

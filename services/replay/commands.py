@@ -105,7 +105,7 @@ def run_replay(args: argparse.Namespace, settings: OpsSettings) -> int:
         raise ReplayError("--checkpoints starts from offsets on the cluster; an export file is read whole: drop it")
     start = _checkpoint_to_start_from(store, args, settings) if store is not None else None
     known = KnownThings() if table or selection.active or store is not None else None
-    if known is None and args.from_file is None and args.jobs != 1:
+    if known is None and args.from_file is None and args.jobs > 1:
         # Only the fold is kept: several processes may read it (services/replay/parallel.py).
         topics = in_catalogue_order(EVENT_TOPICS)
         folded = fold_in_parallel(

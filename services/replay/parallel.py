@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import heapq
 import multiprocessing
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ from services.replay.progress import Progress
 from services.replay.reading import Reading, read_events
 from services.replay.records import LogRecord
 
-PARALLEL_FROM = 200_000
-"""Records below which a replay is read by one process: starting the others costs more than they save."""
 SHARE_EVERY = 5_000
 """Records a process reads between two updates of the shared count the progress bar shows."""
 
@@ -48,13 +45,6 @@ class Part:
     source: str
     bounded: tuple[Bounded, ...]
     as_of: datetime | None
-
-
-def jobs_for(asked: int | None, records: int) -> int:
-    """How many processes read: as asked, else one per core for a long log and one for a short one."""
-    if asked is not None:
-        return max(1, asked)
-    return (os.cpu_count() or 1) if records >= PARALLEL_FROM else 1
 
 
 def cut(bounded: Sequence[Bounded], parts: int) -> list[list[Bounded]]:
@@ -77,14 +67,14 @@ def fold_in_parallel(
     bootstrap: str,
     topics: tuple[str, ...],
     as_of: datetime | None,
-    jobs: int | None,
+    jobs: int,
     stream: TextIO | None = None,
 ) -> tuple[LedgerFold, Reading, int] | None:
     """The fold of the topics' events, the reading's counts and how many processes read them; None when one process
-    should read them (a short log, one core, one partition, or event ids that more than one process read)."""
+    should read them (one partition, or event ids that more than one process read)."""
     bounded = partition_bounds(bootstrap, topics)
     records = sum(high - low for _, low, high in bounded)
-    runs = cut(bounded, jobs_for(jobs, records))
+    runs = cut(bounded, jobs)
     if len(runs) < 2:
         return None
     source = f"kafka {bootstrap}"

@@ -85,9 +85,10 @@ def _add_replay(commands_: Commands) -> None:
     replay.add_argument(
         "--jobs",
         type=_positive,
+        default=1,
         metavar="N",
-        help="processes that read and fold the log, each a run of its partitions (default: one per core for a log "
-        "of 200,000 records or more, else one); only for the whole ledger from the cluster (no filters, "
+        help="processes that read and fold the log, each a run of its partitions (default 1): faster with cores "
+        "to spare, at the cost of each process's memory; only for the whole ledger from the cluster (no filters, "
         "checkpoints or table)",
     )
     replay.set_defaults(run=commands.run_replay)

@@ -49,9 +49,6 @@ def whole() -> list[LogRecord]:
 
 def serve(monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> Cluster:
     monkeypatch.setattr(commands, "read_topics", cluster.read_topics)
-    # This cluster serves read_topics only: a whole replay is read by one process (parallel reads have their own
-    # tests, tests/unit/test_replay_parallel.py and tests/integration/test_parallel_replay_reads.py).
-    monkeypatch.setattr(commands, "fold_in_parallel", lambda *args, **kwargs: None)
     monkeypatch.setattr(commands, "records_at", cluster.records_at)
     return cluster
 

@@ -11,7 +11,7 @@ import pytest
 from builders_replay import World, at, revoked_story, story
 
 from schemas.topics import EVENT_TOPICS
-from services.replay.parallel import cut, folded, jobs_for, merged
+from services.replay.parallel import cut, folded, merged
 from services.replay.records import LogRecord, in_catalogue_order
 
 TOPICS = in_catalogue_order(EVENT_TOPICS)
@@ -85,10 +85,9 @@ def test_an_event_id_in_two_runs_sends_the_replay_back_to_one_process(capsys: py
     assert "read by two of the reading processes: reading with one" in capsys.readouterr().err
 
 
-def test_the_cut_is_contiguous_and_even_and_the_default_jobs_follow_the_log() -> None:
+def test_the_cut_is_contiguous_and_even() -> None:
     bounded = [(("a", n), 0, size) for n, size in enumerate([10, 10, 10, 10, 50, 10])]
     runs = cut(bounded, 2)
     assert [item for run in runs for item in run] == bounded  # in order, each partition once
     assert [sum(high - low for _, low, high in run) for run in runs] == [40, 60]
     assert len(cut(bounded, 10)) == 6 and cut(bounded[:1], 4) == [bounded[:1]]
-    assert jobs_for(3, 10) == 3 and jobs_for(None, 10) == 1 and jobs_for(None, 10**6) >= 1
