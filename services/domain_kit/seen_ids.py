@@ -144,7 +144,7 @@ class SeenIds:
     __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (SeenIds.from_run, (self.run(),))
+        return (_loaded, (self.run(),))
 
     def copy(self) -> SeenIds:
         if isinstance(self._run, bytearray):
@@ -160,6 +160,15 @@ class SeenIds:
 
     def __repr__(self) -> str:
         return f"SeenIds({len(self)} ids)"
+
+
+def _loaded(run: bytes) -> SeenIds:
+    """A pickled SeenIds, its filter built as it is loaded: a snapshot or checkpoint loads in a thread, and built at
+    the first lookup instead it held the event loop for 0.36 s per million ids."""
+    seen = SeenIds.from_run(run)
+    if run:
+        seen._build_filter()
+    return seen
 
 
 def search_run(run: bytes | bytearray, width: int, key: bytes) -> int:

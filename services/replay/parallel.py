@@ -88,8 +88,12 @@ def fold_in_parallel(
         while not pending.ready():
             pending.wait(0.2)
             progress.advance(counted.value - progress.count)
-        folds = pending.get()
+        done = pending.get()
     progress.close()
+    folds = []
+    for fold, reading, ids in done:
+        reading._seen = SeenIds.from_run(ids)
+        folds.append((fold, reading))
     both = merged(folds, topics)
     return None if both is None else (*both, len(parts))
 
@@ -115,10 +119,13 @@ def _share(counted: Any) -> None:
     _counted = counted
 
 
-def fold_part(part: Part) -> tuple[LedgerFold, Reading]:
-    """In a reading process: its run of partitions, read and folded."""
+def fold_part(part: Part) -> tuple[LedgerFold, Reading, bytes]:
+    """In a reading process: its run of partitions, read and folded; the ids it read apart, as their sorted run
+    (a pickled SeenIds would build its lookup filter as the parent loads it, for nothing: they are only merged)."""
     records = _counting(read_bounded(part.bootstrap, part.bounded, Progress("")))
-    return folded(records, part.topics, part.source, part.as_of)
+    fold, reading = folded(records, part.topics, part.source, part.as_of)
+    ids, reading._seen = reading.seen.run(), SeenIds()
+    return fold, reading, ids
 
 
 def folded(

@@ -136,3 +136,12 @@ def test_ids_merged_into_a_run_whose_filter_has_room_are_found() -> None:
         assert all(item in seen for item in later) and not any(seen.add_new(item) for item in later)
     finally:
         seen_ids.MERGE_AT = original
+
+
+def test_a_loaded_set_has_its_filter_already_and_finds_what_it_held() -> None:
+    """Built while unpickling (a snapshot loads in a thread), not at the first lookup on the event loop."""
+    held = [UUID(int=n * 0x9E3779B97F4A7C15 % 2**128) for n in range(5_000)]
+    loaded = pickle.loads(pickle.dumps(SeenIds(held), protocol=5))
+    assert loaded._filter is not None
+    assert all(item in loaded for item in held) and UUID(int=3) not in loaded
+    assert pickle.loads(pickle.dumps(SeenIds(), protocol=5))._filter is None  # nothing to filter
