@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import subprocess
 import sys
 import time
@@ -178,41 +179,45 @@ def test_a_rebuild_from_forked_snapshots_reaches_the_full_fold(tmp_path: Path) -
 
 
 CHILD_OF_A_KILLED_PARENT = """
-import asyncio, os, sys, time
+import asyncio, os, time
 from services.common.forked import run_forked
 
+told, tell = os.pipe()
+
 def work():
-    with open(sys.argv[1] + ".tmp", "w") as file:
-        file.write(str(os.getpid()))
-    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-    time.sleep(3600)
+    os.close(1), os.close(2)  # the test reads the worker's output to its end: the writer must not hold it
+    os.write(tell, str(os.getpid()).encode())  # the writer has started: its pid
+    time.sleep(3600)  # a write that is still going when its worker is killed
 
 async def main():
     run_forked(work, "a long write", 3600)
-    while not os.path.exists(sys.argv[1]):
-        await asyncio.sleep(0.01)
+    writer = await asyncio.get_running_loop().run_in_executor(None, os.read, told, 32)
+    print(writer.decode(), flush=True)
     os._exit(0)  # as a worker killed mid-write
 
 asyncio.run(main())
 """
 
 
-def running(pid: int) -> bool:
+def ended_within(pid: int, timeout_s: float) -> bool:
+    """Whether the process ends within `timeout_s` (waited for on a pidfd: readable once it has exited)."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-    except FileNotFoundError:
-        return False
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True  # ended and reaped already
+    try:
+        readable, _, _ = select.select([handle], [], [], timeout_s)
+        return bool(readable)
+    finally:
+        os.close(handle)
 
 
-def test_a_writer_does_not_outlive_its_worker(tmp_path: Path) -> None:
-    told = tmp_path / "writer.pid"
-    subprocess.run([sys.executable, "-c", CHILD_OF_A_KILLED_PARENT, str(told)], check=True, timeout=60)
-    writer = int(told.read_text())
-    deadline = time.monotonic() + 30
-    while running(writer) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(writer), f"the writer {writer} outlived its worker"
+def test_a_writer_does_not_outlive_its_worker() -> None:
+    worker = subprocess.run(
+        [sys.executable, "-c", CHILD_OF_A_KILLED_PARENT], check=True, timeout=60, capture_output=True, text=True
+    )
+    writer = int(worker.stdout)
+    assert ended_within(writer, 30), f"the writer {writer} outlived its worker"
 
 
 def test_what_a_writer_killed_mid_write_left_is_removed_by_the_next_write(tmp_path: Path) -> None:
