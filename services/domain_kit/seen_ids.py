@@ -15,7 +15,8 @@ Pure: no I/O, no clock.
 Most ids looked up are new (an event read once, a step reported once), and a bisection of the run in Python costs
 ~5 us: a filter of FILTER_BITS bits an id of the run (a byte) answers most of them "not there" in a fraction of
 that (one hash, one bit; wrong "maybe" answers, an eighth of them, go on to the search). It is the process's own
-(Python's randomised hash of the id), so it is never pickled, and only ever says which lookups can be skipped.
+(Python's randomised hash of the id), so it is never pickled but built again as a pickle is loaded (a snapshot
+loads in a thread), and only ever says which lookups can be skipped.
 """
 
 from __future__ import annotations
