@@ -12,7 +12,7 @@ COMPOSE ?= docker-compose -p $(or $(COMPOSE_PROJECT),h200)
 
 .PHONY: help install system jars kafka-up kafka-down redis-up redis-down engine images topics access schemas \
         schemas-check asyncapi-check lint unit integration e2e sim test demo down clean compose-up compose-down compose-logs bench-replay \
-        bench-recovery bench-pipeline bench-state bench-verify bench-snapshot bench
+        bench-recovery bench-pipeline bench-state bench-verify bench-snapshot bench-snapshot-load bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -102,7 +102,7 @@ bench-pipeline: jars $(STAMP) ## orders/s through the four services against a ba
 bench-verify: $(STAMP) ## h200 verify of a generated log from an export file, no broker: events/s and its own peak RSS (EVENTS=n, default 1,000,000; FILE=path keeps the log)
 	@$(PY) -m bench.verify_file $(if $(EVENTS),--events $(EVENTS),) $(if $(FILE),--file $(FILE),)
 
-bench: bench-replay bench-recovery bench-pipeline bench-state bench-snapshot ## every benchmark, each printing its figures beside its peer's
+bench: bench-replay bench-recovery bench-pipeline bench-state bench-snapshot bench-snapshot-load ## every benchmark, each printing its figures beside its peer's
 
 bench-recovery: jars $(STAMP) ## a worker killed with RECORDS in its inbox (default 20,000; WORKLOAD=lifecycle|held; FAST_ONLY=1 times only the snapshot restart): snapshot + tail vs journal fold vs deciding again
 	@$(PY) -m bench.recovery_bench --run-dir .run/bench/recovery $(if $(RECORDS),--records $(RECORDS),) $(if $(WORKLOAD),--workload $(WORKLOAD),) $(if $(FAST_ONLY),--ways "snapshot + tail",)
@@ -112,6 +112,9 @@ bench-state: $(STAMP) ## what approval, allocation and fulfilment hold as the lo
 
 bench-snapshot: $(STAMP) ## how long a snapshot holds a worker's loop: pickled on the loop beside a forked child (ORDERS=n, default 15,000; RUNS=n)
 	@$(PY) -m bench.snapshot_bench $(if $(ORDERS),--orders $(ORDERS),) $(if $(RUNS),--runs $(RUNS),)
+
+bench-snapshot-load: $(STAMP) ## a restart's peak memory loading a snapshot of IDS ids (default 5,000,000): streamed from its file beside read whole
+	@$(PY) -m bench.snapshot_load_bench $(if $(IDS),--ids $(IDS),)
 
 compose-up: images ## the whole system in containers: Kafka 127.0.0.1:49092, Redis 127.0.0.1:46379
 	@eval "$$($(PY) -m services.ops access secrets --export)"

@@ -6,19 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import tracemalloc
 import uuid
+from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from schemas.codec import encode
 from schemas.envelope import Envelope
 from schemas.samples import placed_orders, sample_envelopes, sample_payloads
 from services.approval import domain as approval_core
+from services.common import snapshots
 from services.common.journal import MemoryJournal
 from services.common.partitions import PartitionedCore
 from services.common.records import Record
-from services.common.snapshots import Snapshot, dumps, loads
+from services.common.snapshots import Snapshot, SnapshotUnusableError, dumps, load_file, loads
+from services.domain_kit import seen_ids
+from services.domain_kit.seen_ids import SeenIds
 
 INBOX = "h200.approval.inbox"
 
@@ -102,3 +108,46 @@ def test_a_loaded_approval_state_decides_as_the_state_it_was_taken_of() -> None:
         assert sum(len(out.outputs) for out in here) == len(log) - half
 
     asyncio.run(run())
+
+
+def _written(directory: Path, state: Any) -> Path:
+    path = directory / "00000000000000000001.snapshot"
+    path.write_bytes(dumps(Snapshot(INBOX, 0, 1, 0, "v", "0" * 64, state)))
+    return path
+
+
+def test_a_snapshot_file_is_streamed_as_it_is_unpickled_not_read_whole_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a restart holds at its peak: the state, not the file's bytes beside it (a state of 5M ids peaked at
+    twice its 80 MB and more). Blocks (of the digest's reads and the filter's build) small beside the state here,
+    as they are beside a state of millions of ids."""
+    monkeypatch.setattr(snapshots, "HASHED_AT_A_TIME", 1 << 16)
+    monkeypatch.setattr(seen_ids, "BLOCK", 1024)
+    ids = SeenIds.from_run(bytearray(b"".join(sorted(uuid.UUID(int=n * 7919).bytes for n in range(200_000)))))
+    path = _written(tmp_path, {"applied": ids})
+    tracemalloc.start()
+    try:
+        loaded = load_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert loaded.state["applied"] == ids
+    size = path.stat().st_size
+    assert peak < 1.3 * size, f"loading a {size / 1e6:.1f} MB snapshot peaked at {peak / 1e6:.1f} MB"
+
+
+def test_a_snapshot_file_altered_cut_short_or_of_another_format_is_refused_by_name(tmp_path: Path) -> None:
+    path = _written(tmp_path, {"orders": list(range(1000))})
+    whole = path.read_bytes()
+    assert load_file(path).state == {"orders": list(range(1000))}
+    for damaged, reason in (
+        (whole[:-1] + bytes([whole[-1] ^ 1]), "corrupt"),
+        (whole[: len(whole) // 2], "corrupt"),
+        (b"h200-snapshot-0\n" + whole[16:], "not a snapshot of this format"),
+        (b"", "not a snapshot of this format"),
+    ):
+        path.write_bytes(damaged)
+        with pytest.raises(SnapshotUnusableError, match=reason) as refused:
+            load_file(path)
+        assert str(path) in str(refused.value)
