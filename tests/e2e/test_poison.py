@@ -67,7 +67,7 @@ def poisons(topic: str, key: bytes, payload: Message, number_field: bytes) -> li
     field = re.compile(b'"' + number_field + b'":("[^"]*"|[0-9]+)')
     assert field.search(valid), (number_field, valid)
     return [
-        Poison(topic, key, b"[" * 2_000 + b"]" * 2_000, "too_deep"),
+        Poison(topic, key, b'{"a":' * 2_000 + b"1" + b"}" * 2_000, "too_deep"),
         Poison(topic, key, field.sub(b'"' + number_field + b'":' + b"7" * 5_000, valid, 1), "number_too_long"),
         Poison(topic, key, field.sub(b'"' + number_field + b'":true', valid, 1), "invalid_payload"),
         Poison(topic, key, valid.replace(b'"version":', b'"type":"CancelOrder","version":', 1), "duplicate_key"),

@@ -4,13 +4,13 @@ exception, never a hang. One poison record must not stop the service that reads 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas import codec
 from schemas.codec import (
     _LONG_NUMBER,
     MAX_DEPTH,
@@ -41,7 +41,7 @@ def replaced(data: bytes, old: bytes, new: bytes) -> bytes:
 
 
 def test_json_nested_two_thousand_levels_deep_is_too_deep() -> None:
-    assert code_of(b"[" * 2_000 + b"]" * 2_000) == "too_deep"
+    assert code_of(b'{"a":' + b"[" * 2_000 + b"]" * 2_000 + b"}") == "too_deep"
     assert code_of(b'{"a":' * 2_000 + b"1" + b"}" * 2_000) == "too_deep"
 
 
@@ -151,20 +151,34 @@ def test_an_oversized_record_is_refused_before_it_is_parsed() -> None:
     assert code_of(b"[" * 2_000_000, max_bytes=1_000_000) == "oversized"
 
 
-def test_the_worst_records_within_the_size_limit_are_refused_quickly() -> None:
-    worst = [
-        b"[" * 1_000_000,
-        b"[" + b"[]," * 300_000 + b"[]]",
-        b'{"a":"' + b'\\"' * 400_000 + b'"}',
-        b'"' + b"\\u0000" * 150_000,
-        b"9" * 1_000_000,
-        b'{"type":"SubmitOrder","version":1,"payload":{' + b'"k":1,' * 150_000 + b'"k":1}}',
-    ]
-    for data in worst:
-        started = time.process_time()  # CPU time: a loaded machine must not fail this test
-        with pytest.raises(ContractError):
-            decode(data)
-        assert time.process_time() - started < 2.0, data[:40]
+def test_the_worst_records_within_the_size_limit_are_refused_before_they_are_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records that would cost the most to parse are refused by a look at their first bytes or a scan of them, never
+    handed to the JSON parser (which took 0.85 s of CPU to build 300,000 empty arrays only to refuse the list, and
+    more on a busy machine). Asserted by what runs, not by a time: the parser here fails the test if it is called."""
+
+    def parser_called(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the JSON parser was called")
+
+    monkeypatch.setattr(codec.json, "loads", parser_called)
+    for data, code in (
+        (b"[" * 1_000_000, "malformed_json"),
+        (b"[" + b"[]," * 300_000 + b"[]]", "malformed_json"),
+        (b'"' + b"\\u0000" * 150_000, "malformed_json"),
+        (b" \n" * 300_000 + b"7", "malformed_json"),
+        (b"9" * 1_000_000, "malformed_json"),
+    ):
+        assert code_of(data) == code, data[:40]
+
+
+def test_the_worst_objects_within_the_size_limit_are_refused_by_name() -> None:
+    """Objects go to the parser (one pass of json's C scanner); what it finds in them is refused by name."""
+    assert code_of(b'{"a":"' + b'\\"' * 400_000 + b'"}') == "invalid_envelope"
+    keys = b'{"type":"SubmitOrder","version":1,"payload":{' + b'"k":1,' * 150_000 + b'"k":1}}'
+    assert code_of(keys) == "duplicate_key"
+    assert code_of(b'{"a":' + b"[" * 1_000_000) == "too_deep"
+    assert code_of(b'{"type":"SubmitOrder","version":1,"payload":{"n":' + b"9" * 900_000 + b"}}") == "number_too_long"
 
 
 @pytest.mark.parametrize("type_", sorted(SAMPLES))

@@ -80,7 +80,7 @@ def test_a_record_in_a_dead_letter_topic_with_garbage_headers_is_counted_by_its_
 @pytest.mark.parametrize(
     ("value", "code"),
     [
-        (b"[" * 2_000 + b"]" * 2_000, "too_deep"),
+        (b'{"a":' * 2_000 + b"1" + b"}" * 2_000, "too_deep"),
         (encode(POLICY).replace(b'"quantity":', b'"quantity":' + b"9" * 5_000 + b",", 1), "number_too_long"),
         (b"\x00\xff not json", "malformed_json"),
         (None, "empty_value"),

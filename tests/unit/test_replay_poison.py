@@ -15,7 +15,7 @@ from services.ops.cli import main
 from services.replay import commands
 
 POISON = {
-    "too_deep": b"[" * 2_000 + b"]" * 2_000,
+    "too_deep": b'{"a":' * 2_000 + b"1" + b"}" * 2_000,
     "number_too_long": b'{"type":"OrderApproved","version":1,"payload":{"approved_quantity":' + b"9" * 5_000 + b"}}",
     "malformed_json": b"\x00\xff not json at all",
     "duplicate_key": b'{"type":"OrderApproved","type":"OrderDenied","version":1}',
