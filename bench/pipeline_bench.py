@@ -46,6 +46,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from bench.relay import HOPS, relay_topic
 from bench.replay_bench import REPO, broker
+from schemas import builders as s  # the e2e tests' builders of cleared buyers and orders: one market, not two
 from schemas.codec import encode
 from schemas.intake import SubmitOrder
 from schemas.topics import BY_NAME
@@ -53,10 +54,6 @@ from services.common.kafka_auth import kafka_python_options
 from services.ops.kafka_clients import admin_client
 from services.ops.publish import envelope_for, publish
 from services.ops.topics import ensure_topics
-
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-# The e2e tests' builders of cleared buyers and orders: one market, not two.
-import scenario as s
 
 DECIDERS = ("intake", "approval", "allocation", "fulfilment")
 SUBMISSIONS = "h200.intake.commands"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from schemas import builders as s
 from schemas.base import Message
 from schemas.codec import encode
 from schemas.fulfilment import RecordFulfilmentStep
@@ -21,7 +22,6 @@ from schemas.intake import SubmitOrder
 from schemas.routing import home_topic
 from services.ops.kafka_clients import producer
 from services.ops.publish import envelope_for
-from tests.e2e import scenario as s
 
 SEND_TIMEOUT_S = 240.0
 """How long a chunk may wait for its acknowledgements: longer than any fault holds a broker down."""

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import scenario
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from schemas import builders as scenario
 from schemas.base import Message
 from schemas.codec import encode
 from schemas.envelope import Envelope

@@ -23,9 +23,9 @@ from random import Random
 from typing import Any
 from uuid import UUID
 
-import scenario as s
 from kafka import KafkaConsumer, TopicPartition
 
+from schemas import builders as s
 from schemas.allocation import AllocationReinstated, AllocationSuspended, ChipsAllocated
 from schemas.approval import OrderApproved
 from schemas.base import Message

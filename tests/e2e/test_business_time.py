@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import scenario as s
 from harness import StartSystem, System
 
 from schemas import allocation, approval
+from schemas import builders as s
 from schemas.base import Message
 from schemas.policy import ExportLicenceIssued, ImporterAuthorised
 from services.ops import audit

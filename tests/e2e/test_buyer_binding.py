@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-import scenario as s
 from harness import StartSystem
 
+from schemas import builders as s
 from schemas.codec import encode
 from schemas.intake import OrderCancelled, OrderPlaced
 from schemas.principals import buyer_principal

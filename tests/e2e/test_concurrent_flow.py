@@ -16,13 +16,13 @@ from collections import Counter
 from random import Random
 from typing import Any
 
-import scenario as s
 from checks import placed_ids_by_order
 from harness import StartSystem, Stream, System
 from kafka import TopicPartition
 from logistics import WATCHED, Reactor, Roles
 
 from schemas import allocation, approval, fulfilment
+from schemas import builders as s
 from schemas.base import Message
 from schemas.codec import decode
 from schemas.intake import SubmitOrder

@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-import scenario as s
 from checks import (
     decisions_by_order,
     grants,
@@ -23,6 +22,7 @@ from checks import (
 from harness import Stream, System
 
 from schemas import allocation, approval, fulfilment
+from schemas import builders as s
 from schemas.fulfilment import RecordFulfilmentStep
 from services.ops import audit
 

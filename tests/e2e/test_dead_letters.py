@@ -8,10 +8,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import scenario as s
 from checks import decisions_by_order
 from harness import StartSystem, System
 
+from schemas import builders as s
 from schemas.codec import encode
 from schemas.envelope import Envelope
 from schemas.intake import OrderPlaced, OrderSubmissionRejected

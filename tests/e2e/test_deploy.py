@@ -10,11 +10,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import scenario as s
 from checks import same_kind_same_cause
 from harness import StartSystem, Stream, System
 
 from schemas import approval
+from schemas import builders as s
 from schemas.codec import decode
 from services.common.worker import DECIDED_BY
 from services.ops import audit

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import scenario as s
 from harness import StartSystem
 
+from schemas import builders as s
 from schemas.codec import decode
 from schemas.intake import OrderPlaced
 

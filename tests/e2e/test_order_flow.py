@@ -6,11 +6,11 @@ from __future__ import annotations
 import socket
 import urllib.request
 
-import scenario as s
 from checks import decisions_by_order, grants, read_model_disagreements
 from harness import StartSystem
 
 from schemas import allocation, approval, fulfilment
+from schemas import builders as s
 from services.ops import audit
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-import scenario as s
 from harness import StartSystem, System
 
+from schemas import builders as s
 from schemas.codec import decode, encode
 from schemas.intake import OrderPlaced
 from schemas.outcomes import SubmissionMalformed

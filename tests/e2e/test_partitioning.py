@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-import scenario as s
 from harness import StartSystem, System
 from kafka.partitioner.default import murmur2
 
+from schemas import builders as s
 from schemas.base import Message
 from schemas.codec import ContractError, decode, encode
 from schemas.envelope import make_envelope

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import scenario as s
 from checks import decisions_by_order
 from harness import StartSystem, System
 
+from schemas import builders as s
 from schemas.allocation import ChipsAllocated
 from schemas.base import Message
 from schemas.codec import encode

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import scenario as s
 from harness import System
 
+from schemas import builders as s
 from schemas.allocation import ChipsAllocated
 from services.ops.cli import main
 from services.replay.live import live_ledger

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-import scenario as s
 from checks import decisions_by_order, grants, outcome, placed_ids_by_order, read_model_disagreements
 from harness import StartSystem
 
 from schemas import approval, intake
+from schemas import builders as s
 from services.ops import audit
 
 CLEARED, UNAUTHORISED, DENIED = range(15), range(15, 18), range(18, 20)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import urllib.request
 
-import scenario as s
 from checks import decisions_by_order, same_kind_same_cause
 from harness import StartSystem, Stream, System
 
 from schemas import approval
+from schemas import builders as s
 from services.ops import audit
 from tests.conftest import free_port
 

@@ -1,4 +1,5 @@
-"""Scenario data for the end-to-end tests: the messages ops and upstream systems publish, with valid defaults.
+"""Builders of scenario data: the messages ops and upstream systems publish, with valid defaults, for the end-to-end
+tests, the fault drills and the pipeline benchmark (one market, not three).
 
 Builders return payloads; `services.ops.publish.publish` wraps each in an envelope whose id is derived from
 its content and whose time is its business time, exactly as `python -m services.ops publish` does. Every
