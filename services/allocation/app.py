@@ -8,8 +8,9 @@ import faust
 from schemas import clock, fulfilment, policy, supply
 from schemas.topics import APPROVAL_MESSAGES
 from services.allocation import domain
+from services.common.faust_app import make_faust_app
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import Route, ServiceWorker, make_faust_app
+from services.common.worker import Route, ServiceWorker
 
 INBOX = "h200.allocation.inbox"
 ROUTES = (

@@ -7,8 +7,9 @@ import faust
 from schemas import allocation, clock, intake
 from schemas.topics import APPROVAL_POLICIES
 from services.approval import domain
+from services.common.faust_app import make_faust_app
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import Route, ServiceWorker, make_faust_app
+from services.common.worker import Route, ServiceWorker
 
 INBOX = "h200.approval.inbox"
 ROUTES = (

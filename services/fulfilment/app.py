@@ -6,8 +6,9 @@ import faust
 
 from schemas import allocation
 from schemas.topics import LINE_MESSAGES
+from services.common.faust_app import make_faust_app
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import Route, ServiceWorker, make_faust_app
+from services.common.worker import Route, ServiceWorker
 from services.fulfilment import domain
 
 INBOX = "h200.fulfilment.commands"

@@ -25,11 +25,12 @@ from schemas.topics import (
     outcome_topic_of,
     submission_topic,
 )
+from services.common.faust_app import make_faust_app
 from services.common.logs import log_decision
 from services.common.publishing import Outgoing
 from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import Route, ServiceWorker, make_faust_app
+from services.common.worker import Route, ServiceWorker
 from services.intake import domain
 from services.intake.domain.malformed import Refused, key_problem, malformed
 from services.intake.rekeying import RekeyedRecords

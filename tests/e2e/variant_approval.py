@@ -14,8 +14,9 @@ from schemas.approval import OrderApproved
 from schemas.base import Message, Reason
 from services.approval import domain
 from services.approval.app import INBOX, ROUTES
+from services.common.faust_app import make_faust_app
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import ServiceWorker, make_faust_app
+from services.common.worker import ServiceWorker
 
 VARIANT = Reason(code="variant_condition", message="added by the changed core deployed mid-stream")
 

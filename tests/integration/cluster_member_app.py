@@ -1,4 +1,4 @@
-"""A worker built by services.common.worker.make_faust_app (the services' own settings) that copies one topic to
+"""A worker built by services.common.faust_app.make_faust_app (the services' own settings) that copies one topic to
 another: tests/integration/test_cluster_handover.py kills and restarts it. H200_MEMBER_SERVICE names the service (and
 so its group, h200-<service>); settings come from the environment (H200_BOOTSTRAP_SERVERS, H200_<SERVICE>_*), the
 topics from H200_MEMBER_IN and H200_MEMBER_OUT.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
+from services.common.faust_app import make_faust_app
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import make_faust_app
 
 SERVICE = os.environ["H200_MEMBER_SERVICE"]
 app = make_faust_app(SERVICE, ClusterSettings(), WorkerSettings.for_service(SERVICE))

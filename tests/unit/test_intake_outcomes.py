@@ -21,9 +21,9 @@ from schemas.outcomes import MALFORMED_KEY, SubmissionMalformed, SubmissionUncha
 from schemas.samples import sample_payloads
 from schemas.topics import outcome_topic_of
 from services.common.decider import fold
+from services.common.faust_app import make_faust_app
 from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import make_faust_app
 from services.intake import app as intake_app
 from services.intake import domain
 from services.intake.domain.malformed import Refused, key_problem, malformed

@@ -17,9 +17,9 @@ from schemas.policy import SubmissionWindowSet
 from schemas.routing import home_topic
 from schemas.samples import AT, sample_payloads
 from schemas.topics import BY_NAME
+from services.common.faust_app import make_faust_app
 from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import make_faust_app
 from services.intake import app as intake_app
 from services.intake.rekeying import key_mismatch
 

@@ -16,9 +16,9 @@ from builders_intake import AT, submit
 from schemas.envelope import Envelope, make_envelope
 from schemas.intake import CommandRejected
 from schemas.samples import sample_payloads
+from services.common.faust_app import make_faust_app
 from services.common.logs import FIELDS, JsonFormatter, log_decision, logging_config
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import make_faust_app
 
 
 def decided() -> tuple[Envelope[Any], Envelope[Any]]:

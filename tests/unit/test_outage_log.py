@@ -141,8 +141,8 @@ def test_a_client_asking_a_broker_that_no_longer_leads_is_said_once_then_by_how_
 
 def test_a_worker_refreshes_its_kafka_metadata_at_least_every_30_seconds(tmp_path: Path) -> None:
     """So a client that keeps asking a broker which no longer leads (aiokafka's offset reset does) heals by itself."""
+    from services.common.faust_app import make_faust_app
     from services.common.settings import ClusterSettings, WorkerSettings
-    from services.common.worker import make_faust_app
 
     app = make_faust_app("approval", ClusterSettings(), WorkerSettings(worker_id="unit", datadir=tmp_path))
     assert app.conf.consumer_metadata_max_age_ms == app.conf.producer_metadata_max_age_ms == 30_000

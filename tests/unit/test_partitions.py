@@ -246,8 +246,8 @@ def test_a_long_rebuild_lets_other_tasks_run_while_it_folds() -> None:
 def test_a_worker_drops_the_states_of_its_revoked_inbox_partitions(tmp_path: Any) -> None:
     from faust.types import TP
 
+    from services.common.faust_app import make_faust_app
     from services.common.settings import ClusterSettings, WorkerSettings
-    from services.common.worker import make_faust_app
     from services.intake import app as intake_app
 
     cluster, settings = ClusterSettings(), WorkerSettings(worker_id="unit", datadir=tmp_path)

@@ -10,8 +10,8 @@ from typing import Any
 
 from faust.web.views import View
 
+from services.common.faust_app import make_faust_app
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import make_faust_app
 from services.intake import app as intake_app
 
 

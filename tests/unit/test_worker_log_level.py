@@ -1,5 +1,5 @@
 """A worker started at `-l warn` keeps its root logger at WARNING: faust's progress spinner would set it to DEBUG,
-so that every debug line of faust and aiokafka is formatted and then dropped (services.common.worker.QuietWorker).
+so that every debug line of faust and aiokafka is formatted and then dropped (services.common.faust_app.QuietWorker).
 The probe runs in a process of its own (faust's set-up replaces the root logger's handlers): it builds approval's
 worker as its composition root does, sets up its logging as `worker -l warn` does, and reports the levels."""
 

@@ -12,10 +12,11 @@ from builders_intake import submit
 from faust.web.views import View
 
 from schemas.codec import encode
+from services.common.faust_app import make_faust_app
 from services.common.journal import MemoryJournal
 from services.common.records import Record
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import ServiceWorker, make_faust_app
+from services.common.worker import ServiceWorker
 from services.intake import app as intake_app
 
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from services.common import worker as worker_module
+from services.common.faust_app import make_faust_app
 from services.common.settings import ClusterSettings, WorkerSettings
 from services.common.stall_watch import Stall
-from services.common.worker import EXIT_UNFINISHED, make_faust_app
+from services.common.worker import EXIT_UNFINISHED
 from services.intake import app as intake_app
 
 HELD = ("h200.intake.inbox", 2)

@@ -13,9 +13,10 @@ import pytest
 
 from services.approval import domain as approval
 from services.approval.app import INBOX, ROUTES, create_app
+from services.common.faust_app import PromptTableManager, make_faust_app
 from services.common.partitions import REBUILD
 from services.common.settings import ClusterSettings, WorkerSettings
-from services.common.worker import PromptTableManager, ServiceWorker, make_faust_app
+from services.common.worker import ServiceWorker
 
 
 @pytest.fixture(autouse=True)
