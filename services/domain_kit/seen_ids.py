@@ -169,7 +169,7 @@ class SeenIds:
         return f"SeenIds({len(self)} ids)"
 
 
-def _loaded(run: bytes) -> SeenIds:
+def _loaded(run: bytes | bytearray) -> SeenIds:
     """A pickled SeenIds, its filter built as it is loaded: a snapshot or checkpoint loads in a thread, and built at
     the first lookup instead it held the event loop for 0.36 s per million ids."""
     seen = SeenIds.from_run(run)
