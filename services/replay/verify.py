@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from schemas.clock import ApprovalsPassed
 from schemas.supply import BatchManufactured
 from services.domain_kit.seen_ids import SeenIds
 from services.replay.chain import ChainReport
@@ -87,6 +88,8 @@ class Verification:
         self.trail = Trail(topics, events)
         self.determinism = Determinism(decisions) if INBOX in topics else None
         self.ready: dict[str, datetime] = {}
+        self.misplaced: list[str] = []
+        """Where a lane-only marker was copied into an allocation partition other than its lane's."""
 
     def see(self, read: Read) -> None:
         self.invariants.see(read)
@@ -94,6 +97,9 @@ class Verification:
         if self.determinism is not None:
             self.determinism.see(read)
         if read.inbox:
+            payload = read.envelope.payload
+            if isinstance(payload, ApprovalsPassed) and payload.lane_only and read.spot.partition != payload.lane:
+                self.misplaced.append(f"{read.spot} (lane {payload.lane})")
             return
         self.ledger.add(read.envelope)
         where = (read.spot.topic, read.spot.partition)
@@ -133,7 +139,7 @@ class Verification:
             stable=reversed_order.ledger().ledger_hash == replayed.ledger_hash,
             determinism=None if self.determinism is None else self.determinism.report(fetch),
             parity=parity,
-            notes=early_allocations(self.invariants.facts, self.ready),
+            notes=early_allocations(self.invariants.facts, self.ready) + misplaced_markers(self.misplaced),
             chain=chain,
         )
 
@@ -166,6 +172,19 @@ def early_allocations(facts: LineFacts, ready: dict[str, datetime]) -> list[str]
         f"{len(early)} allocation(s) dated before their batch was ready (batches {', '.join(batches[:5])}"
         f"{', ...' if len(batches) > 5 else ''}): decided on an earlier-dated input that arrived after the batch; "
         "their lines are allocated when the batch was ready, the time a replay --as-of cuts them on"
+    ]
+
+
+def misplaced_markers(spots: list[str]) -> list[str]:
+    """Lane-only markers found in another lane's allocation partition. Only a router that copied them wrongly puts
+    them there; the core ignores them (docs/time.md), which can only hold admissions back, never let one in early."""
+    if not spots:
+        return []
+    shown = ", ".join(spots[:5]) + (", ..." if len(spots) > 5 else "")
+    return [
+        f"{len(spots)} lane-only approval marker(s) copied into an allocation partition other than their lane's "
+        f"({shown}): allocation's router copied them wrongly; the core ignored them, so admissions there waited for "
+        "their own lane's markers. Check the allocation service's routing"
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from uuid import uuid4
 
@@ -12,13 +13,16 @@ import pytest
 from builders_replay import ORDER_AL, World, at, batch, cleared, edit, of_type, order, rules, story
 from fake_read_model import FakeReadModel
 
+from schemas.clock import ApprovalsPassed
+from schemas.codec import encode
 from schemas.envelope import order_id_for
 from schemas.policy import ImporterSuspended
-from schemas.topics import EVENT_TOPICS
+from schemas.topics import BY_NAME, EVENT_TOPICS
+from services.ops.publish import envelope_for
 from services.replay.eventlog import EventLog, build_log
 from services.replay.invariants import check
 from services.replay.live import live_ledger
-from services.replay.records import CLOCK, LogRecord
+from services.replay.records import CLOCK, INBOX, LogRecord
 from services.replay.trail import check_trail
 from services.replay.verify import VerifyReport, verify
 from services.replay.violations import Violation
@@ -272,3 +276,27 @@ def test_an_allocation_dated_before_its_batch_was_ready_is_noted_not_failed() ->
         "arrived after the batch; their lines are allocated when the batch was ready, the time a replay --as-of "
         "cuts them on"
     ]
+
+
+def test_a_lane_only_marker_in_another_lanes_allocation_partition_is_noted_not_failed(world: World) -> None:
+    """Only a router that copied it wrongly puts it there, and the core ignores it there (which can only hold an
+    admission back): verify names where, so that the defect is seen, and still passes the log."""
+    topics = world.log().topics
+    records = world.records(topics)
+    inbox = BY_NAME[INBOX].partitions
+    marker = ApprovalsPassed(source_partition=0, sources=6, lane=1, lanes=inbox, at=at(5), lane_only=True)
+    placed = LogRecord(INBOX, 0, 10_000, b"h200", encode(envelope_for(marker, "approval")), 0, (), 0)
+
+    report = verify(build_log([*records, placed], topics))
+
+    assert report.ok
+    assert report.notes == [
+        f"1 lane-only approval marker(s) copied into an allocation partition other than their lane's ({INBOX}[0]@10000 "
+        "(lane 1)): allocation's router copied them wrongly; the core ignored them, so admissions there waited for "
+        "their own lane's markers. Check the allocation service's routing"
+    ]
+    at_home = replace(placed, partition=1)
+    assert verify(build_log([*records, at_home], topics)).notes == []  # its own lane's partition: where it belongs
+    version_1 = ApprovalsPassed(source_partition=0, sources=6, lane=1, lanes=inbox, at=at(5), lane_only=False)
+    copied = replace(placed, value=encode(envelope_for(version_1, "approval")))
+    assert verify(build_log([*records, copied], topics)).notes == []  # counted by every partition: in place anywhere
