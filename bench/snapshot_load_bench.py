@@ -4,7 +4,7 @@ worker does) beside the file read whole and then unpickled (`snapshots.loads`, t
 process, so each peak is its own.
 
 What a restart may hold at its peak is what a container's memory limit must allow: the recovery benchmark's peak
-RSS grew 64 bytes an id from 1M to 5M records for ids kept at 16.
+RSS grew 64 bytes an inbox record from 1M to 5M records, for ids kept at 16.
 
 `make bench-snapshot-load` (IDS=n, default 5,000,000).
 """
