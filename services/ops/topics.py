@@ -129,7 +129,7 @@ def ensure_topics(
             admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic.name, configs=drift)])
             report.reconfigured.append(f"{topic.name} ({', '.join(sorted(drift))})")
             altered[topic.name] = drift
-    report.problems.extend(_await_configs(admin, altered))
+    report.problems.extend(await_configs(admin, altered))
     log.info("topics created=%s existing=%s reconfigured=%s", report.created, report.existing, report.reconfigured)
     return report
 
@@ -140,7 +140,7 @@ alteration before its metadata is published, so a describe right after it can st
 CI); the report says a setting was restored only once the cluster shows it."""
 
 
-def _await_configs(admin: KafkaAdminClient, altered: dict[str, dict[str, str]]) -> list[str]:
+def await_configs(admin: KafkaAdminClient, altered: dict[str, dict[str, str]]) -> list[str]:
     """Wait until every altered setting reads back as set; the ones that never do are problems to report."""
     deadline = time.monotonic() + CONFIG_SETTLE_S
     pending = dict(altered)
