@@ -29,13 +29,13 @@ from typing import Any, BinaryIO, Protocol
 
 from pydantic import BaseModel
 
+from services.common import digests
 from services.common.forked import can_fork, run_forked
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"h200-snapshot-1\n"
 HEX_DIGEST = 64
-HASHED_AT_A_TIME = 1 << 20
 KEEP = 3
 """Snapshots kept per partition (the newest ones)."""
 
@@ -145,7 +145,7 @@ def loads(data: bytes, where: str) -> Snapshot:
 def load_file(path: Path) -> Snapshot:
     """A snapshot read from its file as it is unpickled: reading it whole first held the file's bytes beside the
     state made of them (a state of 5M ids, 80 MB, peaked at twice that and more)."""
-    with open(path, "rb", buffering=HASHED_AT_A_TIME) as file:
+    with open(path, "rb", buffering=digests.BLOCK) as file:
         return load_from(file, str(path))
 
 
@@ -156,10 +156,7 @@ def load_from(file: BinaryIO, where: str) -> Snapshot:
         raise SnapshotUnusableError(f"{where} is not a snapshot of this format")
     checksum = file.readline(HEX_DIGEST + 1).rstrip(b"\n")
     body_at = file.tell()
-    digest = hashlib.sha256()
-    while block := file.read(HASHED_AT_A_TIME):
-        digest.update(block)
-    if digest.hexdigest().encode() != checksum:
+    if digests.rest_digest(file) != checksum:
         raise SnapshotUnusableError(f"{where} is corrupt (its SHA-256 does not match)")
     file.seek(body_at)
     try:

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
+from services.common import digests
 from services.replay.ledger import LedgerFold, decided_at
 from services.replay.reading import Read, Reading
 from services.replay.records import LogRecord
@@ -40,7 +40,6 @@ dict); /5: the orders and their references are services.replay.order_refs' Order
 a dict of texts). A file of another format is refused by name, and the log is read from its start."""
 DIGEST_CHARS = 64
 """The SHA-256 of the body, in hex, on the line after the magic."""
-READ_AT_A_TIME = 1 << 20
 Partition = tuple[str, int]
 
 
@@ -101,14 +100,6 @@ def _latest_in_name(path: Path) -> datetime | None:
         return None
 
 
-def _body_digest(file: BinaryIO) -> bytes:
-    """The SHA-256, in hex, of what is left of `file`, read a block at a time."""
-    digest = hashlib.sha256()
-    while block := file.read(READ_AT_A_TIME):
-        digest.update(block)
-    return digest.hexdigest().encode()
-
-
 def _digest(value: bytes | None) -> str:
     return hashlib.sha256(value or b"").hexdigest()
 
@@ -135,7 +126,7 @@ class CheckpointDir:
             pickle.Pickler(file, protocol=5).dump(checkpoint)
             file.flush()
             file.seek(start)
-            digest = _body_digest(file)
+            digest = digests.rest_digest(file)
             file.seek(len(MAGIC))
             file.write(digest)
             file.flush()
@@ -147,7 +138,7 @@ class CheckpointDir:
         """The checkpoint in `path`, its digest checked over the body a block at a time and the body then unpickled
         from the file: reading it whole held the file's bytes beside the fold made of them (738 MB at the peak of a
         5M-event --as-of, with the id set's filter built from a list of its ids)."""
-        with open(path, "rb", buffering=READ_AT_A_TIME) as file:
+        with open(path, "rb", buffering=digests.BLOCK) as file:
             head = file.readline(len(MAGIC) + 64)
             if head != MAGIC:
                 if head.startswith(MAGIC.split(b"/")[0] + b"/"):
@@ -158,7 +149,7 @@ class CheckpointDir:
                 raise ValueError("not a ledger checkpoint (no magic line)")
             digest = file.readline(DIGEST_CHARS + 1)
             start = file.tell()
-            if not digest.endswith(b"\n") or _body_digest(file) != digest[:-1]:
+            if not digest.endswith(b"\n") or digests.rest_digest(file) != digest[:-1]:
                 raise ValueError("its body does not match its SHA-256 (cut short or changed)")
             file.seek(start)
             checkpoint = pickle.load(file)

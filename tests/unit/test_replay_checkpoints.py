@@ -17,10 +17,11 @@ import pytest
 from builders_replay import at, revoked_story
 
 from schemas.topics import EVENT_TOPICS
+from services.common import digests
 from services.domain_kit import seen_ids
 from services.domain_kit.seen_ids import SeenIds
 from services.ops.cli import main
-from services.replay import checkpoints, commands
+from services.replay import commands
 from services.replay.checkpoints import CheckpointDir, LedgerCheckpoint
 from services.replay.ledger import LedgerFold
 from services.replay.reading import Reading
@@ -197,7 +198,7 @@ def test_a_checkpoint_is_streamed_as_it_is_unpickled_not_read_whole_first(
     """An --as-of replay's peak held the checkpoint file's bytes beside the fold unpickled from them (738 MB at 5M
     events): now its digest is checked a block at a time and the body unpickled from the file. Blocks small beside
     the ids here, as they are beside millions of them."""
-    monkeypatch.setattr(checkpoints, "READ_AT_A_TIME", 1 << 16)
+    monkeypatch.setattr(digests, "BLOCK", 1 << 16)
     monkeypatch.setattr(seen_ids, "BLOCK", 1024)
     ids = SeenIds.from_run(bytearray(b"".join(sorted(UUID(int=n * 7919).bytes for n in range(200_000)))))
     made = LedgerCheckpoint(("h200.allocations",), {}, {}, None, LedgerFold(), Reading(_seen=ids), KnownThings())

@@ -18,7 +18,7 @@ from schemas.codec import encode
 from schemas.envelope import Envelope
 from schemas.samples import placed_orders, sample_envelopes, sample_payloads
 from services.approval import domain as approval_core
-from services.common import snapshots
+from services.common import digests
 from services.common.journal import MemoryJournal
 from services.common.partitions import PartitionedCore
 from services.common.records import Record
@@ -122,7 +122,7 @@ def test_a_snapshot_file_is_streamed_as_it_is_unpickled_not_read_whole_first(
     """What a restart holds at its peak: the state, not the file's bytes beside it (a state of 5M ids peaked at
     twice its 80 MB and more). Blocks (of the digest's reads and the filter's build) small beside the state here,
     as they are beside a state of millions of ids."""
-    monkeypatch.setattr(snapshots, "HASHED_AT_A_TIME", 1 << 16)
+    monkeypatch.setattr(digests, "BLOCK", 1 << 16)
     monkeypatch.setattr(seen_ids, "BLOCK", 1024)
     ids = SeenIds.from_run(bytearray(b"".join(sorted(uuid.UUID(int=n * 7919).bytes for n in range(200_000)))))
     path = _written(tmp_path, {"applied": ids})
