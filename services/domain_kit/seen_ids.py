@@ -104,9 +104,9 @@ class SeenIds:
         key = item.bytes
         if key in self._recent:
             self._recent.discard(key)
-        elif self._in_run(key):
+        elif (found := search_run(self._run, WIDTH, key)) >= 0:
             # Rare (a fulfilment report forgotten so that its retry is decided): one copy of the run at most.
-            at = search_run(self._run, WIDTH, key) * WIDTH
+            at = found * WIDTH
             if isinstance(self._run, bytearray):
                 del self._run[at : at + WIDTH]
             else:
