@@ -159,9 +159,9 @@ def _parse(data: bytes) -> Any:
         raise ContractError("malformed_json", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     # Every message is an object: anything else is refused before it is parsed (an array of 300,000 empty arrays,
     # within the size limit, took 0.85 s of CPU to parse only to be refused for not being an object).
-    first = _FIRST_TOKEN.match(text)
-    if first is None or first.group(1) != "{":
-        opening = first.group(1) if first is not None else ""
+    first = _FIRST_TOKEN.match(text)  # always matches: its group is empty only for text of whitespace alone
+    opening = first.group(1) if first is not None else ""
+    if opening != "{":
         kind = _KIND_OPENED_BY.get(opening, "number" if opening and opening in "-0123456789" else "")
         if kind:
             raise ContractError("malformed_json", f"expected a JSON object, got {kind}")
